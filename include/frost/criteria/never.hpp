@@ -1,0 +1,23 @@
+#pragma once
+// criteria::Never — full training: no block is ever frozen by a criterion
+// (a schedule such as FreezeOut may still freeze blocks on its own clock).
+#include "frost/concepts/criterion.hpp"
+#include "frost/options.hpp"
+
+namespace frost::criteria {
+
+struct NeverOptions {};
+
+class Never {
+ public:
+  using Options = NeverOptions;
+  static constexpr const char* name = "Never";
+  explicit Never(const Options& = {}) {}
+  void setup(const CriterionSetup&) {}
+  void observe(const StepState&) {}
+  void decide(const StepState&, Decisions&) {}
+};
+
+}  // namespace frost::criteria
+
+BOOST_HANA_ADAPT_STRUCT(frost::criteria::NeverOptions);

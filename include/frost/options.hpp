@@ -1,0 +1,214 @@
+#pragma once
+// Options structs in the style of the LibTorch C++ frontend (chained setters,
+// `opts.t0(0.8).warmup(10)`), reflected with Boost.Hana so that a controller
+// can print its whole configuration and a command line can set any field by
+// name (`frost::set_option(opts, "t0", "0.8")`).
+//
+// A policy's options are declared as
+//
+//   struct FreezeOutOptions {
+//     FROST_ARG(double, t0) = 0.8;
+//     FROST_ARG(int64_t, warmup) = 0;
+//   };
+//   FROST_REFLECT(frost::schedules::FreezeOutOptions, t0, warmup);   // global scope
+//
+// Reflected names are the user-facing names (without the storage suffix `_`).
+#include <boost/hana/accessors.hpp>
+#include <boost/hana/adapt_adt.hpp>
+#include <boost/hana/for_each.hpp>
+#include <boost/hana/first.hpp>
+#include <boost/hana/second.hpp>
+#include <boost/hana/concept/struct.hpp>
+#include <boost/hana/string.hpp>
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "frost/error.hpp"
+
+/// Declares a public option field `name_` with a chained setter `name(v)` and a
+/// getter `name()`, like TORCH_ARG. Follow it with `= default_value;`.
+#define FROST_ARG(T, name)                                  \
+ public:                                                    \
+  auto name(const T& new_##name)->decltype(*this) {         \
+    this->name##_ = new_##name;                             \
+    return *this;                                           \
+  }                                                         \
+  const T& name() const noexcept { return this->name##_; }  \
+  T& name() noexcept { return this->name##_; }              \
+  T name##_
+
+// A small preprocessor for-each (up to 24 fields) so FROST_REFLECT can take
+// plain field names.
+#define FROST_PP_CAT(a, b) FROST_PP_CAT_I(a, b)
+#define FROST_PP_CAT_I(a, b) a##b
+#define FROST_PP_NARG(...) FROST_PP_NARG_I(__VA_ARGS__, 24,23,22,21,20,19,18,17,16,15,14,13,12,11,10,9,8,7,6,5,4,3,2,1)
+#define FROST_PP_NARG_I(_1,_2,_3,_4,_5,_6,_7,_8,_9,_10,_11,_12,_13,_14,_15,_16,_17,_18,_19,_20,_21,_22,_23,_24, N, ...) N
+#define FROST_PP_FE_1(m, x) m(x)
+#define FROST_PP_FE_2(m, x, ...) m(x), FROST_PP_FE_1(m, __VA_ARGS__)
+#define FROST_PP_FE_3(m, x, ...) m(x), FROST_PP_FE_2(m, __VA_ARGS__)
+#define FROST_PP_FE_4(m, x, ...) m(x), FROST_PP_FE_3(m, __VA_ARGS__)
+#define FROST_PP_FE_5(m, x, ...) m(x), FROST_PP_FE_4(m, __VA_ARGS__)
+#define FROST_PP_FE_6(m, x, ...) m(x), FROST_PP_FE_5(m, __VA_ARGS__)
+#define FROST_PP_FE_7(m, x, ...) m(x), FROST_PP_FE_6(m, __VA_ARGS__)
+#define FROST_PP_FE_8(m, x, ...) m(x), FROST_PP_FE_7(m, __VA_ARGS__)
+#define FROST_PP_FE_9(m, x, ...) m(x), FROST_PP_FE_8(m, __VA_ARGS__)
+#define FROST_PP_FE_10(m, x, ...) m(x), FROST_PP_FE_9(m, __VA_ARGS__)
+#define FROST_PP_FE_11(m, x, ...) m(x), FROST_PP_FE_10(m, __VA_ARGS__)
+#define FROST_PP_FE_12(m, x, ...) m(x), FROST_PP_FE_11(m, __VA_ARGS__)
+#define FROST_PP_FE_13(m, x, ...) m(x), FROST_PP_FE_12(m, __VA_ARGS__)
+#define FROST_PP_FE_14(m, x, ...) m(x), FROST_PP_FE_13(m, __VA_ARGS__)
+#define FROST_PP_FE_15(m, x, ...) m(x), FROST_PP_FE_14(m, __VA_ARGS__)
+#define FROST_PP_FE_16(m, x, ...) m(x), FROST_PP_FE_15(m, __VA_ARGS__)
+#define FROST_PP_FE_17(m, x, ...) m(x), FROST_PP_FE_16(m, __VA_ARGS__)
+#define FROST_PP_FE_18(m, x, ...) m(x), FROST_PP_FE_17(m, __VA_ARGS__)
+#define FROST_PP_FE_19(m, x, ...) m(x), FROST_PP_FE_18(m, __VA_ARGS__)
+#define FROST_PP_FE_20(m, x, ...) m(x), FROST_PP_FE_19(m, __VA_ARGS__)
+#define FROST_PP_FE_21(m, x, ...) m(x), FROST_PP_FE_20(m, __VA_ARGS__)
+#define FROST_PP_FE_22(m, x, ...) m(x), FROST_PP_FE_21(m, __VA_ARGS__)
+#define FROST_PP_FE_23(m, x, ...) m(x), FROST_PP_FE_22(m, __VA_ARGS__)
+#define FROST_PP_FE_24(m, x, ...) m(x), FROST_PP_FE_23(m, __VA_ARGS__)
+#define FROST_PP_FOR_EACH(m, ...) FROST_PP_CAT(FROST_PP_FE_, FROST_PP_NARG(__VA_ARGS__))(m, __VA_ARGS__)
+
+#define FROST_DETAIL_ACCESSOR(name) \
+  (name, [](auto&& o) -> decltype(auto) { return (o.name##_); })
+
+/// Reflects an options struct declared with FROST_ARG (use at global scope).
+#define FROST_REFLECT(Type, ...) \
+  FROST_DETAIL_ADAPT(Type, FROST_PP_FOR_EACH(FROST_DETAIL_ACCESSOR, __VA_ARGS__))
+#define FROST_DETAIL_ADAPT(Type, ...) BOOST_HANA_ADAPT_ADT(Type, __VA_ARGS__)
+
+namespace frost {
+
+/// One `key=value` line per field; nested option structs and tuples (the
+/// options of combinators) are flattened with dotted keys.
+using OptionList = std::vector<std::pair<std::string, std::string>>;
+
+namespace detail {
+
+template <class T, class = void>
+struct is_reflected : std::false_type {};
+template <class T>
+struct is_reflected<T, std::enable_if_t<boost::hana::Struct<T>::value>> : std::true_type {};
+
+template <class T>
+struct is_tuple : std::false_type {};
+template <class... Ts>
+struct is_tuple<std::tuple<Ts...>> : std::true_type {};
+
+template <class T>
+struct is_vector : std::false_type {};
+template <class T, class A>
+struct is_vector<std::vector<T, A>> : std::true_type {};
+
+template <class T>
+std::string to_text(const T& v) {
+  std::ostringstream os;
+  if constexpr (std::is_same_v<T, bool>) {
+    os << (v ? "true" : "false");
+  } else if constexpr (is_vector<T>::value) {
+    for (std::size_t i = 0; i < v.size(); ++i) os << (i ? "," : "") << to_text(v[i]);
+  } else if constexpr (std::is_enum_v<T>) {
+    os << to_string(v);  // found by ADL next to the enum
+  } else {
+    os << v;
+  }
+  return os.str();
+}
+
+template <class T>
+T from_text(const std::string& key, const std::string& text) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    return text;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (text == "1" || text == "true" || text == "on" || text == "yes") return true;
+    if (text == "0" || text == "false" || text == "off" || text == "no") return false;
+    fail("option '", key, "' takes true/false, got '", text, "'");
+  } else if constexpr (is_vector<T>::value) {
+    T out;
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      if (!item.empty()) out.push_back(from_text<typename T::value_type>(key, item));
+    }
+    return out;
+  } else if constexpr (std::is_enum_v<T>) {
+    T v{};
+    if (!from_string(text, v)) fail("option '", key, "' does not accept '", text, "'");
+    return v;
+  } else {
+    std::istringstream is(text);
+    T v{};
+    is >> v;
+    char rest = 0;
+    if (is.fail() || (is >> rest))
+      fail("option '", key, "' expects a number, got '", text, "'");
+    return v;
+  }
+}
+
+template <class Opts, class F>
+void visit_fields(Opts& opts, const std::string& prefix, F&& f);
+
+template <class T, class F>
+void visit_value(T& value, const std::string& key, F& f) {
+  using V = std::decay_t<T>;
+  if constexpr (is_reflected<V>::value || is_tuple<V>::value) {
+    visit_fields(value, key + ".", f);
+  } else {
+    f(key, value);
+  }
+}
+
+template <class Opts, class F>
+void visit_fields(Opts& opts, const std::string& prefix, F&& f) {
+  using O = std::decay_t<Opts>;
+  if constexpr (is_tuple<O>::value) {
+    std::size_t i = 0;
+    std::apply([&](auto&... parts) { (visit_value(parts, prefix + std::to_string(i++), f), ...); },
+               opts);
+  } else if constexpr (is_reflected<O>::value) {
+    boost::hana::for_each(boost::hana::accessors<O>(), [&](auto pair) {
+      auto name = boost::hana::to<char const*>(boost::hana::first(pair));
+      visit_value(boost::hana::second(pair)(opts), prefix + name, f);
+    });
+  } else {
+    static_assert(is_reflected<O>::value || is_tuple<O>::value,
+                  "frost: this Options type is not reflected; add "
+                  "FROST_REFLECT(YourOptions, field1, field2, ...) at global scope");
+  }
+}
+}  // namespace detail
+
+/// All fields of an options struct (or tuple of them) as key/value text.
+template <class Opts>
+OptionList describe(const Opts& opts) {
+  OptionList out;
+  detail::visit_fields(opts, "", [&](const std::string& key, const auto& v) {
+    out.emplace_back(key, detail::to_text(v));
+  });
+  return out;
+}
+
+/// Sets the field `key` (dotted for nested options) from text; throws
+/// frost::Error naming the known keys when there is no such field.
+template <class Opts>
+void set_option(Opts& opts, const std::string& key, const std::string& value) {
+  bool found = false;
+  std::string known;
+  detail::visit_fields(opts, "", [&](const std::string& k, auto& v) {
+    known += (known.empty() ? "" : ", ") + k;
+    if (k == key) {
+      v = detail::from_text<std::decay_t<decltype(v)>>(key, value);
+      found = true;
+    }
+  });
+  if (!found) detail::fail("unknown option '", key, "'; known options: ", known);
+}
+
+}  // namespace frost

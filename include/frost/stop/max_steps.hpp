@@ -1,0 +1,31 @@
+#pragma once
+// stop::MaxSteps — a step budget: stop after `steps` completed steps.
+#include <cstdint>
+
+#include "frost/concepts/stop_rule.hpp"
+#include "frost/error.hpp"
+#include "frost/options.hpp"
+
+namespace frost::stop {
+
+struct MaxStepsOptions {
+  FROST_ARG(std::int64_t, steps) = 0;  ///< required: the number of steps to run
+};
+
+class MaxSteps {
+ public:
+  using Options = MaxStepsOptions;
+  static constexpr const char* name = "MaxSteps";
+  explicit MaxSteps(const Options& o = {}) : o_(o) {
+    detail::require(o_.steps() > 0, "stop.steps is ", o_.steps(),
+                    "; MaxSteps needs a positive step budget");
+  }
+  bool should_stop(const StopState& s) const { return s.step + 1 >= o_.steps(); }
+
+ private:
+  Options o_;
+};
+
+}  // namespace frost::stop
+
+FROST_REFLECT(frost::stop::MaxStepsOptions, steps);

@@ -1,0 +1,51 @@
+#pragma once
+// stop::Patience — early stopping on a reported validation loss: stop after
+// `patience` reports in a row without an improvement of more than `min_delta`
+// over the best loss so far (the baseline DyF compares against uses patience 3).
+// A non-finite loss never counts as an improvement.
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "frost/concepts/stop_rule.hpp"
+#include "frost/error.hpp"
+#include "frost/options.hpp"
+
+namespace frost::stop {
+
+struct PatienceOptions {
+  FROST_ARG(std::int64_t, patience) = 3;
+  FROST_ARG(double, min_delta) = 0.0;
+};
+
+class Patience {
+ public:
+  using Options = PatienceOptions;
+  static constexpr const char* name = "Patience";
+  explicit Patience(const Options& o = {}) : o_(o) {
+    detail::require(o_.patience() >= 1, "stop.patience is ", o_.patience(),
+                    "; it must be 1 or more (reports without improvement before stopping)");
+    detail::require(o_.min_delta() >= 0.0, "stop.min_delta is ", o_.min_delta(),
+                    "; it must be 0 or more");
+  }
+  void on_validation(double loss, const StopState&) {
+    if (std::isfinite(loss) && loss < best_ - o_.min_delta()) {
+      best_ = loss;
+      bad_ = 0;
+    } else {
+      ++bad_;
+    }
+  }
+  bool should_stop(const StopState&) const { return bad_ >= o_.patience(); }
+  double best() const noexcept { return best_; }
+  std::int64_t reports_without_improvement() const noexcept { return bad_; }
+
+ private:
+  Options o_;
+  double best_ = std::numeric_limits<double>::infinity();
+  std::int64_t bad_ = 0;
+};
+
+}  // namespace frost::stop
+
+FROST_REFLECT(frost::stop::PatienceOptions, patience, min_delta);

@@ -1,0 +1,48 @@
+#pragma once
+// The timeline: every decision the controller acted on, in order, with the
+// statistic that triggered it. It is what a user reads after a run ("block 3
+// froze at step 1200 because its gradient-norm change fell to 0.004") and what
+// the example trainer draws.
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace frost {
+
+enum class EventKind {
+  freeze,   ///< a block was frozen
+  warning,  ///< a statistic was not finite (or a decision was refused); nothing changed
+  stop,     ///< the stop rule asked training to end
+};
+
+inline const char* to_string(EventKind k) {
+  switch (k) {
+    case EventKind::freeze: return "freeze";
+    case EventKind::warning: return "warning";
+    case EventKind::stop: return "stop";
+  }
+  return "?";
+}
+
+struct Event {
+  std::int64_t step = 0;    ///< the 0-based training step at which it happened
+  std::int64_t block = -1;  ///< block index, -1 when not about one block
+  std::string block_name;
+  EventKind kind = EventKind::freeze;
+  std::string policy;       ///< which policy decided: "schedule:FreezeOut", "criterion:GradientThreshold", ...
+  double statistic = 0.0;   ///< the value that triggered it (NaN allowed in warnings)
+  std::string detail;       ///< human-readable reason
+};
+
+using Timeline = std::vector<Event>;
+
+inline std::ostream& operator<<(std::ostream& os, const Event& e) {
+  os << "step " << e.step << ": " << to_string(e.kind);
+  if (e.block >= 0) os << " block " << e.block << " (" << e.block_name << ")";
+  os << " by " << e.policy << ", statistic " << e.statistic;
+  if (!e.detail.empty()) os << " — " << e.detail;
+  return os;
+}
+
+}  // namespace frost

@@ -1,0 +1,471 @@
+// The foundation: block maps, the controller's freezing mechanics on a real
+// small model trained for real steps, option validation, stop rules.
+#include <torch/nn/functional/loss.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "frost/frost.hpp"
+#include "support.hpp"
+// last: after every LibTorch header (see doctest_torch.hpp)
+#include "doctest_torch.hpp"
+
+using frost_test::Net;
+
+namespace {
+
+// A test-only schedule whose values are trivially known, so that the tests
+// below check the controller's wiring (which group gets which rate) and not
+// a schedule's formula (tests/test_schedules.cpp does that).
+struct ProbeScheduleOptions {
+  FROST_ARG(double, head) = 0.5;
+  FROST_ARG(std::int64_t, freeze3_at) = 6;  ///< -1: block 3 is never frozen by the schedule
+};
+}  // namespace
+FROST_REFLECT(ProbeScheduleOptions, head, freeze3_at);
+namespace {
+struct ProbeSchedule {
+  using Options = ProbeScheduleOptions;
+  static constexpr const char* name = "Probe";
+  explicit ProbeSchedule(const Options& o) : o_(o) {}
+  void setup(const frost::ScheduleSetup& s) { setup_ = s; }
+  // block b at step t: 1 / (1 + b + t); the head: o.head
+  double lr_scale(std::int64_t step, std::int64_t block) const {
+    return block == frost::kHead ? o_.head() : 1.0 / double(1 + block + step);
+  }
+  // block 3 is frozen by the schedule from step o.freeze3_at on
+  bool frozen(std::int64_t step, std::int64_t block) const {
+    return block == 3 && o_.freeze3_at() >= 0 && step >= o_.freeze3_at();
+  }
+  Options o_;
+  frost::ScheduleSetup setup_;
+};
+
+// A criterion that asks for what the test tells it to (including NaN statistics).
+struct ScriptedOptions {};
+}  // namespace
+BOOST_HANA_ADAPT_STRUCT(ScriptedOptions);
+namespace {
+struct Scripted {
+  using Options = ScriptedOptions;
+  static constexpr const char* name = "Scripted";
+  explicit Scripted(const Options&) {}
+  void setup(const frost::CriterionSetup&) {}
+  void observe(const frost::StepState&) { ++observed; }
+  void decide(const frost::StepState& s, frost::Decisions& d) {
+    for (auto& [step, block, stat] : script)
+      if (step == s.step) d.freeze(block, stat, "scripted");
+  }
+  void on_frozen(std::int64_t b) { notified.push_back(b); }
+  std::vector<std::tuple<std::int64_t, std::int64_t, double>> script;
+  std::vector<std::int64_t> notified;
+  int observed = 0;
+};
+
+at::Tensor train_step(Net& net, torch::optim::Optimizer& opt, const frost_test::Task& t) {
+  opt.zero_grad();
+  auto loss = torch::nn::functional::cross_entropy(net->forward(t.x), t.y);
+  loss.backward();
+  return loss;
+}
+
+template <class Ctl>
+at::Tensor controlled_step(Ctl& ctl, Net& net, torch::optim::Optimizer& opt,
+                           const frost_test::Task& t) {
+  ctl.before_step();
+  auto loss = train_step(net, opt, t);
+  ctl.after_backward();
+  opt.step();
+  ctl.after_step();
+  return loss.detach();
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+#define CHECK_FROST_ERROR(expr, part)                                              \
+  do {                                                                             \
+    bool thrown_ = false;                                                          \
+    try {                                                                          \
+      (void)(expr);                                                                \
+    } catch (const frost::Error& e) {                                              \
+      thrown_ = true;                                                              \
+      INFO("message: " << e.what());                                               \
+      CHECK(contains(e.what(), part));                                             \
+    }                                                                              \
+    CHECK_MESSAGE(thrown_, "expected frost::Error containing '" << part << "'");  \
+  } while (0)
+
+}  // namespace
+
+TEST_SUITE("blocks") {
+  TEST_CASE("from_prefixes, from_children and detect find the same blocks in input order") {
+    Net net;
+    auto by_prefix = frost::BlockMap::from_prefixes(*net, {"embed", "blocks.0", "blocks.1",
+                                                           "blocks.2", "blocks.3"});
+    auto by_children = frost::BlockMap::from_prefixes(*net, {"embed"})
+                           .append(frost::BlockMap::from_children(*net, "blocks"));
+    auto detected = frost::BlockMap::detect(*net);
+    REQUIRE(by_prefix.size() == 5);
+    REQUIRE(by_children.size() == 5);
+    REQUIRE(detected.size() == 5);
+    CHECK(detected[0].name == "stem");
+    CHECK(detected[1].name == "blocks.0");
+    for (std::size_t i = 0; i < 5; ++i) {
+      CHECK(by_prefix[i].param_names == by_children[i].param_names);
+      CHECK(by_prefix[i].param_names == detected[i].param_names);
+      CHECK(by_prefix[i].numel == detected[i].numel);
+    }
+    const std::vector<std::string> block0{"blocks.0.norm.weight", "blocks.0.norm.bias",
+                                          "blocks.0.fc.weight", "blocks.0.fc.bias"};
+    CHECK(by_prefix[1].param_names == block0);
+    CHECK(by_prefix[0].numel == 8 * 32 + 32);
+    CHECK(by_prefix.numel() == (8 * 32 + 32) + 4 * (32 * 32 + 32 + 2 * 32));
+    // The head is in no block.
+    for (const auto& b : detected)
+      for (const auto& n : b.param_names) CHECK(n.rfind("head", 0) != 0);
+    // A block built from a module prefix knows its module (for eval mode).
+    REQUIRE(by_prefix[1].modules.size() == 1);
+    CHECK(by_prefix[1].modules[0].get() == net->blocks[0].get());
+  }
+
+  TEST_CASE("bad block maps are refused with actionable errors") {
+    Net net;
+    CHECK_FROST_ERROR(frost::BlockMap::from_prefixes(*net, {"embed", "blocks.9"}),
+                      "'blocks.9' matches no parameter");
+    CHECK_FROST_ERROR(frost::BlockMap::from_prefixes(*net, {"blokcs.1"}), "'blocks.1'");
+    CHECK_FROST_ERROR(frost::BlockMap::from_prefixes(*net, {"blocks", "blocks.1"}), "overlap");
+    CHECK_FROST_ERROR(frost::BlockMap::from_prefixes(*net, {"blocks.1"})
+                          .append(frost::BlockMap::from_children(*net, "blocks")),
+                      "overlap");
+    CHECK_FROST_ERROR(frost::BlockMap::from_prefixes(*net, {}), "empty");
+    CHECK_FROST_ERROR(frost::BlockMap::from_children(*net, "layers"), "no submodule named");
+    // a prefix matches whole name components only: "blocks.1" is not "blocks.10"
+    CHECK_FROST_ERROR(frost::BlockMap::from_prefixes(*net, {"blocks.0.f"}), "matches no parameter");
+    auto map = frost::BlockMap::detect(*net);
+    CHECK_FROST_ERROR(map.stages({1, 1, 2}), "one per block");
+    CHECK_FROST_ERROR(map.stages({1, 2, 1, 2, 2}), "must not decrease");
+    CHECK_FROST_ERROR(map.stages({0, 1, 1, 2, 2}), "numbered from 1");
+    map.stages({1, 1, 2, 2, 3});
+    const std::vector<int> stages{1, 1, 2, 2, 3};
+    CHECK(map.stages() == stages);
+    CHECK_FROST_ERROR(map.index_of("block.2"), "'blocks.2'");
+  }
+
+  TEST_CASE("param_groups gives each block its own group and the rest one more") {
+    Net net;
+    auto blocks = frost::BlockMap::detect(*net);
+    auto groups = frost::param_groups(blocks, *net);
+    REQUIRE(groups.size() == blocks.size() + 1);
+    CHECK(groups.back().params().size() == 2);  // head weight and bias
+    for (std::size_t i = 0; i < blocks.size(); ++i)
+      CHECK(groups[i].params().size() == blocks[i].params.size());
+  }
+}
+
+using ProbeCtl = frost::FreezeController<Scripted, ProbeSchedule, frost::stop::Never>;
+
+TEST_SUITE("controller") {
+  TEST_CASE("learning rates: each group gets base lr x the schedule's multiplier") {
+    Net net;
+    auto blocks = frost::BlockMap::detect(*net);
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.2));
+    opt.param_groups()[2].options().set_lr(0.4);  // a user's own per-group base rate is kept
+    ProbeCtl ctl(net, opt, blocks, ProbeCtl::Options().schedule(ProbeScheduleOptions().head(0.25)));
+    auto task = frost_test::make_task(64, at::kCPU);
+    for (std::int64_t step = 0; step < 8; ++step) {
+      ctl.before_step();
+      for (std::int64_t b = 0; b < 5; ++b) {
+        const double base = b == 2 ? 0.4 : 0.2;
+        const double want = (b == 3 && step >= 6) ? 0.0 : base / double(1 + b + step);
+        CHECK(opt.param_groups()[b].options().get_lr() == doctest::Approx(want).epsilon(1e-15));
+      }
+      CHECK(opt.param_groups()[5].options().get_lr() == doctest::Approx(0.2 * 0.25));
+      train_step(net, opt, task);
+      ctl.after_backward();
+      opt.step();
+      ctl.after_step();
+    }
+    // block 3 was frozen by the schedule at step 6 and the timeline says so
+    REQUIRE(ctl.timeline().size() == 1);
+    CHECK(ctl.timeline()[0].step == 6);
+    CHECK(ctl.timeline()[0].block == 3);
+    CHECK(ctl.timeline()[0].policy == "schedule:Probe");
+    CHECK(ctl.is_frozen(3));
+    CHECK(ctl.frozen_prefix() == 0);
+    const std::vector<std::int64_t> notified{3};
+    CHECK(ctl.criterion().notified == notified);
+    CHECK(ctl.criterion().observed == 8);
+  }
+
+  TEST_CASE("freezing a prefix: no grads, no updates, no optimizer state, no graph; head trains") {
+    for (const auto& device : frost_test::devices()) {
+      CAPTURE(device);
+      torch::manual_seed(1);
+      Net net;
+      net->to(device);
+      auto task = frost_test::make_task(256, device);
+      auto blocks = frost::BlockMap::detect(*net);
+      torch::optim::AdamW opt(frost::param_groups(blocks, *net),
+                              torch::optim::AdamWOptions(3e-3).weight_decay(0.1));
+      using Ctl = frost::FreezeController<frost::criteria::AtSteps, ProbeSchedule,
+                                          frost::stop::AllFrozen>;
+      Ctl ctl(net, opt, blocks,
+              Ctl::Options()
+                  .criterion(frost::criteria::AtStepsOptions().blocks({0, 1, 2}).steps({10, 10, 20}))
+                  .schedule(ProbeScheduleOptions().head(1.0).freeze3_at(-1)));
+      const double first_loss = controlled_step(ctl, net, opt, task).item<double>();
+      for (int i = 1; i < 10; ++i) controlled_step(ctl, net, opt, task);
+      // All trained so far: every parameter has Adam state.
+      for (const auto& b : blocks)
+        for (const auto& p : b.params) CHECK(frost::detail::has_state(opt, p));
+
+      // Step 10 freezes blocks 0 and 1 before its forward pass.
+      ctl.before_step();
+      CHECK(ctl.is_frozen(0));
+      CHECK(ctl.is_frozen(1));
+      CHECK_FALSE(ctl.is_frozen(2));
+      CHECK(ctl.frozen_prefix() == 2);
+      std::vector<at::Tensor> before;
+      for (std::size_t b = 0; b < 2; ++b)
+        for (const auto& p : blocks[b].params) {
+          CHECK_FALSE(p.requires_grad());
+          CHECK_FALSE(p.grad().defined());
+          CHECK_FALSE(frost::detail::has_state(opt, p));  // Adam moments freed
+          before.push_back(p.detach().clone());
+        }
+      CHECK(opt.param_groups()[0].options().get_lr() == 0.0);
+      // The frozen prefix records no autograd graph: block 1's output needs no grad.
+      std::vector<at::Tensor> outs;
+      opt.zero_grad();
+      auto loss = torch::nn::functional::cross_entropy(net->forward_collect(task.x, &outs), task.y);
+      CHECK_FALSE(outs[1].requires_grad());
+      CHECK_FALSE(outs[1].grad_fn());
+      CHECK(outs[2].requires_grad());  // block 1 = detected index 1 is blocks.0; blocks.1 trains
+      CHECK(outs[3].requires_grad());
+      loss.backward();
+      ctl.after_backward();
+      opt.step();
+      ctl.after_step();
+      at::Tensor head_before = net->head->weight.detach().clone();
+      for (int i = 11; i < 40; ++i) controlled_step(ctl, net, opt, task);
+      // Frozen parameters never changed (AdamW's weight decay included), got no grads.
+      std::size_t k = 0;
+      for (std::size_t b = 0; b < 2; ++b)
+        for (const auto& p : blocks[b].params) {
+          CHECK(at::equal(p.detach(), before[k++]));
+          CHECK_FALSE(p.grad().defined());
+        }
+      CHECK(ctl.is_frozen(2));
+      CHECK(ctl.frozen_prefix() == 3);
+      CHECK_FALSE(at::equal(net->head->weight.detach(), head_before));  // the head still trains
+      for (const auto& p : blocks[3].params) CHECK(frost::detail::has_state(opt, p));
+      const double last_loss = controlled_step(ctl, net, opt, task).item<double>();
+      CHECK(last_loss < first_loss * 0.8);
+      CHECK_FALSE(ctl.should_stop());  // blocks 3 and 4 still train
+      CHECK(ctl.timeline().size() == 3);
+      CHECK(ctl.timeline()[2].policy == "criterion:AtSteps");
+      CHECK(ctl.frozen_fraction() > 0.0);
+    }
+  }
+
+  TEST_CASE("AllFrozen stops once every block is frozen; timeline records the stop") {
+    Net net;
+    auto task = frost_test::make_task(32, at::kCPU);
+    auto blocks = frost::BlockMap::detect(*net);
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1));
+    using Ctl = frost::FreezeController<frost::criteria::AtSteps, ProbeSchedule, frost::stop::AllFrozen>;
+    Ctl ctl(net, opt, blocks,
+            Ctl::Options().criterion(frost::criteria::AtStepsOptions().blocks({0, 1, 2, 4}).steps({0, 1, 2, 3})));
+    int steps = 0;
+    while (!ctl.should_stop() && steps < 50) {
+      controlled_step(ctl, net, opt, task);
+      ++steps;
+    }
+    // block 3 frozen by ProbeSchedule at step 6 -> the stop comes after step 6
+    CHECK(steps == 7);
+    CHECK(ctl.timeline().back().kind == frost::EventKind::stop);
+    CHECK(ctl.timeline().back().step == 6);
+  }
+
+  TEST_CASE("never freeze on a non-finite statistic; in_order refuses out-of-order requests") {
+    Net net;
+    auto task = frost_test::make_task(32, at::kCPU);
+    auto blocks = frost::BlockMap::detect(*net);
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1));
+    ProbeCtl ctl(net, opt, blocks,
+                 ProbeCtl::Options().controller(frost::ControllerOptions().in_order(true)));
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    ctl.criterion().script = {{0, 0, nan}, {1, 2, 0.5}, {2, 1, 0.1}, {2, 0, 0.2}, {3, 2, 0.3}};
+    for (int i = 0; i < 4; ++i) controlled_step(ctl, net, opt, task);
+    const std::vector<bool> want{true, true, true, false, false};
+    CHECK(ctl.frozen() == want);
+    const auto& tl = ctl.timeline();
+    REQUIRE(tl.size() == 5);
+    CHECK(tl[0].kind == frost::EventKind::warning);  // NaN: skipped
+    CHECK(std::isnan(tl[0].statistic));
+    CHECK(tl[1].kind == frost::EventKind::warning);  // block 2 before blocks 0, 1
+    CHECK(contains(tl[1].detail, "in_order"));
+    CHECK((tl[2].block == 0 && tl[3].block == 1));   // one batch, applied input side first
+    CHECK((tl[4].block == 2 && tl[4].kind == frost::EventKind::freeze));
+  }
+
+  TEST_CASE("eval_frozen keeps a frozen block's dropout off even after model->train()") {
+    Net net;
+    auto task = frost_test::make_task(32, at::kCPU);
+    auto blocks = frost::BlockMap::from_children(*net, "blocks");
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1));
+    using Ctl = frost::FreezeController<frost::criteria::AtSteps, ProbeSchedule, frost::stop::Never>;
+    Ctl ctl(net, opt, blocks,
+            Ctl::Options()
+                .controller(frost::ControllerOptions().eval_frozen(true))
+                .criterion(frost::criteria::AtStepsOptions::prefix(1, 0)));
+    net->train();
+    controlled_step(ctl, net, opt, task);
+    net->train();  // the user's loop
+    ctl.before_step();
+    CHECK_FALSE(net->blocks[0]->is_training());
+    CHECK_FALSE(net->blocks[0]->as<frost_test::MlpBlock>()->drop->is_training());
+    CHECK(net->blocks[1]->is_training());
+  }
+
+  TEST_CASE("the controller refuses optimizers and options it cannot work with") {
+    Net net;
+    auto blocks = frost::BlockMap::detect(*net);
+    {
+      torch::optim::SGD opt(net->head->parameters(), torch::optim::SGDOptions(0.1));
+      CHECK_FROST_ERROR(ProbeCtl(net, opt, blocks), "is not in the optimizer");
+    }
+    {
+      torch::optim::SGD opt(net->parameters(), torch::optim::SGDOptions(0.1));
+      CHECK_FROST_ERROR(ProbeCtl(net, opt, blocks), "frost::param_groups");
+    }
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1));
+    CHECK_FROST_ERROR(
+        ProbeCtl(net, opt, blocks, ProbeCtl::Options().controller(frost::ControllerOptions().total_steps(-5))),
+        "total_steps");
+    CHECK_FROST_ERROR(ProbeCtl(net, opt, blocks,
+                               ProbeCtl::Options().controller(
+                                   frost::ControllerOptions().total_steps(10).warmup_steps(10))),
+                      "warmup_steps");
+    Net other;
+    CHECK_FROST_ERROR(ProbeCtl(other, opt, blocks), "not a parameter of the model");
+    CHECK_FROST_ERROR(ProbeCtl(net, opt, frost::BlockMap()), "empty");
+    using AtCtl = frost::FreezeController<frost::criteria::AtSteps, ProbeSchedule, frost::stop::Never>;
+    CHECK_FROST_ERROR(
+        AtCtl(net, opt, blocks, AtCtl::Options().criterion(frost::criteria::AtStepsOptions().blocks({7}).steps({0}))),
+        "5 blocks");
+    // call order
+    ProbeCtl ctl(net, opt, blocks);
+    CHECK_FROST_ERROR(ctl.after_step(), "before_step()");
+    CHECK_FROST_ERROR(ctl.after_backward(), "before_step()");
+    ctl.before_step();
+    CHECK_FROST_ERROR(ctl.before_step(), "twice");
+  }
+
+  TEST_CASE("describe() prints the whole configuration; set_option sets it by key") {
+    using Ctl = frost::FreezeController<frost::criteria::AtSteps, ProbeSchedule,
+                                        frost::stop::AnyOf<frost::stop::Patience, frost::stop::MaxSteps>>;
+    Ctl::Options o;
+    Ctl::set_option(o, "schedule.head", "0.125");
+    Ctl::set_option(o, "controller.total_steps", "100");
+    Ctl::set_option(o, "stop.0.patience", "5");
+    Ctl::set_option(o, "stop.1.steps", "80");
+    Ctl::set_option(o, "criterion.blocks", "0,1");
+    Ctl::set_option(o, "criterion.steps", "3,4");
+    CHECK_FROST_ERROR(Ctl::set_option(o, "schedule.nope", "1"), "known options: head");
+    CHECK_FROST_ERROR(Ctl::set_option(o, "controller.total_steps", "ten"), "expects a number");
+    Net net;
+    auto blocks = frost::BlockMap::detect(*net);
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1));
+    Ctl ctl(net, opt, blocks, o);
+    auto d = ctl.describe();
+    auto value = [&](const std::string& k) {
+      for (auto& kv : d)
+        if (kv.first == k) return kv.second;
+      return std::string("<missing>");
+    };
+    CHECK(value("schedule") == "Probe");
+    CHECK(value("stop") == "AnyOf<Patience,MaxSteps>");
+    CHECK(value("schedule.head") == "0.125");
+    CHECK(value("controller.total_steps") == "100");
+    CHECK(value("controller.in_order") == "false");
+    CHECK(value("stop.0.patience") == "5");
+    CHECK(value("stop.1.steps") == "80");
+    CHECK(value("criterion.steps") == "3,4");
+  }
+
+  TEST_CASE("snapshot and restore re-freeze the same blocks") {
+    Net net;
+    auto task = frost_test::make_task(32, at::kCPU);
+    auto blocks = frost::BlockMap::detect(*net);
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1));
+    ProbeCtl ctl(net, opt, blocks);
+    ctl.criterion().script = {{1, 0, 0.5}, {2, 1, 0.25}};
+    for (int i = 0; i < 4; ++i) controlled_step(ctl, net, opt, task);
+    auto snap = ctl.state_snapshot();
+
+    Net net2;
+    auto blocks2 = frost::BlockMap::detect(*net2);
+    torch::optim::SGD opt2(frost::param_groups(blocks2, *net2), torch::optim::SGDOptions(0.1));
+    ProbeCtl ctl2(net2, opt2, blocks2);
+    ctl2.restore(snap);
+    CHECK(ctl2.frozen() == ctl.frozen());
+    CHECK(ctl2.step() == 4);
+    CHECK(ctl2.timeline().size() == ctl.timeline().size());
+    for (const auto& p : blocks2[1].params) CHECK_FALSE(p.requires_grad());
+  }
+}
+
+TEST_SUITE("stop") {
+  TEST_CASE("Patience counts reports without improvement; NaN never improves") {
+    frost::stop::Patience p(frost::stop::PatienceOptions().patience(3).min_delta(0.01));
+    frost::StopState s;
+    for (double loss : {1.0, 0.9, 0.895, 0.92}) p.on_validation(loss, s);
+    CHECK(p.best() == 0.9);
+    CHECK(p.reports_without_improvement() == 2);
+    CHECK_FALSE(p.should_stop(s));
+    p.on_validation(std::nan(""), s);
+    CHECK(p.should_stop(s));
+    p.on_validation(0.5, s);
+    CHECK_FALSE(p.should_stop(s));
+    CHECK_FROST_ERROR(frost::stop::Patience(frost::stop::PatienceOptions().patience(0)), "patience");
+  }
+
+  TEST_CASE("MaxSteps, AllFrozen, Never and AnyOf") {
+    frost::StopState s;
+    s.num_blocks = 4;
+    frost::stop::MaxSteps m(frost::stop::MaxStepsOptions().steps(10));
+    s.step = 8;
+    CHECK_FALSE(m.should_stop(s));
+    s.step = 9;
+    CHECK(m.should_stop(s));
+    CHECK_FROST_ERROR(frost::stop::MaxSteps(), "positive step budget");
+    frost::stop::AllFrozen a;
+    s.num_frozen = 3;
+    CHECK_FALSE(a.should_stop(s));
+    s.num_frozen = 4;
+    CHECK(a.should_stop(s));
+    frost::stop::AllFrozen at_epoch(frost::stop::AllFrozenOptions().at_epoch_end(true));
+    CHECK_FALSE(at_epoch.should_stop(s));
+    s.epoch_end = true;
+    CHECK(at_epoch.should_stop(s));
+    CHECK_FALSE(frost::stop::Never().should_stop(s));
+
+    using Any = frost::stop::AnyOf<frost::stop::AllFrozen, frost::stop::Patience>;
+    Any::Options opts;
+    std::get<1>(opts).patience(1);
+    Any any(opts);
+    s.num_frozen = 1;
+    CHECK_FALSE(any.should_stop(s));
+    any.on_validation(1.0, s);
+    CHECK_FALSE(any.should_stop(s));
+    any.on_validation(1.5, s);  // no improvement, patience 1
+    CHECK(any.should_stop(s));
+    CHECK(Any::name() == "AnyOf<AllFrozen,Patience>");
+  }
+}
