@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages frost needs, only those that are missing.
+# Idempotent and fast (one dpkg query) when everything is already present.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential    # g++, make
+  cmake              # >= 3.18 (Debian 12: 3.25)
+  ninja-build
+  libtorch-dev       # LibTorch 1.13 (CPU) + its CMake config
+  libgloo-dev        # headers referenced by the LibTorch CMake config
+  libboost-dev       # Boost.Hana (header-only)
+  doctest-dev        # tests
+  libbenchmark-dev   # benchmarks
+  zlib1g-dev         # examples read the gzip'd IDX files
+  dataset-fashion-mnist  # /usr/share/datasets/fashion-mnist/*.gz
+)
+
+# One dpkg query for all packages; a package dpkg has never heard of is missing.
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${PACKAGES[@]}" 2>/dev/null \
+  | awk '$NF == "installed" && $(NF-1) == "ok" {print $1}' || true)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! grep -qx "$p" <<<"$installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+  else
+    echo "deps: need root (or sudo) to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update
+$SUDO apt-get install -y --no-install-recommends "${missing[@]}"

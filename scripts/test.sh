@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Build everything (library, tests, examples, benchmarks) in ./build, run the
+# test suite with ctest, then check that frost can be consumed from CMake both
+# as an installed package (find_package) and as a subdirectory.
+#
+#   bash scripts/test.sh
+#
+# Environment: BUILD_DIR (default build), BUILD_TYPE (default RelWithDebInfo),
+#              FROST_SKIP_PACKAGE_CHECK=1 to skip the consumer builds.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+BUILD_DIR=${BUILD_DIR:-build}
+BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
+JOBS=$(nproc)
+
+bash scripts/deps.sh
+
+gen=()
+if [ ! -f "$BUILD_DIR/CMakeCache.txt" ] && command -v ninja >/dev/null 2>&1; then
+  gen=(-G Ninja)
+fi
+
+echo "== configure ($BUILD_DIR, $BUILD_TYPE)"
+cmake -S . -B "$BUILD_DIR" "${gen[@]}" \
+  -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \
+  -DFROST_BUILD_TESTS=ON -DFROST_BUILD_EXAMPLES=ON -DFROST_BUILD_BENCHMARKS=ON
+
+echo "== build (-j$JOBS)"
+cmake --build "$BUILD_DIR" -j"$JOBS"
+
+echo "== packaging check"
+if [ "${FROST_SKIP_PACKAGE_CHECK:-0}" != 1 ]; then
+  pkg_root="$BUILD_DIR/package-check"
+  rm -rf "$pkg_root"
+  mkdir -p "$pkg_root"
+  prefix="$(pwd)/$pkg_root/prefix"
+  cmake --install "$BUILD_DIR" --prefix "$prefix" >/dev/null
+
+  # 1. installed package: find_package(frost REQUIRED)
+  cmake -S tests/package -B "$pkg_root/find_package" "${gen[@]}" \
+    -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+  cmake --build "$pkg_root/find_package" -j"$JOBS"
+  "$pkg_root/find_package/frost_consumer"
+
+  # 2. source tree: add_subdirectory(<frost>)
+  cmake -S tests/package -B "$pkg_root/add_subdirectory" "${gen[@]}" \
+    -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DFROST_CONSUMER_USE_SUBDIRECTORY=ON \
+    -DFROST_SOURCE_DIR="$(pwd)" >/dev/null
+  cmake --build "$pkg_root/add_subdirectory" -j"$JOBS"
+  "$pkg_root/add_subdirectory/frost_consumer"
+else
+  echo "(skipped: FROST_SKIP_PACKAGE_CHECK=1)"
+fi
+
+echo "== test"
+ctest --test-dir "$BUILD_DIR" --output-on-failure
