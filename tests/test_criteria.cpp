@@ -1,0 +1,752 @@
+// The gradient-based criteria (DyF's GradientThreshold, AutoFreeze's
+// GradientNormChange) and the AnyOf/AllOf combinators: decisions on hand-made
+// gradient sequences whose right answer is known, option validation, the
+// zero-synchronisation hot path (host-read counting on CPU, CUDA sync-debug
+// mode on GPU), and real short training runs.
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/module.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
+
+#if __has_include(<c10/cuda/CUDAFunctions.h>) && __has_include(<cuda_runtime_api.h>)
+#include <c10/cuda/CUDAFunctions.h>
+#define FROST_TEST_HAVE_CUDA_HEADERS 1
+#else
+#define FROST_TEST_HAVE_CUDA_HEADERS 0
+#endif
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "frost/frost.hpp"
+#include "support.hpp"
+// last: after every LibTorch header (see doctest_torch.hpp)
+#include "doctest_torch.hpp"
+
+using frost::criteria::Accumulate;
+using frost::criteria::FreezeMode;
+using frost::criteria::GradientNormChange;
+using frost::criteria::GradientNormChangeOptions;
+using frost::criteria::GradientThreshold;
+using frost::criteria::GradientThresholdOptions;
+using frost::criteria::GradNorm;
+using frost_test::Net;
+
+namespace {
+
+// Blocks b0..b{n-1}, each with parameters w [4] and v [2] (numel 6).
+struct PairImpl : torch::nn::Module {
+  PairImpl() {
+    w = register_parameter("w", at::zeros({4}));
+    v = register_parameter("v", at::zeros({2}));
+  }
+  at::Tensor w, v;
+};
+TORCH_MODULE(Pair);
+
+struct Toy : torch::nn::Module {
+  explicit Toy(int n) {
+    for (int i = 0; i < n; ++i) parts.push_back(register_module("b" + std::to_string(i), Pair()));
+  }
+  frost::BlockMap blocks() const {
+    std::vector<std::string> p;
+    for (std::size_t i = 0; i < parts.size(); ++i) p.push_back("b" + std::to_string(i));
+    return frost::BlockMap::from_prefixes(*this, p);
+  }
+  std::vector<Pair> parts;
+};
+
+// Drives a criterion the way the controller does, with hand-set gradients.
+template <class C>
+struct Driver {
+  Driver(C c, const frost::BlockMap& blocks, std::int64_t spe = 0)
+      : crit(std::move(c)), map(blocks), frozen(blocks.size(), 0) {
+    frost::CriterionSetup cs;
+    cs.blocks = &map;
+    cs.steps_per_epoch = spe;
+    crit.setup(cs);
+  }
+  frost::StepState state() const {
+    frost::StepState s;
+    s.step = step;
+    s.frozen = &frozen;
+    return s;
+  }
+  /// One step: grads[b] is the value of every gradient entry of block b
+  /// (NaN allowed; `undefined` leaves the block without gradients).
+  std::vector<frost::Decisions::Item> run(const std::vector<double>& grads) {
+    for (std::size_t b = 0; b < map.size(); ++b)
+      for (auto& p : map[b].params) {
+        if (frozen[b] || (std::isinf(grads[b]) && grads[b] < 0))
+          p.mutable_grad() = at::Tensor();
+        else
+          p.mutable_grad() = at::full_like(p, grads[b]);
+      }
+    return raw();
+  }
+  /// One step with the gradients as they are.
+  std::vector<frost::Decisions::Item> raw() {
+    frost::Decisions d;
+    crit.observe(state());
+    crit.decide(state(), d);
+    for (const auto& it : d.items())
+      if (it.freeze && std::isfinite(it.statistic) && !frozen[it.block]) {
+        frozen[it.block] = 1;
+        crit.on_frozen(it.block);
+      }
+    ++step;
+    return d.items();
+  }
+  std::set<std::int64_t> frozen_set() const {
+    std::set<std::int64_t> s;
+    for (std::size_t b = 0; b < frozen.size(); ++b)
+      if (frozen[b]) s.insert(static_cast<std::int64_t>(b));
+    return s;
+  }
+  C crit;
+  frost::BlockMap map;
+  std::vector<char> frozen;
+  std::int64_t step = 0;
+};
+
+const double kNone = -std::numeric_limits<double>::infinity();  // "no gradient" in Driver::run
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+std::set<std::int64_t> freezes(const std::vector<frost::Decisions::Item>& items) {
+  std::set<std::int64_t> s;
+  for (const auto& it : items)
+    if (it.freeze) s.insert(it.block);
+  return s;
+}
+std::set<std::int64_t> warnings(const std::vector<frost::Decisions::Item>& items) {
+  std::set<std::int64_t> s;
+  for (const auto& it : items)
+    if (!it.freeze) s.insert(it.block);
+  return s;
+}
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+#define CHECK_FROST_ERROR(expr, part)                                              \
+  do {                                                                             \
+    bool thrown_ = false;                                                          \
+    try {                                                                          \
+      (void)(expr);                                                                \
+    } catch (const frost::Error& e) {                                              \
+      thrown_ = true;                                                              \
+      INFO("message: " << e.what());                                               \
+      CHECK(contains(e.what(), part));                                             \
+    }                                                                              \
+    CHECK_MESSAGE(thrown_, "expected frost::Error containing '" << part << "'");  \
+  } while (0)
+
+GradientNormChange gnc(FreezeMode mode, GradNorm norm = GradNorm::l1,
+                       Accumulate acc = Accumulate::exact, std::int64_t interval = 1,
+                       double pct = 50) {
+  return GradientNormChange(GradientNormChangeOptions()
+                                .interval(interval)
+                                .mode(mode)
+                                .norm(norm)
+                                .accumulate(acc)
+                                .percentile(pct));
+}
+
+using S = std::set<std::int64_t>;
+
+// A criterion that asks for what the test tells it to.
+template <int N>
+struct ScriptOptions {};
+template <int N>
+struct Script {
+  using Options = ScriptOptions<N>;
+  static std::string name() { return "S" + std::to_string(N); }
+  explicit Script(const Options&) {}
+  void setup(const frost::CriterionSetup&) { ++setups; }
+  void observe(const frost::StepState&) { ++observed; }
+  void decide(const frost::StepState& s, frost::Decisions& d) {
+    for (auto& [step, block, stat, freeze] : script)
+      if (step == s.step) {
+        if (freeze) d.freeze(block, stat, "asked");
+        else d.warn(block, stat, "careful");
+      }
+  }
+  void on_frozen(std::int64_t b) { notified.push_back(b); }
+  void on_validation(double, const frost::StepState&) { ++validations; }
+  void observe_activations(std::int64_t, const at::Tensor&) { ++activations; }
+  std::vector<std::tuple<std::int64_t, std::int64_t, double, bool>> script;
+  std::vector<std::int64_t> notified;
+  int setups = 0, observed = 0, validations = 0, activations = 0;
+};
+
+template <class Ctl>
+double controlled_step(Ctl& ctl, Net& net, torch::optim::Optimizer& opt, const at::Tensor& x,
+                        const at::Tensor& y, bool read_loss = true) {
+  ctl.before_step();
+  opt.zero_grad();
+  auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
+  loss.backward();
+  ctl.after_backward();
+  opt.step();
+  ctl.after_step();
+  return read_loss ? loss.item<double>() : 0.0;
+}
+
+}  // namespace
+
+// Options of the test-only Script criteria (global scope, see options.hpp).
+BOOST_HANA_ADAPT_STRUCT(ScriptOptions<1>);
+BOOST_HANA_ADAPT_STRUCT(ScriptOptions<2>);
+
+TEST_SUITE("criteria") {
+  // --- GradientThreshold (DyF) ---------------------------------------------
+  TEST_CASE("GradientThreshold: freezes at the window's end when mean |grad| <= threshold") {
+    Toy toy(4);
+    Driver<GradientThreshold> d(GradientThreshold(GradientThresholdOptions().threshold(0.25).window(2)),
+                                toy.blocks());
+    // step 0 / 1: b0 |g| = 0.5 then 0 -> average 0.25 (<= boundary), b1 -0.125 (|g| counts),
+    // b2 1.0, b3 0.5 then 0.125 -> 0.3125
+    CHECK(d.run({0.5, -0.125, 1.0, 0.5}).empty());  // not a decision point
+    auto items = d.run({0.0, -0.125, 1.0, 0.125});
+    CHECK(freezes(items) == S{0, 1});
+    CHECK(d.crit.averages()[0] == doctest::Approx(0.25));
+    CHECK(d.crit.averages()[1] == doctest::Approx(0.125));
+    CHECK(d.crit.averages()[3] == doctest::Approx(0.3125));
+    CHECK(d.crit.evaluations() == 1);
+    // second window: b3 falls to 0.25, b2 stays
+    d.run({0, 0, 1.0, 0.25});
+    items = d.run({0, 0, 1.0, 0.25});
+    CHECK(freezes(items) == S{3});
+    CHECK(d.frozen_set() == S{0, 1, 3});
+    CHECK(std::isnan(d.crit.averages()[0]));  // frozen: not judged
+    for (const auto& it : items) CHECK(contains(it.detail, "<= threshold"));
+  }
+
+  TEST_CASE("GradientThreshold: the window defaults to an epoch; unknown epoch is an error") {
+    Toy toy(2);
+    Driver<GradientThreshold> d(GradientThreshold(GradientThresholdOptions().threshold(0.1)),
+                                toy.blocks(), /*steps_per_epoch=*/3);
+    CHECK(d.crit.window() == 3);
+    CHECK(d.run({0.05, 1}).empty());
+    CHECK(d.run({0.05, 1}).empty());
+    CHECK(freezes(d.run({0.05, 1})) == S{0});
+    CHECK_FROST_ERROR(Driver<GradientThreshold>(GradientThreshold(), toy.blocks(), 0),
+                      "steps_per_epoch");
+    Driver<GradientThreshold> w(GradientThreshold(GradientThresholdOptions().window(5)),
+                                toy.blocks(), 3);
+    CHECK(w.crit.window() == 5);  // an explicit window wins
+  }
+
+  TEST_CASE("GradientThreshold: relative threshold = r x the block's first-window average") {
+    Toy toy(3);
+    Driver<GradientThreshold> d(
+        GradientThreshold(GradientThresholdOptions().relative(0.5).window(1).threshold(100)),
+        toy.blocks());
+    // b0 halves over three windows, b1 stays, b2 starts at 0.01 (tiny, but that is its scale)
+    CHECK(freezes(d.run({1.0, 1.0, 0.01})).empty());
+    CHECK(d.crit.references()[0] == doctest::Approx(1.0));
+    CHECK(d.crit.references()[2] == doctest::Approx(0.01));
+    CHECK(freezes(d.run({0.75, 1.0, 0.009})).empty());
+    CHECK(freezes(d.run({0.5, 0.9, 0.004})) == S{0, 2});
+    CHECK(freezes(d.run({0.5, 0.9, 0.004})).empty());
+  }
+
+  TEST_CASE("GradientThreshold: unused parameters, unused blocks, NaN and Inf are never frozen on") {
+    Toy toy(3);
+    Driver<GradientThreshold> d(GradientThreshold(GradientThresholdOptions().threshold(0.25).window(2)),
+                                toy.blocks());
+    // b0: only w gets a gradient (v unused = zero gradient): mean |g| = 4 * 0.3 / 6 = 0.2
+    // b1: no gradient at all in the window: warned, not judged
+    // b2: NaN in one step: warned, not frozen (even though the other step is tiny)
+    for (int i = 0; i < 2; ++i) {
+      for (auto& p : d.map[0].params) p.mutable_grad() = at::Tensor();
+      toy.parts[0]->w.mutable_grad() = at::full({4}, 0.3);
+      for (auto& p : d.map[1].params) p.mutable_grad() = at::Tensor();
+      for (auto& p : d.map[2].params) p.mutable_grad() = at::full_like(p, i == 0 ? kNaN : 0.0);
+      auto items = d.raw();
+      if (i == 1) {
+        CHECK(freezes(items) == S{0});
+        CHECK(warnings(items) == S{1, 2});
+        CHECK(d.crit.averages()[0] == doctest::Approx(0.2));
+      }
+    }
+    // +Inf next window: warned, not frozen; then finite and small: frozen
+    d.run({1, 0, std::numeric_limits<double>::infinity()});
+    auto items = d.run({1, 0, 0});
+    CHECK(warnings(items).count(2) == 1);
+    CHECK(freezes(items) == S{1});  // b1 now has zero gradients: mean 0 <= 0.25
+    d.run({1, 0, 0});
+    CHECK(freezes(d.run({1, 0, 0})) == S{2});
+  }
+
+  // --- GradientNormChange (AutoFreeze) ---------------------------------------
+  TEST_CASE("percentile matches numpy's linear interpolation") {
+    using G = GradientNormChange;
+    CHECK(G::percentile({1, 2, 3, 4}, 50) == doctest::Approx(2.5));
+    CHECK(G::percentile({4, 1, 3, 2}, 25) == doctest::Approx(1.75));
+    CHECK(G::percentile({1, 2, 3, 4}, 0) == 1);
+    CHECK(G::percentile({1, 2, 3, 4}, 100) == 4);
+    CHECK(G::percentile({3, 1, 2}, 50) == 2);
+    CHECK(G::percentile({0.7}, 50) == 0.7);
+    CHECK(G::percentile({1, 1, 1, 5}, 50) == 1);
+    CHECK(G::percentile({10, 20}, 90) == doctest::Approx(19.0));
+    CHECK(std::isnan(G::percentile({}, 50)));
+  }
+
+  TEST_CASE("GradientNormChange: eta = |n_prev - n| / n_prev, decided per mode") {
+    // step 0 all 1 (first evaluation: no eta); step 1 gives eta = {0.1, 0.5, 0.05, 0.8};
+    // p50 = 0.3 (sorted 0.05 0.1 0.5 0.8, rank 1.5)
+    const std::vector<double> first{1, 1, 1, 1}, second{0.9, 0.5, 0.95, 0.2};
+    Toy toy(4);
+    SUBCASE("sequential: leading blocks below the percentile; the first not below ends the scan") {
+      Driver<GradientNormChange> d(gnc(FreezeMode::sequential), toy.blocks());
+      CHECK(d.run(first).empty());
+      auto items = d.run(second);
+      CHECK(freezes(items) == S{0});  // b2 (0.05) is below too, but b1 (0.5) ends the scan
+      CHECK(d.crit.bar() == doctest::Approx(0.3));
+      CHECK(d.crit.etas()[0] == doctest::Approx(0.1).epsilon(1e-5));
+      CHECK(d.crit.etas()[3] == doctest::Approx(0.8).epsilon(1e-5));
+      CHECK(items[0].statistic == doctest::Approx(0.1).epsilon(1e-5));
+      CHECK(contains(items[0].detail, "sequential"));
+      // next: active {1, 2, 3} from n = {0.5, 0.95, 0.2}: etas {0.2, 0.0, 0.5}, p50 = 0.2:
+      // b1 is not below (0.2 !< 0.2): nothing
+      CHECK(freezes(d.run({0, 0.4, 0.95, 0.1})).empty());
+      // etas {0.5, 0.5, 0.5}: ties, nothing below
+      CHECK(freezes(d.run({0, 0.2, 0.475, 0.05})).empty());
+      // etas {0.0, 0.5, 1.0}: b1 freezes, b2 ends the scan
+      CHECK(freezes(d.run({0, 0.2, 0.2375, 0.0})) == S{1});
+    }
+    SUBCASE("any_order: every active block below the percentile") {
+      Driver<GradientNormChange> d(gnc(FreezeMode::any_order), toy.blocks());
+      d.run(first);
+      CHECK(freezes(d.run(second)) == S{0, 2});
+    }
+    SUBCASE("slowest_prefix (Algorithm 1): only the slowest, only if it leads") {
+      Driver<GradientNormChange> d(gnc(FreezeMode::slowest_prefix), toy.blocks());
+      d.run(first);
+      CHECK(freezes(d.run(second)).empty());  // b2 is slowest but b0, b1 still train
+      // etas from {0.9, 0.5, 0.95, 0.2}: b0 0.0 (slowest, leads) -> frozen, alone
+      CHECK(freezes(d.run({0.9, 0.45, 0.95, 0.1})) == S{0});
+      // ties for the smallest: the input-side one
+      CHECK(freezes(d.run({0, 0.45, 0.95, 0.15})) == S{1});
+    }
+  }
+
+  TEST_CASE("GradientNormChange: one active block and ties") {
+    Toy toy(3);
+    for (auto mode : {FreezeMode::sequential, FreezeMode::any_order, FreezeMode::slowest_prefix}) {
+      CAPTURE(frost::criteria::to_string(mode));
+      Driver<GradientNormChange> d(gnc(mode), toy.blocks());
+      d.frozen = {1, 1, 0};
+      d.run({0, 0, 1.0});
+      auto items = d.run({0, 0, 0.5});  // eta 0.5 = its own percentile
+      // the percentile rule never freezes the lone block; Algorithm 1 does
+      CHECK(freezes(items) == (mode == FreezeMode::slowest_prefix ? S{2} : S{}));
+      Driver<GradientNormChange> t(gnc(mode), toy.blocks());
+      t.run({1, 1, 1});
+      // all etas equal: nothing below; slowest_prefix takes the input-side one
+      CHECK(freezes(t.run({0.5, 0.5, 0.5})) == (mode == FreezeMode::slowest_prefix ? S{0} : S{}));
+      // a tie exactly at the percentile is not below: etas {0.1, 0.1, 0.3}, p50 = 0.1
+      // (slowest_prefix: b0 is frozen by now; of b1, b2 the slower b1 leads)
+      CHECK(freezes(t.run({0.55, 0.55, 0.35})) == (mode == FreezeMode::slowest_prefix ? S{1} : S{}));
+    }
+  }
+
+  TEST_CASE("GradientNormChange: L1 vs L2") {
+    // blocks [A, C, B]: A's gradient concentrates (same L1, larger L2)
+    Toy toy(3);
+    auto set = [&](Driver<GradientNormChange>& d, int step) {
+      for (std::size_t b = 0; b < 3; ++b)
+        for (auto& p : d.map[b].params) p.mutable_grad() = at::ones_like(p);
+      if (step == 1) {
+        auto w = at::zeros({4});
+        w[0] = 6.0;
+        toy.parts[0]->w.mutable_grad() = w;
+        toy.parts[0]->v.mutable_grad() = at::zeros({2});
+        for (auto& p : d.map[1].params) p.mutable_grad() = at::full_like(p, 0.8);
+        for (auto& p : d.map[2].params) p.mutable_grad() = at::full_like(p, 0.5);
+      }
+      return d.raw();
+    };
+    Driver<GradientNormChange> l1(gnc(FreezeMode::sequential, GradNorm::l1), toy.blocks());
+    set(l1, 0);
+    CHECK(l1.crit.norms()[0] == doctest::Approx(6.0));
+    CHECK(freezes(set(l1, 1)) == S{0});  // etas {0, 0.2, 0.5}: A < p50 = 0.2
+    Driver<GradientNormChange> l2(gnc(FreezeMode::sequential, GradNorm::l2), toy.blocks());
+    set(l2, 0);
+    CHECK(l2.crit.norms()[0] == doctest::Approx(std::sqrt(6.0)));
+    CHECK(freezes(set(l2, 1)).empty());  // etas {1.449, 0.2, 0.5}: A is the fastest
+    CHECK(l2.crit.etas()[0] == doctest::Approx(6.0 / std::sqrt(6.0) - 1.0).epsilon(1e-5));
+    Driver<GradientNormChange> l2a(gnc(FreezeMode::any_order, GradNorm::l2), toy.blocks());
+    set(l2a, 0);
+    CHECK(freezes(set(l2a, 1)) == S{1});
+  }
+
+  TEST_CASE("GradientNormChange: exact accumulates gradients, cheap accumulates norms") {
+    // interval 2; blocks A, B, C, D; interval 1: every step +1;
+    // interval 2: A +1 then -0.5 (cancels), B +1 +1, C 0.6 0.6, D 0.7 0.7
+    Toy toy(4);
+    std::map<Accumulate, std::vector<double>> norms;
+    std::map<Accumulate, S> frozen;
+    for (auto acc : {Accumulate::exact, Accumulate::cheap}) {
+      Driver<GradientNormChange> d(gnc(FreezeMode::sequential, GradNorm::l1, acc, 2), toy.blocks());
+      CHECK(d.crit.buffer_bytes() == (acc == Accumulate::exact ? 4 * 6 * 4 : 4 * 4));
+      d.run({1, 1, 1, 1});
+      d.run({1, 1, 1, 1});
+      CHECK(d.crit.norms()[0] == doctest::Approx(6.0));  // per step: 12 / 2 either way
+      d.run({1, 1, 0.6, 0.7});
+      frozen[acc] = freezes(d.run({-0.5, 1, 0.6, 0.7}));
+      norms[acc] = d.crit.norms();
+    }
+    // exact: ||6 - 3|| / 2 = 1.5 -> eta 0.75; cheap: (6 + 3) / 2 = 4.5 -> eta 0.25 (upper bound)
+    CHECK(norms[Accumulate::exact][0] == doctest::Approx(1.5));
+    CHECK(norms[Accumulate::cheap][0] == doctest::Approx(4.5));
+    CHECK(norms[Accumulate::exact][2] == doctest::Approx(3.6));
+    CHECK(norms[Accumulate::cheap][2] == doctest::Approx(3.6));
+    // exact etas {0.75, 0, 0.4, 0.3}, p50 0.35: A ends the scan at once;
+    // cheap etas {0.25, 0, 0.4, 0.3}, p50 0.275: A and B freeze, C ends the scan
+    CHECK(frozen[Accumulate::exact] == S{});
+    CHECK(frozen[Accumulate::cheap] == S{0, 1});
+  }
+
+  TEST_CASE("GradientNormChange: intervals from steps_per_epoch") {
+    Toy toy(2);
+    Driver<GradientNormChange> d(GradientNormChange(), toy.blocks(), /*steps_per_epoch=*/10);
+    std::vector<std::int64_t> points;
+    for (std::int64_t s = 0; s < 20; ++s)
+      if (d.crit.decision_point(s)) points.push_back(s);
+    CHECK(points == std::vector<std::int64_t>{2, 4, 7, 9, 12, 14, 17, 19});
+    Driver<GradientNormChange> e(GradientNormChange(GradientNormChangeOptions().evals_per_epoch(2)),
+                                 toy.blocks(), 8);
+    points.clear();
+    for (std::int64_t s = 0; s < 8; ++s)
+      if (e.crit.decision_point(s)) points.push_back(s);
+    CHECK(points == std::vector<std::int64_t>{3, 7});
+    // evaluations happen only there
+    for (int s = 0; s < 3; ++s) d.run({1, 1});
+    CHECK(d.crit.evaluations() == 1);
+    CHECK_FROST_ERROR(Driver<GradientNormChange>(GradientNormChange(), toy.blocks(), 0),
+                      "steps_per_epoch");
+    Driver<GradientNormChange> i(gnc(FreezeMode::sequential, GradNorm::l1, Accumulate::exact, 3),
+                                 toy.blocks(), 0);
+    CHECK(i.crit.decision_point(2));
+    CHECK_FALSE(i.crit.decision_point(3));
+  }
+
+  TEST_CASE("GradientNormChange: n_prev = 0, NaN, Inf and unused blocks: warned, never frozen") {
+    Toy toy(4);
+    Driver<GradientNormChange> d(gnc(FreezeMode::any_order), toy.blocks());
+    d.run({0, 1, 1, kNone});  // b0's n is 0; b3 got no gradient
+    auto items = d.run({1, 0.5, 1, 1});
+    // b0: n_prev = 0 -> warned; b3: first evaluation now; b1 eta 0.5, b2 eta 0
+    CHECK(warnings(items) == S{0});
+    CHECK(freezes(items) == S{2});  // etas {0.5, 0}: p50 0.25
+    CHECK(contains(items[0].detail, "previous gradient norm is 0"));
+
+    Driver<GradientNormChange> q(gnc(FreezeMode::sequential), toy.blocks());
+    q.run({1, 1, 1, 1});
+    // b0 NaN: not below, so it ends the sequential scan although b1 and b2 would be
+    items = q.run({kNaN, 1, 1, 0.1});
+    CHECK(warnings(items) == S{0});
+    CHECK(freezes(items).empty());
+    CHECK(std::isnan(q.crit.etas()[0]));
+    // next: NaN as n_prev -> warned again; +Inf now -> warned; the rest: b1 0, b2 0.5
+    items = q.run({1, 1, 0.5, std::numeric_limits<double>::infinity()});
+    CHECK(warnings(items) == S{0, 3});
+    CHECK(freezes(items).empty());
+    // no gradient during an interval
+    items = q.run({1, kNone, 0.5, 1});
+    CHECK(warnings(items) == S{1, 3});  // b3: n_prev is +Inf
+    CHECK(contains(items[0].detail, "no gradient"));
+  }
+
+  TEST_CASE("GradientNormChange: a block frozen mid-interval is dropped") {
+    Toy toy(3);
+    Driver<GradientNormChange> d(gnc(FreezeMode::any_order, GradNorm::l1, Accumulate::exact, 2),
+                                 toy.blocks());
+    d.run({1, 1, 1});
+    d.run({1, 1, 1});
+    d.run({1, 1, 1});
+    // frozen by someone else between steps (as the controller does): buffers dropped
+    d.frozen[1] = 1;
+    d.crit.on_frozen(1);
+    CHECK(d.crit.buffer_bytes() == 2 * 6 * 4);
+    auto items = d.run({1, 5, 0.5});
+    CHECK(std::isnan(d.crit.etas()[1]));
+    for (const auto& it : items) CHECK(it.block != 1);
+  }
+
+  TEST_CASE("invalid options throw frost::Error; options are reflected") {
+    CHECK_FROST_ERROR(GradientThreshold(GradientThresholdOptions().threshold(-1)), "threshold");
+    CHECK_FROST_ERROR(GradientThreshold(GradientThresholdOptions().threshold(kNaN)), "threshold");
+    CHECK_FROST_ERROR(GradientThreshold(GradientThresholdOptions().window(-2)), "window");
+    CHECK_FROST_ERROR(GradientThreshold(GradientThresholdOptions().relative(1.0)), "relative");
+    CHECK_FROST_ERROR(GradientThreshold(GradientThresholdOptions().relative(-0.1)), "relative");
+    CHECK_FROST_ERROR(GradientNormChange(GradientNormChangeOptions().percentile(101)), "percentile");
+    CHECK_FROST_ERROR(GradientNormChange(GradientNormChangeOptions().percentile(-1)), "percentile");
+    CHECK_FROST_ERROR(GradientNormChange(GradientNormChangeOptions().interval(-1)), "interval");
+    CHECK_FROST_ERROR(GradientNormChange(GradientNormChangeOptions().evals_per_epoch(0)),
+                      "evals_per_epoch");
+    GradientNormChangeOptions o;
+    frost::set_option(o, "mode", "any_order");
+    frost::set_option(o, "norm", "l2");
+    frost::set_option(o, "accumulate", "cheap");
+    CHECK(o.mode() == FreezeMode::any_order);
+    CHECK(o.norm() == GradNorm::l2);
+    CHECK(o.accumulate() == Accumulate::cheap);
+    CHECK_FROST_ERROR(frost::set_option(o, "mode", "fastest"), "does not accept");
+    auto desc = frost::describe(GradientNormChangeOptions());
+    CHECK(desc.size() == 6);
+    CHECK(desc[0].first == "percentile");
+    CHECK(desc[3].second == "sequential");
+    CHECK(desc[4].second == "l1");
+    CHECK(desc[5].second == "exact");
+    CHECK(frost::describe(GradientThresholdOptions())[0].second == "0.001");
+  }
+
+  // --- combinators ----------------------------------------------------------
+  TEST_CASE("AnyOf: any member's request freezes; every call reaches every member") {
+    using A = frost::criteria::AnyOf<Script<1>, Script<2>>;
+    CHECK(A::name() == "AnyOf<S1,S2>");
+    Toy toy(3);
+    Driver<A> d(A(), toy.blocks());
+    CHECK(d.crit.get<0>().setups == 1);
+    CHECK(d.crit.get<1>().setups == 1);
+    d.crit.get<0>().script = {{1, 0, 0.5, true}, {2, 2, 0.0, false}};
+    d.crit.get<1>().script = {{1, 0, 0.7, true}, {3, 1, 0.25, true}};
+    std::vector<frost::Decisions::Item> all;
+    for (int s = 0; s < 4; ++s)
+      for (auto& it : d.run({1, 1, 1})) all.push_back(it);
+    CHECK(d.frozen_set() == S{0, 1});
+    REQUIRE(all.size() == 4);
+    CHECK(all[0].detail == "S1: asked");
+    CHECK(all[0].statistic == 0.5);
+    CHECK(all[1].detail == "S2: asked");
+    CHECK(all[2].detail == "S1: careful");
+    CHECK(d.crit.get<0>().notified == std::vector<std::int64_t>{0, 1});
+    CHECK(d.crit.get<1>().observed == 4);
+    d.crit.on_validation(1.0, d.state());
+    d.crit.observe_activations(0, at::zeros({1}));
+    CHECK(d.crit.get<1>().validations == 1);
+    CHECK(d.crit.get<0>().activations == 1);
+    // Options: a tuple, reachable by dotted keys
+    using G = frost::criteria::AnyOf<GradientThreshold, GradientNormChange>;
+    G::Options go;
+    frost::set_option(go, "0.threshold", "0.5");
+    frost::set_option(go, "1.mode", "any_order");
+    CHECK(std::get<0>(go).threshold() == 0.5);
+    CHECK(std::get<1>(go).mode() == FreezeMode::any_order);
+    CHECK(G::name() == "AnyOf<GradientThreshold,GradientNormChange>");
+  }
+
+  TEST_CASE("AllOf: sticky votes; the completing vote's statistic; NaN is not a vote") {
+    using A = frost::criteria::AllOf<Script<1>, Script<2>>;
+    CHECK(A::name() == "AllOf<S1,S2>");
+    Toy toy(3);
+    Driver<A> d(A(), toy.blocks());
+    d.crit.get<0>().script = {{1, 0, 0.5, true}, {2, 1, 0.1, true}, {2, 2, kNaN, true},
+                              {3, 2, 0.0, false}};
+    d.crit.get<1>().script = {{4, 0, 0.7, true}, {4, 2, 0.3, true}};
+    std::vector<std::vector<frost::Decisions::Item>> at(6);
+    for (int s = 0; s < 6; ++s) at[s] = d.run({1, 1, 1});
+    CHECK(freezes(at[1]).empty());
+    CHECK(d.crit.voted(0, 1));  // S1's vote for b1 (step 2) is still standing
+    CHECK_FALSE(d.crit.voted(1, 1));
+    CHECK(warnings(at[2]) == S{2});  // the NaN request, passed on as a warning
+    CHECK(contains(at[2][0].detail, "not a vote"));
+    CHECK(contains(at[3][0].detail, "S1: careful"));
+    // b0: S1 at step 1, S2 at step 4 -> frozen at step 4 with S2's statistic
+    CHECK(freezes(at[4]) == S{0});
+    CHECK(at[4][0].statistic == 0.7);
+    CHECK(contains(at[4][0].detail, "last S2"));
+    CHECK(d.frozen_set() == S{0});  // b1 only S1, b2 only S2
+    CHECK_FALSE(d.crit.voted(0, 0));  // dropped once frozen
+    CHECK(d.crit.get<1>().notified == std::vector<std::int64_t>{0});
+  }
+
+  // --- through the controller ------------------------------------------------
+  TEST_CASE("host reads happen only at decision points (CPU, real training loop)") {
+    torch::manual_seed(3);
+    auto task = frost_test::make_task(128, at::kCPU);
+    auto check_loop = [&](auto tag, auto criterion_options, std::int64_t every) {
+      using C = typename decltype(tag)::type;
+      using Ctl = frost::FreezeController<C, frost::schedules::Constant, frost::stop::Never>;
+      Net net;
+      auto blocks = frost::BlockMap::detect(*net);
+      torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.05));
+      Ctl ctl(net, opt, blocks,
+              typename Ctl::Options()
+                  .controller(frost::ControllerOptions().steps_per_epoch(every))
+                  .criterion(criterion_options));
+      int changed = 0;
+      for (std::int64_t s = 0; s < 4 * every; ++s) {
+        const auto before = frost::host::reads();
+        controlled_step(ctl, net, opt, task.x, task.y, /*read_loss=*/false);
+        const bool point = (s + 1) % every == 0;
+        CAPTURE(s);
+        if (point) {
+          CHECK(frost::host::reads() == before + 1);  // exactly one read per decision
+          ++changed;
+        } else {
+          CHECK(frost::host::reads() == before);
+        }
+      }
+      CHECK(changed == 4);
+    };
+    struct T1 { using type = GradientThreshold; };
+    struct T2 { using type = GradientNormChange; };
+    struct T3 { using type = frost::criteria::AnyOf<GradientThreshold, GradientNormChange>; };
+    SUBCASE("GradientThreshold") { check_loop(T1{}, GradientThresholdOptions().threshold(0), 5); }
+    SUBCASE("GradientNormChange exact") {
+      check_loop(T2{}, GradientNormChangeOptions().evals_per_epoch(1), 5);
+    }
+    SUBCASE("GradientNormChange cheap L2") {
+      check_loop(T2{},
+                 GradientNormChangeOptions().interval(5).norm(GradNorm::l2).accumulate(Accumulate::cheap),
+                 5);
+    }
+    SUBCASE("AnyOf: one read per member at their shared decision points") {
+      // two members with the same clock: two reads per decision
+      using Ctl = frost::FreezeController<T3::type, frost::schedules::Constant, frost::stop::Never>;
+      Net net;
+      auto blocks = frost::BlockMap::detect(*net);
+      torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.05));
+      Ctl::Options o;
+      std::get<0>(o.criterion()).threshold(0).window(4);
+      std::get<1>(o.criterion()).interval(4);
+      Ctl ctl(net, opt, blocks, o);
+      for (int s = 0; s < 12; ++s) {
+        const auto before = frost::host::reads();
+        controlled_step(ctl, net, opt, task.x, task.y, false);
+        CHECK(frost::host::reads() == before + ((s + 1) % 4 == 0 ? 2 : 0));
+      }
+    }
+  }
+
+  TEST_CASE("a NaN gradient is never frozen on and leaves a warning in the timeline") {
+    torch::manual_seed(4);
+    auto task = frost_test::make_task(64, at::kCPU);
+    Net net;
+    auto blocks = frost::BlockMap::detect(*net);
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.05));
+    using Ctl = frost::FreezeController<GradientThreshold, frost::schedules::Constant, frost::stop::Never>;
+    // threshold huge: every finite block freezes at the first window
+    Ctl ctl(net, opt, blocks, Ctl::Options().criterion(GradientThresholdOptions().threshold(1e9).window(2)));
+    for (int s = 0; s < 2; ++s) {
+      ctl.before_step();
+      opt.zero_grad();
+      torch::nn::functional::cross_entropy(net->forward(task.x), task.y).backward();
+      blocks[1].params[0].mutable_grad().fill_(kNaN);
+      ctl.after_backward();
+      ctl.after_step();  // no optimizer step: keep the weights finite
+    }
+    CHECK(ctl.frozen() == std::vector<bool>{true, false, true, true, true});
+    bool warned = false;
+    for (const auto& e : ctl.timeline())
+      if (e.kind == frost::EventKind::warning && e.block == 1) {
+        warned = true;
+        CHECK(e.policy == "criterion:GradientThreshold");
+        CHECK(std::isnan(e.statistic));
+      }
+    CHECK(warned);
+  }
+
+  TEST_CASE("CUDA: no synchronisation between decision points (sync debug mode = error)") {
+#if FROST_TEST_HAVE_CUDA_HEADERS
+    if (!torch::cuda::is_available()) {
+      MESSAGE("skipped: no CUDA device");
+      return;
+    }
+    const at::Device dev(at::kCUDA);
+    auto task = frost_test::make_task(256, dev);
+    auto run = [&](auto tag, auto copts, std::int64_t every) {
+      using C = typename decltype(tag)::type;
+      using Ctl = frost::FreezeController<C, frost::schedules::Constant, frost::stop::Never>;
+      torch::manual_seed(5);
+      Net net;
+      net->to(dev);
+      auto blocks = frost::BlockMap::detect(*net);
+      torch::optim::AdamW opt(frost::param_groups(blocks, *net), torch::optim::AdamWOptions(3e-3));
+      Ctl ctl(net, opt, blocks, typename Ctl::Options().criterion(copts));
+      auto& ws = c10::cuda::warning_state();
+      for (std::int64_t s = 0; s < 3 * every; ++s) {
+        const bool point = (s + 1) % every == 0;
+        ws.set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR);
+        try {
+          ctl.before_step();
+          opt.zero_grad();
+          auto loss = torch::nn::functional::cross_entropy(net->forward(task.x), task.y);
+          loss.backward();
+          ctl.after_backward();
+          opt.step();
+          if (point) ws.set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+          ctl.after_step();
+        } catch (...) {
+          ws.set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+          FAIL("a synchronisation happened at step " << s);
+        }
+        ws.set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+      }
+      CHECK(ctl.step() == 3 * every);
+    };
+    struct T1 { using type = GradientThreshold; };
+    struct T2 { using type = GradientNormChange; };
+    run(T1{}, GradientThresholdOptions().window(4), 4);
+    run(T2{}, GradientNormChangeOptions().interval(4), 4);
+    run(T2{}, GradientNormChangeOptions().interval(4).accumulate(Accumulate::cheap).norm(GradNorm::l2), 4);
+#else
+    MESSAGE("skipped: built without CUDA headers");
+#endif
+  }
+
+  TEST_CASE("real training: blocks freeze, loss falls, accuracy well above chance") {
+    for (const auto& device : frost_test::devices()) {
+      CAPTURE(device);
+      // one teacher: the first 512 samples train, the other 512 test
+      auto all = frost_test::make_task(1024, device);
+      frost_test::Task train{all.x.narrow(0, 0, 512), all.y.narrow(0, 0, 512)};
+      frost_test::Task test{all.x.narrow(0, 512, 512), all.y.narrow(0, 512, 512)};
+      const std::int64_t batch = 64, spe = 512 / batch, epochs = 25;
+      auto run = [&](auto tag, auto copts, const char* label) {
+        using C = typename decltype(tag)::type;
+        using Ctl = frost::FreezeController<C, frost::schedules::Constant, frost::stop::Never>;
+        torch::manual_seed(6);
+        Net net;
+        net->to(device);
+        auto blocks = frost::BlockMap::detect(*net);
+        torch::optim::AdamW opt(frost::param_groups(blocks, *net), torch::optim::AdamWOptions(3e-3));
+        Ctl ctl(net, opt, blocks,
+                typename Ctl::Options()
+                    .controller(frost::ControllerOptions().steps_per_epoch(spe))
+                    .criterion(copts));
+        double first = 0, last = 0;
+        for (std::int64_t e = 0; e < epochs; ++e) {
+          double sum = 0;
+          for (std::int64_t b = 0; b < spe; ++b) {
+            auto x = train.x.narrow(0, b * batch, batch), y = train.y.narrow(0, b * batch, batch);
+            sum += controlled_step(ctl, net, opt, x, y);
+          }
+          if (e == 0) first = sum / spe;
+          last = sum / spe;
+        }
+        const double acc = frost_test::accuracy(net, test);
+        MESSAGE(std::string(label) << " on " << device << ": loss " << first << " -> " << last << ", test acc "
+                      << acc << ", frozen " << ctl.num_frozen() << "/" << blocks.size());
+        CHECK(ctl.num_frozen() >= 1);
+        CHECK(last < 0.6 * first);
+        CHECK(acc > 1.0 / 3.0 + 0.3);  // chance is 1/3
+      };
+      struct T1 { using type = GradientThreshold; };
+      struct T2 { using type = GradientNormChange; };
+      run(T1{}, GradientThresholdOptions().relative(0.5), "GradientThreshold(relative 0.5)");
+      run(T2{}, GradientNormChangeOptions(), "GradientNormChange(sequential)");
+      run(T2{}, GradientNormChangeOptions().accumulate(Accumulate::cheap).mode(FreezeMode::any_order),
+          "GradientNormChange(cheap, any_order)");
+    }
+  }
+}
