@@ -109,10 +109,10 @@ class FreezeController {
                    "optimizer.step()");
     decisions_.clear();
     concepts::decide_before_step(criterion_, state(), decisions_);
-    apply(decisions_, "criterion:" + concepts::name_of<Criterion>());
+    apply(decisions_, criterion_policy_);
     for (std::size_t i = 0; i < blocks_.size(); ++i) {
       if (!frozen_[i] && schedule_.frozen(step_, static_cast<std::int64_t>(i)))
-        freeze_block(i, "schedule:" + concepts::name_of<Schedule>(),
+        freeze_block(i, schedule_policy_,
                      static_cast<double>(step_), "the schedule's learning rate reached zero");
     }
     for (std::size_t g = 0; g < group_block_.size(); ++g) {
@@ -147,7 +147,7 @@ class FreezeController {
     const StepState s = state();
     decisions_.clear();
     criterion_.decide(s, decisions_);
-    apply(decisions_, "criterion:" + concepts::name_of<Criterion>());
+    apply(decisions_, criterion_policy_);
     check_stop(s);
     ++step_;
     phase_ = Phase::idle;
@@ -302,7 +302,7 @@ class FreezeController {
       Event e;
       e.step = s.step;
       e.kind = EventKind::stop;
-      e.policy = "stop:" + concepts::name_of<StopRule>();
+      e.policy = stop_policy_;
       e.statistic = static_cast<double>(num_frozen());
       e.detail = std::to_string(num_frozen()) + " of " + std::to_string(blocks_.size()) +
                  " blocks frozen";
@@ -311,6 +311,7 @@ class FreezeController {
   }
 
   void apply(const Decisions& d, const std::string& policy) {
+    if (d.items().empty()) return;  // the common case: nothing to do, nothing to copy
     std::vector<Decisions::Item> items = d.items();
     // In-order mode may accept a prefix requested in one batch in any order.
     std::stable_sort(items.begin(), items.end(),
@@ -458,6 +459,10 @@ class FreezeController {
   std::vector<std::size_t> block_group_;   // per block: its param group
   std::vector<double> base_lr_;            // per param group, as the user configured it
   Decisions decisions_;
+  // Timeline labels, built once (not on every step).
+  std::string criterion_policy_ = "criterion:" + concepts::name_of<Criterion>();
+  std::string schedule_policy_ = "schedule:" + concepts::name_of<Schedule>();
+  std::string stop_policy_ = "stop:" + concepts::name_of<StopRule>();
   Timeline timeline_;
   std::int64_t step_ = 0;
   bool stopped_ = false;

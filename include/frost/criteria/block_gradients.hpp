@@ -131,13 +131,15 @@ class BlockGradients {
       const auto b = static_cast<std::size_t>(block_of_[i]);
       const at::Tensor& g = params_[i].grad();
       if (active(s, dropped, b) && g.defined()) {
-        frost::detail::require(g.device() == device_, who, ": a gradient is on ",
-                               g.device().str(), " but the criterion was set up on ",
-                               device_.str(),
-                               "; move the model before building the controller, not after");
-        frost::detail::require(!g.is_sparse(), who,
-                               ": sparse gradients are not supported (an Embedding with "
-                               "sparse=true?); leave that module out of the block map");
+        // Checked with plain ifs: the messages' strings must not be built
+        // every step for every parameter.
+        if (g.device() != device_)
+          frost::detail::fail(who, ": a gradient is on ", g.device().str(),
+                              " but the criterion was set up on ", device_.str(),
+                              "; move the model before building the controller, not after");
+        if (g.is_sparse())
+          frost::detail::fail(who, ": sparse gradients are not supported (an Embedding with "
+                                   "sparse=true?); leave that module out of the block map");
         list.push_back(g);
         had_grad[b] = 1;
       } else {
