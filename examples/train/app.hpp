@@ -1,0 +1,224 @@
+#pragma once
+// examples/train/app.hpp — frost-train's driver: command line to results.
+// main.cpp only calls run_app; the tests call it too (a tiny end-to-end run).
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli.hpp"
+#include "report.hpp"
+#include "strategies.hpp"
+#include "svg.hpp"
+#include "trainer.hpp"
+
+namespace frost_train {
+
+inline std::string timestamp() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y%m%d-%H%M%S", &tm);
+  return b;
+}
+
+/// The whole program. Returns the exit status; results go to `out`.
+inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* results = nullptr) {
+  const auto all = all_strategies();
+  if (cfg.help) {
+    out << usage();
+    return 0;
+  }
+  if (cfg.list) {
+    for (const auto& s : all) {
+      out << s.name << (s.adaptive ? "  [adaptive]" : "") << "\n    " << s.summary << "\n    ";
+      std::string line;
+      for (const auto& kv : s.options()) {
+        const std::string item = kv.first + "=" + kv.second;
+        if (line.size() + item.size() > 90) {
+          out << line << "\n    ";
+          line.clear();
+        }
+        line += (line.empty() ? "" : "  ") + item;
+      }
+      out << line << "\n";
+    }
+    out << "(the defaults above are the library's; each strategy's own settings are printed when "
+           "it starts)\n";
+    return 0;
+  }
+  bool resume = false;
+  if (!cfg.resume_dir.empty()) {
+    std::ifstream f(join(cfg.resume_dir, "args.txt"));
+    if (!f)
+      throw UsageError("--resume " + cfg.resume_dir + ": no args.txt there (not a frost-train "
+                       "output directory)");
+    std::vector<std::string> args;
+    std::string line;
+    while (std::getline(f, line)) args.push_back(line);
+    const std::string dir = cfg.resume_dir;
+    const std::int64_t max_steps = cfg.max_steps;
+    const int progress = cfg.progress;
+    TrainConfig again;
+    parse_args(args, again);
+    cfg = again;
+    cfg.out_dir = dir;
+    cfg.max_steps = max_steps;
+    if (progress != -1) cfg.progress = progress;
+    resume = true;
+  }
+  const std::vector<std::string> original_args = cfg.argv;
+
+  if (cfg.strategies.empty()) {
+    cfg.strategies = default_comparison();
+    cfg.compare = true;
+  }
+  if (cfg.strategies.size() > 1) cfg.compare = true;
+  std::vector<const Strategy*> chosen;
+  for (const auto& n : cfg.strategies) {
+    const Strategy* s = find_strategy(all, n);
+    if (!s) {
+      std::string names;
+      for (const auto& x : all) names += " " + x.name;
+      throw UsageError("unknown strategy '" + n + "'; compiled in:" + names);
+    }
+    chosen.push_back(s);
+  }
+  // --set routing: "name:key=value" for one strategy, "key=value" for those that have the key.
+  std::vector<std::vector<std::pair<std::string, std::string>>> sets(chosen.size());
+  for (const auto& kv : cfg.sets) {
+    std::string key = kv.first, only;
+    const auto colon = key.find(':');
+    if (colon != std::string::npos) {
+      only = key.substr(0, colon);
+      key = key.substr(colon + 1);
+      if (!find_strategy(all, only)) throw UsageError("--set " + kv.first + ": no strategy '" + only + "'");
+    }
+    bool used = false;
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+      if (!only.empty() && chosen[i]->name != only) continue;
+      if (has_option(*chosen[i], key)) {
+        sets[i].emplace_back(key, kv.second);
+        used = true;
+      } else if (!only.empty() || chosen.size() == 1) {
+        std::string keys;
+        for (const auto& o : chosen[i]->options())
+          if (o.first.find('.') != std::string::npos) keys += " " + o.first;
+        throw UsageError("--set " + kv.first + ": strategy " + chosen[i]->name +
+                         " has no option '" + key + "'; its options:" + keys);
+      }
+    }
+    if (!used)
+      throw UsageError("--set " + kv.first + ": none of the chosen strategies has option '" + key +
+                       "' (see --list)");
+  }
+
+  if (cfg.out_dir.empty()) cfg.out_dir = join("out", timestamp());
+  if (cfg.data_dir.empty()) cfg.data_dir = default_data_dir();
+  make_dirs(cfg.out_dir);
+  if (!resume) {
+    std::string a;
+    for (const auto& x : original_args) a += x + "\n";
+    write_file_atomic(join(cfg.out_dir, "args.txt"), a);
+  }
+  const int threads = cfg.threads > 0 ? cfg.threads
+                                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(threads);
+  const torch::Device device = parse_device(cfg.device);
+  auto log = [&](const std::string& m) {
+    if (!cfg.quiet) out << m << std::endl;
+  };
+
+  const TaskData data =
+      load_task_data(cfg.data_dir, cfg.pretrain_limit, cfg.train_limit, cfg.test_limit);
+  const Plan plan = make_plan(cfg, data.train.size());
+  {
+    std::ostringstream m;
+    const auto mo = model_options(cfg.model);
+    m << "frost-train: ViT-" << cfg.model << " (" << mo.depth() << " blocks, width " << mo.dim()
+      << ", patch " << mo.patch_size() << ") on " << device.str() << ", " << threads
+      << " threads, seed " << cfg.seed << "\n"
+      << "  data: " << cfg.data_dir << "; pre-train on classes 0-4 (" << data.pretrain.size()
+      << " images), fine-tune on classes 5-9 (" << data.train.size() << " images, test "
+      << data.test.size() << ")\n"
+      << "  fine-tuning budget: " << cfg.epochs << " epochs = " << plan.total_steps
+      << " steps of batch " << cfg.batch_size << ", AdamW lr " << cfg.lr << " wd "
+      << cfg.weight_decay << ", warm-up " << cfg.warmup_steps << "\n"
+      << "  strategies:";
+    for (auto* s : chosen) m << " " << s->name;
+    m << "\n  output: " << cfg.out_dir << (resume ? " (resuming)" : "");
+    log(m.str());
+  }
+  const std::string pretrained = ensure_pretrained(cfg, data, device, log);
+
+  std::vector<RunResult> rs;
+  for (std::size_t i = 0; i < chosen.size(); ++i) {
+    RunContext ctx;
+    ctx.cfg = cfg;
+    ctx.data = &data;
+    ctx.pretrained = pretrained;
+    ctx.device = device;
+    ctx.out_dir = join(cfg.out_dir, chosen[i]->name);
+    ctx.resume = resume;
+    ctx.sets = sets[i];
+    ctx.log = log;
+    log("\n== " + chosen[i]->name + ": " + chosen[i]->summary);
+    RunResult r = chosen[i]->run(ctx);
+    {
+      std::ostringstream m;
+      m << "   config:";
+      std::size_t width = 10;
+      for (const auto& kv : r.config) {
+        const std::string item = " " + kv.first + "=" + kv.second;
+        if (width + item.size() > 100) {
+          m << "\n          ";
+          width = 10;
+        }
+        m << item;
+        width += item.size();
+      }
+      log(m.str());
+    }
+    if (!r.completed) {
+      log("   stopped after " + std::to_string(r.steps) + " steps (--max-steps); continue with "
+          "--resume " + cfg.out_dir);
+      rs.push_back(r);
+      break;
+    }
+    std::ostringstream m;
+    m << std::fixed << std::setprecision(2) << "   test accuracy " << r.test_accuracy << "%, "
+      << std::setprecision(1) << r.wall_s << " s, " << r.steps << "/" << r.planned_steps
+      << " steps, froze at: " << freeze_steps_text(r);
+    log(m.str());
+    const std::string svg = render_svg({r});
+    write_file_atomic(join(ctx.out_dir, "timeline.svg"), svg);
+    rs.push_back(std::move(r));
+  }
+  bool all_done = true;
+  for (const auto& r : rs) all_done = all_done && r.completed;
+  if (!all_done || rs.size() < chosen.size()) {
+    if (results) *results = rs;
+    return 3;
+  }
+
+  const std::string svg_path = join(cfg.out_dir, "timeline.svg");
+  const std::string csv_path = join(cfg.out_dir, "results.csv");
+  write_file_atomic(svg_path, render_svg(rs));
+  write_file_atomic(csv_path, format_csv(rs));
+  out << "\n" << format_table(rs);
+  if (!rs.empty() && !rs.front().peak_mem_kind.empty())
+    out << "(peak memory: " << rs.front().peak_mem_kind
+        << (device.is_cpu() ? ", a rough measure that includes the data and LibTorch" : "")
+        << "; wall time: the fine-tuning loop only, without evaluation and checkpoint writes)\n";
+  out << "\nper strategy: " << join(cfg.out_dir, "<strategy>/") << "{steps.jsonl, timeline.csv, "
+      << "timeline.svg, config.txt, checkpoint.pt}\n"
+      << "table: " << csv_path << "\npicture: " << svg_path << "\n";
+  if (results) *results = std::move(rs);
+  return 0;
+}
+
+}  // namespace frost_train

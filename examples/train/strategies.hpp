@@ -1,0 +1,131 @@
+#pragma once
+// examples/train/strategies.hpp — the freezing strategies compiled into
+// frost-train: each a FreezeController<Criterion, Schedule, StopRule>
+// composition with example defaults, selectable by name at run time.
+#include <algorithm>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "frost/frost.hpp"
+#include "trainer.hpp"
+
+namespace frost_train {
+
+struct Strategy {
+  std::string name;
+  std::string summary;
+  bool adaptive = false;  ///< decides from training statistics (not a fixed plan)
+  std::function<RunResult(const RunContext&)> run;
+  /// Every option key of the composition (for --list and --set routing).
+  std::function<frost::OptionList()> options;
+};
+
+template <class C, class S, class P>
+Strategy make_strategy(
+    std::string name, std::string summary, bool adaptive,
+    std::function<void(typename frost::FreezeController<C, S, P>::Options&, const Plan&,
+                       const frost::BlockMap&)>
+        configure) {
+  using Ctl = frost::FreezeController<C, S, P>;
+  Strategy s;
+  s.name = name;
+  s.summary = std::move(summary);
+  s.adaptive = adaptive;
+  s.run = [name, configure](const RunContext& ctx) {
+    return run_strategy<C, S, P>(ctx, name, configure);
+  };
+  s.options = [] {
+    typename Ctl::Options o;
+    frost::OptionList out;
+    out.emplace_back("criterion", frost::concepts::name_of<C>());
+    out.emplace_back("schedule", frost::concepts::name_of<S>());
+    out.emplace_back("stop", frost::concepts::name_of<P>());
+    for (auto& kv : frost::describe(o.controller())) out.emplace_back("controller." + kv.first, kv.second);
+    for (auto& kv : frost::describe(o.criterion())) out.emplace_back("criterion." + kv.first, kv.second);
+    for (auto& kv : frost::describe(o.schedule())) out.emplace_back("schedule." + kv.first, kv.second);
+    for (auto& kv : frost::describe(o.stop())) out.emplace_back("stop." + kv.first, kv.second);
+    return out;
+  };
+  return s;
+}
+
+/// Whether `key` is an option of strategy `s`.
+inline bool has_option(const Strategy& s, const std::string& key) {
+  for (const auto& kv : s.options())
+    if (kv.first == key && key.find('.') != std::string::npos) return true;
+  return false;
+}
+
+namespace strategy_defaults {
+// Tuned on the default CPU run (tiny ViT, 15000 images, 2 epochs); see README.
+inline constexpr std::int64_t kDyfWindow = 20;       // steps per DyF evaluation
+inline constexpr double kDyfRelative = 0.25;         // freeze at 25% of the first window's mean |grad|
+inline constexpr std::int64_t kAutoFreezeInterval = 20;
+}  // namespace strategy_defaults
+
+/// All strategies, in table order.
+inline std::vector<Strategy> all_strategies() {
+  namespace c = frost::criteria;
+  namespace sch = frost::schedules;
+  namespace st = frost::stop;
+  std::vector<Strategy> v;
+  v.push_back(make_strategy<c::Never, sch::Cosine, st::Never>(
+      "full", "full fine-tuning: every block trains for the whole budget (cosine lr)", false,
+      nullptr));
+  v.push_back(make_strategy<c::AtSteps, sch::Cosine, st::Never>(
+      "static", "static freezing: the stem and the first half of the blocks frozen from step 0",
+      false, [](auto& o, const Plan&, const frost::BlockMap& b) {
+        o.criterion() = c::AtStepsOptions::prefix(static_cast<std::int64_t>(b.size() + 1) / 2, 0);
+      }));
+  auto freezeout = [&](auto spacing, auto scaling, const std::string& nm, const std::string& what) {
+    using Sp = decltype(spacing);
+    using Sc = decltype(scaling);
+    v.push_back(make_strategy<c::Never, sch::FreezeOut<Sp, Sc>, st::Never>(
+        nm, "FreezeOut (" + what + "): per-block cosine annealing, block i frozen at t_i", false,
+        nullptr));
+  };
+  freezeout(frost::Linear{}, frost::Scaled{}, "freezeout-linear-scaled", "linear spacing, scaled lr");
+  freezeout(frost::Linear{}, frost::Unscaled{}, "freezeout-linear-unscaled",
+            "linear spacing, unscaled lr");
+  freezeout(frost::Cubic{}, frost::Scaled{}, "freezeout-cubic-scaled", "cubic spacing, scaled lr");
+  freezeout(frost::Cubic{}, frost::Unscaled{}, "freezeout-cubic-unscaled",
+            "cubic spacing, unscaled lr");
+  v.push_back(make_strategy<c::GradientThreshold, sch::Cosine, st::AllFrozen>(
+      "dyf",
+      "DyF: a block freezes when its mean |grad| over a window falls below the threshold; "
+      "training ends when every block is frozen",
+      true, [](auto& o, const Plan&, const frost::BlockMap&) {
+        o.criterion().window(strategy_defaults::kDyfWindow).relative(strategy_defaults::kDyfRelative);
+        o.controller().in_order(true);
+      }));
+  v.push_back(make_strategy<c::GradientThreshold, sch::Cosine, st::Never>(
+      "dyf-head",
+      "DyF criterion, but once every block is frozen the head keeps training to the end of the "
+      "budget (forward only through the frozen body)",
+      true, [](auto& o, const Plan&, const frost::BlockMap&) {
+        o.criterion().window(strategy_defaults::kDyfWindow).relative(strategy_defaults::kDyfRelative);
+        o.controller().in_order(true);
+      }));
+  v.push_back(make_strategy<c::GradientNormChange, sch::Cosine, st::Never>(
+      "autofreeze",
+      "AutoFreeze: every interval, leading blocks whose accumulated-gradient-norm change is below "
+      "the median freeze (the last block keeps training)",
+      true, [](auto& o, const Plan&, const frost::BlockMap&) {
+        o.criterion().interval(strategy_defaults::kAutoFreezeInterval);
+      }));
+  return v;
+}
+
+/// The strategies of a bare `--compare` (and of no arguments at all).
+inline std::vector<std::string> default_comparison() {
+  return {"full", "static", "freezeout-cubic-scaled", "autofreeze", "dyf"};
+}
+
+inline const Strategy* find_strategy(const std::vector<Strategy>& all, const std::string& name) {
+  for (const auto& s : all)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+}  // namespace frost_train
