@@ -36,5 +36,6 @@ if [ -x "$BUILD_DIR/examples/frost-train" ]; then
   exec "$BUILD_DIR/examples/frost-train" "$@"
 fi
 # Fallback while the trainer is not written yet: print a sample schedule.
-echo "main: frost-train not built yet; running frost-schedule instead" >&2
-exec "$BUILD_DIR/examples/frost-schedule" "$@"
+echo "main: frost-train not built yet; printing a sample FreezeOut schedule with frost-schedule" >&2
+exec "$BUILD_DIR/examples/frost-schedule" --schedule freezeout --spacing cubic --t0 0.8 \
+  --blocks 13 --steps 1000 --warmup 100
