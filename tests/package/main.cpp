@@ -1,22 +1,61 @@
-// Packaging check: compiles against frost::frost and LibTorch and runs.
-#if __has_include(<frost/frost.hpp>)
+// The README's "Quick start", compiled and run by scripts/test.sh against the
+// installed package (find_package) and the source tree (add_subdirectory).
+// Keep the two in sync.
 #include <frost/frost.hpp>
-#else
-#include <frost/error.hpp>
-#endif
-// Narrow ATen headers: enough to prove the LibTorch link works, cheap to compile.
-#include <ATen/core/Tensor.h>
-#include <ATen/ops/ones.h>
+#include <torch/torch.h>
 
 #include <iostream>
 
-int main() {
-  try {
-    frost::detail::fail("packaging check ", 42);
-  } catch (const frost::Error& e) {
-    std::cout << "frost_consumer ok: " << e.what() << ", torch "
-              << at::ones({2}).sum().item<float>() << "\n";
-    return 0;
+// Any model whose blocks sit in a ModuleList or Sequential works with
+// BlockMap::detect; name them with BlockMap::from_prefixes otherwise.
+struct NetImpl : torch::nn::Module {
+  NetImpl() {
+    embed = register_module("embed", torch::nn::Linear(16, 64));
+    blocks = register_module("blocks", torch::nn::ModuleList());
+    for (int i = 0; i < 6; ++i) blocks->push_back(torch::nn::Linear(64, 64));
+    head = register_module("head", torch::nn::Linear(64, 4));
   }
-  return 1;
+  torch::Tensor forward(torch::Tensor x) {
+    x = embed(x);
+    for (auto& b : *blocks) x = x + torch::relu(b->as<torch::nn::Linear>()->forward(x));
+    return head(x);
+  }
+  torch::nn::Linear embed{nullptr}, head{nullptr};
+  torch::nn::ModuleList blocks{nullptr};
+};
+TORCH_MODULE(Net);
+
+int main() {
+  torch::manual_seed(0);
+  Net model;
+  auto blocks = frost::BlockMap::detect(*model);  // stem (embed), blocks.0 .. blocks.5
+  torch::optim::AdamW optimizer(frost::param_groups(blocks, *model),  // one group per block
+                                torch::optim::AdamWOptions(1e-3));
+
+  using Controller = frost::FreezeController<
+      frost::criteria::GradientNormChange,                     // AutoFreeze's gradient-norm test
+      frost::schedules::FreezeOut<frost::Cubic, frost::Scaled>,  // FreezeOut's per-block rates
+      frost::stop::AllFrozen>;                                 // stop when every block is frozen
+  const int64_t steps = 200;
+  Controller ctl(model, optimizer, blocks,
+                 Controller::Options()
+                     .controller(frost::ControllerOptions().total_steps(steps).warmup_steps(10))
+                     .criterion(frost::criteria::GradientNormChangeOptions().interval(20))
+                     .schedule(frost::schedules::FreezeOutOptions().t0(0.5)));
+  for (const auto& [key, value] : ctl.describe()) std::cout << key << " = " << value << "\n";
+
+  auto x = torch::randn({256, 16});
+  auto y = torch::randint(0, 4, {256});
+  for (int64_t step = 0; step < steps && !ctl.should_stop(); ++step) {
+    ctl.before_step();   // this step's learning rates; schedule-driven freezing
+    optimizer.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+    loss.backward();
+    ctl.after_backward();  // the criterion reads the gradients (on the device, no sync)
+    optimizer.step();
+    ctl.after_step();      // decisions, freezing, the stop check
+  }
+  for (const auto& event : ctl.timeline()) std::cout << event << "\n";
+  std::cout << "frozen prefix: " << ctl.frozen_prefix() << " of " << blocks.size() << " blocks\n";
+  return ctl.num_frozen() > 0 ? 0 : 1;
 }
