@@ -38,15 +38,15 @@ struct TrainConfig {
   double lr = 1e-3;                 // fine-tuning base learning rate (AdamW)
   double weight_decay = 0.05;
   double epochs = 2.0;              // fine-tuning epochs (full-fine-tuning budget)
-  std::int64_t warmup_steps = 20;
-  std::int64_t train_limit = 15000; // fine-tuning images (classes 5-9), -1 = all
-  std::int64_t test_limit = -1;     // test images (classes 5-9), -1 = all
+  std::int64_t warmup_steps = 10;
+  std::int64_t train_limit = 6000;  // fine-tuning images (classes 5-9), -1 = all
+  std::int64_t test_limit = 2000;    // test images (classes 5-9), -1 = all
   // pre-training (classes 0-4)
   double pretrain_epochs = 1.0;
-  std::int64_t pretrain_limit = 30000;
+  std::int64_t pretrain_limit = 12000;
   double pretrain_lr = 2e-3;
   // bookkeeping
-  std::int64_t checkpoint_every = 100;  // steps; 0 = only at the end
+  std::int64_t checkpoint_every = 50;   // steps; 0 = only at the end
   std::int64_t eval_every = 0;          // steps; 0 = only at the end
   int progress = -1;                    // -1 auto (terminal), 0 off, 1 on
   bool quiet = false;
@@ -84,13 +84,13 @@ Usage: frost-train [options]
   --batch-size N          (default 128)
   --lr X                  fine-tuning learning rate, AdamW (default 1e-3)
   --weight-decay X        (default 0.05)
-  --warmup N              warm-up steps (default 20)
-  --train-limit N         fine-tuning images from classes 5-9 (default 15000; -1 all 30000)
-  --test-limit N          test images from classes 5-9 (default -1: all 5000)
+  --warmup N              warm-up steps (default 10)
+  --train-limit N         fine-tuning images from classes 5-9 (default 6000; -1: all 30000)
+  --test-limit N          test images from classes 5-9 (default 2000; -1: all 5000)
   --pretrain-epochs X     pre-training epochs on classes 0-4 (default 1)
-  --pretrain-limit N      pre-training images (default 30000, all)
+  --pretrain-limit N      pre-training images from classes 0-4 (default 12000; -1: all 30000)
   --pretrain-lr X         (default 2e-3)
-  --checkpoint-every N    write the checkpoint every N steps (default 100; 0: at the end)
+  --checkpoint-every N    write the checkpoint every N steps (default 50; 0: at the end)
   --eval-every N          test accuracy every N steps, logged (default 0: at the end only)
   --max-steps N           end this session after N steps (a checkpoint remains; --resume)
   --progress / --no-progress   progress bar (default: when stderr is a terminal)

@@ -457,6 +457,14 @@ RunResult run_strategy(
   torch::manual_seed(cfg.seed + 1);
   fx::ViT model(model_options(cfg.model));
   torch::load(model, ctx.pretrained);
+  {
+    // A new classifier for the new classes: the pre-trained head only ever
+    // saw classes 0-4 and pushed the logits of 5-9 down; start it from zero
+    // (loss ln 10) and keep the body's features.
+    torch::NoGradGuard ng;
+    model->head->weight.zero_();
+    model->head->bias.zero_();
+  }
   model->to(device);
   model->train();
   auto blocks = frost::BlockMap::detect(*model);

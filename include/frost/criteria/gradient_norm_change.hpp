@@ -66,6 +66,8 @@
 // [num_blocks] tensor through frost::host::read at the end of an interval and
 // returns at once otherwise.
 #include <ATen/ATen.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
 
 #include <algorithm>
 #include <cmath>
@@ -294,6 +296,80 @@ class GradientNormChange {
     if (o_.accumulate() == Accumulate::exact)
       for (std::size_t i = 0; i < bg_.num_params(); ++i)
         if (static_cast<std::size_t>(bg_.block_of(i)) == b) acc_[i] = bg_.zero(i);  // freed
+  }
+
+  // --- checkpointing (frost::save / frost::load) ----------------------------
+  /// The interval's accumulators, counters and previous norms, so a resumed run
+  /// decides as an uninterrupted one would (setup() must have run first).
+  void save(torch::serialize::OutputArchive& ar) const {
+    auto ints = [](const std::vector<char>& v) { return std::vector<std::int64_t>(v.begin(), v.end()); };
+    ar.write("evaluations", c10::IValue(evaluations_));
+    ar.write("dropped", c10::IValue(ints(dropped_)));
+    ar.write("steps", c10::IValue(steps_));
+    ar.write("last_steps", c10::IValue(last_steps_));
+    ar.write("has_prev", c10::IValue(ints(has_prev_)));
+    ar.write("prev", c10::IValue(prev_));
+    ar.write("norm", c10::IValue(norm_));
+    ar.write("eta", c10::IValue(eta_));
+    ar.write("bar", c10::IValue(bar_));
+    if (o_.accumulate() == Accumulate::exact) {
+      std::vector<std::int64_t> live;
+      for (std::size_t i = 0; i < bg_.num_params(); ++i) {
+        const bool l = acc_[i].unsafeGetTensorImpl() != bg_.zero(i).unsafeGetTensorImpl();
+        live.push_back(l);
+        if (l) ar.write("acc." + std::to_string(i), acc_[i], /*is_buffer=*/true);
+      }
+      ar.write("acc_live", c10::IValue(live));
+    } else {
+      ar.write("block_acc", block_acc_, /*is_buffer=*/true);
+    }
+  }
+  void load(torch::serialize::InputArchive& ar) {
+    c10::IValue v;
+    auto chars = [](const std::vector<std::int64_t>& v) { return std::vector<char>(v.begin(), v.end()); };
+    ar.read("evaluations", v);
+    evaluations_ = v.toInt();
+    ar.read("dropped", v);
+    const auto d = chars(v.toIntVector());
+    frost::detail::require(d.size() == dropped_.size(), name,
+                           ": the checkpoint was written for a different block map");
+    dropped_ = d;
+    ar.read("steps", v);
+    steps_ = v.toIntVector();
+    ar.read("last_steps", v);
+    last_steps_ = v.toIntVector();
+    ar.read("has_prev", v);
+    has_prev_ = chars(v.toIntVector());
+    ar.read("prev", v);
+    prev_ = v.toDoubleVector();
+    ar.read("norm", v);
+    norm_ = v.toDoubleVector();
+    ar.read("eta", v);
+    eta_ = v.toDoubleVector();
+    ar.read("bar", v);
+    bar_ = v.toDouble();
+    at::NoGradGuard ng;
+    if (o_.accumulate() == Accumulate::exact) {
+      ar.read("acc_live", v);
+      const auto live = v.toIntVector();
+      frost::detail::require(live.size() == bg_.num_params(), name,
+                             ": the checkpoint was written for a different block map");
+      for (std::size_t i = 0; i < bg_.num_params(); ++i) {
+        if (live[i]) {
+          at::Tensor t;
+          ar.read("acc." + std::to_string(i), t, /*is_buffer=*/true);
+          if (acc_[i].unsafeGetTensorImpl() == bg_.zero(i).unsafeGetTensorImpl())
+            acc_[i] = at::zeros_like(bg_.param(i));
+          acc_[i].copy_(t);
+        } else {
+          acc_[i] = bg_.zero(i);
+        }
+      }
+    } else {
+      at::Tensor t;
+      ar.read("block_acc", t, /*is_buffer=*/true);
+      block_acc_.copy_(t);
+    }
   }
 
   // --- inspection -----------------------------------------------------------

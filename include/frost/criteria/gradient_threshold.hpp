@@ -31,6 +31,8 @@
 // [num_blocks] tensor through frost::host::read at the end of each window and
 // returns at once otherwise.
 #include <ATen/ATen.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
 
 #include <cmath>
 #include <cstdint>
@@ -147,6 +149,40 @@ class GradientThreshold {
   void on_frozen(std::int64_t block) {
     if (block >= 0 && static_cast<std::size_t>(block) < dropped_.size())
       dropped_[static_cast<std::size_t>(block)] = 1;
+  }
+
+  // --- checkpointing (frost::save / frost::load) ----------------------------
+  /// The window's accumulator and counters, so a resumed run decides as an
+  /// uninterrupted one would (setup() must have run: the controller does it).
+  void save(torch::serialize::OutputArchive& ar) const {
+    ar.write("evaluations", c10::IValue(evaluations_));
+    ar.write("acc", acc_, /*is_buffer=*/true);
+    ar.write("dropped", c10::IValue(std::vector<std::int64_t>(dropped_.begin(), dropped_.end())));
+    ar.write("steps", c10::IValue(steps_));
+    ar.write("reference", c10::IValue(reference_));
+    ar.write("average", c10::IValue(average_));
+  }
+  void load(torch::serialize::InputArchive& ar) {
+    c10::IValue v;
+    ar.read("evaluations", v);
+    evaluations_ = v.toInt();
+    at::Tensor acc;
+    ar.read("acc", acc, /*is_buffer=*/true);
+    detail::require(acc.numel() == acc_.numel() && v.isInt(), name,
+                    ": the checkpoint was written for a different block map");
+    {
+      at::NoGradGuard ng;
+      acc_.copy_(acc);
+    }
+    ar.read("dropped", v);
+    const auto d = v.toIntVector();
+    for (std::size_t b = 0; b < dropped_.size() && b < d.size(); ++b) dropped_[b] = d[b] != 0;
+    ar.read("steps", v);
+    steps_ = v.toIntVector();
+    ar.read("reference", v);
+    reference_ = v.toDoubleVector();
+    ar.read("average", v);
+    average_ = v.toDoubleVector();
   }
 
   // --- inspection -----------------------------------------------------------
