@@ -257,7 +257,7 @@ TEST_CASE("train: tiny end-to-end run on Fashion-MNIST, two strategies") {
                              "--pretrain-limit", "600", "--train-limit", "320", "--test-limit",
                              "300", "--batch-size", "32", "--epochs", "2", "--warmup", "2",
                              "--set", "dyf:criterion.window=3", "--set",
-                             "dyf:criterion.threshold=1", "--no-progress", "--quiet"},
+                             "dyf:criterion.threshold=1", "--set", "dyf:criterion.relative=0", "--no-progress", "--quiet"},
                             cfg);
     std::ostringstream out;
     std::vector<frost_train::RunResult> rs;
