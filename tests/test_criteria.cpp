@@ -35,6 +35,7 @@ using frost::criteria::GradientNormChangeOptions;
 using frost::criteria::GradientThreshold;
 using frost::criteria::GradientThresholdOptions;
 using frost::criteria::GradNorm;
+using frost::criteria::Reference;
 using frost_test::Net;
 
 namespace {
@@ -254,6 +255,30 @@ TEST_SUITE("criteria") {
     CHECK(freezes(d.run({0.75, 1.0, 0.009})).empty());
     CHECK(freezes(d.run({0.5, 0.9, 0.004})) == S{0, 2});
     CHECK(freezes(d.run({0.5, 0.9, 0.004})).empty());
+  }
+
+  TEST_CASE("GradientThreshold: relative to the peak follows a growing gradient up first") {
+    Toy toy(2);
+    Driver<GradientThreshold> d(GradientThreshold(GradientThresholdOptions()
+                                                      .relative(0.5)
+                                                      .reference(Reference::peak)
+                                                      .window(1)
+                                                      .threshold(100)),
+                                toy.blocks());
+    // b0 grows from 0.1 to 1.0 then falls to 0.5 = half its peak; b1 stays flat.
+    // Relative to the first window (0.1) b0 would never freeze.
+    CHECK(freezes(d.run({0.1, 1.0})).empty());
+    CHECK(freezes(d.run({1.0, 1.0})).empty());
+    CHECK(d.crit.references()[0] == doctest::Approx(1.0));
+    CHECK(freezes(d.run({0.6, 1.0})).empty());
+    CHECK(d.crit.references()[0] == doctest::Approx(1.0));  // the peak stays
+    CHECK(freezes(d.run({0.5, 1.0})) == S{0});
+    CHECK_FROST_ERROR(
+        [] {
+          GradientThresholdOptions o;
+          frost::set_option(o, "reference", "median");
+        }(),
+        "reference");
   }
 
   TEST_CASE("GradientThreshold: unused parameters, unused blocks, NaN and Inf are never frozen on") {

@@ -37,13 +37,13 @@ struct TrainConfig {
   std::int64_t batch_size = 128;
   double lr = 1e-3;                 // fine-tuning base learning rate (AdamW)
   double weight_decay = 0.05;
-  double epochs = 2.0;              // fine-tuning epochs (full-fine-tuning budget)
+  double epochs = 6.0;              // fine-tuning epochs (full-fine-tuning budget)
   std::int64_t warmup_steps = 10;
-  std::int64_t train_limit = 6000;  // fine-tuning images (classes 5-9), -1 = all
-  std::int64_t test_limit = 2000;    // test images (classes 5-9), -1 = all
+  std::int64_t train_limit = 5000;  // fine-tuning images (classes 5-9), -1 = all
+  std::int64_t test_limit = -1;      // test images (classes 5-9), -1 = all
   // pre-training (classes 0-4)
   double pretrain_epochs = 1.0;
-  std::int64_t pretrain_limit = 12000;
+  std::int64_t pretrain_limit = -1;
   double pretrain_lr = 2e-3;
   // bookkeeping
   std::int64_t checkpoint_every = 50;   // steps; 0 = only at the end
@@ -80,15 +80,15 @@ Usage: frost-train [options]
   --device cpu|cuda[:N]   training device (default cpu)
   --threads N             CPU threads (default: all cores)
   --seed N                seed for initialisation and data order (default 0)
-  --epochs X              fine-tuning epochs (default 2)
+  --epochs X              fine-tuning epochs (default 6)
   --batch-size N          (default 128)
   --lr X                  fine-tuning learning rate, AdamW (default 1e-3)
   --weight-decay X        (default 0.05)
   --warmup N              warm-up steps (default 10)
-  --train-limit N         fine-tuning images from classes 5-9 (default 6000; -1: all 30000)
-  --test-limit N          test images from classes 5-9 (default 2000; -1: all 5000)
+  --train-limit N         fine-tuning images from classes 5-9 (default 5000; -1: all 30000)
+  --test-limit N          test images from classes 5-9 (default -1: all 5000)
   --pretrain-epochs X     pre-training epochs on classes 0-4 (default 1)
-  --pretrain-limit N      pre-training images from classes 0-4 (default 12000; -1: all 30000)
+  --pretrain-limit N      pre-training images from classes 0-4 (default -1: all 30000)
   --pretrain-lr X         (default 2e-3)
   --checkpoint-every N    write the checkpoint every N steps (default 50; 0: at the end)
   --eval-every N          test accuracy every N steps, logged (default 0: at the end only)

@@ -35,18 +35,7 @@ Strategy make_strategy(
   s.run = [name, configure](const RunContext& ctx) {
     return run_strategy<C, S, P>(ctx, name, configure);
   };
-  s.options = [] {
-    typename Ctl::Options o{};
-    frost::OptionList out;
-    out.emplace_back("criterion", frost::concepts::name_of<C>());
-    out.emplace_back("schedule", frost::concepts::name_of<S>());
-    out.emplace_back("stop", frost::concepts::name_of<P>());
-    for (auto& kv : frost::describe(o.controller())) out.emplace_back("controller." + kv.first, kv.second);
-    for (auto& kv : frost::describe(o.criterion())) out.emplace_back("criterion." + kv.first, kv.second);
-    for (auto& kv : frost::describe(o.schedule())) out.emplace_back("schedule." + kv.first, kv.second);
-    for (auto& kv : frost::describe(o.stop())) out.emplace_back("stop." + kv.first, kv.second);
-    return out;
-  };
+  s.options = [] { return Ctl::describe(typename Ctl::Options{}); };
   return s;
 }
 
@@ -58,10 +47,12 @@ inline bool has_option(const Strategy& s, const std::string& key) {
 }
 
 namespace strategy_defaults {
-// Tuned on the default CPU run (tiny ViT, 6000 images, 2 epochs = 94 steps); see README.
-inline constexpr std::int64_t kDyfWindow = 10;       // steps per DyF evaluation
-inline constexpr double kDyfRelative = 0.25;         // freeze at 25% of the first window's mean |grad|
-inline constexpr std::int64_t kAutoFreezeInterval = 10;
+// For the default CPU run (tiny ViT, 5000 images, 6 epochs = 240 steps). The
+// head starts from zero, so the body's gradients first *grow*: DyF's relative
+// threshold is taken against each block's peak window, not its first.
+inline constexpr std::int64_t kDyfWindow = 20;       // steps per DyF evaluation
+inline constexpr double kDyfRelative = 0.5;          // freeze at half the block's peak mean |grad|
+inline constexpr std::int64_t kAutoFreezeInterval = 20;
 }  // namespace strategy_defaults
 
 /// All strategies, in table order.
@@ -96,7 +87,10 @@ inline std::vector<Strategy> all_strategies() {
       "DyF: a block freezes when its mean |grad| over a window falls below the threshold; "
       "training ends when every block is frozen",
       true, [](auto& o, const Plan&, const frost::BlockMap&) {
-        o.criterion().window(strategy_defaults::kDyfWindow).relative(strategy_defaults::kDyfRelative);
+        o.criterion()
+            .window(strategy_defaults::kDyfWindow)
+            .relative(strategy_defaults::kDyfRelative)
+            .reference(c::Reference::peak);
         o.controller().in_order(true);
       }));
   v.push_back(make_strategy<c::GradientThreshold, sch::Cosine, st::Never>(
@@ -104,7 +98,10 @@ inline std::vector<Strategy> all_strategies() {
       "DyF criterion, but once every block is frozen the head keeps training to the end of the "
       "budget (forward only through the frozen body)",
       true, [](auto& o, const Plan&, const frost::BlockMap&) {
-        o.criterion().window(strategy_defaults::kDyfWindow).relative(strategy_defaults::kDyfRelative);
+        o.criterion()
+            .window(strategy_defaults::kDyfWindow)
+            .relative(strategy_defaults::kDyfRelative)
+            .reference(c::Reference::peak);
         o.controller().in_order(true);
       }));
   v.push_back(make_strategy<c::GradientNormChange, sch::Cosine, st::Never>(

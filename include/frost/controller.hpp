@@ -217,15 +217,19 @@ class FreezeController {
 
   /// The whole configuration, one `key=value` per option, keys prefixed with
   /// the part they configure ("controller.", "criterion.", "schedule.", "stop.").
-  OptionList describe() const {
+  OptionList describe() const { return describe(options_); }
+
+  /// The same for options not (yet) given to a controller, e.g. to list what
+  /// a composition can be configured with.
+  static OptionList describe(const Options& o) {
     OptionList out;
     out.emplace_back("criterion", concepts::name_of<Criterion>());
     out.emplace_back("schedule", concepts::name_of<Schedule>());
     out.emplace_back("stop", concepts::name_of<StopRule>());
-    append(out, "controller.", frost::describe(options_.controller()));
-    append(out, "criterion.", frost::describe(options_.criterion()));
-    append(out, "schedule.", frost::describe(options_.schedule()));
-    append(out, "stop.", frost::describe(options_.stop()));
+    append(out, "controller.", frost::describe(o.controller()));
+    append(out, "criterion.", frost::describe(o.criterion()));
+    append(out, "schedule.", frost::describe(o.schedule()));
+    append(out, "stop.", frost::describe(o.stop()));
     return out;
   }
 

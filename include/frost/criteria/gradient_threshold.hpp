@@ -49,6 +49,20 @@
 
 namespace frost::criteria {
 
+/// What a relative threshold is relative to.
+enum class Reference {
+  first,  ///< the block's first judged window (the gradient "where it started")
+  peak,   ///< the largest window average seen so far: robust when gradients first
+          ///< grow (a classifier head trained from zero feeds the body little
+          ///< gradient at first), at the price of never freezing on the first window
+};
+inline const char* to_string(Reference r) { return r == Reference::first ? "first" : "peak"; }
+inline bool from_string(const std::string& s, Reference& r) {
+  if (s == "first") return (r = Reference::first), true;
+  if (s == "peak") return (r = Reference::peak), true;
+  return false;
+}
+
 struct GradientThresholdOptions {
   /// Freeze a block when its window-average mean |grad| is <= this (DyF: 0.001).
   FROST_ARG(double, threshold) = 0.001;
@@ -56,6 +70,8 @@ struct GradientThresholdOptions {
   FROST_ARG(std::int64_t, window) = 0;
   /// 0 = off; r in (0, 1): per-block threshold r * the block's first-window average.
   FROST_ARG(double, relative) = 0.0;
+  /// With `relative`: the block's first-window average (default) or its peak.
+  FROST_ARG(Reference, reference) = Reference::first;
 };
 
 class GradientThreshold {
@@ -133,7 +149,9 @@ class GradientThreshold {
       }
       double thr = o_.threshold();
       if (o_.relative() > 0.0) {
-        if (std::isnan(reference_[b])) reference_[b] = avg;  // first judged window
+        if (std::isnan(reference_[b]) ||
+            (o_.reference() == Reference::peak && avg > reference_[b]))
+          reference_[b] = avg;  // the first judged window, or the peak so far
         thr = o_.relative() * reference_[b];
       }
       if (avg <= thr) {  // DyF: freeze when the gradient is small (see the note above)
@@ -216,4 +234,4 @@ class GradientThreshold {
 
 }  // namespace frost::criteria
 
-FROST_REFLECT(frost::criteria::GradientThresholdOptions, threshold, window, relative);
+FROST_REFLECT(frost::criteria::GradientThresholdOptions, threshold, window, relative, reference);
