@@ -12,6 +12,9 @@
 #include "support.hpp"
 // last: after every LibTorch header (see doctest_torch.hpp)
 #include "doctest_torch.hpp"
+#include "frost_checks.hpp"
+
+using frost_test::contains;
 
 using frost_test::Net;
 
@@ -83,22 +86,6 @@ at::Tensor controlled_step(Ctl& ctl, Net& net, torch::optim::Optimizer& opt,
   return loss.detach();
 }
 
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-#define CHECK_FROST_ERROR(expr, part)                                              \
-  do {                                                                             \
-    bool thrown_ = false;                                                          \
-    try {                                                                          \
-      (void)(expr);                                                                \
-    } catch (const frost::Error& e) {                                              \
-      thrown_ = true;                                                              \
-      INFO("message: " << e.what());                                               \
-      CHECK(contains(e.what(), part));                                             \
-    }                                                                              \
-    CHECK_MESSAGE(thrown_, "expected frost::Error containing '" << part << "'");  \
-  } while (0)
 
 }  // namespace
 

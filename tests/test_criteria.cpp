@@ -27,6 +27,9 @@
 #include "support.hpp"
 // last: after every LibTorch header (see doctest_torch.hpp)
 #include "doctest_torch.hpp"
+#include "frost_checks.hpp"
+
+using frost_test::contains;
 
 using frost::criteria::Accumulate;
 using frost::criteria::FreezeMode;
@@ -130,22 +133,6 @@ std::set<std::int64_t> warnings(const std::vector<frost::Decisions::Item>& items
     if (!it.freeze) s.insert(it.block);
   return s;
 }
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-#define CHECK_FROST_ERROR(expr, part)                                              \
-  do {                                                                             \
-    bool thrown_ = false;                                                          \
-    try {                                                                          \
-      (void)(expr);                                                                \
-    } catch (const frost::Error& e) {                                              \
-      thrown_ = true;                                                              \
-      INFO("message: " << e.what());                                               \
-      CHECK(contains(e.what(), part));                                             \
-    }                                                                              \
-    CHECK_MESSAGE(thrown_, "expected frost::Error containing '" << part << "'");  \
-  } while (0)
 
 GradientNormChange gnc(FreezeMode mode, GradNorm norm = GradNorm::l1,
                        Accumulate acc = Accumulate::exact, std::int64_t interval = 1,

@@ -11,6 +11,7 @@
 #include "frost/error.hpp"
 #include "frost/options.hpp"
 #include "frost/schedules.hpp"
+#include "frost_checks.hpp"
 
 namespace fs = frost::schedules;
 using frost::kHead;
@@ -343,33 +344,33 @@ TEST_CASE("invalid schedule options throw frost::Error") {
   };
   CHECK_NOTHROW(freezeout(0.8, 4, 100, 10));
   CHECK_NOTHROW(freezeout(1.0, 4, 100, 0));
-  CHECK_THROWS_AS(freezeout(0.0, 4, 100, 0), frost::Error);
-  CHECK_THROWS_AS(freezeout(-0.1, 4, 100, 0), frost::Error);
-  CHECK_THROWS_AS(freezeout(1.5, 4, 100, 0), frost::Error);
-  CHECK_THROWS_AS(freezeout(std::nan(""), 4, 100, 0), frost::Error);
-  CHECK_THROWS_AS(freezeout(0.8, 4, 0, 0), frost::Error);
-  CHECK_THROWS_AS(freezeout(0.8, 4, -5, 0), frost::Error);
-  CHECK_THROWS_AS(freezeout(0.8, 4, 100, 100), frost::Error);
-  CHECK_THROWS_AS(freezeout(0.8, 4, 100, 150), frost::Error);
-  CHECK_THROWS_AS(freezeout(0.8, 4, 100, -1), frost::Error);
-  CHECK_THROWS_AS(freezeout(0.8, 0, 100, 0), frost::Error);
-  CHECK_THROWS_AS(freezeout(0.8, -2, 100, 0), frost::Error);
+  CHECK_FROST_ERROR(freezeout(0.0, 4, 100, 0), "t0");
+  CHECK_FROST_ERROR(freezeout(-0.1, 4, 100, 0), "t0");
+  CHECK_FROST_ERROR(freezeout(1.5, 4, 100, 0), "t0");
+  CHECK_FROST_ERROR(freezeout(std::nan(""), 4, 100, 0), "t0");
+  CHECK_FROST_ERROR(freezeout(0.8, 4, 0, 0), "total_steps");
+  CHECK_FROST_ERROR(freezeout(0.8, 4, -5, 0), "total_steps");
+  CHECK_FROST_ERROR(freezeout(0.8, 4, 100, 100), "warmup_steps");
+  CHECK_FROST_ERROR(freezeout(0.8, 4, 100, 150), "warmup_steps");
+  CHECK_FROST_ERROR(freezeout(0.8, 4, 100, -1), "warmup_steps");
+  CHECK_FROST_ERROR(freezeout(0.8, 0, 100, 0), "block");
+  CHECK_FROST_ERROR(freezeout(0.8, -2, 100, 0), "block");
   CHECK_THROWS_WITH_AS(freezeout(0.8, 4, 0, 0), doctest::Contains("controller.total_steps"),
                        frost::Error);
   CHECK_THROWS_WITH_AS(freezeout(1.5, 4, 100, 0), doctest::Contains("t0"), frost::Error);
 
   // Used before setup / unknown block.
   CS fresh;
-  CHECK_THROWS_AS(fresh.lr_scale(0, 0), frost::Error);
+  CHECK_FROST_ERROR(fresh.lr_scale(0, 0), "before setup");
   CS ok;
   ok.setup(make_setup(4, 100, 0));
-  CHECK_THROWS_AS(ok.lr_scale(0, 4), frost::Error);
-  CHECK_THROWS_AS(ok.frozen(0, -2), frost::Error);
+  CHECK_FROST_ERROR(ok.lr_scale(0, 4), "block 4");
+  CHECK_FROST_ERROR(ok.frozen(0, -2), "block -2");
 
   fs::LayerWise<frost::Cubic> lw(fs::LayerWiseOptions{}.p(std::nan("")));
-  CHECK_THROWS_AS(lw.setup(make_setup(4, 100, 0)), frost::Error);
+  CHECK_FROST_ERROR(lw.setup(make_setup(4, 100, 0)), " p");
   fs::LayerWise<frost::Cubic> lw0(fs::LayerWiseOptions{}.t0(0.0));
-  CHECK_THROWS_AS(lw0.setup(make_setup(4, 100, 0)), frost::Error);
+  CHECK_FROST_ERROR(lw0.setup(make_setup(4, 100, 0)), "t0");
 
   fs::StageWise<CS> sw;
   CHECK_THROWS_WITH_AS(sw.setup(make_setup(4, 100, 0)),
@@ -381,17 +382,17 @@ TEST_CASE("invalid schedule options throw frost::Error") {
   fs::StageWiseOptions bad_inner;
   bad_inner.inner().t0(2.0);
   fs::StageWise<CS> sw2(bad_inner);
-  CHECK_THROWS_AS(sw2.setup(make_setup(4, 100, 0, {1, 1, 2, 2})), frost::Error);
+  CHECK_FROST_ERROR(sw2.setup(make_setup(4, 100, 0, {1, 1, 2, 2})), "t0");
   CHECK_NOTHROW(sw.setup(make_setup(4, 100, 0, {1, 1, 2, 2})));
 
   fs::Constant c;
-  CHECK_THROWS_AS(c.setup(make_setup(4, -1, 0)), frost::Error);
-  CHECK_THROWS_AS(c.setup(make_setup(4, 10, 10)), frost::Error);
-  CHECK_THROWS_AS(c.setup(make_setup(4, 0, -3)), frost::Error);
+  CHECK_FROST_ERROR(c.setup(make_setup(4, -1, 0)), "total_steps");
+  CHECK_FROST_ERROR(c.setup(make_setup(4, 10, 10)), "warmup_steps");
+  CHECK_FROST_ERROR(c.setup(make_setup(4, 0, -3)), "warmup_steps");
   fs::Cosine k;
   CHECK_THROWS_WITH_AS(k.setup(make_setup(4, 0, 0)), doctest::Contains("total_steps"),
                        frost::Error);
-  CHECK_THROWS_AS(k.setup(make_setup(4, 10, 10)), frost::Error);
+  CHECK_FROST_ERROR(k.setup(make_setup(4, 10, 10)), "warmup_steps");
   fs::Cosine kb(fs::CosineOptions{}.min_scale(1.5));
-  CHECK_THROWS_AS(kb.setup(make_setup(4, 10, 0)), frost::Error);
+  CHECK_FROST_ERROR(kb.setup(make_setup(4, 10, 0)), "min_scale");
 }
