@@ -22,20 +22,7 @@ else
     -DFROST_BUILD_EXAMPLES=ON -DFROST_BUILD_TESTS=OFF -DFROST_BUILD_BENCHMARKS=OFF >/dev/null
 fi
 
-targets=()
-[ -f examples/train/main.cpp ] && targets+=(frost-train)
-[ -f examples/frost_schedule.cpp ] && targets+=(frost-schedule)
-if [ ${#targets[@]} -eq 0 ]; then
-  echo "main: no example sources yet (examples/train/main.cpp, examples/frost_schedule.cpp)" >&2
-  exit 1
-fi
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target "${targets[@]}"
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target frost-train frost-schedule
 
 export FROST_FASHION_MNIST=${FROST_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
-if [ -x "$BUILD_DIR/examples/frost-train" ]; then
-  exec "$BUILD_DIR/examples/frost-train" "$@"
-fi
-# Fallback while the trainer is not written yet: print a sample schedule.
-echo "main: frost-train not built yet; printing a sample FreezeOut schedule with frost-schedule" >&2
-exec "$BUILD_DIR/examples/frost-schedule" --schedule freezeout --spacing cubic --t0 0.8 \
-  --blocks 13 --steps 1000 --warmup 100
+exec "$BUILD_DIR/examples/frost-train" "$@"
