@@ -120,12 +120,31 @@ class FreezeOutRule {
   bool ready_ = false;
 };
 
+/// What FreezeOut and LayerWise share: options, a FreezeOutRule (each sets it
+/// up with its own scaling), and the Schedule members that read the rule.
+template <class Options>
+class FreezeOutFamily {
+ public:
+  double lr_scale(std::int64_t step, std::int64_t block) const { return rule_.lr_scale(step, block); }
+  bool frozen(std::int64_t step, std::int64_t block) const { return rule_.frozen(step, block); }
+  /// t_i: the fraction of the post-warm-up steps block `block` trains for (1 for kHead).
+  double t(std::int64_t block) const { return rule_.t(block); }
+  /// s_i: the block's initial multiplier.
+  double scale(std::int64_t block) const { return rule_.scale(block); }
+  const Options& options() const noexcept { return o_; }
+
+ protected:
+  explicit FreezeOutFamily(const Options& o) : o_(o) {}
+  Options o_;
+  FreezeOutRule rule_;
+};
+
 }  // namespace frost::detail
 
 namespace frost::schedules {
 
 template <class Spacing, class Scaling>
-class FreezeOut {
+class FreezeOut : public frost::detail::FreezeOutFamily<FreezeOutOptions> {
   static_assert(is_spacing_v<Spacing>,
                 "frost: FreezeOut's first parameter must be frost::Linear or frost::Cubic");
   static_assert(is_scaling_v<Scaling>,
@@ -140,23 +159,12 @@ class FreezeOut {
     return std::string("FreezeOut<") + Spacing::name + "," + Scaling::name + ">";
   }
 
-  explicit FreezeOut(const Options& o = {}) : o_(o) {}
+  explicit FreezeOut(const Options& o = {}) : FreezeOutFamily(o) {}
 
   void setup(const ScheduleSetup& ss) {
     rule_.setup(ss, o_.t0(), "FreezeOut", &Spacing::apply, &Scaling::apply);
   }
-  double lr_scale(std::int64_t step, std::int64_t block) const { return rule_.lr_scale(step, block); }
-  bool frozen(std::int64_t step, std::int64_t block) const { return rule_.frozen(step, block); }
-
-  /// t_i: the fraction of the post-warm-up steps block `block` trains for (1 for kHead).
-  double t(std::int64_t block) const { return rule_.t(block); }
-  /// s_i: the block's initial multiplier (1/t_i or 1).
-  double scale(std::int64_t block) const { return rule_.scale(block); }
-  const Options& options() const noexcept { return o_; }
-
- private:
-  Options o_;
-  frost::detail::FreezeOutRule rule_;
+  // lr_scale, frozen, t (t_i), scale (s_i = 1/t_i or 1), options: FreezeOutFamily.
 };
 
 }  // namespace frost::schedules

@@ -32,7 +32,7 @@ struct LayerWiseOptions {
 };
 
 template <class Spacing>
-class LayerWise {
+class LayerWise : public frost::detail::FreezeOutFamily<LayerWiseOptions> {
   static_assert(is_spacing_v<Spacing>,
                 "frost: LayerWise's parameter must be frost::Linear or frost::Cubic");
 
@@ -42,7 +42,7 @@ class LayerWise {
 
   static std::string name() { return std::string("LayerWise<") + Spacing::name + ">"; }
 
-  explicit LayerWise(const Options& o = {}) : o_(o) {}
+  explicit LayerWise(const Options& o = {}) : FreezeOutFamily(o) {}
 
   void setup(const ScheduleSetup& ss) {
     const double p = o_.p();
@@ -52,18 +52,7 @@ class LayerWise {
     rule_.setup(ss, o_.t0(), "LayerWise", &Spacing::apply,
                 [p](double t) { return std::pow(t, -p); });
   }
-  double lr_scale(std::int64_t step, std::int64_t block) const { return rule_.lr_scale(step, block); }
-  bool frozen(std::int64_t step, std::int64_t block) const { return rule_.frozen(step, block); }
-
-  /// t_i (1 for kHead).
-  double t(std::int64_t block) const { return rule_.t(block); }
-  /// s_i = t_i^(-p).
-  double scale(std::int64_t block) const { return rule_.scale(block); }
-  const Options& options() const noexcept { return o_; }
-
- private:
-  Options o_;
-  frost::detail::FreezeOutRule rule_;
+  // lr_scale, frozen, t (t_i), scale (s_i = t_i^(-p)), options: FreezeOutFamily.
 };
 
 }  // namespace frost::schedules
