@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "frost/concepts/detect.hpp"
+#include "frost/detail/archive.hpp"
 #include "frost/error.hpp"
 #include "frost/timeline.hpp"
 
@@ -48,12 +49,6 @@ void load_policy(P& p, torch::serialize::InputArchive& ar, const std::string& ke
   }
 }
 
-inline c10::IValue read_value(torch::serialize::InputArchive& ar, const std::string& key) {
-  c10::IValue v;
-  if (!ar.try_read(key, v))
-    fail("checkpoint has no '", key, "'; it was not written by frost::save");
-  return v;
-}
 }  // namespace detail
 
 /// Writes the controller's state (and its policies', where they can) into `ar`.

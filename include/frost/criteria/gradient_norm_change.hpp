@@ -79,6 +79,7 @@
 
 #include "frost/concepts/criterion.hpp"
 #include "frost/criteria/block_gradients.hpp"
+#include "frost/detail/archive.hpp"
 #include "frost/error.hpp"
 #include "frost/host.hpp"
 #include "frost/options.hpp"
@@ -325,33 +326,22 @@ class GradientNormChange {
     }
   }
   void load(torch::serialize::InputArchive& ar) {
-    c10::IValue v;
     auto chars = [](const std::vector<std::int64_t>& v) { return std::vector<char>(v.begin(), v.end()); };
-    ar.read("evaluations", v);
-    evaluations_ = v.toInt();
-    ar.read("dropped", v);
-    const auto d = chars(v.toIntVector());
+    evaluations_ = frost::detail::read_value(ar, "evaluations").toInt();
+    const auto d = chars(frost::detail::read_value(ar, "dropped").toIntVector());
     frost::detail::require(d.size() == dropped_.size(), name,
                            ": the checkpoint was written for a different block map");
     dropped_ = d;
-    ar.read("steps", v);
-    steps_ = v.toIntVector();
-    ar.read("last_steps", v);
-    last_steps_ = v.toIntVector();
-    ar.read("has_prev", v);
-    has_prev_ = chars(v.toIntVector());
-    ar.read("prev", v);
-    prev_ = v.toDoubleVector();
-    ar.read("norm", v);
-    norm_ = v.toDoubleVector();
-    ar.read("eta", v);
-    eta_ = v.toDoubleVector();
-    ar.read("bar", v);
-    bar_ = v.toDouble();
+    steps_ = frost::detail::read_value(ar, "steps").toIntVector();
+    last_steps_ = frost::detail::read_value(ar, "last_steps").toIntVector();
+    has_prev_ = chars(frost::detail::read_value(ar, "has_prev").toIntVector());
+    prev_ = frost::detail::read_value(ar, "prev").toDoubleVector();
+    norm_ = frost::detail::read_value(ar, "norm").toDoubleVector();
+    eta_ = frost::detail::read_value(ar, "eta").toDoubleVector();
+    bar_ = frost::detail::read_value(ar, "bar").toDouble();
     at::NoGradGuard ng;
     if (o_.accumulate() == Accumulate::exact) {
-      ar.read("acc_live", v);
-      const auto live = v.toIntVector();
+      const auto live = frost::detail::read_value(ar, "acc_live").toIntVector();
       frost::detail::require(live.size() == bg_.num_params(), name,
                              ": the checkpoint was written for a different block map");
       for (std::size_t i = 0; i < bg_.num_params(); ++i) {

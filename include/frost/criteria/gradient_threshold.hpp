@@ -43,6 +43,7 @@
 
 #include "frost/concepts/criterion.hpp"
 #include "frost/criteria/block_gradients.hpp"
+#include "frost/detail/archive.hpp"
 #include "frost/error.hpp"
 #include "frost/host.hpp"
 #include "frost/options.hpp"
@@ -181,26 +182,20 @@ class GradientThreshold {
     ar.write("average", c10::IValue(average_));
   }
   void load(torch::serialize::InputArchive& ar) {
-    c10::IValue v;
-    ar.read("evaluations", v);
-    evaluations_ = v.toInt();
+    evaluations_ = frost::detail::read_value(ar, "evaluations").toInt();
     at::Tensor acc;
     ar.read("acc", acc, /*is_buffer=*/true);
-    detail::require(acc.numel() == acc_.numel() && v.isInt(), name,
+    detail::require(acc.numel() == acc_.numel(), name,
                     ": the checkpoint was written for a different block map");
     {
       at::NoGradGuard ng;
       acc_.copy_(acc);
     }
-    ar.read("dropped", v);
-    const auto d = v.toIntVector();
+    const auto d = frost::detail::read_value(ar, "dropped").toIntVector();
     for (std::size_t b = 0; b < dropped_.size() && b < d.size(); ++b) dropped_[b] = d[b] != 0;
-    ar.read("steps", v);
-    steps_ = v.toIntVector();
-    ar.read("reference", v);
-    reference_ = v.toDoubleVector();
-    ar.read("average", v);
-    average_ = v.toDoubleVector();
+    steps_ = frost::detail::read_value(ar, "steps").toIntVector();
+    reference_ = frost::detail::read_value(ar, "reference").toDoubleVector();
+    average_ = frost::detail::read_value(ar, "average").toDoubleVector();
   }
 
   // --- inspection -----------------------------------------------------------
