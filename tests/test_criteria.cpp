@@ -8,7 +8,8 @@
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
-#if __has_include(<c10/cuda/CUDAFunctions.h>) && __has_include(<cuda_runtime_api.h>)
+#if __has_include(<c10/cuda/CUDAFunctions.h>) && __has_include(<cuda_runtime_api.h>) && \
+    __has_include(<c10/cuda/impl/cuda_cmake_macros.h>)
 #include <c10/cuda/CUDAFunctions.h>
 #define FROST_TEST_HAVE_CUDA_HEADERS 1
 #else
