@@ -15,6 +15,8 @@ PACKAGES=(
   doctest-dev        # tests
   libbenchmark-dev   # benchmarks
   zlib1g-dev         # examples read the gzip'd IDX files
+  libcli11-dev       # frost-train's command line (example trainer only; header-only)
+  nlohmann-json3-dev # frost-train's steps.jsonl (example trainer only; header-only)
   dataset-fashion-mnist  # /usr/share/datasets/fashion-mnist/*.gz
 )
 

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <sstream>
 #include <string>
 
 #include "frost/frost.hpp"
@@ -33,6 +34,7 @@ namespace {
 struct ProbeSchedule {
   using Options = ProbeScheduleOptions;
   static constexpr const char* name = "Probe";
+  static constexpr bool stateless = true;
   explicit ProbeSchedule(const Options& o) : o_(o) {}
   void setup(const frost::ScheduleSetup& s) { setup_ = s; }
   // block b at step t: 1 / (1 + b + t); the head: o.head
@@ -55,14 +57,18 @@ namespace {
 struct Scripted {
   using Options = ScriptedOptions;
   static constexpr const char* name = "Scripted";
+  static constexpr bool stateless = true;  // the script is the test's, not the run's
   explicit Scripted(const Options&) {}
   void setup(const frost::CriterionSetup&) {}
   void observe(const frost::StepState&) { ++observed; }
-  void decide(const frost::StepState& s, frost::Decisions& d) {
+  bool decision_point(const frost::StepState&) const { return true; }
+  void decide(const frost::StepState& s, frost::HostValues, frost::Decisions& d) {
     for (auto& [step, block, stat] : script)
       if (step == s.step) d.freeze(block, stat, "scripted");
   }
-  void on_frozen(std::int64_t b) { notified.push_back(b); }
+  void on_state_change(std::int64_t b, frost::BlockState, frost::BlockState) {
+    notified.push_back(b);
+  }
   std::vector<std::tuple<std::int64_t, std::int64_t, double>> script;
   std::vector<std::int64_t> notified;
   int observed = 0;
@@ -209,7 +215,7 @@ TEST_SUITE("controller") {
       for (int i = 1; i < 10; ++i) controlled_step(ctl, net, opt, task);
       // All trained so far: every parameter has Adam state.
       for (const auto& b : blocks)
-        for (const auto& p : b.params) CHECK(frost::detail::has_state(opt, p));
+        for (const auto& p : b.params) CHECK(frost::has_optimizer_state(opt, p));
 
       // Step 10 freezes blocks 0 and 1 before its forward pass.
       ctl.before_step();
@@ -222,7 +228,7 @@ TEST_SUITE("controller") {
         for (const auto& p : blocks[b].params) {
           CHECK_FALSE(p.requires_grad());
           CHECK_FALSE(p.grad().defined());
-          CHECK_FALSE(frost::detail::has_state(opt, p));  // Adam moments freed
+          CHECK_FALSE(frost::has_optimizer_state(opt, p));  // Adam moments freed
           before.push_back(p.detach().clone());
         }
       CHECK(opt.param_groups()[0].options().get_lr() == 0.0);
@@ -250,7 +256,7 @@ TEST_SUITE("controller") {
       CHECK(ctl.is_frozen(2));
       CHECK(ctl.frozen_prefix() == 3);
       CHECK_FALSE(at::equal(net->head->weight.detach(), head_before));  // the head still trains
-      for (const auto& p : blocks[3].params) CHECK(frost::detail::has_state(opt, p));
+      for (const auto& p : blocks[3].params) CHECK(frost::has_optimizer_state(opt, p));
       const double last_loss = controlled_step(ctl, net, opt, task).item<double>();
       CHECK(last_loss < first_loss * 0.8);
       CHECK_FALSE(ctl.should_stop());  // blocks 3 and 4 still train
@@ -386,7 +392,7 @@ TEST_SUITE("controller") {
     CHECK(value("criterion.steps") == "3,4");
   }
 
-  TEST_CASE("snapshot and restore re-freeze the same blocks") {
+  TEST_CASE("a checkpoint re-freezes the same blocks in a fresh controller") {
     Net net;
     auto task = frost_test::make_task(32, at::kCPU);
     auto blocks = frost::BlockMap::detect(*net);
@@ -394,17 +400,24 @@ TEST_SUITE("controller") {
     ProbeCtl ctl(net, opt, blocks);
     ctl.criterion().script = {{1, 0, 0.5}, {2, 1, 0.25}};
     for (int i = 0; i < 4; ++i) controlled_step(ctl, net, opt, task);
-    auto snap = ctl.state_snapshot();
+    torch::serialize::OutputArchive out;
+    frost::save(ctl, out);
+    std::ostringstream bytes;
+    out.save_to(bytes);
 
     Net net2;
     auto blocks2 = frost::BlockMap::detect(*net2);
     torch::optim::SGD opt2(frost::param_groups(blocks2, *net2), torch::optim::SGDOptions(0.1));
     ProbeCtl ctl2(net2, opt2, blocks2);
-    ctl2.restore(snap);
+    torch::serialize::InputArchive in;
+    std::istringstream is(bytes.str());
+    in.load_from(is);
+    frost::load(ctl2, in);
     CHECK(ctl2.frozen() == ctl.frozen());
     CHECK(ctl2.step() == 4);
     CHECK(ctl2.timeline().size() == ctl.timeline().size());
     for (const auto& p : blocks2[1].params) CHECK_FALSE(p.requires_grad());
+    CHECK(opt2.param_groups()[1].options().get_lr() == 0.0);
   }
 }
 
@@ -427,9 +440,9 @@ TEST_SUITE("stop") {
     frost::StopState s;
     s.num_blocks = 4;
     frost::stop::MaxSteps m(frost::stop::MaxStepsOptions().steps(10));
-    s.step = 8;
+    s.steps_done = 9;
     CHECK_FALSE(m.should_stop(s));
-    s.step = 9;
+    s.steps_done = 10;
     CHECK(m.should_stop(s));
     CHECK_FROST_ERROR(frost::stop::MaxSteps(), "positive step budget");
     frost::stop::AllFrozen a;

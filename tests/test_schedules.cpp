@@ -113,7 +113,7 @@ TEST_CASE("FreezeOut: t_i and s_i, hand-computed") {
   CHECK(c.frozen(513, 0));
   CHECK(c.lr_scale(513, 0) == 0.0);
 
-  fs::FreezeOut<frost::Linear, frost::Unscaled> l;
+  fs::FreezeOut<frost::Linear, frost::Unscaled> l(fs::FreezeOutOptions().t0(0.8));
   l.setup(make_setup(4, 1000, 0));
   CHECK(l.t(0) == doctest::Approx(0.8));
   CHECK(l.t(2) == doctest::Approx(0.9));
@@ -336,6 +336,23 @@ TEST_CASE("Constant and Cosine") {
   CHECK(kf.lr_scale(N + 5, 0) == doctest::Approx(0.1));
 }
 
+TEST_CASE("FreezeOut's t0 defaults by spacing: 0.5 linear, 0.8 cubic") {
+  // The schedules' own defaults.
+  CHECK(fs::FreezeOut<frost::Linear, frost::Scaled>().options().t0() == 0.5);
+  CHECK(fs::FreezeOut<frost::Cubic, frost::Scaled>().options().t0() == 0.8);
+  CHECK(fs::LayerWise<frost::Linear>().options().t0() == 0.5);
+  CHECK(fs::LayerWise<frost::Cubic>().options().t0() == 0.8);
+  CHECK(fs::StageWise<fs::FreezeOut<frost::Linear, frost::Unscaled>>().options().inner().t0() == 0.5);
+  // An options struct built by hand leaves t0 at 0: the spacing's default at setup.
+  fs::FreezeOut<frost::Linear, frost::Unscaled> l(fs::FreezeOutOptions{});
+  l.setup(make_setup(4, 1000, 0));
+  CHECK(l.t(0) == doctest::Approx(0.5));
+  CHECK(l.t(2) == doctest::Approx(0.5 + 0.5 * 2.0 / 4.0));
+  fs::FreezeOut<frost::Cubic, frost::Unscaled> c(fs::FreezeOutOptions{});
+  c.setup(make_setup(4, 1000, 0));
+  CHECK(c.t(0) == doctest::Approx(0.512));
+}
+
 TEST_CASE("invalid schedule options throw frost::Error") {
   using CS = fs::FreezeOut<frost::Cubic, frost::Scaled>;
   auto freezeout = [](double t0, std::int64_t B, std::int64_t N, std::int64_t W) {
@@ -344,7 +361,7 @@ TEST_CASE("invalid schedule options throw frost::Error") {
   };
   CHECK_NOTHROW(freezeout(0.8, 4, 100, 10));
   CHECK_NOTHROW(freezeout(1.0, 4, 100, 0));
-  CHECK_FROST_ERROR(freezeout(0.0, 4, 100, 0), "t0");
+  CHECK_NOTHROW(freezeout(0.0, 4, 100, 0));  // 0: the spacing's default
   CHECK_FROST_ERROR(freezeout(-0.1, 4, 100, 0), "t0");
   CHECK_FROST_ERROR(freezeout(1.5, 4, 100, 0), "t0");
   CHECK_FROST_ERROR(freezeout(std::nan(""), 4, 100, 0), "t0");
@@ -369,7 +386,7 @@ TEST_CASE("invalid schedule options throw frost::Error") {
 
   fs::LayerWise<frost::Cubic> lw(fs::LayerWiseOptions{}.p(std::nan("")));
   CHECK_FROST_ERROR(lw.setup(make_setup(4, 100, 0)), " p");
-  fs::LayerWise<frost::Cubic> lw0(fs::LayerWiseOptions{}.t0(0.0));
+  fs::LayerWise<frost::Cubic> lw0(fs::LayerWiseOptions{}.t0(-0.5));
   CHECK_FROST_ERROR(lw0.setup(make_setup(4, 100, 0)), "t0");
 
   fs::StageWise<CS> sw;

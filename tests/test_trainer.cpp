@@ -3,10 +3,14 @@
 // freeze decisions as an uninterrupted one) and a tiny end-to-end run.
 #include <zlib.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "app.hpp"
@@ -216,14 +220,218 @@ void check_resume_matches(const at::Device& device, F configure) {
   for (std::size_t i = 0; i < straight.losses.size(); ++i)
     CHECK(resumed.losses[i] == doctest::Approx(straight.losses[i]).epsilon(1e-4));
   CHECK(resumed.test_accuracy == doctest::Approx(straight.test_accuracy));
-  // the step log has one line per step, none duplicated by the resume
+  // the step log has one line per step, none duplicated by the resume; every
+  // line is a JSON object with the step keys in their order
   std::ifstream log(dir + "/split/steps.jsonl");
   int lines = 0;
-  for (std::string l; std::getline(log, l);) lines += has(l, "\"loss\"");
+  for (std::string l; std::getline(log, l);) {
+    const auto j = nlohmann::ordered_json::parse(l);  // throws on a bad line
+    REQUIRE(j.is_object());
+    if (!j.contains("loss")) continue;
+    ++lines;
+    std::vector<std::string> keys;
+    for (const auto& kv : j.items()) keys.push_back(kv.key());
+    CHECK(keys == std::vector<std::string>{"step", "epoch", "loss", "lr_head", "lr", "frozen",
+                                           "frozen_fraction", "events"});
+    CHECK(j["lr"].size() == resumed.block_names.size());
+    for (const auto& e : j["events"]) CHECK(e.contains("block_name"));
+  }
   CHECK(lines == 48);
 }
 
 }  // namespace
+
+TEST_CASE("train: JSON lines: numbers to 6 digits, null when not finite, strings escaped") {
+  using frost_train::json_line;
+  using frost_train::json_number;
+  CHECK(json_line({{"step", 3}, {"loss", json_number(2.302585092994)}}) ==
+        "{\"step\":3,\"loss\":2.30259}\n");
+  CHECK(json_line({{"a", json_number(std::nan(""))},
+                   {"b", json_number(HUGE_VAL)},
+                   {"c", json_number(-HUGE_VAL)}}) == "{\"a\":null,\"b\":null,\"c\":null}\n");
+  CHECK(json_line({{"s", "q\"\\\n\t\x01"}}) == "{\"s\":\"q\\\"\\\\\\n\\t\\u0001\"}\n");
+  CHECK(json_line({{"bad", std::string("\xff")}}) == "{\"bad\":\"\xef\xbf\xbd\"}\n");  // U+FFFD
+  CHECK(frost_train::csv_number(std::nan("")) == "null");
+  CHECK(frost_train::csv_number(0.1234567) == "0.123457");
+}
+
+namespace {
+
+frost_train::TrainConfig parsed(const std::vector<std::string>& args) {
+  frost_train::TrainConfig cfg;
+  frost_train::parse_args(args, cfg);
+  return cfg;
+}
+
+std::string usage_error(const std::vector<std::string>& args) {
+  try {
+    parsed(args);
+  } catch (const frost_train::UsageError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("train: every command-line flag sets its TrainConfig field; --help lists them all") {
+  using Cfg = frost_train::TrainConfig;
+  using V = std::vector<std::string>;
+  struct Flag {
+    std::string name;
+    std::vector<std::string> args;
+    std::function<bool(const Cfg&)> set;  // true once the flag took effect
+  };
+  const std::vector<Flag> flags = {
+      {"--strategy", {"--strategy", "dyf,full"},
+       [](const Cfg& c) { return c.strategies == V{"dyf", "full"} && !c.compare; }},
+      {"--compare", {"--compare", "full,dyf"},
+       [](const Cfg& c) { return c.compare && c.strategies == V{"full", "dyf"}; }},
+      {"--list", {"--list"}, [](const Cfg& c) { return c.list; }},
+      {"--set", {"--set", "dyf:criterion.window=3"},
+       [](const Cfg& c) {
+         return c.sets.size() == 1 && c.sets[0].first == "dyf:criterion.window" &&
+                c.sets[0].second == "3";
+       }},
+      {"--help", {"--help"}, [](const Cfg& c) { return c.help; }},
+      {"-h", {"-h"}, [](const Cfg& c) { return c.help; }},
+      {"--data", {"--data", "/d"}, [](const Cfg& c) { return c.data_dir == "/d"; }},
+      {"--out", {"--out", "o"}, [](const Cfg& c) { return c.out_dir == "o"; }},
+      {"--cache", {"--cache", "c"}, [](const Cfg& c) { return c.cache_dir == "c"; }},
+      {"--resume", {"--resume", "r"}, [](const Cfg& c) { return c.resume_dir == "r"; }},
+      {"--model", {"--model", "small"}, [](const Cfg& c) { return c.model == "small"; }},
+      {"--device", {"--device", "cuda:1"}, [](const Cfg& c) { return c.device == "cuda:1"; }},
+      {"--threads", {"--threads", "3"}, [](const Cfg& c) { return c.threads == 3; }},
+      {"--seed", {"--seed", "7"}, [](const Cfg& c) { return c.seed == 7; }},
+      {"--epochs", {"--epochs", "2.5"}, [](const Cfg& c) { return c.epochs == 2.5; }},
+      {"--batch-size", {"--batch-size", "32"}, [](const Cfg& c) { return c.batch_size == 32; }},
+      {"--lr", {"--lr", "0.25"}, [](const Cfg& c) { return c.lr == 0.25; }},
+      {"--weight-decay", {"--weight-decay", "0"}, [](const Cfg& c) { return c.weight_decay == 0; }},
+      {"--warmup", {"--warmup", "0"}, [](const Cfg& c) { return c.warmup_steps == 0; }},
+      {"--train-limit", {"--train-limit", "-1"}, [](const Cfg& c) { return c.train_limit == -1; }},
+      {"--test-limit", {"--test-limit", "300"}, [](const Cfg& c) { return c.test_limit == 300; }},
+      {"--pretrain-epochs", {"--pretrain-epochs", "0"},
+       [](const Cfg& c) { return c.pretrain_epochs == 0; }},
+      {"--pretrain-limit", {"--pretrain-limit", "600"},
+       [](const Cfg& c) { return c.pretrain_limit == 600; }},
+      {"--pretrain-lr", {"--pretrain-lr", "1e-4"},
+       [](const Cfg& c) { return c.pretrain_lr == 1e-4; }},
+      {"--checkpoint-every", {"--checkpoint-every", "0"},
+       [](const Cfg& c) { return c.checkpoint_every == 0; }},
+      {"--eval-every", {"--eval-every", "5"}, [](const Cfg& c) { return c.eval_every == 5; }},
+      {"--max-steps", {"--max-steps", "19"}, [](const Cfg& c) { return c.max_steps == 19; }},
+      {"--progress", {"--progress"}, [](const Cfg& c) { return c.progress == 1; }},
+      {"--no-progress", {"--no-progress"}, [](const Cfg& c) { return c.progress == 0; }},
+      {"--quiet", {"--quiet"}, [](const Cfg& c) { return c.quiet; }},
+  };
+  const std::string help = frost_train::usage();
+  std::set<std::string> tested;
+  for (const auto& f : flags) {
+    CAPTURE(f.name);
+    tested.insert(f.name);
+    CHECK_FALSE(f.set(Cfg{}));  // the value differs from the default
+    const Cfg c = parsed(f.args);
+    CHECK(f.set(c));
+    CHECK(c.argv == f.args);
+    if (f.args.size() == 2) {  // --flag=value works too
+      const Cfg inl = parsed({f.args[0] + "=" + f.args[1]});
+      CHECK(f.set(inl));
+    }
+    CHECK(has(help, f.name));
+  }
+  // ... and every flag in --help is in the table above
+  std::istringstream lines(help);
+  for (std::string l; std::getline(lines, l);) {
+    const auto p = l.find_first_not_of(' ');
+    if (p != 2) continue;  // option lines start at column 2
+    std::istringstream words(l.substr(p));
+    std::string w;
+    words >> w;
+    for (const auto& name : frost_train::detail::split(w, ','))
+      if (name[0] == '-') CHECK_MESSAGE(tested.count(name) == 1, name << " is not tested");
+  }
+  // the defaults are in the help
+  for (const char* d : {"--cache DIR=out/cache", "--model tiny|small=tiny", "--device cpu|cuda[:N]=cpu",
+                        "--threads N=0", "--seed N=0", "--epochs X=6", "--batch-size N=128",
+                        "--lr X=0.001", "--weight-decay X=0.05", "--warmup N=10",
+                        "--train-limit N=5000", "--test-limit N=-1", "--pretrain-epochs X=1",
+                        "--pretrain-limit N=-1", "--pretrain-lr X=0.002",
+                        "--checkpoint-every N=50", "--eval-every N=0", "--max-steps N=-1"})
+    CHECK_MESSAGE(has(help, d), d);
+
+  SUBCASE("--help: run_app prints the help and returns 0") {
+    std::ostringstream out;
+    CHECK(frost_train::run_app(parsed({"--help"}), out) == 0);
+    CHECK(out.str() == help);
+  }
+  SUBCASE("no arguments: the defaults") {
+    const Cfg c = parsed({});
+    CHECK(c.strategies.empty());
+    CHECK(c.progress == -1);
+    CHECK(c.batch_size == 128);
+    CHECK(c.cache_dir == "out/cache");
+  }
+  SUBCASE("lists, order and repetition") {
+    auto c = parsed({"--strategy", "a,b", "--compare", "c,,d", "--strategy", "e"});
+    CHECK(c.strategies == V{"a", "b", "c", "d", "e"});
+    CHECK(c.compare);
+    c = parsed({"--compare", "--quiet"});  // --compare without names
+    CHECK(c.compare);
+    CHECK(c.strategies.empty());
+    CHECK(c.quiet);
+    c = parsed({"--set", "a=1", "--set", "dyf:b=x=y", "--set=c=2"});
+    REQUIRE(c.sets.size() == 3);
+    CHECK(c.sets[1] == std::make_pair(std::string("dyf:b"), std::string("x=y")));
+    CHECK(c.sets[2] == std::make_pair(std::string("c"), std::string("2")));
+    CHECK(parsed({"--progress", "--no-progress"}).progress == 0);
+    CHECK(parsed({"--no-progress", "--progress"}).progress == 1);
+    CHECK(parsed({"--lr", "0.5", "--lr=0.25"}).lr == 0.25);  // the last one counts
+    CHECK(parsed({"--threads", "010"}).threads == 10);        // decimal, not octal
+  }
+}
+
+TEST_CASE("train: a bad command line is a UsageError naming the flag") {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"--lr", "abc"}, "--lr"},
+      {{"--lr", "0"}, "--lr"},
+      {{"--lr", "-1"}, "--lr"},
+      {{"--lr", "nan"}, "--lr"},
+      {{"--lr"}, "--lr"},  // no value
+      {{"--epochs", "0"}, "--epochs"},
+      {{"--batch-size", "0"}, "--batch-size"},
+      {{"--batch-size", "1.5"}, "--batch-size"},
+      {{"--threads", "-1"}, "--threads"},
+      {{"--threads", "0x10"}, "--threads"},
+      {{"--warmup", "-1"}, "--warmup"},
+      {{"--pretrain-epochs", "-1"}, "--pretrain-epochs"},
+      {{"--seed", "x"}, "--seed"},
+      {{"--weight-decay", "inf"}, "--weight-decay"},
+      {{"--train-limit", "all"}, "--train-limit"},
+      {{"--test-limit", "1e3"}, "--test-limit"},
+      {{"--pretrain-limit", "?"}, "--pretrain-limit"},
+      {{"--pretrain-lr", "fast"}, "--pretrain-lr"},
+      {{"--checkpoint-every", "often"}, "--checkpoint-every"},
+      {{"--eval-every", "2.5"}, "--eval-every"},
+      {{"--max-steps", "many"}, "--max-steps"},
+      {{"--model", "huge"}, "--model"},
+      {{"--set", "criterion.threshold"}, "--set"},
+      {{"--set", "=1"}, "--set"},
+      {{"--bogus"}, "--bogus"},
+      {{"--strategy", "a", "b"}, "b"},  // one value per flag
+      {{"positional"}, "positional"},
+  };
+  for (const auto& b : bad) {
+    const auto& args = b.first;
+    const auto& flag = b.second;
+    CAPTURE(args.front());
+    const std::string m = usage_error(args);
+    CHECK_MESSAGE(has(m, flag), m);
+    CHECK_FALSE(has(m, "(no error)"));
+  }
+  CHECK(has(usage_error({"--lr", "abc"}), "abc"));
+  CHECK(has(usage_error({"--model", "huge"}), "tiny or small"));
+  CHECK(has(usage_error({"--set", "x"}), "KEY=VALUE"));
+}
 
 TEST_CASE("train: a resumed run makes the same freeze decisions as an uninterrupted one") {
   for (const auto& device : frost_test::devices()) {

@@ -1,11 +1,15 @@
 #pragma once
-// examples/train/cli.hpp — frost-train's command line: a small hand-written
-// flag parser (no dependencies) filling a TrainConfig.
+// examples/train/cli.hpp — frost-train's command line: CLI11 (Debian
+// libcli11-dev) declares every flag, bound to a TrainConfig, and writes --help.
+#include <CLI/CLI.hpp>
+
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -54,52 +58,8 @@ struct TrainConfig {
   std::vector<std::string> argv;        // the arguments as given (saved for --resume)
 };
 
-inline std::string usage() {
-  return R"(frost-train: fine-tune a small vision transformer on Fashion-MNIST with frost.
-
-Pre-trains a ViT on classes 0-4 (cached, reused on later runs), then fine-tunes it on
-classes 5-9 with one or several freezing strategies and reports accuracy, wall time,
-speed-up over full fine-tuning and when each block froze.
-
-With no arguments: --compare with the default strategies (about 5 minutes on 2 CPU cores).
-
-Usage: frost-train [options]
-  --strategy NAME[,NAME]  run these strategies (see --list)
-  --compare [NAMES]       run several on the same data and seed and print a table
-                          (default set when NAMES is omitted)
-  --list                  list the strategies compiled in, with their options
-  --set KEY=VALUE         set a policy option, e.g. --set criterion.threshold=0.002,
-                          --set schedule.t0=0.6; prefix with NAME: to target one strategy
-                          (--set dyf:criterion.relative=0.3); repeatable
-  --data DIR              Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist,
-                          Debian package dataset-fashion-mnist; or $FROST_FASHION_MNIST)
-  --out DIR               output directory (default out/<date-time>)
-  --cache DIR             where pre-trained checkpoints are kept (default out/cache)
-  --resume DIR            continue a killed run in DIR (same arguments as then)
-  --model tiny|small      tiny: 6 blocks width 64 (CPU); small: ViT-S, 12 blocks width 384
-  --device cpu|cuda[:N]   training device (default cpu)
-  --threads N             CPU threads (default: all cores)
-  --seed N                seed for initialisation and data order (default 0)
-  --epochs X              fine-tuning epochs (default 6)
-  --batch-size N          (default 128)
-  --lr X                  fine-tuning learning rate, AdamW (default 1e-3)
-  --weight-decay X        (default 0.05)
-  --warmup N              warm-up steps (default 10)
-  --train-limit N         fine-tuning images from classes 5-9 (default 5000; -1: all 30000)
-  --test-limit N          test images from classes 5-9 (default -1: all 5000)
-  --pretrain-epochs X     pre-training epochs on classes 0-4 (default 1)
-  --pretrain-limit N      pre-training images from classes 0-4 (default -1: all 30000)
-  --pretrain-lr X         (default 2e-3)
-  --checkpoint-every N    write the checkpoint every N steps (default 50; 0: at the end)
-  --eval-every N          test accuracy every N steps, logged (default 0: at the end only)
-  --max-steps N           end this session after N steps (a checkpoint remains; --resume)
-  --progress / --no-progress   progress bar (default: when stderr is a terminal)
-  --quiet                 only the final table
-  -h, --help              this text
-)";
-}
-
 namespace detail {
+
 inline std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -108,91 +68,242 @@ inline std::vector<std::string> split(const std::string& s, char sep) {
     if (!item.empty()) out.push_back(item);
   return out;
 }
+
+/// The whole of `text` as a decimal T.
 template <class T>
-T parse_number(const std::string& flag, const std::string& text) {
+bool read_number(const std::string& text, T& v) {
   std::istringstream is(text);
-  T v{};
   is >> v;
   char rest = 0;
-  if (is.fail() || (is >> rest))
-    throw UsageError(flag + " expects a number, got '" + text + "'");
-  return v;
+  return !is.fail() && !(is >> rest);
 }
+
+/// A CLI11 transform accepting a decimal number of type T (finite for floating
+/// point). Integers are rewritten in plain decimal: CLI11's own conversion
+/// would read 010 as octal and 0x10 as hexadecimal.
+template <class T>
+CLI::Validator number() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        T v{};
+        if (!read_number(s, v)) return "expects a number, got '" + s + "'";
+        if constexpr (std::is_floating_point_v<T>) {
+          if (!std::isfinite(v)) return "expects a finite number, got '" + s + "'";
+        } else {
+          s = std::to_string(v);
+        }
+        return {};
+      },
+      "");
+}
+
+/// A CLI11 check: the (already validated) number satisfies `ok`, or "must be `rule`".
+template <class F>
+CLI::Validator bound(F ok, const std::string& rule) {
+  return CLI::Validator(
+      [ok, rule](std::string& s) -> std::string {
+        if (!ok(std::strtod(s.c_str(), nullptr))) return "must be " + rule + ", got '" + s + "'";
+        return {};
+      },
+      "");
+}
+inline CLI::Validator positive() {
+  return bound([](double v) { return v > 0; }, "positive");
+}
+inline CLI::Validator non_negative(const std::string& rule = "0 or more") {
+  return bound([](double v) { return v >= 0; }, rule);
+}
+
+inline void append_names(std::vector<std::string>& to, const std::vector<std::string>& names) {
+  for (const auto& n : names)
+    if (!n.empty()) to.push_back(n);
+}
+
 }  // namespace detail
 
-/// Parses argv[1..] into `cfg` (defaults already in place).
+/// Declares every flag of frost-train on `app`, bound to the fields of `cfg`
+/// (whose current values are the defaults --help shows).
+inline void add_flags(CLI::App& app, TrainConfig& cfg) {
+  app.description(
+      "frost-train: fine-tune a small vision transformer on Fashion-MNIST with frost.\n\n"
+      "Pre-trains a ViT on classes 0-4 (cached, reused on later runs), then fine-tunes it on\n"
+      "classes 5-9 with one or several freezing strategies and reports accuracy, wall time,\n"
+      "speed-up over full fine-tuning and when each block froze.\n\n"
+      "With no arguments: --compare with the default strategies (about 5 minutes on 2 CPU "
+      "cores).\n");
+  app.set_help_flag();  // -h/--help is a plain flag below: run_app prints the help, exit 0
+  app.get_formatter()->column_width(34);
+  // A repeated flag: the last one counts. Defaults are shown in --help.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.option_defaults()->always_capture_default();
+  using detail::non_negative;
+  using detail::number;
+  using detail::positive;
+
+  app.option_defaults()->group("What to run");
+  // --strategy and --compare append, in command-line order (trigger_on_parse).
+  app.add_option_function<std::vector<std::string>>(
+         "--strategy",
+         [&cfg](const std::vector<std::string>& v) { detail::append_names(cfg.strategies, v); },
+         "run these strategies (see --list)")
+      ->type_name("NAME[,NAME]")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)  // every name of "a,b"
+      ->allow_extra_args(false)
+      ->trigger_on_parse();
+  app.add_option_function<std::vector<std::string>>(
+         "--compare",
+         [&cfg](const std::vector<std::string>& v) {
+           cfg.compare = true;
+           detail::append_names(cfg.strategies, v);
+         },
+         "run several on the same data and seed and print a table\n"
+         "(the default set when NAMES is omitted)")
+      ->type_name("[NAME[,NAME]]")
+      ->expected(0, 1)
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)  // every name of "a,b"
+      ->allow_extra_args(false)
+      ->trigger_on_parse();
+  app.add_flag("--list", cfg.list, "list the strategies compiled in, with their options");
+  app.add_option_function<std::string>(
+         "--set",
+         [&cfg](const std::string& kv) {
+           const auto eq = kv.find('=');
+           cfg.sets.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+         },
+         "set a policy option, e.g. --set criterion.threshold=0.002,\n"
+         "--set schedule.t0=0.6; prefix with NAME: to target one strategy\n"
+         "(--set dyf:criterion.relative=0.3); repeatable")
+      ->type_name("KEY=VALUE")
+      ->check(CLI::Validator(
+          [](std::string& kv) -> std::string {
+            const auto eq = kv.find('=');
+            if (eq == std::string::npos || eq == 0)
+              return "expects KEY=VALUE (e.g. criterion.threshold=0.002), got '" + kv + "'";
+            return {};
+          },
+          ""))
+      ->trigger_on_parse();
+  app.add_flag("-h,--help", cfg.help, "print this help and exit");
+
+  app.option_defaults()->group("Data and output");
+  app.add_option("--data", cfg.data_dir,
+                 "Fashion-MNIST IDX files (default $FROST_FASHION_MNIST, else\n"
+                 "/usr/share/datasets/fashion-mnist: Debian package dataset-fashion-mnist)")
+      ->type_name("DIR");
+  app.add_option("--out", cfg.out_dir, "output directory (default out/<date-time>)")
+      ->type_name("DIR");
+  app.add_option("--cache", cfg.cache_dir, "where pre-trained checkpoints are kept")
+      ->type_name("DIR");
+  app.add_option("--resume", cfg.resume_dir,
+                 "continue a killed run in DIR (same arguments as then)")
+      ->type_name("DIR");
+
+  app.option_defaults()->group("Model and device");
+  app.add_option("--model", cfg.model,
+                 "tiny: 6 blocks width 64 (CPU); small: ViT-S, 12 blocks width 384")
+      ->type_name("tiny|small")
+      ->check(CLI::Validator(
+          [](std::string& m) -> std::string {
+            if (m != "tiny" && m != "small") return "is tiny or small, got '" + m + "'";
+            return {};
+          },
+          ""));
+  app.add_option("--device", cfg.device, "training device")->type_name("cpu|cuda[:N]");
+  app.add_option("--threads", cfg.threads, "CPU threads (0: all cores)")
+      ->type_name("N")
+      ->transform(number<int>())
+      ->check(non_negative("0 (all cores) or more"));
+
+  app.option_defaults()->group("Training");
+  app.add_option("--seed", cfg.seed, "seed for initialisation and data order")
+      ->type_name("N")
+      ->transform(number<std::uint64_t>());
+  app.add_option("--epochs", cfg.epochs, "fine-tuning epochs (> 0)")
+      ->type_name("X")
+      ->transform(number<double>())
+      ->check(positive());
+  app.add_option("--batch-size", cfg.batch_size, "batch size (> 0)")
+      ->type_name("N")
+      ->transform(number<std::int64_t>())
+      ->check(positive());
+  app.add_option("--lr", cfg.lr, "fine-tuning learning rate, AdamW (> 0)")
+      ->type_name("X")
+      ->transform(number<double>())
+      ->check(positive());
+  app.add_option("--weight-decay", cfg.weight_decay, "AdamW weight decay")
+      ->type_name("X")
+      ->transform(number<double>());
+  app.add_option("--warmup", cfg.warmup_steps, "warm-up steps (0 or more)")
+      ->type_name("N")
+      ->transform(number<std::int64_t>())
+      ->check(non_negative());
+  app.add_option("--train-limit", cfg.train_limit,
+                 "fine-tuning images from classes 5-9 (-1: all 30000)")
+      ->type_name("N")
+      ->transform(number<std::int64_t>());
+  app.add_option("--test-limit", cfg.test_limit, "test images from classes 5-9 (-1: all 5000)")
+      ->type_name("N")
+      ->transform(number<std::int64_t>());
+
+  app.option_defaults()->group("Pre-training (classes 0-4)");
+  app.add_option("--pretrain-epochs", cfg.pretrain_epochs,
+                 "pre-training epochs on classes 0-4 (0 or more)")
+      ->type_name("X")
+      ->transform(number<double>())
+      ->check(non_negative());
+  app.add_option("--pretrain-limit", cfg.pretrain_limit,
+                 "pre-training images from classes 0-4 (-1: all 30000)")
+      ->type_name("N")
+      ->transform(number<std::int64_t>());
+  app.add_option("--pretrain-lr", cfg.pretrain_lr, "pre-training learning rate, AdamW")
+      ->type_name("X")
+      ->transform(number<double>());
+
+  app.option_defaults()->group("Bookkeeping");
+  app.add_option("--checkpoint-every", cfg.checkpoint_every,
+                 "write the checkpoint every N steps (0: at the end)")
+      ->type_name("N")
+      ->transform(number<std::int64_t>());
+  app.add_option("--eval-every", cfg.eval_every,
+                 "test accuracy every N steps, logged (0: at the end only)")
+      ->type_name("N")
+      ->transform(number<std::int64_t>());
+  app.add_option("--max-steps", cfg.max_steps,
+                 "end this session after N steps (a checkpoint remains; --resume)\n"
+                 "(-1: no limit)")
+      ->type_name("N")
+      ->transform(number<std::int64_t>());
+  // --progress / --no-progress: the last one given counts (trigger_on_parse).
+  app.add_flag_callback("--progress", [&cfg] { cfg.progress = 1; },
+                        "progress bar (default: when stderr is a terminal)")
+      ->trigger_on_parse();
+  app.add_flag_callback("--no-progress", [&cfg] { cfg.progress = 0; }, "no progress bar")
+      ->trigger_on_parse();
+  app.add_flag("--quiet", cfg.quiet, "only the final table");
+}
+
+/// The --help text: every flag with its default.
+inline std::string usage() {
+  TrainConfig defaults;
+  CLI::App app("", "frost-train");
+  add_flags(app, defaults);
+  return app.help();
+}
+
+/// Parses argv[1..] into `cfg` (defaults already in place); a bad command line
+/// throws UsageError naming the flag. -h/--help only sets cfg.help.
 inline void parse_args(const std::vector<std::string>& args, TrainConfig& cfg) {
   cfg.argv = args;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i];
-    std::string inline_value;
-    bool has_inline = false;
-    if (a.rfind("--", 0) == 0) {
-      const auto eq = a.find('=');
-      if (eq != std::string::npos && a != "--set") {
-        // --lr=0.1 style (but not "--set" whose value itself has '=')
-        inline_value = a.substr(eq + 1);
-        a = a.substr(0, eq);
-        has_inline = true;
-      }
-    }
-    auto value = [&]() -> std::string {
-      if (has_inline) return inline_value;
-      if (i + 1 >= args.size()) throw UsageError(a + " needs a value");
-      return args[++i];
-    };
-    auto next_is_value = [&]() {
-      return has_inline || (i + 1 < args.size() && args[i + 1].rfind("-", 0) != 0);
-    };
-    if (a == "-h" || a == "--help") cfg.help = true;
-    else if (a == "--list") cfg.list = true;
-    else if (a == "--strategy") {
-      for (auto& s : detail::split(value(), ',')) cfg.strategies.push_back(s);
-    } else if (a == "--compare") {
-      cfg.compare = true;
-      if (next_is_value())
-        for (auto& s : detail::split(value(), ',')) cfg.strategies.push_back(s);
-    } else if (a == "--set") {
-      const std::string kv = value();
-      const auto eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0)
-        throw UsageError("--set expects KEY=VALUE (e.g. criterion.threshold=0.002), got '" + kv + "'");
-      cfg.sets.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-    } else if (a == "--data") cfg.data_dir = value();
-    else if (a == "--out") cfg.out_dir = value();
-    else if (a == "--cache") cfg.cache_dir = value();
-    else if (a == "--resume") cfg.resume_dir = value();
-    else if (a == "--model") {
-      cfg.model = value();
-      if (cfg.model != "tiny" && cfg.model != "small")
-        throw UsageError("--model is tiny or small, got '" + cfg.model + "'");
-    } else if (a == "--device") cfg.device = value();
-    else if (a == "--threads") cfg.threads = detail::parse_number<int>(a, value());
-    else if (a == "--seed") cfg.seed = detail::parse_number<std::uint64_t>(a, value());
-    else if (a == "--epochs") cfg.epochs = detail::parse_number<double>(a, value());
-    else if (a == "--batch-size") cfg.batch_size = detail::parse_number<std::int64_t>(a, value());
-    else if (a == "--lr") cfg.lr = detail::parse_number<double>(a, value());
-    else if (a == "--weight-decay") cfg.weight_decay = detail::parse_number<double>(a, value());
-    else if (a == "--warmup") cfg.warmup_steps = detail::parse_number<std::int64_t>(a, value());
-    else if (a == "--train-limit") cfg.train_limit = detail::parse_number<std::int64_t>(a, value());
-    else if (a == "--test-limit") cfg.test_limit = detail::parse_number<std::int64_t>(a, value());
-    else if (a == "--pretrain-epochs") cfg.pretrain_epochs = detail::parse_number<double>(a, value());
-    else if (a == "--pretrain-limit") cfg.pretrain_limit = detail::parse_number<std::int64_t>(a, value());
-    else if (a == "--pretrain-lr") cfg.pretrain_lr = detail::parse_number<double>(a, value());
-    else if (a == "--checkpoint-every") cfg.checkpoint_every = detail::parse_number<std::int64_t>(a, value());
-    else if (a == "--eval-every") cfg.eval_every = detail::parse_number<std::int64_t>(a, value());
-    else if (a == "--max-steps") cfg.max_steps = detail::parse_number<std::int64_t>(a, value());
-    else if (a == "--progress") cfg.progress = 1;
-    else if (a == "--no-progress") cfg.progress = 0;
-    else if (a == "--quiet") cfg.quiet = true;
-    else throw UsageError("unknown argument '" + args[i] + "'");
+  CLI::App app("", "frost-train");
+  add_flags(app, cfg);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes them reversed
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(e.what());
   }
-  if (cfg.batch_size <= 0) throw UsageError("--batch-size must be positive");
-  if (!(cfg.epochs > 0)) throw UsageError("--epochs must be positive");
-  if (!(cfg.pretrain_epochs >= 0)) throw UsageError("--pretrain-epochs must be 0 or more");
-  if (!(cfg.lr > 0)) throw UsageError("--lr must be positive");
-  if (cfg.threads < 0) throw UsageError("--threads must be 0 (all cores) or more");
-  if (cfg.warmup_steps < 0) throw UsageError("--warmup must be 0 or more");
 }
 
 }  // namespace frost_train

@@ -89,12 +89,12 @@ inline std::string format_csv(const std::vector<RunResult>& rs) {
   os << "strategy,composition,test_accuracy,wall_s,speedup,backward_avoided,frozen_share,steps,"
         "planned_steps,freeze_steps,peak_mem_mib,peak_mem_kind\n";
   for (const auto& r : rs) {
-    os << r.strategy << ",\"" << r.composition << "\"," << json_number(r.test_accuracy) << ','
-       << json_number(r.wall_s) << ','
-       << (base && r.wall_s > 0 ? json_number(base->wall_s / r.wall_s) : std::string("")) << ','
-       << json_number(r.backward_avoided) << ',' << json_number(r.frozen_share) << ',' << r.steps
+    os << r.strategy << ",\"" << r.composition << "\"," << csv_number(r.test_accuracy) << ','
+       << csv_number(r.wall_s) << ','
+       << (base && r.wall_s > 0 ? csv_number(base->wall_s / r.wall_s) : std::string("")) << ','
+       << csv_number(r.backward_avoided) << ',' << csv_number(r.frozen_share) << ',' << r.steps
        << ',' << r.planned_steps << ",\"" << freeze_steps_text(r) << "\","
-       << json_number(r.peak_mem_mib) << ",\"" << r.peak_mem_kind << "\"\n";
+       << csv_number(r.peak_mem_mib) << ",\"" << r.peak_mem_kind << "\"\n";
   }
   return os.str();
 }

@@ -82,24 +82,20 @@ inline std::vector<Strategy> all_strategies() {
   freezeout(frost::Cubic{}, frost::Scaled{}, "freezeout-cubic-scaled", "cubic spacing, scaled lr");
   freezeout(frost::Cubic{}, frost::Unscaled{}, "freezeout-cubic-unscaled",
             "cubic spacing, unscaled lr");
-  // DyF's settings, shared by "dyf" and "dyf-head" (different stop rules).
-  auto configure_dyf = [](auto& o, const Plan&, const frost::BlockMap&) {
-    o.criterion()
-        .window(strategy_defaults::kDyfWindow)
-        .relative(strategy_defaults::kDyfRelative)
-        .reference(c::Reference::peak);
-    o.controller().in_order(true);
-  };
+  // DyF as its paper ran it: the threshold test per window, in order, and once
+  // every block is frozen one more epoch with only the head (its Table 2).
   v.push_back(make_strategy<c::GradientThreshold, sch::Cosine, st::AllFrozen>(
       "dyf",
       "DyF: a block freezes when its mean |grad| over a window falls below the threshold; "
-      "training ends when every block is frozen",
-      true, configure_dyf));
-  v.push_back(make_strategy<c::GradientThreshold, sch::Cosine, st::Never>(
-      "dyf-head",
-      "DyF criterion, but once every block is frozen the head keeps training to the end of the "
-      "budget (forward only through the frozen body)",
-      true, configure_dyf));
+      "once every block is frozen the head trains one more epoch (stop.extra_epochs)",
+      true, [](auto& o, const Plan&, const frost::BlockMap&) {
+        o.criterion()
+            .window(strategy_defaults::kDyfWindow)
+            .relative(strategy_defaults::kDyfRelative)
+            .reference(c::Reference::peak);
+        o.controller().in_order(true);
+        o.stop().extra_epochs(1);
+      }));
   v.push_back(make_strategy<c::GradientNormChange, sch::Cosine, st::Never>(
       "autofreeze",
       "AutoFreeze: every interval, leading blocks whose accumulated-gradient-norm change is below "

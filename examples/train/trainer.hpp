@@ -32,6 +32,8 @@
 #define FROST_TRAIN_HAVE_CUDA_STATS 1
 #endif
 
+#include <nlohmann/json.hpp>
+
 #include "frost/checkpoint.hpp"
 #include "frost/frost.hpp"
 #include "idx.hpp"
@@ -84,28 +86,25 @@ inline void write_file_atomic(const std::string& path, const std::string& text) 
     throw std::runtime_error("cannot rename " + tmp + " to " + path);
 }
 
-inline std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof b, "\\u%04x", c);
-          o += b;
-        } else {
-          o += c;
-        }
-    }
-  }
-  return o;
+/// steps.jsonl: one JSON object per line, keys in the order written.
+using Json = nlohmann::ordered_json;
+
+/// A number for steps.jsonl, to 6 significant digits; null when not finite
+/// (JSON has no NaN or infinity).
+inline Json json_number(double v) {
+  if (!std::isfinite(v)) return nullptr;
+  char b[32];
+  std::snprintf(b, sizeof b, "%.6g", v);
+  return std::strtod(b, nullptr);
 }
 
-inline std::string json_number(double v) {
+/// `j` as one line of a JSON-lines file (invalid UTF-8 replaced, not thrown).
+inline std::string json_line(const Json& j) {
+  return j.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace) + "\n";
+}
+
+/// A number for the CSV files: 6 significant digits, "null" when not finite.
+inline std::string csv_number(double v) {
   if (!std::isfinite(v)) return "null";
   std::ostringstream os;
   os << std::setprecision(6) << v;
@@ -415,7 +414,7 @@ inline std::string timeline_csv(const frost::Timeline& tl) {
     for (auto& c : d)
       if (c == '"') c = '\'';
     os << e.step << ',' << frost::to_string(e.kind) << ',' << e.block << ',' << e.block_name << ','
-       << e.policy << ',' << json_number(e.statistic) << ",\"" << d << "\"\n";
+       << e.policy << ',' << csv_number(e.statistic) << ",\"" << d << "\"\n";
   }
   return os.str();
 }
@@ -498,11 +497,11 @@ RunResult run_strategy(
     ar.read("optimizer", osub);
     opt.load(osub);
     ar.read("frost", fsub);
-    frost::load(ctl, fsub);
-    elapsed = frost::detail::read_value(ar, "trainer.elapsed").toDouble();
-    frozen_sum = frost::detail::read_value(ar, "trainer.frozen_sum").toDouble();
-    busy_sum = frost::detail::read_value(ar, "trainer.busy_sum").toDouble();
-    losses = frost::detail::read_value(ar, "trainer.losses").toDoubleVector();
+    frost::load(ctl, fsub, ckpt_path);
+    elapsed = frost::read_value(ar, "trainer.elapsed").toDouble();
+    frozen_sum = frost::read_value(ar, "trainer.frozen_sum").toDouble();
+    busy_sum = frost::read_value(ar, "trainer.busy_sum").toDouble();
+    losses = frost::read_value(ar, "trainer.losses").toDoubleVector();
     step = ctl.step();
     detail::truncate_log(log_path, step);
     r.resumed = true;
@@ -537,7 +536,7 @@ RunResult run_strategy(
     std::vector<double> lr;
     std::int64_t frozen;
     double frozen_fraction;
-    std::string events;
+    Json events = Json::array();
   };
   std::vector<Row> rows;
   std::vector<torch::Tensor> pending;
@@ -548,13 +547,16 @@ RunResult run_strategy(
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto& row = rows[i];
       losses.push_back(lp[i]);
-      log << "{\"step\":" << row.step << ",\"epoch\":" << row.step / plan.steps_per_epoch
-          << ",\"loss\":" << json_number(lp[i]) << ",\"lr_head\":" << json_number(row.lr_head)
-          << ",\"lr\":[";
-      for (std::size_t b = 0; b < row.lr.size(); ++b)
-        log << (b ? "," : "") << json_number(row.lr[b]);
-      log << "],\"frozen\":" << row.frozen << ",\"frozen_fraction\":"
-          << json_number(row.frozen_fraction) << ",\"events\":[" << row.events << "]}\n";
+      Json lr = Json::array();
+      for (const double x : row.lr) lr.push_back(json_number(x));
+      log << json_line({{"step", row.step},
+                        {"epoch", row.step / plan.steps_per_epoch},
+                        {"loss", json_number(lp[i])},
+                        {"lr_head", json_number(row.lr_head)},
+                        {"lr", std::move(lr)},
+                        {"frozen", row.frozen},
+                        {"frozen_fraction", json_number(row.frozen_fraction)},
+                        {"events", row.events}});
     }
     log.flush();
     rows.clear();
@@ -601,18 +603,18 @@ RunResult run_strategy(
       row.lr.push_back(opt.param_groups()[g].options().get_lr());
     row.frozen = ctl.num_frozen();
     row.frozen_fraction = ff;
-    std::ostringstream ev;
     for (; seen_events < ctl.timeline().size(); ++seen_events) {
       const auto& e = ctl.timeline()[seen_events];
-      ev << (ev.tellp() > 0 ? "," : "") << "{\"kind\":\"" << frost::to_string(e.kind)
-         << "\",\"step\":" << e.step << ",\"block\":" << e.block << ",\"block_name\":\""
-         << json_escape(e.block_name) << "\",\"policy\":\"" << json_escape(e.policy)
-         << "\",\"statistic\":" << json_number(e.statistic) << ",\"detail\":\""
-         << json_escape(e.detail) << "\"}";
+      row.events.push_back(Json{{"kind", frost::to_string(e.kind)},
+                                {"step", e.step},
+                                {"block", e.block},
+                                {"block_name", e.block_name},
+                                {"policy", e.policy},
+                                {"statistic", json_number(e.statistic)},
+                                {"detail", e.detail}});
       if (e.kind == frost::EventKind::freeze && !cfg.quiet && !bar.enabled() && cfg.progress != 0)
         ctx.log("[" + name + "] step " + std::to_string(e.step) + ": froze " + e.block_name);
     }
-    row.events = ev.str();
     rows.push_back(std::move(row));
     pending.push_back(loss.detach());
     ++step;
@@ -628,7 +630,7 @@ RunResult run_strategy(
         flush();
         if (eval_due) {
           const double acc = evaluate(model, data.test, device);
-          log << "{\"step\":" << step - 1 << ",\"test_accuracy\":" << json_number(acc) << "}\n";
+          log << json_line({{"step", step - 1}, {"test_accuracy", json_number(acc)}});
           log.flush();
         }
         if (ckpt_due) save_checkpoint();

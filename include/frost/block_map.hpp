@@ -18,10 +18,12 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "frost/error.hpp"
+#include "frost/options.hpp"
 
 namespace frost {
 
@@ -83,14 +85,82 @@ inline std::string closest_names(const std::string& wanted,
 }
 }  // namespace detail
 
+/// What BlockMap::detect makes one block of.
+enum class Granularity {
+  blocks,  ///< one block per child of every stage container ("blocks.3", "layer2.1"); the default
+  stages,  ///< one block per stage container ("layer2")
+};
+
+/// Options of BlockMap::detect.
+struct DetectOptions {
+  /// One block per residual/transformer block (default) or one per stage.
+  FROST_ARG(Granularity, granularity) = Granularity::blocks;
+};
+
+namespace detail {
+inline bool is_container(const torch::nn::Module& m) {
+  return m.as<torch::nn::ModuleList>() != nullptr || m.as<torch::nn::Sequential>() != nullptr;
+}
+
+/// "a.b.layer2" -> {"a.b", "layer2"}; "layer2" -> {"", "layer2"}.
+inline std::pair<std::string, std::string> split_parent(const std::string& name) {
+  const auto dot = name.rfind('.');
+  if (dot == std::string::npos) return {"", name};
+  return {name.substr(0, dot), name.substr(dot + 1)};
+}
+
+/// The text before a name's trailing number ("layer2" -> "layer", "3" -> ""),
+/// and whether there is a trailing number at all.
+inline std::pair<std::string, bool> series_text(const std::string& leaf) {
+  std::size_t end = leaf.size();
+  while (end > 0 && leaf[end - 1] >= '0' && leaf[end - 1] <= '9') --end;
+  return {leaf.substr(0, end), end < leaf.size()};
+}
+
+/// The stage containers BlockMap::detect uses (see there), or none.
+inline std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>> find_stages(
+    const torch::nn::Module& model) {
+  const auto named = model.named_modules(/*name_prefix=*/"", /*include_self=*/false);
+  std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>> modules;
+  for (const auto& m : named) modules.emplace_back(m.key(), m.value());
+  for (std::size_t depth = 0; depth < 4; ++depth) {
+    for (std::size_t i = 0; i < modules.size(); ++i) {
+      const auto& [name, module] = modules[i];
+      if (static_cast<std::size_t>(std::count(name.begin(), name.end(), '.')) != depth ||
+          !is_container(*module))
+        continue;
+      std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>> series{modules[i]};
+      std::size_t children = module->children().size();
+      const auto [parent, leaf] = split_parent(name);
+      const auto [text, numbered] = series_text(leaf);
+      if (numbered) {
+        for (std::size_t j = i + 1; j < modules.size(); ++j) {
+          const auto [p2, leaf2] = split_parent(modules[j].first);
+          if (p2 != parent || !is_container(*modules[j].second)) continue;
+          const auto [text2, numbered2] = series_text(leaf2);
+          if (!numbered2 || text2 != text) continue;
+          series.push_back(modules[j]);
+          children += modules[j].second->children().size();
+        }
+      }
+      if (module->children().size() >= 2 || children >= 2) return series;
+    }
+  }
+  return {};
+}
+}  // namespace detail
+
 class BlockMap {
  public:
   BlockMap() = default;
 
   /// One block per spec, each owning the parameters whose names equal one of
-  /// its prefixes or start with `prefix + "."`. Throws frost::Error when a
-  /// prefix matches nothing, when two blocks share a parameter, or when there
-  /// are no blocks.
+  /// its prefixes or start with `prefix + "."` (prefixes of one block may
+  /// nest: {"blocks", "blocks.1"}). Throws frost::Error when there are no
+  /// blocks, when two blocks have the same name, when a prefix is given twice
+  /// (in one block or in two), when a prefix matches nothing (naming the
+  /// closest names), when two blocks share a parameter, or when a block ends
+  /// up with no parameters.
   static BlockMap from_specs(const torch::nn::Module& model, const std::vector<BlockSpec>& specs) {
     detail::require(!specs.empty(),
                     "the block map is empty; name at least one block (e.g. {\"blocks.0\"})");
@@ -98,25 +168,41 @@ class BlockMap {
     const auto modules = model.named_modules(/*name_prefix=*/"", /*include_self=*/false);
     std::vector<std::string> all_names;
     for (const auto& item : named) all_names.push_back(item.key());
+    std::unordered_map<std::string, std::size_t> rank;
+    for (std::size_t i = 0; i < all_names.size(); ++i) rank[all_names[i]] = i;
 
     BlockMap map;
-    std::unordered_map<std::string, std::string> owner;  // parameter name -> block name
-    for (const auto& spec : specs) {
-      detail::require(!spec.name.empty(), "a block needs a non-empty name");
+    std::unordered_map<std::string, std::size_t> owner;        // parameter name -> block index
+    std::unordered_map<std::string, std::size_t> block_named;  // block name -> block index
+    std::unordered_map<std::string, std::size_t> prefix_of;    // prefix -> block index
+    for (std::size_t k = 0; k < specs.size(); ++k) {
+      const auto& spec = specs[k];
+      detail::require(!spec.name.empty(), "a block needs a non-empty name (block ", k, ")");
       detail::require(!spec.prefixes.empty(), "block '", spec.name, "' has no prefixes");
+      const auto [same_name, fresh_name] = block_named.emplace(spec.name, k);
+      detail::require(fresh_name, "two blocks are named '", spec.name, "' (blocks ",
+                      same_name->second, " and ", k, "); give every block its own name");
       Block b;
       b.name = spec.name;
       b.prefixes = spec.prefixes;
       for (const auto& prefix : spec.prefixes) {
+        const auto [given, fresh_prefix] = prefix_of.emplace(prefix, k);
+        if (!fresh_prefix && given->second == k)
+          detail::fail("block '", spec.name, "' lists prefix '", prefix,
+                       "' twice; list each prefix once");
+        detail::require(fresh_prefix, "prefix '", prefix, "' is given to two blocks, '",
+                        specs[given->second].name, "' and '", spec.name,
+                        "'; give it to one block only");
         bool matched = false;
         for (const auto& item : named) {
           if (!detail::has_prefix(item.key(), prefix)) continue;
           matched = true;
-          auto [it, fresh] = owner.emplace(item.key(), spec.name);
-          if (!fresh && it->second == spec.name) continue;  // two prefixes of one block overlap
-          detail::require(fresh, "blocks '", it->second, "' and '", spec.name,
+          auto [it, fresh] = owner.emplace(item.key(), k);
+          if (!fresh && it->second == k) continue;  // two prefixes of one block nest
+          detail::require(fresh, "blocks '", specs[it->second].name, "' and '", spec.name,
                           "' overlap: both own parameter '", item.key(),
-                          "'; give each parameter to one block only");
+                          "' (prefix '", prefix, "' of '", spec.name,
+                          "'); give each parameter to one block only");
           b.param_names.push_back(item.key());
           b.params.push_back(item.value());
           b.numel += item.value().numel();
@@ -126,13 +212,13 @@ class BlockMap {
         // The module of that exact name, if any (eval() recurses into its children).
         if (const auto* m = modules.find(prefix)) b.modules.push_back(*m);
       }
+      detail::require(!b.params.empty(), "block '", spec.name,
+                      "' owns no parameters; remove it or give it a prefix of its own");
       // Keep parameters in model order whatever order the prefixes came in.
       std::vector<std::size_t> order(b.params.size());
       for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-      std::unordered_map<std::string, std::size_t> rank;
-      for (std::size_t i = 0; i < all_names.size(); ++i) rank[all_names[i]] = i;
       std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
-        return rank[b.param_names[x]] < rank[b.param_names[y]];
+        return rank.at(b.param_names[x]) < rank.at(b.param_names[y]);
       });
       Block sorted = b;
       for (std::size_t i = 0; i < order.size(); ++i) {
@@ -145,10 +231,17 @@ class BlockMap {
   }
 
   /// One block per prefix, named after it: {"patch_embed", "blocks.0", ...}.
+  /// Throws frost::Error naming a prefix given twice (and see from_specs).
   static BlockMap from_prefixes(const torch::nn::Module& model,
                                 const std::vector<std::string>& prefixes) {
     std::vector<BlockSpec> specs;
-    for (const auto& p : prefixes) specs.push_back({p, {p}});
+    for (std::size_t i = 0; i < prefixes.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j)
+        detail::require(prefixes[j] != prefixes[i], "prefix '", prefixes[i],
+                        "' is given twice (positions ", j, " and ", i,
+                        "); list each block's prefix once");
+      specs.push_back({prefixes[i], {prefixes[i]}});
+    }
     return from_specs(model, specs);
   }
 
@@ -173,55 +266,174 @@ class BlockMap {
     return from_specs(model, specs);
   }
 
-  /// Automatic detection for common layouts (ViT, BERT-like encoders, ResNet
-  /// style stacks): the first ModuleList/Sequential with at least two children
-  /// (searched breadth-first) gives one block per child; the parameters
-  /// registered before it (the model's own parameters such as a class token or
-  /// positional embedding, and earlier submodules such as a patch embedding)
-  /// form an input-side block "stem"; everything after it (final norm, head)
-  /// stays outside the map and trains.
-  static BlockMap detect(const torch::nn::Module& model) {
-    const auto modules = model.named_modules("", /*include_self=*/false);
-    std::string container;
-    for (std::size_t depth = 0; depth < 4 && container.empty(); ++depth) {
-      for (const auto& m : modules) {
-        const auto dots = std::count(m.key().begin(), m.key().end(), '.');
-        if (static_cast<std::size_t>(dots) != depth) continue;
-        const bool is_list = m.value()->as<torch::nn::ModuleList>() != nullptr ||
-                             m.value()->as<torch::nn::Sequential>() != nullptr;
-        if (is_list && m.value()->children().size() >= 2) {
-          container = m.key();
-          break;
-        }
+  /// Automatic detection for the common layouts: a ViT or BERT-like encoder
+  /// (a ModuleList of blocks), a torch::nn::TransformerEncoder (its "layers"),
+  /// a torchvision-style ResNet (a conv/bn stem, stages "layer1".."layer4",
+  /// each a Sequential of residual blocks). What it recognises, exactly:
+  ///
+  /// 1. The first container: the submodules are searched breadth-first
+  ///    (dotted depth 0 to 3, registration order within a depth) for the
+  ///    first ModuleList or Sequential that has two or more children, or that
+  ///    starts a numbered series (2.) holding two or more children in all.
+  /// 2. The stages: when that container's name ends in a number ("layer1"),
+  ///    its sibling ModuleLists/Sequentials (children of the same parent)
+  ///    named with the same text and another number ("layer2", "layer3", any
+  ///    count of children each) are stages too, in registration order.
+  ///    Unnumbered siblings are not stages: a VGG-style `classifier` or a
+  ///    Sequential head keeps training. A container without such siblings
+  ///    ("blocks", "encoder.layers") is the only stage.
+  /// 3. The blocks: with Granularity::blocks (the default), one block per
+  ///    child with parameters of every stage, in order, named
+  ///    "<stage>.<child>" ("blocks.0", "layer2.1"); with Granularity::stages,
+  ///    one block per stage with parameters, named after it ("layer2").
+  /// 4. The stem: every parameter listed before the first block (the model's
+  ///    own parameters such as a class token or positional embedding, which
+  ///    LibTorch lists first, and earlier submodules such as a patch
+  ///    embedding or a conv/bn stem) forms an input-side block "stem"; there
+  ///    is none when no parameter comes first.
+  /// 5. Parameters listed between two stages that belong to neither (a
+  ///    transition module registered between "layer1" and "layer2") join the
+  ///    following block ("layer2.0", or "layer2" by stage): the input passes
+  ///    through them before it, and nothing is silently left out.
+  /// 6. Everything after the last block (a final norm, pooling, the head)
+  ///    stays outside the map and trains.
+  ///
+  /// With two or more stages every block's `stage` is set for the stage-wise
+  /// (SR-LR) schedule: the k-th stage's blocks get k and the stem gets 1 (it
+  /// shares the first stage's rate factor); with one stage they stay 0
+  /// (unset). Each block's prefixes are the shortest dotted names that cover
+  /// its parameters and no other's ("conv1", "bn1", "layer2.0"), so
+  /// Block::modules holds its modules. Layouts it does not know can leave most
+  /// of a model outside the map: check coverage(model), or name the blocks
+  /// with from_children / from_prefixes / from_specs.
+  static BlockMap detect(const torch::nn::Module& model,
+                         const DetectOptions& options = DetectOptions()) {
+    const auto stages = detail::find_stages(model);
+    detail::require(!stages.empty(),
+                    "could not detect the blocks of this model (no ModuleList or Sequential with "
+                    "two or more children, nor numbered ones such as layer1, layer2 holding two "
+                    "in all); use BlockMap::from_children(model, \"<list name>\") or "
+                    "BlockMap::from_prefixes(model, {...})");
+    // The units (future blocks other than the stem) and their stages.
+    struct Unit {
+      std::string name;
+      int stage;
+    };
+    std::vector<Unit> units;
+    int num_stages = 0;
+    for (const auto& [stage_name, stage] : stages) {
+      if (stage->parameters().empty()) continue;
+      ++num_stages;
+      if (options.granularity() == Granularity::stages) {
+        units.push_back({stage_name, num_stages});
+        continue;
+      }
+      for (const auto& child : stage->named_children())
+        if (!child.value()->parameters().empty())
+          units.push_back({stage_name + "." + child.key(), num_stages});
+    }
+    detail::require(!units.empty(), "module '", stages.front().first,
+                    "' has no children with parameters; name the blocks with "
+                    "BlockMap::from_prefixes(model, {...})");
+
+    // Which block each parameter goes to: -1 the stem, units' indices, -2 outside.
+    const auto named = model.named_parameters(/*recurse=*/true);
+    std::vector<std::string> names;
+    std::vector<long> block_of;
+    for (const auto& item : named) {
+      names.push_back(item.key());
+      long b = -2;
+      for (std::size_t u = 0; u < units.size() && b == -2; ++u)
+        if (detail::has_prefix(item.key(), units[u].name)) b = static_cast<long>(u);
+      block_of.push_back(b);
+    }
+    long next = -2;  // the block of the nearest unit parameter after, scanning backwards
+    bool seen_unit = false;
+    std::vector<long> after(names.size(), -2);
+    for (std::size_t i = names.size(); i-- > 0;) {
+      if (block_of[i] >= 0) next = block_of[i];
+      after[i] = next;
+    }
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (block_of[i] >= 0) {
+        seen_unit = true;
+      } else if (!seen_unit) {
+        block_of[i] = -1;  // before the first block: the stem
+      } else {
+        block_of[i] = after[i];  // between stages: the following block (-2 after the last)
       }
     }
-    detail::require(!container.empty(),
-                    "could not detect the blocks of this model (no ModuleList or Sequential with "
-                    "two or more children); use BlockMap::from_children(model, \"<list name>\") or "
-                    "BlockMap::from_prefixes(model, {...})");
-    BlockMap body = from_children(model, container);
-    // Everything registered before the first parameter of the container is the stem.
-    const auto named = model.named_parameters(true);
-    const std::string& first_body_param = body.blocks_.front().param_names.front();
-    std::vector<std::string> stem;
-    for (const auto& item : named) {
-      if (item.key() == first_body_param) break;
-      // Use the top-level name (module or own parameter) as the prefix.
-      const std::string top = item.key().substr(0, item.key().find('.'));
-      if (std::find(stem.begin(), stem.end(), top) == stem.end()) stem.push_back(top);
+
+    // Each parameter's prefix: its shortest dotted ancestor (or itself) whose
+    // parameters all go to the same block.
+    std::unordered_map<std::string, long> owner_of_prefix;  // -3: mixed
+    auto ancestors = [](const std::string& n) {
+      std::vector<std::string> out;
+      for (std::string::size_type pos = 0; (pos = n.find('.', pos)) != std::string::npos; ++pos)
+        out.push_back(n.substr(0, pos));
+      out.push_back(n);
+      return out;
+    };
+    for (std::size_t i = 0; i < names.size(); ++i)
+      for (const auto& a : ancestors(names[i])) {
+        auto [it, fresh] = owner_of_prefix.emplace(a, block_of[i]);
+        if (!fresh && it->second != block_of[i]) it->second = -3;
+      }
+    std::vector<BlockSpec> specs(units.size() + 1);
+    specs[0].name = "stem";
+    for (std::size_t u = 0; u < units.size(); ++u) specs[u + 1].name = units[u].name;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (block_of[i] == -2) continue;
+      for (const auto& a : ancestors(names[i])) {
+        if (owner_of_prefix.at(a) != block_of[i]) continue;
+        auto& prefixes = specs[static_cast<std::size_t>(block_of[i] + 1)].prefixes;
+        if (std::find(prefixes.begin(), prefixes.end(), a) == prefixes.end())
+          prefixes.push_back(a);
+        break;
+      }
     }
-    if (stem.empty()) return body;
-    BlockMap map = from_specs(model, {BlockSpec{"stem", stem}});
-    map.append(body);
+    const bool has_stem = !specs[0].prefixes.empty();
+    if (!has_stem) specs.erase(specs.begin());
+    BlockMap map = from_specs(model, specs);
+    if (num_stages >= 2) {
+      std::vector<int> s;
+      if (has_stem) s.push_back(1);
+      for (const auto& u : units) s.push_back(u.stage);
+      map.stages(s);
+    }
     return map;
   }
 
+  /// The fraction (0..1) of the model's parameter elements (numel) that the
+  /// map's blocks own; a parameter registered twice counts once. Every
+  /// parameter counts, whether it requires grad or not: the figure says how
+  /// much of the model the map can freeze, and must not change when the
+  /// controller freezes blocks (requires_grad_(false)) or when the user has
+  /// frozen parts of the model by hand. 0 for a model without parameters.
+  double coverage(const torch::nn::Module& model) const {
+    std::unordered_set<const void*> mine;
+    for (const auto& b : blocks_)
+      for (const auto& p : b.params) mine.insert(p.unsafeGetTensorImpl());
+    std::unordered_set<const void*> seen;
+    std::int64_t total = 0, owned = 0;
+    for (const auto& p : model.parameters(/*recurse=*/true)) {
+      if (!seen.insert(p.unsafeGetTensorImpl()).second) continue;
+      total += p.numel();
+      if (mine.count(p.unsafeGetTensorImpl()) != 0) owned += p.numel();
+    }
+    return total == 0 ? 0.0 : static_cast<double>(owned) / static_cast<double>(total);
+  }
+
   /// Adds the blocks of `other` after this map's blocks (input side first).
-  /// Throws when they share a parameter.
+  /// Throws (leaving this map unchanged) when they share a parameter or a
+  /// block name.
   BlockMap& append(const BlockMap& other) {
     std::unordered_map<const void*, std::string> owner;
-    for (const auto& b : blocks_)
+    std::unordered_set<std::string> names;
+    for (const auto& b : blocks_) {
+      names.insert(b.name);
       for (const auto& p : b.params) owner[p.unsafeGetTensorImpl()] = b.name;
+    }
     for (const auto& b : other.blocks_) {
       for (std::size_t i = 0; i < b.params.size(); ++i) {
         auto it = owner.find(b.params[i].unsafeGetTensorImpl());
@@ -229,8 +441,10 @@ class BlockMap {
                         "' and '", b.name, "' overlap: both own parameter '", b.param_names[i],
                         "'; give each parameter to one block only");
       }
-      blocks_.push_back(b);
+      detail::require(names.count(b.name) == 0, "two blocks are named '", b.name,
+                      "'; give every block its own name");
     }
+    for (const auto& b : other.blocks_) blocks_.push_back(b);
     return *this;
   }
 

@@ -1,139 +1,135 @@
 #pragma once
-// Checkpointing a FreezeController: its own state (step, frozen blocks, stop
-// flag, timeline) and, where the policies have them, their internals, so a
-// resumed run makes the same decisions as an uninterrupted one.
+// Checkpointing a FreezeController, so that a resumed run makes exactly the
+// decisions an uninterrupted one makes.
 //
+//   // one file for the controller alone:
+//   frost::save_checkpoint(ctl, "run.frost");        // atomic: temp file + rename
+//   frost::load_checkpoint(ctl, "run.frost");        // into a freshly built controller
+//
+//   // or nested next to the model's and the optimizer's state:
 //   torch::serialize::OutputArchive ar;
-//   frost::save(ctl, ar);                  // or nest it next to the model's archive
-//   frost::save_file(ar, "run.ckpt");      // atomic: temp file + rename
+//   model->save(ar); optimizer.save(ar);  (in sub-archives of your choice)
+//   frost::save(ctl, ar);
+//   frost::save_file(ar, "run.ckpt");
+//   ...
+//   torch::serialize::InputArchive in;
+//   frost::load_file(in, "run.ckpt");                // frost::Error naming the file
+//   frost::load(ctl, in, "run.ckpt");                // validates, then applies
 //
-// A policy that keeps state between steps opts in with
-//   void save(torch::serialize::OutputArchive&) const;
-//   void load(torch::serialize::InputArchive&);
-// A policy without them is reconstructed from its options only.
+// What is saved (FreezeController::save): a format version, the composition
+// (criterion, schedule, stop rule), the block names, the step, every block's
+// state, the learning-rate bookkeeping, the timeline, and the state of every
+// stateful policy (each policy saves and loads its own, or declares itself
+// stateless: concepts/state.hpp), as one nested archive with a CRC-32.
+// Loading reads and checks all of it before changing anything: another
+// composition, another block map (by names), another number of param groups,
+// an unknown format, a controller that has already stepped, a corrupt or
+// truncated file are frost::Errors that name the file and the mismatch, and
+// the controller is left as it was.
+//
+// The optimizer's state (Adam moments, including those of blocks in trial) is
+// the optimizer's to save: torch::optim's own serialize. frost drops the
+// state of frozen blocks, so it is not in the optimizer's checkpoint either.
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <string>
-#include <vector>
+#include <system_error>
 
-#include "frost/concepts/detect.hpp"
 #include "frost/detail/archive.hpp"
 #include "frost/error.hpp"
-#include "frost/timeline.hpp"
 
 namespace frost {
 
-namespace detail {
-template <class P>
-using has_save = decltype(std::declval<const P&>().save(std::declval<torch::serialize::OutputArchive&>()));
-template <class P>
-using has_load = decltype(std::declval<P&>().load(std::declval<torch::serialize::InputArchive&>()));
-
-template <class P>
-void save_policy(const P& p, torch::serialize::OutputArchive& ar, const std::string& key) {
-  if constexpr (concepts::is_detected<has_save, P>) {
-    torch::serialize::OutputArchive sub;
-    p.save(sub);
-    ar.write(key, sub);
-  }
-}
-template <class P>
-void load_policy(P& p, torch::serialize::InputArchive& ar, const std::string& key) {
-  if constexpr (concepts::is_detected<has_load, P>) {
-    torch::serialize::InputArchive sub;
-    if (!ar.try_read(key, sub))
-      fail("checkpoint has no state for the ", key, "; it was written by a different strategy");
-    p.load(sub);
-  }
-}
-
-}  // namespace detail
-
-/// Writes the controller's state (and its policies', where they can) into `ar`.
+/// Writes the controller's complete state into `ar`.
 template <class Controller>
 void save(const Controller& ctl, torch::serialize::OutputArchive& ar) {
-  const auto s = ctl.state_snapshot();
-  ar.write("frost.step", c10::IValue(s.step));
-  ar.write("frost.stopped", c10::IValue(s.stopped));
-  std::vector<std::int64_t> frozen(s.frozen.begin(), s.frozen.end());
-  ar.write("frost.frozen", c10::IValue(frozen));
-  std::vector<std::int64_t> steps, blocks, kinds;
-  std::vector<double> stats;
-  std::vector<std::string> names, policies, details;
-  for (const auto& e : s.timeline) {
-    steps.push_back(e.step);
-    blocks.push_back(e.block);
-    kinds.push_back(static_cast<std::int64_t>(e.kind));
-    stats.push_back(e.statistic);
-    names.push_back(e.block_name);
-    policies.push_back(e.policy);
-    details.push_back(e.detail);
-  }
-  ar.write("frost.timeline.step", c10::IValue(steps));
-  ar.write("frost.timeline.block", c10::IValue(blocks));
-  ar.write("frost.timeline.kind", c10::IValue(kinds));
-  ar.write("frost.timeline.statistic", c10::IValue(stats));
-  ar.write("frost.timeline.block_name", c10::IValue(c10::List<std::string>(names)));
-  ar.write("frost.timeline.policy", c10::IValue(c10::List<std::string>(policies)));
-  ar.write("frost.timeline.detail", c10::IValue(c10::List<std::string>(details)));
-  detail::save_policy(const_cast<Controller&>(ctl).criterion(), ar, "criterion");
-  detail::save_policy(const_cast<Controller&>(ctl).stop_rule(), ar, "stop rule");
+  ctl.save(ar);
 }
 
-/// Restores what save() wrote into a controller built over the same model,
-/// block map and strategy (blocks frozen then are frozen again now).
+/// Restores what save() wrote; `source` names the checkpoint in errors.
 template <class Controller>
-void load(Controller& ctl, torch::serialize::InputArchive& ar) {
-  typename Controller::State s;
-  s.step = detail::read_value(ar, "frost.step").toInt();
-  s.stopped = detail::read_value(ar, "frost.stopped").toBool();
-  for (auto f : detail::read_value(ar, "frost.frozen").toIntVector())
-    s.frozen.push_back(static_cast<char>(f != 0));
-  const auto steps = detail::read_value(ar, "frost.timeline.step").toIntVector();
-  const auto blocks = detail::read_value(ar, "frost.timeline.block").toIntVector();
-  const auto kinds = detail::read_value(ar, "frost.timeline.kind").toIntVector();
-  const auto stats = detail::read_value(ar, "frost.timeline.statistic").toDoubleVector();
-  const auto names = detail::read_value(ar, "frost.timeline.block_name").toList();
-  const auto policies = detail::read_value(ar, "frost.timeline.policy").toList();
-  const auto details = detail::read_value(ar, "frost.timeline.detail").toList();
-  for (std::size_t i = 0; i < steps.size(); ++i) {
-    Event e;
-    e.step = steps[i];
-    e.block = blocks[i];
-    e.kind = static_cast<EventKind>(kinds[i]);
-    e.statistic = stats[i];
-    e.block_name = names.get(i).toStringRef();
-    e.policy = policies.get(i).toStringRef();
-    e.detail = details.get(i).toStringRef();
-    s.timeline.push_back(std::move(e));
-  }
-  ctl.restore(s);
-  detail::load_policy(ctl.criterion(), ar, "criterion");
-  detail::load_policy(ctl.stop_rule(), ar, "stop rule");
+void load(Controller& ctl, torch::serialize::InputArchive& ar,
+          const std::string& source = "the checkpoint") {
+  ctl.load(ar, source);
+}
+
+/// Reads one value of an archive (yours, next to frost's) with a frost::Error
+/// naming the key when it is missing.
+inline c10::IValue read_value(torch::serialize::InputArchive& ar, const std::string& key) {
+  return detail::read_value(ar, key);
 }
 
 /// Writes `ar` to `path` atomically: to a temporary file in the same directory,
 /// then renamed over `path`, so a run killed mid-write leaves the previous
-/// checkpoint intact.
+/// checkpoint intact. A missing directory, or a path that is a directory, is a
+/// frost::Error that says so.
 inline void save_file(torch::serialize::OutputArchive& ar, const std::string& path) {
+  namespace fs = std::filesystem;
+  detail::require(!path.empty(), "save_file: the checkpoint path is empty");
+  const fs::path p(path);
+  std::error_code ec;
+  detail::require(!fs::is_directory(p, ec), "cannot write checkpoint ", path,
+                  ": it is a directory; give a file name inside it");
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  detail::require(fs::is_directory(dir, ec), "cannot write checkpoint ", path, ": directory ",
+                  dir.string(), " does not exist; create it first");
   const std::string tmp = path + ".tmp";
-  ar.save_to(tmp);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+  try {
+    ar.save_to(tmp);
+  } catch (const c10::Error& e) {
     std::remove(tmp.c_str());
-    detail::fail("could not move checkpoint ", tmp, " to ", path,
-                 "; check that the directory is writable");
+    detail::fail("cannot write checkpoint ", path, " (", e.what_without_backtrace(),
+                 "); check that the directory is writable and the disk has room");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    std::remove(tmp.c_str());
+    detail::fail("could not move checkpoint ", tmp, " to ", path, " (", why,
+                 "); check that the directory is writable");
   }
 }
 
-/// Reads a checkpoint written by save_file (throws frost::Error when missing).
+/// Reads a checkpoint file into `ar`. A missing file, a directory, an empty,
+/// truncated or foreign file is a frost::Error naming the file.
 inline void load_file(torch::serialize::InputArchive& ar, const std::string& path,
                       const c10::optional<c10::Device>& device = c10::nullopt) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) detail::fail("no checkpoint at ", path);
-  std::fclose(f);
-  ar.load_from(path, device);
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  detail::require(fs::exists(fs::path(path), ec), "no checkpoint at ", path);
+  detail::require(!fs::is_directory(fs::path(path), ec), "checkpoint ", path,
+                  " is a directory; give the checkpoint file");
+  const auto size = fs::file_size(fs::path(path), ec);
+  detail::require(!ec && size > 0, "checkpoint ", path, " is empty (a run killed while "
+                  "writing it?); use an earlier checkpoint");
+  try {
+    ar.load_from(path, device);
+  } catch (const c10::Error& e) {
+    std::string why = e.what_without_backtrace();
+    if (const auto nl = why.find('\n'); nl != std::string::npos) why.resize(nl);
+    detail::fail("checkpoint ", path, " cannot be read: it is truncated, corrupt or not a "
+                 "LibTorch archive (", why, ")");
+  }
+}
+
+/// The controller alone, in its own file (atomic).
+template <class Controller>
+void save_checkpoint(const Controller& ctl, const std::string& path) {
+  torch::serialize::OutputArchive ar;
+  ctl.save(ar);
+  save_file(ar, path);
+}
+
+/// Loads what save_checkpoint wrote into a freshly built controller.
+template <class Controller>
+void load_checkpoint(Controller& ctl, const std::string& path) {
+  torch::serialize::InputArchive ar;
+  load_file(ar, path);
+  ctl.load(ar, path);
 }
 
 }  // namespace frost

@@ -20,6 +20,9 @@
 #include <boost/hana/second.hpp>
 #include <boost/hana/concept/struct.hpp>
 #include <boost/hana/string.hpp>
+#include <boost/preprocessor/punctuation/comma_if.hpp>
+#include <boost/preprocessor/seq/for_each_i.hpp>
+#include <boost/preprocessor/variadic/to_seq.hpp>
 
 #include <cstdint>
 #include <sstream>
@@ -31,56 +34,36 @@
 
 #include "frost/error.hpp"
 
-/// Declares a public option field `name_` with a chained setter `name(v)` and a
-/// getter `name()`, like TORCH_ARG. Follow it with `= default_value;`.
-#define FROST_ARG(T, name)                                  \
- public:                                                    \
-  auto name(const T& new_##name)->decltype(*this) {         \
-    this->name##_ = new_##name;                             \
-    return *this;                                           \
-  }                                                         \
-  const T& name() const noexcept { return this->name##_; }  \
-  T& name() noexcept { return this->name##_; }              \
+/// Declares an option the way LibTorch's TORCH_ARG does: a private field
+/// `name_`, a chained setter `name(v)` (by const reference and by rvalue) and
+/// const / non-const getters `name()`. Follow it with `= default_value;`.
+/// Members declared after the last FROST_ARG are private unless the struct
+/// says `public:` again.
+#define FROST_ARG(T, name)                                   \
+ public:                                                     \
+  auto name(const T& new_##name)->decltype(*this) {          \
+    this->name##_ = new_##name;                              \
+    return *this;                                            \
+  }                                                          \
+  auto name(T&& new_##name)->decltype(*this) {               \
+    this->name##_ = std::move(new_##name);                   \
+    return *this;                                            \
+  }                                                          \
+  const T& name() const noexcept { return this->name##_; }   \
+  T& name() noexcept { return this->name##_; }               \
+                                                             \
+ private:                                                    \
   T name##_
 
-// A small preprocessor for-each (up to 24 fields) so FROST_REFLECT can take
-// plain field names.
-#define FROST_PP_CAT(a, b) FROST_PP_CAT_I(a, b)
-#define FROST_PP_CAT_I(a, b) a##b
-#define FROST_PP_NARG(...) FROST_PP_NARG_I(__VA_ARGS__, 24,23,22,21,20,19,18,17,16,15,14,13,12,11,10,9,8,7,6,5,4,3,2,1)
-#define FROST_PP_NARG_I(_1,_2,_3,_4,_5,_6,_7,_8,_9,_10,_11,_12,_13,_14,_15,_16,_17,_18,_19,_20,_21,_22,_23,_24, N, ...) N
-#define FROST_PP_FE_1(m, x) m(x)
-#define FROST_PP_FE_2(m, x, ...) m(x), FROST_PP_FE_1(m, __VA_ARGS__)
-#define FROST_PP_FE_3(m, x, ...) m(x), FROST_PP_FE_2(m, __VA_ARGS__)
-#define FROST_PP_FE_4(m, x, ...) m(x), FROST_PP_FE_3(m, __VA_ARGS__)
-#define FROST_PP_FE_5(m, x, ...) m(x), FROST_PP_FE_4(m, __VA_ARGS__)
-#define FROST_PP_FE_6(m, x, ...) m(x), FROST_PP_FE_5(m, __VA_ARGS__)
-#define FROST_PP_FE_7(m, x, ...) m(x), FROST_PP_FE_6(m, __VA_ARGS__)
-#define FROST_PP_FE_8(m, x, ...) m(x), FROST_PP_FE_7(m, __VA_ARGS__)
-#define FROST_PP_FE_9(m, x, ...) m(x), FROST_PP_FE_8(m, __VA_ARGS__)
-#define FROST_PP_FE_10(m, x, ...) m(x), FROST_PP_FE_9(m, __VA_ARGS__)
-#define FROST_PP_FE_11(m, x, ...) m(x), FROST_PP_FE_10(m, __VA_ARGS__)
-#define FROST_PP_FE_12(m, x, ...) m(x), FROST_PP_FE_11(m, __VA_ARGS__)
-#define FROST_PP_FE_13(m, x, ...) m(x), FROST_PP_FE_12(m, __VA_ARGS__)
-#define FROST_PP_FE_14(m, x, ...) m(x), FROST_PP_FE_13(m, __VA_ARGS__)
-#define FROST_PP_FE_15(m, x, ...) m(x), FROST_PP_FE_14(m, __VA_ARGS__)
-#define FROST_PP_FE_16(m, x, ...) m(x), FROST_PP_FE_15(m, __VA_ARGS__)
-#define FROST_PP_FE_17(m, x, ...) m(x), FROST_PP_FE_16(m, __VA_ARGS__)
-#define FROST_PP_FE_18(m, x, ...) m(x), FROST_PP_FE_17(m, __VA_ARGS__)
-#define FROST_PP_FE_19(m, x, ...) m(x), FROST_PP_FE_18(m, __VA_ARGS__)
-#define FROST_PP_FE_20(m, x, ...) m(x), FROST_PP_FE_19(m, __VA_ARGS__)
-#define FROST_PP_FE_21(m, x, ...) m(x), FROST_PP_FE_20(m, __VA_ARGS__)
-#define FROST_PP_FE_22(m, x, ...) m(x), FROST_PP_FE_21(m, __VA_ARGS__)
-#define FROST_PP_FE_23(m, x, ...) m(x), FROST_PP_FE_22(m, __VA_ARGS__)
-#define FROST_PP_FE_24(m, x, ...) m(x), FROST_PP_FE_23(m, __VA_ARGS__)
-#define FROST_PP_FOR_EACH(m, ...) FROST_PP_CAT(FROST_PP_FE_, FROST_PP_NARG(__VA_ARGS__))(m, __VA_ARGS__)
-
-#define FROST_DETAIL_ACCESSOR(name) \
-  (name, [](auto&& o) -> decltype(auto) { return (o.name##_); })
+// Reflection goes through the public accessors (the fields are private):
+// (name, [](auto&& o) -> decltype(auto) { return o.name(); }) for every field.
+#define FROST_DETAIL_ACCESSOR(r, data, i, name) \
+  BOOST_PP_COMMA_IF(i)(name, [](auto&& o) -> decltype(auto) { return o.name(); })
 
 /// Reflects an options struct declared with FROST_ARG (use at global scope).
 #define FROST_REFLECT(Type, ...) \
-  FROST_DETAIL_ADAPT(Type, FROST_PP_FOR_EACH(FROST_DETAIL_ACCESSOR, __VA_ARGS__))
+  FROST_DETAIL_ADAPT(            \
+      Type, BOOST_PP_SEQ_FOR_EACH_I(FROST_DETAIL_ACCESSOR, ~, BOOST_PP_VARIADIC_TO_SEQ(__VA_ARGS__)))
 #define FROST_DETAIL_ADAPT(Type, ...) BOOST_HANA_ADAPT_ADT(Type, __VA_ARGS__)
 
 namespace frost {

@@ -10,23 +10,34 @@
 
 namespace frost {
 
+// The values are stored in checkpoints: new kinds are appended, never inserted.
 enum class EventKind {
-  freeze,   ///< a block was frozen
-  warning,  ///< a statistic was not finite (or a decision was refused); nothing changed
-  stop,     ///< the stop rule asked training to end
+  freeze = 0,    ///< training -> frozen (for good)
+  warning = 1,   ///< a statistic was not finite, or a request was refused; nothing changed
+  stop = 2,      ///< the stop rule asked training to end
+  trial = 3,     ///< training -> trial (no gradient, optimizer state kept)
+  revert = 4,    ///< trial -> training
+  commit = 5,    ///< trial -> frozen (for good)
+  unfreeze = 6,  ///< frozen -> training (fresh optimizer state)
 };
+inline constexpr int kLastEventKind = 6;
 
 inline const char* to_string(EventKind k) {
   switch (k) {
     case EventKind::freeze: return "freeze";
     case EventKind::warning: return "warning";
     case EventKind::stop: return "stop";
+    case EventKind::trial: return "trial";
+    case EventKind::revert: return "revert";
+    case EventKind::commit: return "commit";
+    case EventKind::unfreeze: return "unfreeze";
   }
   return "?";
 }
 
 struct Event {
-  std::int64_t step = 0;    ///< the 0-based training step at which it happened
+  std::int64_t step = 0;    ///< the 0-based training step at which it happened (for a
+                            ///< stop: the last step run)
   std::int64_t block = -1;  ///< block index, -1 when not about one block
   std::string block_name;
   EventKind kind = EventKind::freeze;

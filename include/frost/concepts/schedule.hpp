@@ -9,7 +9,10 @@
 //     void setup(const frost::ScheduleSetup&);       // validate, precompute; throw frost::Error
 //     double lr_scale(std::int64_t step, std::int64_t block) const;  // block == frost::kHead for
 //     bool frozen(std::int64_t step, std::int64_t block) const;      //   parameters in no block
-//   };
+//     static constexpr bool stateless = true;      // or save/load (concepts/state.hpp)
+//     // optional:
+//     static Options default_options();            // defaults that depend on the template
+//   };                                             // arguments (FreezeOut's t0 by spacing)
 //
 // `step` counts from 0 over the whole run, warm-up included. lr_scale multiplies
 // each param group's base learning rate. Both are pure host arithmetic: they
@@ -20,6 +23,7 @@
 #include <vector>
 
 #include "frost/concepts/detect.hpp"
+#include "frost/concepts/state.hpp"
 
 namespace frost {
 
@@ -48,7 +52,18 @@ template <class S>
 using lr_scale = decltype(double{std::declval<const S&>().lr_scale(std::int64_t{}, std::int64_t{})});
 template <class S>
 using frozen = decltype(bool{std::declval<const S&>().frozen(std::int64_t{}, std::int64_t{})});
+template <class S>
+using default_options = decltype(typename S::Options{S::default_options()});
 }  // namespace ops
+
+/// `P::default_options()` when the policy has it, else its Options' defaults.
+template <class P>
+typename P::Options default_options() {
+  if constexpr (is_detected<ops::default_options, P>)
+    return P::default_options();
+  else
+    return typename P::Options{};
+}
 
 template <class S>
 constexpr bool check_schedule() {
@@ -66,6 +81,7 @@ constexpr bool check_schedule() {
                 "const`");
   static_assert(is_detected<ops::frozen, S>,
                 "frost: a Schedule needs `bool frozen(std::int64_t step, std::int64_t block) const`");
+  static_assert(check_state<S>(), "see the message above");
   return true;
 }
 }  // namespace concepts

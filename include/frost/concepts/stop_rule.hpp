@@ -6,25 +6,32 @@
 //     static constexpr const char* name = "MyStop";
 //     explicit MyStop(const Options&);
 //     bool should_stop(const frost::StopState&);      // after each step (host only)
+//     // state: save/load, or static constexpr bool stateless = true (concepts/state.hpp)
 //     // optional:
 //     void on_validation(double loss, const frost::StopState&);
 //   };
+//
+// Blocks in trial do not count as frozen: AllFrozen means all frozen for good.
 #include <cstdint>
 #include <string>
 #include <type_traits>
 
 #include "frost/concepts/detect.hpp"
+#include "frost/concepts/state.hpp"
 
 namespace frost {
 
 /// What a stop rule sees after each step.
 struct StopState {
-  std::int64_t step = 0;           ///< 0-based index of the step just completed
-  std::int64_t epoch = 0;
-  bool epoch_end = false;
+  std::int64_t steps_done = 0;     ///< completed steps (the last one has index steps_done - 1)
+  std::int64_t step = -1;          ///< 0-based index of the last completed step (-1: none yet)
+  std::int64_t epoch = 0;          ///< the epoch of that step
+  bool epoch_end = false;          ///< that step ended an epoch
+  std::int64_t steps_per_epoch = 0;  ///< 0 when the user did not say
   std::int64_t num_blocks = 0;
-  std::int64_t num_frozen = 0;
-  std::int64_t frozen_prefix = 0;  ///< leading frozen blocks from the input side
+  std::int64_t num_frozen = 0;     ///< frozen for good (trials do not count)
+  std::int64_t num_trial = 0;
+  std::int64_t frozen_prefix = 0;  ///< leading blocks frozen for good, from the input side
 };
 
 namespace concepts {
@@ -34,6 +41,8 @@ using stop_should = decltype(bool{std::declval<P&>().should_stop(std::declval<co
 template <class P>
 using stop_on_validation =
     decltype(std::declval<P&>().on_validation(double{}, std::declval<const StopState&>()));
+template <class P>
+using stop_on_validation_name = decltype(&P::on_validation);
 template <class P>
 using stop_options = typename P::Options;
 template <class P>
@@ -53,6 +62,11 @@ constexpr bool check_stop_rule() {
                   "frost: a StopRule needs a constructor `explicit P(const Options&)`");
   static_assert(is_detected<ops::stop_should, P>,
                 "frost: a StopRule needs `bool should_stop(const frost::StopState&)`");
+  static_assert(!is_detected<ops::stop_on_validation_name, P> ||
+                    is_detected<ops::stop_on_validation, P>,
+                "frost: a StopRule's on_validation must be `void on_validation(double loss, const "
+                "frost::StopState&)`");
+  static_assert(check_state<P>(), "see the message above");
   return true;
 }
 

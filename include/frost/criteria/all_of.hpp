@@ -8,7 +8,7 @@
 // gradient-norm test four times per epoch), so requiring their requests to
 // coincide in one call would almost never fire. A member's request for a block
 // is remembered from the decision at which it was made until the block
-// freezes (by any policy; then all its votes are dropped); the block freezes
+// changes state (by any policy; then all its votes are dropped); the block freezes
 // at the decision where the last missing vote arrives. Members report only
 // requests, never "do not freeze", so a vote cannot be withdrawn.
 //
@@ -17,8 +17,12 @@
 // call: the later member in the list); the detail lists every member's latest
 // request. Warnings from members are passed on, prefixed with the member's
 // name. A request with a non-finite statistic is not a vote (it is passed on
-// as a warning), matching the controller's rule.
+// as a warning), matching the controller's rule. Trial, revert and commit
+// requests are a member's own protocol (token similarity's trials) and pass
+// through unchanged. Its state: the members', the standing votes.
 #include <ATen/core/Tensor.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
 
 #include <cmath>
 #include <cstdint>
@@ -29,49 +33,96 @@
 #include <vector>
 
 #include "frost/concepts/criterion.hpp"
+#include "frost/criteria/members.hpp"
+#include "frost/detail/archive.hpp"
+#include "frost/error.hpp"
 
 namespace frost::criteria {
 
 template <class... Cs>
 class AllOf {
-  static_assert(sizeof...(Cs) >= 1, "frost: criteria::AllOf needs at least one criterion");
-  static_assert((concepts::check_criterion<Cs>() && ...), "see the message above");
-  static constexpr std::size_t K = sizeof...(Cs);
+  using M = Members<Cs...>;
+  static constexpr std::size_t K = M::K;
 
  public:
-  /// The options of each member, in order (set them with std::get<I>).
-  using Options = std::tuple<typename Cs::Options...>;
-  static std::string name() {
-    std::string n = "AllOf<";
-    std::size_t i = 0;
-    ((n += (i++ ? "," : "") + concepts::name_of<Cs>()), ...);
-    return n + ">";
-  }
-  explicit AllOf(const Options& o = {}) : cs_(make(o, std::index_sequence_for<Cs...>{})) {}
+  using Options = typename M::Options;
+  static constexpr bool uses_gradients = M::uses_gradients;
+  static std::string name() { return M::names("AllOf"); }
+  explicit AllOf(const Options& o = {}) : m_(o) {}
 
   void setup(const CriterionSetup& s) {
-    std::apply([&](auto&... c) { (c.setup(s), ...); }, cs_);
+    m_.setup(s);
     votes_.assign(s.blocks->size(), std::vector<Vote>(K));
   }
-  void observe(const StepState& s) {
-    std::apply([&](auto&... c) { (c.observe(s), ...); }, cs_);
-  }
-  void decide(const StepState& s, Decisions& out) {
-    collect(s, out, [&](auto& m, Decisions& d) { m.decide(s, d); });
+  void observe(const StepState& s) { m_.observe(s); }
+  bool decision_point(const StepState& s) const { return m_.decision_point(s); }
+  at::Tensor statistics(const StepState& s) { return m_.statistics(s); }
+  void decide(const StepState& s, HostValues values, Decisions& out) {
+    bool any = false;
+    m_.decide_each(s, values, [&](auto& c, std::size_t k, HostValues mine) {
+      Decisions d;
+      c.decide(s, mine, d);
+      any = collect(k, d, out) || any;
+    });
+    if (any) complete(s, out);
   }
   void before_step(const StepState& s, Decisions& out) {
-    collect(s, out, [&](auto& m, Decisions& d) { concepts::decide_before_step(m, s, d); });
+    bool any = false;
+    m_.each([&](auto& c, std::size_t k) {
+      Decisions d;
+      concepts::decide_before_step(c, s, d);
+      any = collect(k, d, out) || any;
+    });
+    if (any) complete(s, out);
   }
-  void on_frozen(std::int64_t block) {
+  /// Votes for a block are dropped whenever its state changes.
+  void on_state_change(std::int64_t block, BlockState from, BlockState to) {
     if (block >= 0 && static_cast<std::size_t>(block) < votes_.size())
       for (auto& v : votes_[static_cast<std::size_t>(block)]) v = Vote{};
-    std::apply([&](auto&... c) { (concepts::notify_frozen(c, block), ...); }, cs_);
+    m_.on_state_change(block, from, to);
   }
-  void on_validation(double loss, const StepState& s) {
-    std::apply([&](auto&... c) { (concepts::notify_validation(c, loss, s), ...); }, cs_);
-  }
+  void on_validation(double loss, const StepState& s) { m_.on_validation(loss, s); }
   void observe_activations(std::int64_t block, const at::Tensor& t) {
-    std::apply([&](auto&... c) { (concepts::notify_activations(c, block, t), ...); }, cs_);
+    m_.observe_activations(block, t);
+  }
+  void observe_features(const at::Tensor& features, const at::Tensor& labels) {
+    m_.observe_features(features, labels);
+  }
+
+  /// The members' states, the standing votes and the vote counter.
+  void save(torch::serialize::OutputArchive& ar) const {
+    torch::serialize::OutputArchive members;
+    m_.save(members);
+    ar.write("members", members);
+    std::vector<std::int64_t> seq;
+    std::vector<double> stat;
+    std::vector<std::string> detail;
+    for (const auto& per_block : votes_)
+      for (const auto& v : per_block) {
+        seq.push_back(static_cast<std::int64_t>(v.seq));
+        stat.push_back(v.statistic);
+        detail.push_back(v.detail);
+      }
+    ar.write("vote_seq", c10::IValue(seq));
+    ar.write("vote_statistic", c10::IValue(stat));
+    ar.write("vote_detail", c10::IValue(c10::List<std::string>(detail)));
+    ar.write("seq", c10::IValue(static_cast<std::int64_t>(seq_)));
+  }
+  void load(torch::serialize::InputArchive& ar) {
+    torch::serialize::InputArchive members;
+    detail::require(ar.try_read("members", members), "no state for the members");
+    const auto seq = frost::detail::read_value(ar, "vote_seq").toIntVector();
+    const auto stat = frost::detail::read_value(ar, "vote_statistic").toDoubleVector();
+    const auto det = frost::detail::read_value(ar, "vote_detail").toList();
+    const auto counter = frost::detail::read_value(ar, "seq").toInt();
+    const std::size_t n = votes_.size() * K;
+    detail::require(seq.size() == n && stat.size() == n && det.size() == n, "votes for ",
+                    seq.size() / K, " blocks, this block map has ", votes_.size());
+    m_.load(members);
+    for (std::size_t b = 0, i = 0; b < votes_.size(); ++b)
+      for (std::size_t k = 0; k < K; ++k, ++i)
+        votes_[b][k] = Vote{static_cast<std::uint64_t>(seq[i]), stat[i], det.get(i).toStringRef()};
+    seq_ = static_cast<std::uint64_t>(counter);
   }
 
   /// Whether member `k` currently votes to freeze `block`.
@@ -79,7 +130,9 @@ class AllOf {
     return votes_.at(static_cast<std::size_t>(block)).at(k).seq > 0;
   }
   template <std::size_t I>
-  auto& get() noexcept { return std::get<I>(cs_); }
+  auto& get() noexcept { return m_.template get<I>(); }
+  template <std::size_t I>
+  const auto& get() const noexcept { return m_.template get<I>(); }
 
  private:
   struct Vote {
@@ -87,45 +140,38 @@ class AllOf {
     double statistic = 0.0;
     std::string detail;
   };
-  static const std::vector<std::string>& names() {
-    static const std::vector<std::string> n{concepts::name_of<Cs>()...};
-    return n;
+
+  /// Member k's requests: freezes become votes, the rest passes through.
+  bool collect(std::size_t k, const Decisions& mine, Decisions& out) {
+    bool any = false;
+    const std::string who = M::member_names()[k] + ": ";
+    for (const auto& it : mine.items()) {
+      using A = Decisions::Action;
+      if (it.action == A::warn) {
+        out.warn(it.block, it.statistic, who + it.detail);
+      } else if (it.action != A::freeze) {
+        // trial / revert / commit: the member's own protocol, passed through
+        if (it.action == A::trial) out.trial(it.block, it.statistic, who + it.detail);
+        if (it.action == A::revert) out.revert(it.block, it.statistic, who + it.detail);
+        if (it.action == A::commit) out.commit(it.block, it.statistic, who + it.detail);
+      } else if (!std::isfinite(it.statistic)) {
+        out.warn(it.block, it.statistic,
+                 who + "freeze request with a non-finite statistic is not a vote" +
+                     (it.detail.empty() ? "" : " (" + it.detail + ")"));
+      } else if (it.block >= 0 && static_cast<std::size_t>(it.block) < votes_.size()) {
+        votes_[static_cast<std::size_t>(it.block)][k] = Vote{++seq_, it.statistic, it.detail};
+        any = true;
+      } else {
+        out.freeze(it.block, it.statistic, who + it.detail);  // let the controller refuse it
+      }
+    }
+    return any;
   }
 
-  template <class F>
-  void collect(const StepState& s, Decisions& out, F&& f) {
-    bool any = false;
-    std::size_t k = 0;
-    std::apply(
-        [&](auto&... c) {
-          (
-              [&](auto& m) {
-                Decisions mine;
-                f(m, mine);
-                for (const auto& it : mine.items()) {
-                  const std::string who = names()[k] + ": ";
-                  if (!it.freeze) {
-                    out.warn(it.block, it.statistic, who + it.detail);
-                  } else if (!std::isfinite(it.statistic)) {
-                    out.warn(it.block, it.statistic,
-                             who + "freeze request with a non-finite statistic is not a vote" +
-                                 (it.detail.empty() ? "" : " (" + it.detail + ")"));
-                  } else if (it.block >= 0 && static_cast<std::size_t>(it.block) < votes_.size()) {
-                    votes_[static_cast<std::size_t>(it.block)][k] =
-                        Vote{++seq_, it.statistic, it.detail};
-                    any = true;
-                  } else {
-                    out.freeze(it.block, it.statistic, who + it.detail);  // let the controller refuse it
-                  }
-                }
-                ++k;
-              }(c),
-              ...);
-        },
-        cs_);
-    if (!any) return;
+  /// Blocks whose every member has voted freeze.
+  void complete(const StepState& s, Decisions& out) {
     for (std::size_t b = 0; b < votes_.size(); ++b) {
-      if (s.frozen != nullptr && s.is_frozen(static_cast<std::int64_t>(b))) continue;
+      if (s.is_frozen(static_cast<std::int64_t>(b))) continue;
       const auto& v = votes_[b];
       std::size_t last = 0;
       bool all = true;
@@ -134,19 +180,16 @@ class AllOf {
         else if (v[j].seq > v[last].seq) last = j;
       }
       if (!all) continue;
+      const auto& names = M::member_names();
       std::ostringstream d;
-      d << "all of " << K << " criteria asked; last " << names()[last];
+      d << "all of " << K << " criteria asked; last " << names[last];
       for (std::size_t j = 0; j < K; ++j)
-        d << "; " << names()[j] << ": " << v[j].detail << " [" << v[j].statistic << "]";
+        d << "; " << names[j] << ": " << v[j].detail << " [" << v[j].statistic << "]";
       out.freeze(static_cast<std::int64_t>(b), v[last].statistic, d.str());
     }
   }
 
-  template <std::size_t... I>
-  static std::tuple<Cs...> make(const Options& o, std::index_sequence<I...>) {
-    return std::tuple<Cs...>(Cs(std::get<I>(o))...);
-  }
-  std::tuple<Cs...> cs_;
+  M m_;
   std::vector<std::vector<Vote>> votes_;  // [block][member]
   std::uint64_t seq_ = 0;
 };

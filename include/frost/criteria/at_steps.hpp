@@ -19,6 +19,8 @@ struct AtStepsOptions {
   FROST_ARG(std::vector<std::int64_t>, blocks) = {};  ///< block indices (input side = 0)
   FROST_ARG(std::vector<std::int64_t>, steps) = {};   ///< the step each one is frozen from
 
+ public:
+
   /// The first `k` blocks, frozen from `step` on.
   static AtStepsOptions prefix(std::int64_t k, std::int64_t step = 0) {
     AtStepsOptions o;
@@ -34,6 +36,7 @@ class AtSteps {
  public:
   using Options = AtStepsOptions;
   static constexpr const char* name = "AtSteps";
+  static constexpr bool stateless = true;
   explicit AtSteps(const Options& o = {}) : o_(o) {}
 
   void setup(const CriterionSetup& s) {
@@ -49,12 +52,16 @@ class AtSteps {
     }
   }
   void observe(const StepState&) {}
-  void decide(const StepState&, Decisions&) {}
+  bool decision_point(const StepState&) const { return false; }
+  void decide(const StepState&, HostValues, Decisions&) {}
   /// Decided before the step, so that a block due at step s is frozen for the
-  /// whole of step s (and step 0 means "never trained").
+  /// whole of step s (and step 0 means "never trained"). Each freeze is asked
+  /// once, at its step: a block the user unfreezes later (gradual unfreezing)
+  /// stays unfrozen, and the controller's step after a resume is never before
+  /// a freeze it already applied, so no state is needed.
   void before_step(const StepState& s, Decisions& out) {
     for (std::size_t k = 0; k < o_.blocks().size(); ++k)
-      if (s.step >= o_.steps()[k] && !s.is_frozen(o_.blocks()[k]))
+      if (s.step == o_.steps()[k] && !s.is_frozen(o_.blocks()[k]))
         out.freeze(o_.blocks()[k], static_cast<double>(o_.steps()[k]),
                    "scheduled at step " + std::to_string(o_.steps()[k]));
   }

@@ -20,6 +20,16 @@
 // while training. index_select + sum is used rather than index_add_ because
 // it is deterministic on CUDA (index_add_ raises under
 // at::globalContext().setDeterministicAlgorithms(true)).
+//
+// Precision: every statistic is computed and accumulated in float32 whatever
+// the gradients' dtype. A bf16/fp16 gradient is converted to float32 before
+// its norm (one conversion kernel per such tensor; nothing extra for float32
+// models): in fp16 the sum of |g| over a block overflows at 65504, and in bf16
+// the per-step norms keep only 3 significant digits, which is below the
+// changes the gradient-norm test compares. The placeholders are float32 too.
+//
+// A block is observed while it trains (StepState::trains): blocks in trial or
+// frozen have no gradient.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -81,14 +91,16 @@ class BlockGradients {
                              blocks[b].name, "' is on ", params_[i].device().str(),
                              " but the first block parameter is on ", device_.str(),
                              "; move the model to one device before building the controller");
-      if (params_[i].scalar_type() != params_.front().scalar_type()) uniform_ = false;
     }
     at::NoGradGuard ng;
     zeros_.clear();
-    for (const auto& p : params_)
-      zeros_.push_back(at::zeros({1}, at::TensorOptions().dtype(p.scalar_type()).device(device_)));
-    zeros_.push_back(
-        at::zeros({1}, at::TensorOptions().dtype(params_.front().scalar_type()).device(device_)));
+    low_.clear();
+    for (const auto& p : params_) {
+      low_.push_back(p.scalar_type() == at::kHalf || p.scalar_type() == at::kBFloat16);
+      if (p.scalar_type() != at::kFloat) uniform_ = false;
+      zeros_.push_back(at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(device_)));
+    }
+    zeros_.push_back(at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(device_)));
     // gather[b * maxp + k] = position (in the list) of block b's k-th parameter;
     // the padding points at the trailing zero.
     const auto P = static_cast<std::int64_t>(params_.size());
@@ -113,24 +125,24 @@ class BlockGradients {
   const at::Device& device() const noexcept { return device_; }
   double numel(std::size_t b) const { return static_cast<double>(numel_[b]); }
 
-  /// Whether block b still trains (not frozen by the controller, not dropped
-  /// by the criterion's on_frozen).
-  static bool active(const StepState& s, const std::vector<char>& dropped, std::size_t b) {
-    return !dropped[b] && !(s.frozen != nullptr && s.is_frozen(static_cast<std::int64_t>(b)));
+  /// Whether block b trains (neither in trial nor frozen).
+  static bool active(const StepState& s, std::size_t b) {
+    return s.trains(static_cast<std::int64_t>(b));
   }
 
-  /// This step's list: defined gradients of active blocks, zeros elsewhere,
-  /// and the trailing zero. `had_grad[b]` is set when block b has at least one
-  /// defined gradient. Host metadata only.
-  std::vector<at::Tensor> grads(const StepState& s, const std::vector<char>& dropped,
-                                std::vector<char>& had_grad, const std::string& who) const {
+  /// This step's list: defined gradients of training blocks (as float32 when
+  /// they are bf16/fp16), zeros elsewhere, and the trailing zero.
+  /// `had_grad[b]` is set when block b has at least one defined gradient.
+  /// Host metadata only (plus the conversions of low-precision gradients).
+  std::vector<at::Tensor> grads(const StepState& s, std::vector<char>& had_grad,
+                                const std::string& who) const {
     std::vector<at::Tensor> list;
     list.reserve(params_.size() + 1);
     std::fill(had_grad.begin(), had_grad.end(), 0);
     for (std::size_t i = 0; i < params_.size(); ++i) {
       const auto b = static_cast<std::size_t>(block_of_[i]);
       const at::Tensor& g = params_[i].grad();
-      if (active(s, dropped, b) && g.defined()) {
+      if (active(s, b) && g.defined()) {
         // Checked with plain ifs: the messages' strings must not be built
         // every step for every parameter.
         if (g.device() != device_)
@@ -140,7 +152,7 @@ class BlockGradients {
         if (g.is_sparse())
           frost::detail::fail(who, ": sparse gradients are not supported (an Embedding with "
                                    "sparse=true?); leave that module out of the block map");
-        list.push_back(g);
+        list.push_back(low_[i] ? g.to(at::kFloat) : g);
         had_grad[b] = 1;
       } else {
         list.push_back(zeros_[i]);
@@ -149,6 +161,9 @@ class BlockGradients {
     list.push_back(zeros_.back());
     return list;
   }
+
+  /// Whether parameter i is bf16/fp16 (its gradient is converted to float32).
+  bool low_precision(std::size_t i) const { return low_[i] != 0; }
 
   /// Per-block norms (float32, [num_blocks], on the device) from per-entry
   /// norms of a list built like grads(): L1 adds the entries' L1 norms, L2
@@ -174,7 +189,8 @@ class BlockGradients {
   std::vector<std::int64_t> block_of_;
   std::vector<std::size_t> local_;  // index of each parameter inside its block
   std::vector<std::int64_t> numel_;
-  std::vector<at::Tensor> zeros_;
+  std::vector<at::Tensor> zeros_;  // float32 placeholders, one per parameter + the tail
+  std::vector<char> low_;          // per parameter: bf16/fp16, converted before its norm
   at::Tensor gather_;
   at::Device device_{at::kCPU};
   bool uniform_ = true;

@@ -19,13 +19,25 @@
 //   sequential (default, AutoFreeze): scan the active blocks from the input
 //       side; the leading ones with eta < p (strictly) freeze; the first one
 //       with eta >= p (or whose eta could not be computed) ends the scan.
-//   slowest_prefix (the paper's Algorithm 1): only the block with the smallest
-//       eta (ties: the input-side one) may freeze, and only if every block
-//       before it is already frozen, i.e. it is the first active block. The
-//       percentile is not used, as in Algorithm 1.
+//   prefix_to_slowest (the paper's §1 and §5.2: "freeze up to the k-th
+//       layer", "chose layers 2 and 8 at epochs 11, 41"): the active block with
+//       the smallest eta (ties: the input-side one) and every active block
+//       before it freeze in one decision. The percentile is not used.
+//   slowest_if_first (one reading of Algorithm 1 as printed, whose loop body
+//       freezes layer l when it "is the slowest changing layer" and the layers
+//       in front of it are frozen): only the block with the smallest eta may
+//       freeze, and only when it is the first active block; at most one block
+//       per decision. (Called slowest_prefix before; that name still parses.)
 //   any_order: every active block with eta < p freezes.
 //
-// Frozen blocks never come back.
+// Blocks in trial are not evaluated; a block that returns to training
+// (a revert, or ctl.unfreeze) starts afresh: its next evaluation only records
+// n_prev.
+//
+// Defaults: percentile 50 and L1 norms follow AutoFreeze's code;
+// evals_per_epoch = 4 comes from SmartFRZ's appendix (the settings of its
+// AutoFreeze baseline), not from AutoFreeze or the data-parallel paper, which
+// evaluate once per interval of their own choosing.
 //
 // Edge cases (our choices):
 //  * One active block: p equals its own eta, so the strict rule freezes
@@ -62,9 +74,10 @@
 //       same way from it.
 //
 // Cost: observe() issues _foreach_norm (cheap) or _foreach_add_ (exact) plus a
-// few small kernels per step, never synchronises; decide() reads one
-// [num_blocks] tensor through frost::host::read at the end of an interval and
-// returns at once otherwise.
+// few small kernels per step, never synchronises; at the end of an interval
+// statistics() hands the [num_blocks] norms to the controller, which reads
+// them once (through the reducer) and passes them to decide(). Accumulators
+// are float32 whatever the gradients' dtype (block_gradients.hpp).
 #include <ATen/ATen.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
@@ -87,18 +100,21 @@
 namespace frost::criteria {
 
 /// Which blocks a gradient-norm test freezes (see the header comment).
-enum class FreezeMode { sequential, slowest_prefix, any_order };
+enum class FreezeMode { sequential, prefix_to_slowest, slowest_if_first, any_order };
 inline const char* to_string(FreezeMode m) {
   switch (m) {
     case FreezeMode::sequential: return "sequential";
-    case FreezeMode::slowest_prefix: return "slowest_prefix";
+    case FreezeMode::prefix_to_slowest: return "prefix_to_slowest";
+    case FreezeMode::slowest_if_first: return "slowest_if_first";
     case FreezeMode::any_order: return "any_order";
   }
   return "?";
 }
 inline bool from_string(const std::string& s, FreezeMode& m) {
   if (s == "sequential") return (m = FreezeMode::sequential), true;
-  if (s == "slowest_prefix") return (m = FreezeMode::slowest_prefix), true;
+  if (s == "prefix_to_slowest") return (m = FreezeMode::prefix_to_slowest), true;
+  if (s == "slowest_if_first" || s == "slowest_prefix")  // the milestone-1 name
+    return (m = FreezeMode::slowest_if_first), true;
   if (s == "any_order") return (m = FreezeMode::any_order), true;
   return false;
 }
@@ -115,7 +131,8 @@ inline bool from_string(const std::string& s, Accumulate& a) {
 struct GradientNormChangeOptions {
   /// N: the percentile of eta over the active blocks that is the bar (AutoFreeze: 50).
   FROST_ARG(double, percentile) = 50.0;
-  /// Evaluations per epoch (AutoFreeze: 4); needs controller.steps_per_epoch.
+  /// Evaluations per epoch (4: SmartFRZ's appendix, for its AutoFreeze baseline);
+  /// needs controller.steps_per_epoch, and at most one per step.
   FROST_ARG(std::int64_t, evals_per_epoch) = 4;
   /// T in steps; 0 = use evals_per_epoch.
   FROST_ARG(std::int64_t, interval) = 0;
@@ -128,6 +145,7 @@ class GradientNormChange {
  public:
   using Options = GradientNormChangeOptions;
   static constexpr const char* name = "GradientNormChange";
+  static constexpr bool uses_gradients = true;
 
   explicit GradientNormChange(const Options& o = {}) : o_(o) {
     frost::detail::require(std::isfinite(o_.percentile()) && o_.percentile() >= 0.0 &&
@@ -162,11 +180,16 @@ class GradientNormChange {
                            " times per epoch by default but controller.steps_per_epoch is 0 "
                            "(unknown); set controller.steps_per_epoch or criterion.interval (in "
                            "steps)");
+    frost::detail::require(o_.interval() > 0 || o_.evals_per_epoch() <= spe_,
+                           "criterion.evals_per_epoch is ", o_.evals_per_epoch(),
+                           " but an epoch has only ", spe_,
+                           " steps (controller.steps_per_epoch); give at most one evaluation per "
+                           "step, or criterion.interval in steps");
     bg_.setup(*s.blocks, name);
     const auto nb = static_cast<std::size_t>(bg_.num_blocks());
-    dropped_.assign(nb, 0);
     had_grad_.assign(nb, 0);
     steps_.assign(nb, 0);
+    last_steps_.assign(nb, 0);
     has_prev_.assign(nb, 0);
     prev_.assign(nb, 0.0);
     norm_.assign(nb, nan());
@@ -175,7 +198,9 @@ class GradientNormChange {
     const auto opts = at::TensorOptions().dtype(at::kFloat).device(bg_.device());
     if (o_.accumulate() == Accumulate::exact) {
       acc_.clear();
-      for (std::size_t i = 0; i < bg_.num_params(); ++i) acc_.push_back(at::zeros_like(bg_.param(i)));
+      live_.assign(bg_.num_params(), 1);
+      for (std::size_t i = 0; i < bg_.num_params(); ++i)
+        acc_.push_back(at::zeros(bg_.param(i).sizes(), opts));
       acc_.push_back(bg_.tail());
     } else {
       block_acc_ = at::zeros({bg_.num_blocks()}, opts);
@@ -185,45 +210,59 @@ class GradientNormChange {
   /// After backward: accumulates this step's gradients on the device.
   void observe(const StepState& s) {
     at::NoGradGuard ng;
-    auto list = bg_.grads(s, dropped_, had_grad_, name);
-    std::vector<at::Tensor> acc, g;
-    for (std::size_t b = 0; b < had_grad_.size(); ++b) steps_[b] += had_grad_[b];
+    auto list = bg_.grads(s, had_grad_, name);
+    bool any = false;
+    for (std::size_t b = 0; b < had_grad_.size(); ++b) {
+      steps_[b] += had_grad_[b];
+      any = any || had_grad_[b];
+    }
+    if (!any) return;
     if (o_.accumulate() == Accumulate::exact) {
+      std::vector<at::Tensor> acc, g;
       for (std::size_t i = 0; i < bg_.num_params(); ++i) {
-        const auto b = static_cast<std::size_t>(bg_.block_of(i));
-        // frozen without on_frozen (e.g. a restored checkpoint): free its copy too
-        if (!BD::active(s, dropped_, b) && acc_[i].unsafeGetTensorImpl() != bg_.zero(i).unsafeGetTensorImpl())
-          acc_[i] = bg_.zero(i);
-        if (!had_grad_[static_cast<std::size_t>(bg_.block_of(i))]) continue;
+        if (!live_[i] || !had_grad_[static_cast<std::size_t>(bg_.block_of(i))]) continue;
         if (!bg_.param(i).grad().defined()) continue;
         acc.push_back(acc_[i]);
         g.push_back(list[i]);
       }
       if (!acc.empty()) at::_foreach_add_(acc, g);  // Delta += g, one fused kernel
     } else {
-      bool any = false;
-      for (char h : had_grad_) any = any || h;
-      if (any) block_acc_.add_(bg_.per_block(at::_foreach_norm(list, ord()), o_.norm()));
+      block_acc_.add_(bg_.per_block(at::_foreach_norm(list, ord()), o_.norm()));
     }
   }
 
-  /// At the end of an interval: one host read, Eq. (1), the percentile and the mode.
-  void decide(const StepState& s, Decisions& out) {
-    if (!decision_point(s.step)) return;
+  /// Whether `step` ends an evaluation interval.
+  bool decision_point(const StepState& s) const { return decision_point(s.step); }
+  bool decision_point(std::int64_t step) const {
+    if (o_.interval() > 0) return (step + 1) % o_.interval() == 0;
+    // evals_per_epoch points per epoch, the last at the epoch's end:
+    // position k (1..spe) ends an interval when floor(k E / spe) increases.
+    const std::int64_t k = step % spe_ + 1, E = o_.evals_per_epoch();
+    return (k * E) / spe_ > ((k - 1) * E) / spe_;
+  }
+
+  /// The interval's accumulated-gradient norm per block ([num_blocks],
+  /// float32, on the device); undefined when no block trains.
+  at::Tensor statistics(const StepState& s) const {
+    bool any = false;
+    for (std::size_t b = 0; b < steps_.size(); ++b) any = any || BD::active(s, b);
+    if (!any) return at::Tensor();
+    at::NoGradGuard ng;
+    return o_.accumulate() == Accumulate::exact
+               ? bg_.per_block(at::_foreach_norm(acc_, ord()), o_.norm())
+               : block_acc_.clone();
+  }
+
+  /// Eq. (1), the percentile and the mode, on the host values of statistics().
+  void decide(const StepState& s, HostValues n, Decisions& out) {
     const auto nb = static_cast<std::size_t>(bg_.num_blocks());
     std::vector<std::size_t> active;
     for (std::size_t b = 0; b < nb; ++b)
-      if (BD::active(s, dropped_, b)) active.push_back(b);
-    if (active.empty()) return;
+      if (BD::active(s, b)) active.push_back(b);
+    if (active.empty() || n.empty()) return reset();
+    frost::detail::require(n.size() == nb, name, ": got ", n.size(), " statistics for ", nb,
+                           " blocks");
     ++evaluations_;
-    at::Tensor blocks;
-    {
-      at::NoGradGuard ng;
-      blocks = o_.accumulate() == Accumulate::exact
-                   ? bg_.per_block(at::_foreach_norm(acc_, ord()), o_.norm())
-                   : block_acc_;
-    }
-    const std::vector<double> n = host::read(blocks);  // the one synchronisation
     reset();
 
     // Eq. (1) for every active block; `valid` marks those with a usable eta.
@@ -261,12 +300,15 @@ class GradientNormChange {
     bar_ = percentile(finite_etas, o_.percentile());
     if (finite_etas.empty()) return;
 
-    auto ask = [&](std::size_t b, const char* why) {
+    auto ask = [&](std::size_t b, const std::string& why) {
       std::ostringstream d;
       d << "eta " << eta_[b] << " " << why << " (" << to_string(o_.mode()) << ", p"
         << o_.percentile() << " = " << bar_ << ", norm " << norm_[b] << ")";
       out.freeze(static_cast<std::int64_t>(b), eta_[b], d.str());
     };
+    std::size_t slowest = nb;  // the valid block with the smallest eta (ties: input side)
+    for (std::size_t b : active)
+      if (valid[b] && (slowest == nb || eta_[b] < eta_[slowest])) slowest = b;
     switch (o_.mode()) {
       case FreezeMode::sequential:
         for (std::size_t b : active) {
@@ -278,34 +320,59 @@ class GradientNormChange {
         for (std::size_t b : active)
           if (valid[b] && eta_[b] < bar_) ask(b, "< percentile");
         break;
-      case FreezeMode::slowest_prefix: {
-        std::size_t best = nb;
-        for (std::size_t b : active)
-          if (valid[b] && (best == nb || eta_[b] < eta_[best])) best = b;
-        // Algorithm 1: the slowest block, if all blocks before it are frozen.
-        if (best == active.front()) ask(best, "is the smallest and every block before it is frozen");
+      case FreezeMode::prefix_to_slowest:
+        for (std::size_t b : active) {
+          if (b > slowest) break;
+          if (b == slowest) {
+            ask(b, "is the smallest");
+          } else {
+            // Frozen with the slowest block: its own eta may be NaN (not
+            // judged this time), so the statistic is the slowest block's.
+            std::ostringstream d;
+            d << "before the slowest block " << slowest << " (eta " << eta_[slowest]
+              << ", prefix_to_slowest; own eta " << eta_[b] << ")";
+            out.freeze(static_cast<std::int64_t>(b), eta_[slowest], d.str());
+          }
+        }
         break;
-      }
+      case FreezeMode::slowest_if_first:
+        if (slowest == active.front())
+          ask(slowest, "is the smallest and every block before it is frozen");
+        break;
     }
   }
 
-  void on_frozen(std::int64_t block) {
-    if (block < 0 || static_cast<std::size_t>(block) >= dropped_.size()) return;
+  /// A block that leaves training drops its accumulator (exact mode frees its
+  /// copy of the gradients); one that comes back starts afresh.
+  void on_state_change(std::int64_t block, BlockState, BlockState to) {
+    if (block < 0 || static_cast<std::size_t>(block) >= steps_.size()) return;
     const auto b = static_cast<std::size_t>(block);
-    dropped_[b] = 1;
     has_prev_[b] = 0;
-    if (o_.accumulate() == Accumulate::exact)
-      for (std::size_t i = 0; i < bg_.num_params(); ++i)
-        if (static_cast<std::size_t>(bg_.block_of(i)) == b) acc_[i] = bg_.zero(i);  // freed
+    steps_[b] = 0;
+    at::NoGradGuard ng;
+    if (o_.accumulate() == Accumulate::exact) {
+      for (std::size_t i = 0; i < bg_.num_params(); ++i) {
+        if (static_cast<std::size_t>(bg_.block_of(i)) != b) continue;
+        if (to == BlockState::training) {
+          acc_[i] = at::zeros(bg_.param(i).sizes(),
+                              at::TensorOptions().dtype(at::kFloat).device(bg_.device()));
+          live_[i] = 1;
+        } else {
+          acc_[i] = bg_.zero(i);  // freed
+          live_[i] = 0;
+        }
+      }
+    } else {
+      block_acc_.select(0, block).zero_();
+    }
   }
 
   // --- checkpointing (frost::save / frost::load) ----------------------------
   /// The interval's accumulators, counters and previous norms, so a resumed run
-  /// decides as an uninterrupted one would (setup() must have run first).
+  /// decides as an uninterrupted one would (loaded into a freshly set-up criterion).
   void save(torch::serialize::OutputArchive& ar) const {
     auto ints = [](const std::vector<char>& v) { return std::vector<std::int64_t>(v.begin(), v.end()); };
     ar.write("evaluations", c10::IValue(evaluations_));
-    ar.write("dropped", c10::IValue(ints(dropped_)));
     ar.write("steps", c10::IValue(steps_));
     ar.write("last_steps", c10::IValue(last_steps_));
     ar.write("has_prev", c10::IValue(ints(has_prev_)));
@@ -314,79 +381,89 @@ class GradientNormChange {
     ar.write("eta", c10::IValue(eta_));
     ar.write("bar", c10::IValue(bar_));
     if (o_.accumulate() == Accumulate::exact) {
-      std::vector<std::int64_t> live;
-      for (std::size_t i = 0; i < bg_.num_params(); ++i) {
-        const bool l = acc_[i].unsafeGetTensorImpl() != bg_.zero(i).unsafeGetTensorImpl();
-        live.push_back(l);
-        if (l) ar.write("acc." + std::to_string(i), acc_[i], /*is_buffer=*/true);
-      }
-      ar.write("acc_live", c10::IValue(live));
+      for (std::size_t i = 0; i < bg_.num_params(); ++i)
+        if (live_[i]) ar.write("acc." + std::to_string(i), acc_[i], /*is_buffer=*/true);
+      ar.write("acc_live", c10::IValue(ints(live_)));
     } else {
       ar.write("block_acc", block_acc_, /*is_buffer=*/true);
     }
   }
   void load(torch::serialize::InputArchive& ar) {
+    using frost::detail::read_value;
     auto chars = [](const std::vector<std::int64_t>& v) { return std::vector<char>(v.begin(), v.end()); };
-    evaluations_ = frost::detail::read_value(ar, "evaluations").toInt();
-    const auto d = chars(frost::detail::read_value(ar, "dropped").toIntVector());
-    frost::detail::require(d.size() == dropped_.size(), name,
-                           ": the checkpoint was written for a different block map");
-    dropped_ = d;
-    steps_ = frost::detail::read_value(ar, "steps").toIntVector();
-    last_steps_ = frost::detail::read_value(ar, "last_steps").toIntVector();
-    has_prev_ = chars(frost::detail::read_value(ar, "has_prev").toIntVector());
-    prev_ = frost::detail::read_value(ar, "prev").toDoubleVector();
-    norm_ = frost::detail::read_value(ar, "norm").toDoubleVector();
-    eta_ = frost::detail::read_value(ar, "eta").toDoubleVector();
-    bar_ = frost::detail::read_value(ar, "bar").toDouble();
+    const auto nb = steps_.size();
+    const auto evaluations = read_value(ar, "evaluations").toInt();
+    const auto steps = read_value(ar, "steps").toIntVector();
+    const auto last_steps = read_value(ar, "last_steps").toIntVector();
+    const auto has_prev = chars(read_value(ar, "has_prev").toIntVector());
+    const auto prev = read_value(ar, "prev").toDoubleVector();
+    const auto norm = read_value(ar, "norm").toDoubleVector();
+    const auto eta = read_value(ar, "eta").toDoubleVector();
+    const auto bar = read_value(ar, "bar").toDouble();
+    for (std::size_t size : {steps.size(), last_steps.size(), has_prev.size(), prev.size(),
+                             norm.size(), eta.size()})
+      frost::detail::require(size == nb, name, ": the state is for ", size,
+                             " blocks, this block map has ", nb);
     at::NoGradGuard ng;
+    const auto opts = at::TensorOptions().dtype(at::kFloat).device(bg_.device());
+    std::vector<at::Tensor> acc;
+    std::vector<char> live;
+    at::Tensor block_acc;
     if (o_.accumulate() == Accumulate::exact) {
-      const auto live = frost::detail::read_value(ar, "acc_live").toIntVector();
-      frost::detail::require(live.size() == bg_.num_params(), name,
-                             ": the checkpoint was written for a different block map");
+      live = chars(read_value(ar, "acc_live").toIntVector());
+      frost::detail::require(live.size() == bg_.num_params(), name, ": the state is for ",
+                             live.size(), " parameters, this block map has ", bg_.num_params());
       for (std::size_t i = 0; i < bg_.num_params(); ++i) {
-        if (live[i]) {
-          at::Tensor t;
-          ar.read("acc." + std::to_string(i), t, /*is_buffer=*/true);
-          if (acc_[i].unsafeGetTensorImpl() == bg_.zero(i).unsafeGetTensorImpl())
-            acc_[i] = at::zeros_like(bg_.param(i));
-          acc_[i].copy_(t);
-        } else {
-          acc_[i] = bg_.zero(i);
+        if (!live[i]) {
+          acc.push_back(bg_.zero(i));
+          continue;
         }
+        at::Tensor t;
+        ar.read("acc." + std::to_string(i), t, /*is_buffer=*/true);
+        frost::detail::require(t.sizes() == bg_.param(i).sizes(), name, ": accumulator ", i,
+                               " has shape ", t.sizes(), ", its parameter ", bg_.param(i).sizes());
+        acc.push_back(t.to(opts).clone());
       }
+      acc.push_back(bg_.tail());
     } else {
-      at::Tensor t;
-      ar.read("block_acc", t, /*is_buffer=*/true);
-      block_acc_.copy_(t);
+      ar.read("block_acc", block_acc, /*is_buffer=*/true);
+      frost::detail::require(block_acc.numel() == static_cast<std::int64_t>(nb), name,
+                             ": the state is for ", block_acc.numel(), " blocks, this block map has ",
+                             nb);
+      block_acc = block_acc.to(opts).reshape({static_cast<std::int64_t>(nb)}).clone();
+    }
+    evaluations_ = evaluations;
+    steps_ = steps;
+    last_steps_ = last_steps;
+    has_prev_ = has_prev;
+    prev_ = prev;
+    norm_ = norm;
+    eta_ = eta;
+    bar_ = bar;
+    if (o_.accumulate() == Accumulate::exact) {
+      acc_ = std::move(acc);
+      live_ = std::move(live);
+    } else {
+      block_acc_ = block_acc;
     }
   }
 
   // --- inspection -----------------------------------------------------------
   /// Interval length in steps when fixed (0: evals_per_epoch within each epoch).
   std::int64_t interval() const noexcept { return o_.interval(); }
-  /// Whether `step` ends an evaluation interval.
-  bool decision_point(std::int64_t step) const {
-    if (o_.interval() > 0) return (step + 1) % o_.interval() == 0;
-    // evals_per_epoch points per epoch, the last at the epoch's end:
-    // position k (1..spe) ends an interval when floor(k E / spe) increases.
-    const std::int64_t k = step % spe_ + 1, E = o_.evals_per_epoch();
-    return (k * E) / spe_ > ((k - 1) * E) / spe_;
-  }
   /// Per block, from the last evaluation: the normalised accumulated-gradient
   /// norm, eta (NaN: not computed) and the percentile used.
   const std::vector<double>& norms() const noexcept { return norm_; }
   const std::vector<double>& etas() const noexcept { return eta_; }
   double bar() const noexcept { return bar_; }
   std::int64_t evaluations() const noexcept { return evaluations_; }
-  /// Bytes of device memory held for accumulation (exact: a copy of the
-  /// active blocks' parameters; cheap: one float per block).
+  /// Bytes of device memory held for accumulation (exact: a float32 copy of
+  /// the training blocks' parameters; cheap: one float per block).
   std::int64_t buffer_bytes() const {
     std::int64_t n = 0;
     if (o_.accumulate() == Accumulate::exact) {
       for (std::size_t i = 0; i < bg_.num_params(); ++i)
-        if (acc_[i].unsafeGetTensorImpl() != bg_.zero(i).unsafeGetTensorImpl())
-          n += acc_[i].numel() * static_cast<std::int64_t>(acc_[i].element_size());
+        if (live_[i]) n += acc_[i].numel() * static_cast<std::int64_t>(acc_[i].element_size());
     } else if (block_acc_.defined()) {
       n = block_acc_.numel() * static_cast<std::int64_t>(block_acc_.element_size());
     }
@@ -403,7 +480,7 @@ class GradientNormChange {
     if (o_.accumulate() == Accumulate::exact) {
       std::vector<at::Tensor> live;
       for (std::size_t i = 0; i < bg_.num_params(); ++i)
-        if (acc_[i].unsafeGetTensorImpl() != bg_.zero(i).unsafeGetTensorImpl()) live.push_back(acc_[i]);
+        if (live_[i]) live.push_back(acc_[i]);
       if (!live.empty()) at::_foreach_zero_(live);
     } else {
       block_acc_.zero_();
@@ -416,9 +493,9 @@ class GradientNormChange {
   BD bg_;
   std::int64_t spe_ = 0;
   std::int64_t evaluations_ = 0;
-  std::vector<at::Tensor> acc_;        // exact: Delta per parameter (+ the trailing zero)
+  std::vector<at::Tensor> acc_;        // exact: Delta per parameter, float32 (+ the trailing zero)
+  std::vector<char> live_;             // exact: per parameter, acc_ holds a real buffer
   at::Tensor block_acc_;               // cheap: sum of per-step block norms
-  std::vector<char> dropped_;
   std::vector<char> had_grad_;
   std::vector<std::int64_t> steps_;       // per block: steps with a gradient, this interval
   std::vector<std::int64_t> last_steps_;  // the same for the interval just evaluated

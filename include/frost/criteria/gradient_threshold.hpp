@@ -27,9 +27,12 @@
 // hand-tuned absolute value. `relative(0)` (the default) uses `threshold`.
 //
 // Cost: observe() issues _foreach_norm + stack + index_select + sum + add_ on
-// the device every step (no host synchronisation); decide() reads one
-// [num_blocks] tensor through frost::host::read at the end of each window and
-// returns at once otherwise.
+// the device every step (no host synchronisation); at the end of each window
+// statistics() hands the [num_blocks] sums to the controller, which reads them
+// once (through the reducer) and passes the host values to decide().
+//
+// DyF's own run (its Table 2) trains one more epoch with only the head after
+// the last block froze: stop::AllFrozenOptions().extra_epochs(1).
 #include <ATen/ATen.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
@@ -79,6 +82,7 @@ class GradientThreshold {
  public:
   using Options = GradientThresholdOptions;
   static constexpr const char* name = "GradientThreshold";
+  static constexpr bool uses_gradients = true;
 
   explicit GradientThreshold(const Options& o = {}) : o_(o) {
     detail::require(std::isfinite(o_.threshold()) && o_.threshold() >= 0.0,
@@ -101,7 +105,6 @@ class GradientThreshold {
                     "or criterion.window (in steps)");
     bg_.setup(*s.blocks, name);
     const auto nb = static_cast<std::size_t>(bg_.num_blocks());
-    dropped_.assign(nb, 0);
     had_grad_.assign(nb, 0);
     steps_.assign(nb, 0);
     reference_.assign(nb, std::numeric_limits<double>::quiet_NaN());
@@ -110,10 +113,10 @@ class GradientThreshold {
     acc_ = at::zeros({bg_.num_blocks()}, at::TensorOptions().dtype(at::kFloat).device(bg_.device()));
   }
 
-  /// After backward: adds each active block's sum |g| to the device accumulator.
+  /// After backward: adds each training block's sum |g| to the device accumulator.
   void observe(const StepState& s) {
     at::NoGradGuard ng;
-    auto list = bg_.grads(s, dropped_, had_grad_, name);
+    auto list = bg_.grads(s, had_grad_, name);
     bool any = false;
     for (std::size_t b = 0; b < had_grad_.size(); ++b)
       if (had_grad_[b]) {
@@ -124,18 +127,26 @@ class GradientThreshold {
     acc_.add_(bg_.per_block(at::_foreach_norm(list, 1), GradNorm::l1));
   }
 
-  /// At the end of a window: one host read, then the threshold test.
-  void decide(const StepState& s, Decisions& out) {
-    if ((s.step + 1) % window_ != 0) return;
-    ++evaluations_;
-    bool any = false;
+  /// The end of every window.
+  bool decision_point(const StepState& s) const { return (s.step + 1) % window_ == 0; }
+
+  /// The window's sums of |g| per block ([num_blocks], float32, on the device);
+  /// undefined when no block trains (nothing to judge, nothing to read).
+  at::Tensor statistics(const StepState& s) const {
     for (std::size_t b = 0; b < steps_.size(); ++b)
-      if (BD::active(s, dropped_, b)) any = true;
-    if (!any) return;
-    const std::vector<double> sums = host::read(acc_);  // the one synchronisation
+      if (BD::active(s, b)) return acc_;
+    return at::Tensor();
+  }
+
+  /// The threshold test on the host values of statistics().
+  void decide(const StepState& s, HostValues sums, Decisions& out) {
+    ++evaluations_;
+    if (sums.empty()) return reset();
+    detail::require(sums.size() == steps_.size(), name, ": got ", sums.size(),
+                    " statistics for ", steps_.size(), " blocks");
     for (std::size_t b = 0; b < steps_.size(); ++b) {
       average_[b] = std::numeric_limits<double>::quiet_NaN();
-      if (!BD::active(s, dropped_, b)) continue;
+      if (!BD::active(s, b)) continue;
       const auto blk = static_cast<std::int64_t>(b);
       if (steps_[b] == 0) {
         out.warn(blk, std::numeric_limits<double>::quiet_NaN(),
@@ -165,37 +176,44 @@ class GradientThreshold {
     reset();
   }
 
-  void on_frozen(std::int64_t block) {
-    if (block >= 0 && static_cast<std::size_t>(block) < dropped_.size())
-      dropped_[static_cast<std::size_t>(block)] = 1;
+  /// A block back in training starts a fresh window (its partial sums from
+  /// before it left are dropped); its reference is kept.
+  void on_state_change(std::int64_t block, BlockState, BlockState to) {
+    if (to != BlockState::training || block < 0 || static_cast<std::size_t>(block) >= steps_.size())
+      return;
+    steps_[static_cast<std::size_t>(block)] = 0;
+    at::NoGradGuard ng;
+    acc_.select(0, block).zero_();
   }
 
   // --- checkpointing (frost::save / frost::load) ----------------------------
   /// The window's accumulator and counters, so a resumed run decides as an
-  /// uninterrupted one would (setup() must have run: the controller does it).
+  /// uninterrupted one would (loaded into a freshly set-up criterion).
   void save(torch::serialize::OutputArchive& ar) const {
     ar.write("evaluations", c10::IValue(evaluations_));
     ar.write("acc", acc_, /*is_buffer=*/true);
-    ar.write("dropped", c10::IValue(std::vector<std::int64_t>(dropped_.begin(), dropped_.end())));
     ar.write("steps", c10::IValue(steps_));
     ar.write("reference", c10::IValue(reference_));
     ar.write("average", c10::IValue(average_));
   }
   void load(torch::serialize::InputArchive& ar) {
-    evaluations_ = frost::detail::read_value(ar, "evaluations").toInt();
+    const auto nb = steps_.size();
+    const auto evaluations = frost::detail::read_value(ar, "evaluations").toInt();
     at::Tensor acc;
     ar.read("acc", acc, /*is_buffer=*/true);
-    detail::require(acc.numel() == acc_.numel(), name,
-                    ": the checkpoint was written for a different block map");
-    {
-      at::NoGradGuard ng;
-      acc_.copy_(acc);
-    }
-    const auto d = frost::detail::read_value(ar, "dropped").toIntVector();
-    for (std::size_t b = 0; b < dropped_.size() && b < d.size(); ++b) dropped_[b] = d[b] != 0;
-    steps_ = frost::detail::read_value(ar, "steps").toIntVector();
-    reference_ = frost::detail::read_value(ar, "reference").toDoubleVector();
-    average_ = frost::detail::read_value(ar, "average").toDoubleVector();
+    const auto steps = frost::detail::read_value(ar, "steps").toIntVector();
+    const auto reference = frost::detail::read_value(ar, "reference").toDoubleVector();
+    const auto average = frost::detail::read_value(ar, "average").toDoubleVector();
+    detail::require(acc.numel() == static_cast<std::int64_t>(nb) && steps.size() == nb &&
+                        reference.size() == nb && average.size() == nb,
+                    name, ": the state is for ", steps.size(), " blocks, this block map has ", nb);
+    for (auto n : steps) detail::require(n >= 0, name, ": a negative step count");
+    at::NoGradGuard ng;
+    acc_ = acc.to(bg_.device(), at::kFloat).reshape({static_cast<std::int64_t>(nb)}).clone();
+    evaluations_ = evaluations;
+    steps_ = steps;
+    reference_ = reference;
+    average_ = average;
   }
 
   // --- inspection -----------------------------------------------------------
@@ -220,7 +238,6 @@ class GradientThreshold {
   std::int64_t window_ = 0;
   std::int64_t evaluations_ = 0;
   at::Tensor acc_;                   // [num_blocks] sum over the window of sum |g|
-  std::vector<char> dropped_;        // on_frozen
   std::vector<char> had_grad_;       // scratch: this step
   std::vector<std::int64_t> steps_;  // per block: steps with a gradient in this window
   std::vector<double> reference_;

@@ -12,10 +12,12 @@ class Never {
  public:
   using Options = NeverOptions;
   static constexpr const char* name = "Never";
+  static constexpr bool stateless = true;
   explicit Never(const Options& = {}) {}
   void setup(const CriterionSetup&) {}
   void observe(const StepState&) {}
-  void decide(const StepState&, Decisions&) {}
+  bool decision_point(const StepState&) const { return false; }
+  void decide(const StepState&, HostValues, Decisions&) {}
 };
 
 }  // namespace frost::criteria

@@ -20,6 +20,7 @@ class Constant {
  public:
   using Options = ConstantOptions;
   static constexpr const char* name = "Constant";
+  static constexpr bool stateless = true;
 
   explicit Constant(const Options& = {}) {}
 

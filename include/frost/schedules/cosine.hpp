@@ -27,6 +27,7 @@ class Cosine {
  public:
   using Options = CosineOptions;
   static constexpr const char* name = "Cosine";
+  static constexpr bool stateless = true;
 
   explicit Cosine(const Options& o = {}) : o_(o) {}
 

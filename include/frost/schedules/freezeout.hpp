@@ -17,6 +17,20 @@
 //
 // Warm-up (thesis §3.4, Fig. 3): during step w < W the multiplier is s_i * w / W,
 // a linear ramp to each block's own initial rate, meeting the cosine at j = 0.
+//
+// t0 defaults by spacing (t0 = 0 in the options means "the spacing's default"):
+// 0.5 for Linear (FreezeOut's README, the ViTFreeze code, SmartFRZ's appendix),
+// 0.8 for Cubic (the thesis). Controller::Options() fills it in, so describe()
+// shows the value used.
+//
+// Where the ViTFreeze code differs from this (the original FreezeOut rule):
+//  * it spaces u_i with a B - 1 divisor, u_i = t0 + (1 - t0) * i / (B - 1), so
+//    its last block trains to the end of the run (t = 1); here, as in the
+//    original, only the head does;
+//  * its warm-up ramps every block to the *base* rate (multiplier w / W) and
+//    applies the scaled rate s_i only from the end of the warm-up, so scaled
+//    blocks jump at j = 0; here the ramp ends at s_i and meets the cosine.
+// frost keeps the original rule, which the schedule tests check step by step.
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -31,10 +45,10 @@ namespace frost::schedules {
 
 struct FreezeOutOptions {
   /// Linear freezing time of the first block, as a fraction of the steps after
-  /// warm-up; in (0, 1]. 0.8 is the thesis' (and FreezeOut's) default; with
-  /// Cubic spacing the first block then freezes at 0.8^3 = 0.512. t0 = 1 anneals
-  /// every block over the whole run (no freezing before the end).
-  FROST_ARG(double, t0) = 0.8;
+  /// warm-up; in (0, 1], or 0 for the spacing's default (0.5 Linear, 0.8 Cubic:
+  /// with Cubic spacing the first block then freezes at 0.8^3 = 0.512). t0 = 1
+  /// anneals every block over the whole run (no freezing before the end).
+  FROST_ARG(double, t0) = 0.0;
 };
 
 }  // namespace frost::schedules
@@ -51,7 +65,7 @@ class FreezeOutRule {
              ScalingFn scaling) {
     require(std::isfinite(t0) && t0 > 0.0 && t0 <= 1.0, "schedule.t0 is ", t0, "; ", who,
             " needs t0 in (0, 1] (the fraction of the post-warm-up steps after which the first "
-            "block freezes; the thesis uses 0.8)");
+            "block freezes), or 0 for the spacing's default (0.5 Linear, 0.8 Cubic)");
     require(ss.num_blocks > 0, who, " needs at least one block (num_blocks is ", ss.num_blocks,
             "); describe the model's blocks in the BlockMap");
     require(ss.total_steps > 0, who, " needs controller.total_steps (the number of training "
@@ -125,6 +139,7 @@ class FreezeOutRule {
 template <class Options>
 class FreezeOutFamily {
  public:
+  static constexpr bool stateless = true;  // a pure function of the options and the setup
   double lr_scale(std::int64_t step, std::int64_t block) const { return rule_.lr_scale(step, block); }
   bool frozen(std::int64_t step, std::int64_t block) const { return rule_.frozen(step, block); }
   /// t_i: the fraction of the post-warm-up steps block `block` trains for (1 for kHead).
@@ -159,10 +174,13 @@ class FreezeOut : public frost::detail::FreezeOutFamily<FreezeOutOptions> {
     return std::string("FreezeOut<") + Spacing::name + "," + Scaling::name + ">";
   }
 
-  explicit FreezeOut(const Options& o = {}) : FreezeOutFamily(o) {}
+  explicit FreezeOut(const Options& o = default_options()) : FreezeOutFamily(o) {}
+  /// t0 by spacing (see the header comment).
+  static Options default_options() { return Options().t0(Spacing::default_t0); }
 
   void setup(const ScheduleSetup& ss) {
-    rule_.setup(ss, o_.t0(), "FreezeOut", &Spacing::apply, &Scaling::apply);
+    const double t0 = o_.t0() == 0.0 ? Spacing::default_t0 : o_.t0();
+    rule_.setup(ss, t0, "FreezeOut", &Spacing::apply, &Scaling::apply);
   }
   // lr_scale, frozen, t (t_i), scale (s_i = 1/t_i or 1), options: FreezeOutFamily.
 };

@@ -25,8 +25,9 @@
 namespace frost::schedules {
 
 struct LayerWiseOptions {
-  /// As FreezeOut's t0: linear freezing time of the first block, in (0, 1].
-  FROST_ARG(double, t0) = 0.8;
+  /// As FreezeOut's t0: linear freezing time of the first block, in (0, 1],
+  /// or 0 for the spacing's default (0.5 Linear, 0.8 Cubic).
+  FROST_ARG(double, t0) = 0.0;
   /// The power p in s_i = t_i^(-p) (1 = FreezeOut's Scaled, 0 = Unscaled).
   FROST_ARG(double, p) = 0.7;
 };
@@ -42,14 +43,15 @@ class LayerWise : public frost::detail::FreezeOutFamily<LayerWiseOptions> {
 
   static std::string name() { return std::string("LayerWise<") + Spacing::name + ">"; }
 
-  explicit LayerWise(const Options& o = {}) : FreezeOutFamily(o) {}
+  explicit LayerWise(const Options& o = default_options()) : FreezeOutFamily(o) {}
+  static Options default_options() { return Options().t0(Spacing::default_t0); }
 
   void setup(const ScheduleSetup& ss) {
     const double p = o_.p();
     frost::detail::require(std::isfinite(p), "schedule.p is ", p,
                            "; LayerWise (LR-LR) needs a finite power p (1 = FreezeOut's scaled "
                            "rates, 0 = unscaled; the thesis' best is 0.7)");
-    rule_.setup(ss, o_.t0(), "LayerWise", &Spacing::apply,
+    rule_.setup(ss, o_.t0() == 0.0 ? Spacing::default_t0 : o_.t0(), "LayerWise", &Spacing::apply,
                 [p](double t) { return std::pow(t, -p); });
   }
   // lr_scale, frozen, t (t_i), scale (s_i = t_i^(-p)), options: FreezeOutFamily.

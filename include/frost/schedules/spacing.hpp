@@ -22,6 +22,9 @@ namespace frost {
 /// t_i = u_i: freezing times spaced evenly between t0 and 1.
 struct Linear {
   static constexpr const char* name = "Linear";
+  /// FreezeOut's t0 default with linear spacing: 0.5 (FreezeOut README, the
+  /// ViTFreeze code, SmartFRZ's appendix).
+  static constexpr double default_t0 = 0.5;
   static double apply(double u) noexcept { return u; }
 };
 
@@ -29,6 +32,9 @@ struct Linear {
 /// the original FreezeOut code's `x**3`, so freezing steps match it exactly.
 struct Cubic {
   static constexpr const char* name = "Cubic";
+  /// FreezeOut's t0 default with cubic spacing: 0.8 (the thesis; first block
+  /// freezes at 0.8^3 = 0.512).
+  static constexpr double default_t0 = 0.8;
   static double apply(double u) noexcept { return std::pow(u, 3.0); }
 };
 

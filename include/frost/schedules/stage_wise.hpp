@@ -78,7 +78,9 @@ class StageWise {
 
   static std::string name() { return "StageWise<" + Inner::name() + ">"; }
 
-  explicit StageWise(const Options& o = {}) : o_(o), inner_(o.inner()) {}
+  static constexpr bool stateless = true;
+  explicit StageWise(const Options& o = default_options()) : o_(o), inner_(o.inner()) {}
+  static Options default_options() { return Options().inner(Inner::default_options()); }
 
   void setup(const ScheduleSetup& ss) {
     inner_.setup(ss);

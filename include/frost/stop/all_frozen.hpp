@@ -1,7 +1,22 @@
 #pragma once
 // stop::AllFrozen — DyF's stopping rule: training ends once every block is
-// frozen (DyF, Algorithm 1: "until all the blocks are frozen").
+// frozen for good (DyF, Algorithm 1: "until all the blocks are frozen"; blocks
+// in trial do not count).
+//
+// DyF's own run then trains one more epoch with only the head (its Table 2):
+// extra_epochs(1). With extra_epochs = E > 0, training stops at the E-th epoch
+// end after the step at which the last block froze (the epoch in which it
+// froze counts when the freeze came before its end, so a freeze at an epoch's
+// end is followed by E full epochs); it needs controller.steps_per_epoch.
+// A block unfrozen in the meantime cancels the count.
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <cstdint>
+
 #include "frost/concepts/stop_rule.hpp"
+#include "frost/detail/archive.hpp"
+#include "frost/error.hpp"
 #include "frost/options.hpp"
 
 namespace frost::stop {
@@ -10,21 +25,51 @@ struct AllFrozenOptions {
   /// Stop only at the end of an epoch (DyF evaluates per epoch), rather than at
   /// the step the last block froze.
   FROST_ARG(bool, at_epoch_end) = false;
+  /// Epochs to train on (the head only) once every block is frozen (DyF: 1).
+  FROST_ARG(std::int64_t, extra_epochs) = 0;
 };
 
 class AllFrozen {
  public:
   using Options = AllFrozenOptions;
   static constexpr const char* name = "AllFrozen";
-  explicit AllFrozen(const Options& o = {}) : o_(o) {}
-  bool should_stop(const StopState& s) const {
-    return s.num_blocks > 0 && s.num_frozen == s.num_blocks && (!o_.at_epoch_end() || s.epoch_end);
+  explicit AllFrozen(const Options& o = {}) : o_(o) {
+    detail::require(o_.extra_epochs() >= 0, "stop.extra_epochs is ", o_.extra_epochs(),
+                    "; give 0 or more epochs to train once every block is frozen (DyF: 1)");
   }
+
+  bool should_stop(const StopState& s) {
+    const bool all = s.num_blocks > 0 && s.num_frozen == s.num_blocks;
+    if (!all) {
+      frozen_at_ = -1;
+      return false;
+    }
+    if (frozen_at_ < 0) frozen_at_ = s.steps_done;
+    if (o_.extra_epochs() == 0) return !o_.at_epoch_end() || s.epoch_end;
+    const std::int64_t spe = s.steps_per_epoch;
+    detail::require(spe > 0, "stop.extra_epochs (", o_.extra_epochs(),
+                    ") counts epochs but controller.steps_per_epoch is 0 (unknown); set it");
+    const std::int64_t first_end = (frozen_at_ / spe + 1) * spe;
+    return s.steps_done >= first_end + (o_.extra_epochs() - 1) * spe;
+  }
+
+  void save(torch::serialize::OutputArchive& ar) const {
+    ar.write("frozen_at", c10::IValue(frozen_at_));
+  }
+  void load(torch::serialize::InputArchive& ar) {
+    const auto f = frost::detail::read_value(ar, "frozen_at").toInt();
+    detail::require(f >= -1, "frozen_at is ", f);
+    frozen_at_ = f;
+  }
+
+  /// Completed steps when every block was first seen frozen (-1: not yet).
+  std::int64_t frozen_at() const noexcept { return frozen_at_; }
 
  private:
   Options o_;
+  std::int64_t frozen_at_ = -1;
 };
 
 }  // namespace frost::stop
 
-FROST_REFLECT(frost::stop::AllFrozenOptions, at_epoch_end);
+FROST_REFLECT(frost::stop::AllFrozenOptions, at_epoch_end, extra_epochs);

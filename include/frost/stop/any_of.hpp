@@ -1,10 +1,15 @@
 #pragma once
 // stop::AnyOf<Rules...> — stop as soon as any rule says so, e.g.
 // AnyOf<AllFrozen, Patience, MaxSteps>. Every rule hears every validation report.
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
 #include <string>
 #include <tuple>
 
+#include "frost/concepts/state_io.hpp"
 #include "frost/concepts/stop_rule.hpp"
+#include "frost/error.hpp"
 
 namespace frost::stop {
 
@@ -24,14 +29,35 @@ class AnyOf {
   }
   explicit AnyOf(const Options& o = {}) : rules_(make(o, std::index_sequence_for<Rules...>{})) {}
 
+  /// Every rule is asked (no short-circuit), so each keeps its own count.
   bool should_stop(const StopState& s) {
-    return std::apply([&](auto&... r) { return (r.should_stop(s) || ...); }, rules_);
+    return std::apply([&](auto&... r) { return (static_cast<int>(r.should_stop(s)) | ...) != 0; },
+                      rules_);
+  }
+  /// Each stateful rule's state in a nested archive named by its index.
+  void save(torch::serialize::OutputArchive& ar) const {
+    std::size_t k = 0;
+    std::apply([&](const auto&... r) { (concepts::save_state(r, ar, std::to_string(k++)), ...); },
+               rules_);
+  }
+  void load(torch::serialize::InputArchive& ar) {
+    std::size_t k = 0;
+    std::apply(
+        [&](auto&... r) {
+          ((detail::require(concepts::load_state(r, ar, std::to_string(k)), "no state for rule ",
+                            k, " (", concepts::name_of<Rules>(), ")"),
+            ++k),
+           ...);
+        },
+        rules_);
   }
   void on_validation(double loss, const StopState& s) {
     std::apply([&](auto&... r) { (concepts::notify_validation(r, loss, s), ...); }, rules_);
   }
   template <std::size_t I>
   auto& get() noexcept { return std::get<I>(rules_); }
+  template <std::size_t I>
+  const auto& get() const noexcept { return std::get<I>(rules_); }
 
  private:
   template <std::size_t... I>

@@ -16,11 +16,14 @@ class MaxSteps {
  public:
   using Options = MaxStepsOptions;
   static constexpr const char* name = "MaxSteps";
+  static constexpr bool stateless = true;
   explicit MaxSteps(const Options& o = {}) : o_(o) {
     detail::require(o_.steps() > 0, "stop.steps is ", o_.steps(),
                     "; MaxSteps needs a positive step budget");
   }
-  bool should_stop(const StopState& s) const { return s.step + 1 >= o_.steps(); }
+  /// True once `steps` steps have completed (whether asked after a step or
+  /// after a validation report).
+  bool should_stop(const StopState& s) const { return s.steps_done >= o_.steps(); }
 
  private:
   Options o_;

@@ -11,6 +11,7 @@ class Never {
  public:
   using Options = NeverOptions;
   static constexpr const char* name = "Never";
+  static constexpr bool stateless = true;
   explicit Never(const Options& = {}) {}
   bool should_stop(const StopState&) const { return false; }
 };

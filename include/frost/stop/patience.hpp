@@ -3,11 +3,15 @@
 // `patience` reports in a row without an improvement of more than `min_delta`
 // over the best loss so far (the baseline DyF compares against uses patience 3).
 // A non-finite loss never counts as an improvement.
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
 #include <cmath>
 #include <cstdint>
 #include <limits>
 
 #include "frost/concepts/stop_rule.hpp"
+#include "frost/detail/archive.hpp"
 #include "frost/error.hpp"
 #include "frost/options.hpp"
 
@@ -37,6 +41,19 @@ class Patience {
     }
   }
   bool should_stop(const StopState&) const { return bad_ >= o_.patience(); }
+  /// The best loss so far and the reports since it.
+  void save(torch::serialize::OutputArchive& ar) const {
+    ar.write("best", c10::IValue(best_));
+    ar.write("bad", c10::IValue(bad_));
+  }
+  void load(torch::serialize::InputArchive& ar) {
+    const double best = frost::detail::read_value(ar, "best").toDouble();
+    const auto bad = frost::detail::read_value(ar, "bad").toInt();
+    detail::require(!std::isnan(best) && bad >= 0, "best loss ", best, ", reports without "
+                    "improvement ", bad);
+    best_ = best;
+    bad_ = bad;
+  }
   double best() const noexcept { return best_; }
   std::int64_t reports_without_improvement() const noexcept { return bad_; }
 

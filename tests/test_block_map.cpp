@@ -1,0 +1,391 @@
+// BlockMap on real model layouts: what detect finds on a torchvision-style
+// ResNet (stages of residual blocks), a ViT, tests/support.hpp's Net and a
+// torch::nn::TransformerEncoder; stage granularity; coverage; and the errors
+// for duplicate prefixes and block names.
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/functional/pooling.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/any.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/modules/transformercoder.h>
+#include <torch/nn/modules/transformerlayer.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "frost/frost.hpp"
+#include "support.hpp"
+#include "vit.hpp"  // examples/common (on the test include path)
+// last: after every LibTorch header (see doctest_torch.hpp)
+#include "doctest_torch.hpp"
+#include "frost_checks.hpp"
+
+using frost_test::Net;
+
+namespace {
+
+namespace nn = torch::nn;
+
+// A torchvision-style ResNet as in the public LibTorch ResNet tutorials:
+// conv1 3x3 + bn1 stem, stages layer1..layer3 (Sequentials of BasicBlocks),
+// average pooling, fc.
+struct BasicBlockImpl : nn::Module {
+  BasicBlockImpl(int64_t in, int64_t out, int64_t stride)
+      : conv1(register_module(
+            "conv1", nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)))),
+        bn1(register_module("bn1", nn::BatchNorm2d(out))),
+        conv2(register_module(
+            "conv2", nn::Conv2d(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)))),
+        bn2(register_module("bn2", nn::BatchNorm2d(out))) {
+    if (stride != 1 || in != out)
+      downsample = register_module(
+          "downsample",
+          nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)),
+                         nn::BatchNorm2d(out)));
+  }
+  at::Tensor forward(const at::Tensor& x) {
+    auto out = at::relu(bn1(conv1(x)));
+    out = bn2(conv2(out));
+    return at::relu(out + (downsample ? downsample->forward(x) : x));
+  }
+  nn::Conv2d conv1;
+  nn::BatchNorm2d bn1;
+  nn::Conv2d conv2;
+  nn::BatchNorm2d bn2;
+  nn::Sequential downsample{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+struct ResNetImpl : nn::Module {
+  /// `transition`: a BatchNorm2d "mid" registered between layer1 and layer2
+  /// (parameters between stages that belong to no stage).
+  explicit ResNetImpl(std::vector<int64_t> depths = {2, 2, 2}, int64_t classes = 10,
+                      bool transition = false)
+      : conv1(register_module("conv1",
+                              nn::Conv2d(nn::Conv2dOptions(3, 16, 3).padding(1).bias(false)))),
+        bn1(register_module("bn1", nn::BatchNorm2d(16))) {
+    layer1 = register_module("layer1", make_layer(16, depths[0], 1));
+    if (transition) mid = register_module("mid", nn::BatchNorm2d(channels_));
+    layer2 = register_module("layer2", make_layer(32, depths[1], 2));
+    layer3 = register_module("layer3", make_layer(64, depths[2], 2));
+    fc = register_module("fc", nn::Linear(64, classes));
+  }
+  at::Tensor forward(const at::Tensor& x) {
+    auto h = at::relu(bn1(conv1(x)));
+    h = layer1->forward(h);
+    if (mid) h = mid(h);
+    h = layer3->forward(layer2->forward(h));
+    h = at::adaptive_avg_pool2d(h, {1, 1}).flatten(1);
+    return fc(h);
+  }
+  nn::Sequential make_layer(int64_t out, int64_t blocks, int64_t stride) {
+    nn::Sequential layer;
+    for (int64_t i = 0; i < blocks; ++i) {
+      layer->push_back(BasicBlock(channels_, out, i == 0 ? stride : 1));
+      channels_ = out;
+    }
+    return layer;
+  }
+  int64_t channels_ = 16;
+  nn::Conv2d conv1;
+  nn::BatchNorm2d bn1;
+  nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr};
+  nn::BatchNorm2d mid{nullptr};
+  nn::Linear fc{nullptr};
+};
+TORCH_MODULE(ResNet);
+
+/// A model around a ResNet: the stages sit one level down ("backbone.layer1").
+struct WrappedImpl : nn::Module {
+  WrappedImpl()
+      : backbone(register_module("backbone", ResNet())),
+        head(register_module("head", nn::Linear(10, 2))) {}
+  ResNet backbone;
+  nn::Linear head;
+};
+TORCH_MODULE(Wrapped);
+
+/// VGG-like: a `features` Sequential and an unnumbered `classifier` Sequential.
+struct VggLikeImpl : nn::Module {
+  VggLikeImpl()
+      : features(register_module(
+            "features", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(3, 8, 3).padding(1)),
+                                       nn::ReLU(), nn::Conv2d(nn::Conv2dOptions(8, 8, 3).padding(1)),
+                                       nn::ReLU()))),
+        classifier(register_module("classifier",
+                                   nn::Sequential(nn::Linear(8, 16), nn::ReLU(), nn::Linear(16, 3)))) {}
+  nn::Sequential features, classifier;
+};
+TORCH_MODULE(VggLike);
+
+/// embed -> torch::nn::TransformerEncoder (its "layers" ModuleList, a final
+/// norm) -> head.
+struct TextEncoderImpl : nn::Module {
+  explicit TextEncoderImpl(int64_t layers = 3, int64_t dim = 16)
+      : embed(register_module("embed", nn::Linear(8, dim))),
+        encoder(register_module(
+            "encoder",
+            nn::TransformerEncoder(
+                nn::TransformerEncoderOptions(
+                    nn::TransformerEncoderLayerOptions(dim, 2).dim_feedforward(32).dropout(0.0),
+                    layers)
+                    .norm(nn::AnyModule(nn::LayerNorm(nn::LayerNormOptions({dim}))))))),
+        head(register_module("head", nn::Linear(dim, 4))) {}
+  at::Tensor forward(const at::Tensor& x) {  // x: [seq, batch, 8]
+    return head(encoder(embed(x)).mean(0));
+  }
+  nn::Linear embed;
+  nn::TransformerEncoder encoder;
+  nn::Linear head;
+};
+TORCH_MODULE(TextEncoder);
+
+std::vector<std::string> names_of(const frost::BlockMap& map) {
+  std::vector<std::string> out;
+  for (const auto& b : map) out.push_back(b.name);
+  return out;
+}
+
+std::int64_t numel_of(const nn::Module& m) {
+  std::int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  return n;
+}
+
+/// Every parameter of the model is in exactly one block or, when it is not,
+/// its name starts with one of `outside`.
+void check_partition(const nn::Module& model, const frost::BlockMap& map,
+                     const std::vector<std::string>& outside) {
+  std::vector<std::string> in_blocks;
+  for (const auto& b : map) in_blocks.insert(in_blocks.end(), b.param_names.begin(), b.param_names.end());
+  for (const auto& item : model.named_parameters()) {
+    const auto n = std::count(in_blocks.begin(), in_blocks.end(), item.key());
+    bool out = false;
+    for (const auto& o : outside) out = out || frost::detail::has_prefix(item.key(), o);
+    DOCTEST_INFO("parameter " << item.key());
+    CHECK(n == (out ? 0 : 1));
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("block map") {
+  TEST_CASE("BlockMap: detect finds every residual block of every ResNet stage, in order") {
+    ResNet net;
+    const auto map = frost::BlockMap::detect(*net);
+    const std::vector<std::string> names{"stem",     "layer1.0", "layer1.1", "layer2.0",
+                                         "layer2.1", "layer3.0", "layer3.1"};
+    CHECK(names_of(map) == names);
+    const std::vector<int> stages{1, 1, 1, 2, 2, 3, 3};  // the stem shares stage 1
+    CHECK(map.stages() == stages);
+    const std::vector<std::string> stem_prefixes{"conv1", "bn1"};
+    CHECK(map[0].prefixes == stem_prefixes);
+    const std::vector<std::string> stem_params{"conv1.weight", "bn1.weight", "bn1.bias"};
+    CHECK(map[0].param_names == stem_params);
+    // The first block of layer2 holds its downsample; blocks know their modules.
+    CHECK(std::count(map[3].param_names.begin(), map[3].param_names.end(),
+                     "layer2.0.downsample.0.weight") == 1);
+    REQUIRE(map[3].modules.size() == 1);
+    CHECK(map[3].modules[0].get() == net->layer2[0].get());
+    check_partition(*net, map, {"fc"});
+    // Only fc is outside.
+    const double fc = static_cast<double>(64 * 10 + 10) / static_cast<double>(numel_of(*net));
+    CHECK(map.coverage(*net) == doctest::Approx(1.0 - fc));
+    CHECK(map.coverage(*net) > 0.99);
+    CHECK(map.numel() + 64 * 10 + 10 == numel_of(*net));
+
+    // The map drives a real step: one param group per block plus the head.
+    auto groups = frost::param_groups(map, *net);
+    CHECK(groups.size() == map.size() + 1);
+    auto x = at::randn({4, 3, 8, 8});
+    auto y = at::tensor(std::vector<int64_t>{0, 1, 2, 3});
+    // Freeze the stem and layer1 the way the controller does.
+    for (std::size_t i = 0; i < 3; ++i)
+      for (auto p : map[i].params) p.requires_grad_(false);
+    auto loss = nn::functional::cross_entropy(net->forward(x), y);
+    loss.backward();
+    for (std::size_t i = 0; i < map.size(); ++i)
+      for (const auto& p : map[i].params) {
+        DOCTEST_INFO("block " << map[i].name);
+        CHECK(p.grad().defined() == (i >= 3));
+      }
+    CHECK(net->fc->weight.grad().defined());
+    // coverage counts every parameter, frozen or not.
+    CHECK(map.coverage(*net) > 0.99);
+  }
+
+  TEST_CASE("BlockMap: detect with stage granularity makes one block per ResNet stage") {
+    ResNet net;
+    const auto map =
+        frost::BlockMap::detect(*net, frost::DetectOptions().granularity(frost::Granularity::stages));
+    const std::vector<std::string> names{"stem", "layer1", "layer2", "layer3"};
+    CHECK(names_of(map) == names);
+    const std::vector<int> stages{1, 1, 2, 3};
+    CHECK(map.stages() == stages);
+    REQUIRE(map[2].modules.size() == 1);
+    CHECK(map[2].modules[0].get() == net->layer2.ptr().get());
+    check_partition(*net, map, {"fc"});
+    const auto by_block = frost::BlockMap::detect(*net);
+    CHECK(map.numel() == by_block.numel());
+    CHECK(map.coverage(*net) == doctest::Approx(by_block.coverage(*net)));
+  }
+
+  TEST_CASE("BlockMap: detect: stages of one block count, and so do parameters between stages") {
+    SUBCASE("single-block stages") {
+      ResNet net(std::vector<int64_t>{1, 1, 1});
+      const auto map = frost::BlockMap::detect(*net);
+      const std::vector<std::string> names{"stem", "layer1.0", "layer2.0", "layer3.0"};
+      CHECK(names_of(map) == names);
+      const std::vector<int> stages{1, 1, 2, 3};
+      CHECK(map.stages() == stages);
+      check_partition(*net, map, {"fc"});
+    }
+    SUBCASE("only the first stage has two blocks") {
+      ResNet net(std::vector<int64_t>{2, 1, 1});
+      const std::vector<std::string> names{"stem", "layer1.0", "layer1.1", "layer2.0",
+                                           "layer3.0"};
+      CHECK(names_of(frost::BlockMap::detect(*net)) == names);
+    }
+    SUBCASE("a module between two stages joins the following block") {
+      ResNet net(std::vector<int64_t>{2, 2, 2}, 10, /*transition=*/true);
+      const auto map = frost::BlockMap::detect(*net);
+      const std::vector<std::string> names{"stem",     "layer1.0", "layer1.1", "layer2.0",
+                                           "layer2.1", "layer3.0", "layer3.1"};
+      REQUIRE(names_of(map) == names);
+      const std::vector<std::string> prefixes{"mid", "layer2.0"};
+      CHECK(map[3].prefixes == prefixes);
+      CHECK(map[3].param_names.front() == "mid.weight");
+      check_partition(*net, map, {"fc"});
+      const auto staged = frost::BlockMap::detect(
+          *net, frost::DetectOptions().granularity(frost::Granularity::stages));
+      const std::vector<std::string> staged_prefixes{"mid", "layer2"};
+      CHECK(staged[2].prefixes == staged_prefixes);
+      check_partition(*net, staged, {"fc"});
+    }
+    SUBCASE("stages one level down: a model around a ResNet") {
+      Wrapped net;
+      const auto map = frost::BlockMap::detect(*net);
+      const std::vector<std::string> names{
+          "stem",            "backbone.layer1.0", "backbone.layer1.1", "backbone.layer2.0",
+          "backbone.layer2.1", "backbone.layer3.0", "backbone.layer3.1"};
+      CHECK(names_of(map) == names);
+      const std::vector<std::string> stem_prefixes{"backbone.conv1", "backbone.bn1"};
+      CHECK(map[0].prefixes == stem_prefixes);
+      check_partition(*net, map, {"backbone.fc", "head"});
+    }
+  }
+
+  TEST_CASE("BlockMap: detect keeps its blocks on the ViT, the test Net and an unnumbered head") {
+    SUBCASE("ViT: stem = class token, positional embedding, patch embedding") {
+      frost_examples::ViT vit(frost_examples::ViTOptions::tiny().depth(4));
+      const auto map = frost::BlockMap::detect(*vit);
+      const std::vector<std::string> names{"stem", "blocks.0", "blocks.1", "blocks.2",
+                                           "blocks.3"};
+      CHECK(names_of(map) == names);
+      const std::vector<std::string> stem_prefixes{"cls_token", "pos_embed", "patch_embed"};
+      CHECK(map[0].prefixes == stem_prefixes);
+      CHECK(map.stages() == std::vector<int>(5, 0));  // one stage: left unset
+      check_partition(*vit, map, {"norm", "head"});
+      const auto staged = frost::BlockMap::detect(
+          *vit, frost::DetectOptions().granularity(frost::Granularity::stages));
+      const std::vector<std::string> staged_names{"stem", "blocks"};
+      CHECK(names_of(staged) == staged_names);
+      CHECK(staged.numel() == map.numel());
+    }
+    SUBCASE("tests/support.hpp's Net") {
+      Net net;
+      const auto map = frost::BlockMap::detect(*net);
+      const std::vector<std::string> names{"stem", "blocks.0", "blocks.1", "blocks.2",
+                                           "blocks.3"};
+      CHECK(names_of(map) == names);
+      CHECK(map[0].prefixes == std::vector<std::string>{"embed"});
+      CHECK(map[1].prefixes == std::vector<std::string>{"blocks.0"});
+      CHECK(map.numel() == (8 * 32 + 32) + 4 * (32 * 32 + 32 + 2 * 32));
+      CHECK(map.stages() == std::vector<int>(5, 0));
+      check_partition(*net, map, {"head"});
+    }
+    SUBCASE("an unnumbered Sequential next to the body is not a stage") {
+      VggLike net;
+      const auto map = frost::BlockMap::detect(*net);
+      // Children without parameters (ReLU) make no block.
+      const std::vector<std::string> vgg_names{"features.0", "features.2"};
+      CHECK(names_of(map) == vgg_names);
+      CHECK(map.stages() == std::vector<int>(2, 0));
+      check_partition(*net, map, {"classifier"});
+      CHECK(map.coverage(*net) == doctest::Approx(static_cast<double>(numel_of(*net->features)) /
+                                                  static_cast<double>(numel_of(*net))));
+    }
+  }
+
+  TEST_CASE("BlockMap: detect on a torch::nn::TransformerEncoder finds its layers") {
+    TextEncoder net;
+    const auto map = frost::BlockMap::detect(*net);
+    const std::vector<std::string> names{"stem", "encoder.layers.0", "encoder.layers.1",
+                                         "encoder.layers.2"};
+    CHECK(names_of(map) == names);
+    CHECK(map[0].prefixes == std::vector<std::string>{"embed"});
+    // The final norm and the head stay outside and train.
+    check_partition(*net, map, {"encoder.norm", "head"});
+    CHECK(map.coverage(*net) > 0.9);
+    auto x = at::randn({5, 2, 8});
+    net->forward(x).sum().backward();
+    for (const auto& b : map)
+      for (const auto& p : b.params) CHECK(p.grad().defined());
+  }
+
+  TEST_CASE("BlockMap: coverage is the fraction of the model's parameters in the map") {
+    Net net;  // embed 288, blocks 4 x 1120, head 99
+    const double total = static_cast<double>(numel_of(*net));
+    const auto part = frost::BlockMap::from_prefixes(*net, {"blocks.0", "blocks.1"});
+    CHECK(part.coverage(*net) == doctest::Approx(2.0 * 1120.0 / total));
+    auto all = frost::BlockMap::from_prefixes(*net, {"embed", "blocks", "head"});
+    CHECK(all.coverage(*net) == doctest::Approx(1.0));
+    // Frozen parameters still count (coverage must not move as blocks freeze).
+    for (auto p : net->parameters()) p.requires_grad_(false);
+    CHECK(part.coverage(*net) == doctest::Approx(2.0 * 1120.0 / total));
+    // A map of another model owns nothing of this one.
+    Net other;
+    CHECK(part.coverage(*other) == 0.0);
+    CHECK(frost::BlockMap().coverage(*net) == 0.0);
+  }
+
+  TEST_CASE("BlockMap: a duplicate prefix or block name is refused and named") {
+    Net net;
+    CHECK_FROST_ERROR(frost::BlockMap::from_prefixes(*net, {"embed", "blocks.0", "embed"}),
+                      "prefix 'embed' is given twice");
+    CHECK_FROST_ERROR(frost::BlockMap::from_specs(*net, {{"a", {"blocks.0", "blocks.0"}}}),
+                      "block 'a' lists prefix 'blocks.0' twice");
+    CHECK_FROST_ERROR(
+        frost::BlockMap::from_specs(*net, {{"a", {"blocks.0"}}, {"b", {"blocks.1", "blocks.0"}}}),
+        "prefix 'blocks.0' is given to two blocks, 'a' and 'b'");
+    CHECK_FROST_ERROR(frost::BlockMap::from_specs(*net, {{"a", {"blocks.0"}}, {"a", {"blocks.1"}}}),
+                      "two blocks are named 'a'");
+    CHECK_FROST_ERROR(frost::BlockMap::from_prefixes(*net, {"embed"})
+                          .append(frost::BlockMap::from_specs(*net, {{"embed", {"blocks.0"}}})),
+                      "two blocks are named 'embed'");
+    // A failed append leaves the map as it was.
+    auto map = frost::BlockMap::from_prefixes(*net, {"embed"});
+    CHECK_FROST_ERROR(
+        map.append(frost::BlockMap::from_specs(*net, {{"b0", {"blocks.0"}}, {"e", {"embed"}}})),
+        "blocks 'embed' and 'e' overlap");
+    CHECK(map.size() == 1);
+    // The existing checks still hold: nested prefixes of one block are fine,
+    // overlapping blocks and unknown prefixes are not.
+    const auto nested = frost::BlockMap::from_specs(*net, {{"body", {"blocks", "blocks.1"}}});
+    CHECK(nested[0].numel == 4 * (32 * 32 + 32 + 2 * 32));
+    CHECK_FROST_ERROR(frost::BlockMap::from_specs(*net, {{"a", {"blocks"}}, {"b", {"blocks.1"}}}),
+                      "blocks 'a' and 'b' overlap");
+    CHECK_FROST_ERROR(frost::BlockMap::from_prefixes(*net, {"blokcs.1"}), "'blocks.1'");
+  }
+
+  TEST_CASE("BlockMap: detect refuses a model without a ModuleList or Sequential") {
+    nn::Linear lin(4, 4);
+    CHECK_FROST_ERROR(frost::BlockMap::detect(*lin), "from_children");
+  }
+}
