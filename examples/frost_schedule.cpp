@@ -33,7 +33,7 @@ const char* const kUsage =
     "  --schedule S      freezeout (default), constant or cosine\n"
     "  --spacing S       freezeout: linear or cubic (default cubic: t_i = u_i^3)\n"
     "  --scaling S       freezeout: scaled (default, s_i = 1/t_i) or unscaled (s_i = 1)\n"
-    "  --t0 X            freezeout: first block's linear freezing time in (0, 1] (default 0.8)\n"
+    "  --t0 X            freezeout: first block's linear freezing time in (0, 1] (default: 0.5 linear, 0.8 cubic)\n"
     "  --lr-lr P         freezeout: layer-wise reduction, s_i = t_i^-P (replaces --scaling)\n"
     "  --sr-lr P         freezeout: stage-wise reduction, times (1/(S-s+1))^P; needs --stages\n"
     "  --stages LIST     stage of every block, input side first, e.g. 1,1,2,2,3\n"
@@ -84,7 +84,7 @@ std::vector<int> parse_list(const std::string& flag, const std::string& text) {
 
 struct Args {
   std::string schedule = "freezeout", spacing = "cubic", scaling = "scaled";
-  double t0 = 0.8, lr_lr = 1.0, sr_lr = 0.0, min_scale = 0.0;
+  double t0 = 0.0, lr_lr = 1.0, sr_lr = 0.0, min_scale = 0.0;
   std::int64_t blocks = 13, steps = 1000, warmup = 0;
   std::vector<int> stages;
   bool head = false, help = false;

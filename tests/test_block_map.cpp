@@ -13,8 +13,10 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/modules/transformercoder.h>
 #include <torch/nn/modules/transformerlayer.h>
+#include <torch/optim/adamw.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -387,5 +389,48 @@ TEST_SUITE("block map") {
   TEST_CASE("BlockMap: detect refuses a model without a ModuleList or Sequential") {
     nn::Linear lin(4, 4);
     CHECK_FROST_ERROR(frost::BlockMap::detect(*lin), "from_children");
+  }
+
+  TEST_CASE("a ResNet under the controller: every stage is judged; frozen batch norms stop moving") {
+    torch::manual_seed(3);
+    ResNet net(std::vector<int64_t>{2, 2, 2});
+    auto blocks = frost::BlockMap::detect(*net);
+    REQUIRE(blocks.size() == 7);
+    torch::optim::AdamW opt(frost::param_groups(blocks, *net), torch::optim::AdamWOptions(1e-3));
+    using Ctl = frost::FreezeController<frost::criteria::GradientNormChange,
+                                        frost::schedules::Constant, frost::stop::Never>;
+    Ctl ctl(net, opt, blocks,
+            Ctl::Options().criterion(frost::criteria::GradientNormChangeOptions().interval(2).mode(
+                frost::criteria::FreezeMode::any_order)));
+    CHECK(ctl.timeline().empty());  // the map holds the model: no coverage warning
+    const auto x = at::randn({8, 3, 12, 12});
+    const auto y = at::randint(0, 10, {8});
+    auto train_step = [&] {
+      ctl.before_step();
+      net->train();  // the user's loop; eval_frozen re-applies eval to frozen blocks
+      opt.zero_grad();
+      torch::nn::functional::cross_entropy(net->forward(x), y).backward();
+      ctl.after_backward();
+      opt.step();
+      ctl.after_step();
+    };
+    for (int i = 0; i < 2; ++i) train_step();
+    // every block of every stage got a gradient and a norm
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+      CAPTURE(blocks[b].name);
+      CHECK(std::isfinite(ctl.criterion().norms()[b]));
+    }
+    for (int i = 0; i < 2; ++i) train_step();
+    REQUIRE(ctl.num_frozen() > 0);  // any_order: the blocks below the median froze
+    std::size_t frozen_bn = blocks.size();
+    for (std::size_t b = 1; b < blocks.size(); ++b)
+      if (ctl.is_frozen(b)) frozen_bn = b;
+    REQUIRE(frozen_bn < blocks.size());
+    auto* block = blocks[frozen_bn].modules.front()->as<BasicBlock>();
+    REQUIRE(block != nullptr);
+    const at::Tensor mean_before = block->bn1->running_mean.clone();
+    for (int i = 0; i < 2; ++i) train_step();
+    CHECK_FALSE(block->is_training());
+    CHECK(at::equal(block->bn1->running_mean, mean_before));  // statistics frozen too
   }
 }

@@ -167,6 +167,21 @@ GradientNormChange gnc(FreezeMode mode, GradNorm norm = GradNorm::l1,
 
 using S = std::set<std::int64_t>;
 
+// Blocks b0..b2 of 20000 parameters each: sums of |g| over a block reach
+// 1e5, beyond fp16's 65504.
+struct WideImpl : torch::nn::Module {
+  WideImpl() { w = register_parameter("w", at::zeros({20000})); }
+  at::Tensor w;
+};
+TORCH_MODULE(Wide);
+struct WideToy : torch::nn::Module {
+  WideToy() {
+    for (int i = 0; i < 3; ++i) parts.push_back(register_module("b" + std::to_string(i), Wide()));
+  }
+  frost::BlockMap blocks() const { return frost::BlockMap::from_prefixes(*this, {"b0", "b1", "b2"}); }
+  std::vector<Wide> parts;
+};
+
 // A criterion that asks for what the test tells it to.
 template <int N>
 struct ScriptOptions {};
@@ -371,6 +386,80 @@ TEST_SUITE("criteria") {
       // ties for the smallest: the input-side one
       CHECK(freezes(d.run({0, 0.45, 0.95, 0.15})) == S{1});
     }
+  }
+
+  TEST_CASE("bf16 and fp16 gradients: block statistics equal the float32 ones") {
+    for (auto dtype : {at::kHalf, at::kBFloat16}) {
+      CAPTURE(dtype);
+      WideToy wf, wh;
+      wh.to(dtype);
+      // The float32 run gets the values the low-precision gradients hold.
+      const std::vector<double> g{7.3, 0.011, 3.1};
+      std::vector<double> rounded;
+      for (double v : g) rounded.push_back(at::scalar_tensor(v).to(dtype).item<double>());
+      Driver<GradientThreshold> tf(GradientThreshold(GradientThresholdOptions().window(2).threshold(0)),
+                                   wf.blocks());
+      Driver<GradientThreshold> th(GradientThreshold(GradientThresholdOptions().window(2).threshold(0)),
+                                   wh.blocks());
+      for (int i = 0; i < 2; ++i) {
+        tf.run(rounded);
+        th.run(g);
+      }
+      for (std::size_t b = 0; b < 3; ++b) {
+        CAPTURE(b);
+        CHECK(std::isfinite(th.crit.averages()[b]));
+        CHECK(th.crit.averages()[b] == doctest::Approx(tf.crit.averages()[b]).epsilon(1e-5));
+        CHECK(th.crit.averages()[b] == doctest::Approx(rounded[b]).epsilon(1e-3));  // float32 sums
+      }
+      for (auto acc : {Accumulate::exact, Accumulate::cheap})
+        for (auto norm : {GradNorm::l1, GradNorm::l2}) {
+          CAPTURE(frost::criteria::to_string(acc));
+          CAPTURE(frost::criteria::to_string(norm));
+          Driver<GradientNormChange> nf(gnc(FreezeMode::any_order, norm, acc, 3), wf.blocks());
+          Driver<GradientNormChange> nh(gnc(FreezeMode::any_order, norm, acc, 3), wh.blocks());
+          for (int i = 0; i < 3; ++i) {
+            nf.run(rounded);
+            nh.run(g);
+          }
+          for (std::size_t b = 0; b < 3; ++b) {
+            CHECK(std::isfinite(nh.crit.norms()[b]));
+            CHECK(nh.crit.norms()[b] == doctest::Approx(nf.crit.norms()[b]).epsilon(1e-5));
+          }
+          if (acc == Accumulate::exact)  // float32 accumulators whatever the dtype
+            CHECK(nh.crit.buffer_bytes() == 3 * 20000 * 4);
+        }
+    }
+  }
+
+  TEST_CASE("GradientNormChange prefix_to_slowest: the prefix up to the slowest block, at once") {
+    Toy toy(4);
+    Driver<GradientNormChange> d(gnc(FreezeMode::prefix_to_slowest), toy.blocks());
+    d.run({1, 1, 1, 1});
+    // etas {0.5, 0.7, 0.1, 0.5}: b2 is the slowest; b0..b2 freeze in one decision
+    auto items = d.run({0.5, 0.3, 0.9, 0.5});
+    CHECK(freezes(items) == S{0, 1, 2});
+    for (const auto& it : items) {
+      CHECK(it.statistic == doctest::Approx(0.1).epsilon(1e-5));  // the slowest block's eta
+      if (it.block < 2) CHECK(contains(it.detail, "before the slowest block 2"));
+    }
+    // the lone block left is the slowest of one, and freezes too
+    CHECK(freezes(d.run({0, 0, 0, 0.5})) == S{3});
+    // the percentile rule on the same sequence freezes nothing (0.5 is not below p50 = 0.5)
+    Driver<GradientNormChange> q(gnc(FreezeMode::sequential), toy.blocks());
+    q.run({1, 1, 1, 1});
+    CHECK(freezes(q.run({0.5, 0.3, 0.9, 0.5})).empty());
+    // the milestone-1 name still parses, as slowest_if_first
+    FreezeMode m{};
+    CHECK(frost::criteria::from_string("slowest_prefix", m));
+    CHECK(m == FreezeMode::slowest_if_first);
+  }
+
+  TEST_CASE("GradientNormChange: more evaluations per epoch than steps is an error") {
+    Toy toy(2);
+    CHECK_FROST_ERROR(Driver<GradientNormChange>(
+                          GradientNormChange(GradientNormChangeOptions().evals_per_epoch(8)),
+                          toy.blocks(), /*steps_per_epoch=*/4),
+                      "evals_per_epoch is 8 but an epoch has only 4 steps");
   }
 
   TEST_CASE("GradientNormChange: one active block and ties") {

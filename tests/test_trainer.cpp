@@ -274,7 +274,7 @@ std::string usage_error(const std::vector<std::string>& args) {
 
 }  // namespace
 
-TEST_CASE("train: every command-line flag sets its TrainConfig field; --help lists them all") {
+TEST_CASE("train: every command-line flag sets its TrainConfig field and --help lists them all") {
   using Cfg = frost_train::TrainConfig;
   using V = std::vector<std::string>;
   struct Flag {

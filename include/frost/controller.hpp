@@ -30,7 +30,10 @@
 // manual decay) is noticed at the next before_step() and taken as a change of
 // the base rate by the same factor (new base = new rate / the multiplier frost
 // last applied; where that multiplier was 0, the new rate itself). To set an
-// absolute base rate under a varying schedule, call ctl.set_base_lr().
+// absolute base rate under a varying schedule, call ctl.set_base_lr(). A
+// multiplicative change to a group whose multiplier is 0 at that moment (a
+// block in trial or frozen, a warm-up's first step) cannot be seen (0 x gamma
+// = 0) and leaves its base rate as it was.
 #include <ATen/ATen.h>
 #include <boost/crc.hpp>
 #include <c10/util/Exception.h>
@@ -238,10 +241,9 @@ class FreezeController {
   void unfreeze(std::size_t block, const std::string& reason = "unfrozen by the user") {
     check_block(block, "unfreeze");
     if (state_[block] == BlockState::training) return;
-    const auto b = static_cast<std::int64_t>(block);
-    detail::require(!schedule_.frozen(step_, b) && schedule_.lr_scale(step_, b) > 0.0,
-                    "unfreeze(", blocks_[block].name, "): schedule ", concepts::name_of<Schedule>(),
-                    " gives this block learning rate 0 at step ", step_,
+    detail::require(!schedule_.frozen(step_, static_cast<std::int64_t>(block)), "unfreeze(",
+                    blocks_[block].name, "): schedule ", concepts::name_of<Schedule>(),
+                    " has annealed this block's learning rate to 0 for good at step ", step_,
                     ", so it cannot train again; unfreeze works with schedules that keep a rate "
                     "(Constant, Cosine)");
     transition(block, BlockState::training, "user", 0.0, reason);
@@ -896,8 +898,8 @@ class FreezeController {
   void check_coverage(const torch::nn::Module& model) {
     std::int64_t total = 0;
     for (const auto& p : model.parameters(true)) total += p.numel();
-    const std::int64_t in = blocks_.numel();
-    const double share = total > 0 ? static_cast<double>(in) / static_cast<double>(total) : 1.0;
+    const double share = blocks_.coverage(model);
+    const std::int64_t in = static_cast<std::int64_t>(std::llround(share * static_cast<double>(total)));
     if (share >= options_.controller().min_coverage()) return;
     Event e;
     e.step = 0;

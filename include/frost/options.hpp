@@ -7,7 +7,7 @@
 // A policy's options are declared as
 //
 //   struct FreezeOutOptions {
-//     FROST_ARG(double, t0) = 0.8;
+//     FROST_ARG(double, t0) = 0.0;
 //     FROST_ARG(int64_t, warmup) = 0;
 //   };
 //   FROST_REFLECT(frost::schedules::FreezeOutOptions, t0, warmup);   // global scope

@@ -28,8 +28,43 @@ struct StopWithoutOptions {  // forgot Options
   bool should_stop(const frost::StopState&) { return false; }
 };
 
+struct CriterionWithWrongHook {  // on_validation without the StepState: never called
+  using Options = EmptyOptions;
+  static constexpr const char* name = "CriterionWithWrongHook";
+  static constexpr bool stateless = true;
+  explicit CriterionWithWrongHook(const Options&) {}
+  void setup(const frost::CriterionSetup&) {}
+  void observe(const frost::StepState&) {}
+  bool decision_point(const frost::StepState&) const { return false; }
+  void decide(const frost::StepState&, frost::HostValues, frost::Decisions&) {}
+  void on_validation(double) {}
+};
+
+struct StopWithHiddenState {  // counts, but neither saves nor says it is stateless
+  using Options = EmptyOptions;
+  static constexpr const char* name = "StopWithHiddenState";
+  explicit StopWithHiddenState(const Options&) {}
+  bool should_stop(const frost::StopState&) { return ++calls > 10; }
+  int calls = 0;
+};
+
+struct CriterionWithOnFrozen {  // the milestone-1 hook
+  using Options = EmptyOptions;
+  static constexpr const char* name = "CriterionWithOnFrozen";
+  static constexpr bool stateless = true;
+  explicit CriterionWithOnFrozen(const Options&) {}
+  void setup(const frost::CriterionSetup&) {}
+  void observe(const frost::StepState&) {}
+  bool decision_point(const frost::StepState&) const { return false; }
+  void decide(const frost::StepState&, frost::HostValues, frost::Decisions&) {}
+  void on_frozen(std::int64_t) {}
+};
+
 static_assert(frost::concepts::check_criterion<CriterionWithoutObserve>(), "");
 static_assert(frost::concepts::check_schedule<ScheduleWithoutLrScale>(), "");
 static_assert(frost::concepts::check_stop_rule<StopWithoutOptions>(), "");
+static_assert(frost::concepts::check_criterion<CriterionWithWrongHook>(), "");
+static_assert(frost::concepts::check_stop_rule<StopWithHiddenState>(), "");
+static_assert(frost::concepts::check_criterion<CriterionWithOnFrozen>(), "");
 
 int main() {}

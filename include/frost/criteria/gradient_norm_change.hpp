@@ -46,8 +46,7 @@
 //    relative to. More generally the block with the largest eta is never below
 //    p, so these modes always leave at least one block training; end such runs
 //    with stop::MaxSteps or stop::Patience, not stop::AllFrozen.
-//    slowest_prefix follows Algorithm 1 literally and freezes the last block
-//    too (one block per interval).
+//    slowest_if_first and prefix_to_slowest freeze the last block too.
 //  * Ties: a block whose eta equals p is not below it; if all etas are equal
 //    nothing freezes in sequential/any_order.
 //  * n_prev = 0, a non-finite norm, or a block that got no gradient during the
@@ -55,7 +54,7 @@
 //    skipped: it does not count as "below" (so it ends a sequential scan) and
 //    its eta is left out of the percentile. The current norm still becomes the
 //    next evaluation's n_prev (no gradient: the block starts afresh).
-//  * A block frozen mid-interval (by any policy): on_frozen drops its buffers
+//  * A block frozen mid-interval (by any policy): on_state_change drops its buffers
 //    (the exact-mode copy of its gradients is freed) and it is not evaluated.
 //  * Intervals of unequal length (steps_per_epoch not divisible by the number
 //    of evaluations, or a block that skipped steps): n is divided by the

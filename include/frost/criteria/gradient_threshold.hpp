@@ -133,8 +133,9 @@ class GradientThreshold {
   /// The window's sums of |g| per block ([num_blocks], float32, on the device);
   /// undefined when no block trains (nothing to judge, nothing to read).
   at::Tensor statistics(const StepState& s) const {
+    // A copy: a reducer may all-reduce in place, the accumulator is ours.
     for (std::size_t b = 0; b < steps_.size(); ++b)
-      if (BD::active(s, b)) return acc_;
+      if (BD::active(s, b)) return acc_.clone();
     return at::Tensor();
   }
 

@@ -14,7 +14,7 @@ inline c10::IValue read_value(torch::serialize::InputArchive& ar, const std::str
   c10::IValue v;
   if (!ar.try_read(key, v))
     fail("checkpoint has no '", key,
-         "'; it was written by another version of frost or for another strategy");
+         "'; it was written by another program, version or strategy than the one reading it");
   return v;
 }
 

@@ -1,0 +1,789 @@
+// The controller protocol: block states and their transitions on a real
+// model trained with AdamW, checkpoints that resume every composition exactly
+// (and refuse what does not fit, changing nothing), the reducer, and what a
+// new user hit (parameters frozen by hand, MaxSteps with validation reports,
+// learning-rate schedulers, a forgotten after_backward()).
+#include <torch/nn/functional/loss.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/schedulers/step_lr.h>
+#include <torch/optim/sgd.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "frost/frost.hpp"
+#include "support.hpp"
+// last: after every LibTorch header (see doctest_torch.hpp)
+#include "doctest_torch.hpp"
+#include "frost_checks.hpp"
+
+using frost::BlockState;
+using frost_test::contains;
+using frost_test::Net;
+
+namespace {
+
+// A criterion that asks for the transitions the test scripts.
+struct ActionsOptions {};
+}  // namespace
+BOOST_HANA_ADAPT_STRUCT(ActionsOptions);
+namespace {
+enum class Act { trial, revert, commit, freeze };
+struct Actions {
+  using Options = ActionsOptions;
+  static constexpr const char* name = "Actions";
+  static constexpr bool stateless = true;  // the script is configuration, set by the test
+  explicit Actions(const Options&) {}
+  void setup(const frost::CriterionSetup&) {}
+  void observe(const frost::StepState&) {}
+  bool decision_point(const frost::StepState&) const { return true; }
+  void decide(const frost::StepState& s, frost::HostValues, frost::Decisions& d) {
+    for (const auto& [step, block, act, stat] : script) {
+      if (step != s.step) continue;
+      if (act == Act::trial) d.trial(block, stat, "scripted");
+      if (act == Act::revert) d.revert(block, stat, "scripted");
+      if (act == Act::commit) d.commit(block, stat, "scripted");
+      if (act == Act::freeze) d.freeze(block, stat, "scripted");
+    }
+  }
+  void on_state_change(std::int64_t b, BlockState from, BlockState to) {
+    changes.emplace_back(b, from, to);
+  }
+  std::vector<std::tuple<std::int64_t, std::int64_t, Act, double>> script;
+  std::vector<std::tuple<std::int64_t, BlockState, BlockState>> changes;
+};
+
+// A reducer that halves what it is given and counts its calls.
+struct HalvingOptions {};
+}  // namespace
+BOOST_HANA_ADAPT_STRUCT(HalvingOptions);
+namespace {
+struct Halving {
+  using Options = HalvingOptions;
+  static constexpr const char* name = "Halving";
+  static constexpr bool stateless = true;
+  static inline int calls = 0;
+  explicit Halving(const Options&) {}
+  at::Tensor reduce(const at::Tensor& t) {
+    ++calls;
+    return t * 0.5;
+  }
+};
+
+struct Moments {
+  at::Tensor m, v;
+  std::int64_t step = 0;
+};
+Moments moments(const torch::optim::Optimizer& opt, const at::Tensor& p) {
+  const auto* st = frost::optimizer_state(opt, p);
+  REQUIRE(st != nullptr);
+  const auto& a = static_cast<const torch::optim::AdamWParamState&>(*st);
+  return {a.exp_avg().clone(), a.exp_avg_sq().clone(), a.step()};
+}
+
+at::Tensor loss_of(Net& net, const frost_test::Task& t) {
+  return torch::nn::functional::cross_entropy(net->forward(t.x), t.y);
+}
+
+/// One step of the user's loop, with the dropout seed fixed per step so that
+/// an interrupted and an uninterrupted run draw the same masks.
+template <class Ctl>
+double step(Ctl& ctl, Net& net, torch::optim::Optimizer& opt, const frost_test::Task& t) {
+  torch::manual_seed(1000 + static_cast<std::uint64_t>(ctl.step()));
+  ctl.before_step();
+  opt.zero_grad();
+  auto loss = loss_of(net, t);
+  loss.backward();
+  ctl.after_backward();
+  opt.step();
+  ctl.after_step();
+  return loss.item<double>();
+}
+
+std::vector<std::string> kinds(const frost::Timeline& tl) {
+  std::vector<std::string> out;
+  for (const auto& e : tl) out.push_back(std::string(frost::to_string(e.kind)) + ":" + e.block_name);
+  return out;
+}
+
+bool same_events(const frost::Timeline& a, const frost::Timeline& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto& x = a[i];
+    const auto& y = b[i];
+    const bool stat = (std::isnan(x.statistic) && std::isnan(y.statistic)) || x.statistic == y.statistic;
+    if (x.step != y.step || x.block != y.block || x.kind != y.kind || x.policy != y.policy ||
+        x.detail != y.detail || x.block_name != y.block_name || !stat)
+      return false;
+  }
+  return true;
+}
+
+std::string bytes_of(const torch::serialize::OutputArchive& ar) {
+  std::ostringstream os;
+  const_cast<torch::serialize::OutputArchive&>(ar).save_to(os);
+  return os.str();
+}
+void read_bytes(torch::serialize::InputArchive& in, const std::string& bytes) {
+  std::istringstream is(bytes);
+  in.load_from(is);
+}
+
+std::string temp_dir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("frost_protocol_" + name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+// --- a training run that can be cut in two --------------------------------
+struct Run {
+  std::vector<double> losses;
+  frost::Timeline timeline;
+  bool stopped = false;
+  std::int64_t steps = 0;
+  std::vector<at::Tensor> params;
+};
+
+/// Trains up to `total` steps (or until the stop rule says so), validating
+/// every `validate_every` steps. With save_at >= 0 the run is cut there: model,
+/// optimizer and controller are saved into one archive, everything is rebuilt
+/// from another initialisation, loaded, and training continues.
+template <class Ctl>
+Run cut_run(const typename Ctl::Options& o, std::int64_t total, std::int64_t save_at,
+            std::int64_t validate_every, const std::function<void(Ctl&)>& prepare = {}) {
+  const auto task = frost_test::make_task(96, at::kCPU);
+  const auto val = frost_test::make_task(48, at::kCPU, 8, 3, 11);
+  torch::manual_seed(5);
+  Net net;
+  auto blocks = frost::BlockMap::detect(*net);
+  auto opt = std::make_unique<torch::optim::AdamW>(frost::param_groups(blocks, *net),
+                                                   torch::optim::AdamWOptions(5e-3));
+  auto ctl = std::make_unique<Ctl>(net, *opt, blocks, o);
+  if (prepare) prepare(*ctl);
+  Run r;
+  for (std::int64_t s = 0; s < total && !ctl->should_stop(); ++s) {
+    if (s == save_at) {
+      torch::serialize::OutputArchive ar, m, op, f;
+      net->save(m);
+      opt->save(op);
+      frost::save(*ctl, f);
+      ar.write("model", m);
+      ar.write("optimizer", op);
+      ar.write("frost", f);
+      const std::string bytes = bytes_of(ar);
+      torch::manual_seed(99);  // another initialisation: everything must come from the file
+      net = Net();
+      blocks = frost::BlockMap::detect(*net);
+      opt = std::make_unique<torch::optim::AdamW>(frost::param_groups(blocks, *net),
+                                                  torch::optim::AdamWOptions(5e-3));
+      ctl = std::make_unique<Ctl>(net, *opt, blocks, o);
+      torch::serialize::InputArchive in, mi, oi, fi;
+      read_bytes(in, bytes);
+      in.read("model", mi);
+      net->load(mi);
+      in.read("optimizer", oi);
+      opt->load(oi);
+      in.read("frost", fi);
+      frost::load(*ctl, fi, "the cut");
+      if (prepare) prepare(*ctl);  // the test's script lives in the criterion object
+    }
+    r.losses.push_back(step(*ctl, net, *opt, task));
+    if (validate_every > 0 && (s + 1) % validate_every == 0) {
+      at::NoGradGuard ng;
+      net->eval();
+      const double v = loss_of(net, val).item<double>();
+      net->train();
+      ctl->report_validation(v);
+    }
+  }
+  r.timeline = ctl->timeline();
+  r.stopped = ctl->should_stop();
+  r.steps = ctl->step();
+  for (const auto& p : net->parameters()) r.params.push_back(p.detach().clone());
+  return r;
+}
+
+/// The resumed run equals the uninterrupted one in every loss, every event,
+/// the stop and the final parameters; returns the uninterrupted run.
+template <class Ctl>
+Run check_resume(const typename Ctl::Options& o, std::int64_t total, std::int64_t save_at,
+                 std::int64_t validate_every, const std::function<void(Ctl&)>& prepare = {}) {
+  const Run a = cut_run<Ctl>(o, total, -1, validate_every, prepare);
+  const Run b = cut_run<Ctl>(o, total, save_at, validate_every, prepare);
+  CHECK(a.losses == b.losses);
+  CHECK(same_events(a.timeline, b.timeline));
+  if (!same_events(a.timeline, b.timeline)) {
+    for (const auto& e : a.timeline) MESSAGE("uninterrupted: " << e);
+    for (const auto& e : b.timeline) MESSAGE("resumed:       " << e);
+  }
+  CHECK(a.stopped == b.stopped);
+  CHECK(a.steps == b.steps);
+  REQUIRE(a.params.size() == b.params.size());
+  for (std::size_t i = 0; i < a.params.size(); ++i) CHECK(at::equal(a.params[i], b.params[i]));
+  return a;
+}
+
+/// Whether the run decided something (a state change or a stop) after `step`:
+/// otherwise a resume test proves little.
+bool decided_after(const Run& r, std::int64_t step) {
+  for (const auto& e : r.timeline)
+    if (e.step >= step && e.kind != frost::EventKind::warning) return true;
+  for (const auto& e : r.timeline) MESSAGE("nothing decided after the cut: " << e);
+  return false;
+}
+
+}  // namespace
+
+TEST_SUITE("protocol") {
+  TEST_CASE("block states: a trial keeps Adam's moments bit-identical; revert trains on from them") {
+    torch::manual_seed(2);
+    const auto task = frost_test::make_task(64, at::kCPU);
+    Net net;
+    auto blocks = frost::BlockMap::detect(*net);
+    torch::optim::AdamW opt(frost::param_groups(blocks, *net), torch::optim::AdamWOptions(1e-2));
+    using Ctl = frost::FreezeController<Actions, frost::schedules::Constant, frost::stop::AllFrozen>;
+    Ctl ctl(net, opt, blocks);
+    for (int i = 0; i < 3; ++i) step(ctl, net, opt, task);
+
+    const auto& p = blocks[2].params[2];  // blocks.1.fc.weight
+    const Moments before = moments(opt, p);
+    const at::Tensor w_before = p.detach().clone();
+    ctl.trial(2);
+    CHECK(ctl.block_state(2) == BlockState::trial);
+    CHECK(ctl.block_state("blocks.1") == BlockState::trial);
+    CHECK_FALSE(p.requires_grad());
+    CHECK_FALSE(p.grad().defined());
+    CHECK(opt.param_groups()[2].options().get_lr() == 0.0);
+    CHECK(frost::has_optimizer_state(opt, p));
+    CHECK_FALSE(net->blocks[1]->is_training());  // eval_frozen (default) covers trials
+    CHECK(ctl.num_trial() == 1);
+    CHECK(ctl.num_frozen() == 0);
+    CHECK(ctl.frozen_prefix() == 0);
+    for (int i = 0; i < 4; ++i) {
+      step(ctl, net, opt, task);
+      CHECK_FALSE(p.grad().defined());  // no gradient during the trial
+    }
+    const Moments during = moments(opt, p);
+    CHECK(at::equal(during.m, before.m));  // bit-identical
+    CHECK(at::equal(during.v, before.v));
+    CHECK(during.step == before.step);
+    CHECK(at::equal(p.detach(), w_before));  // no update, AdamW's decay included
+
+    ctl.unfreeze(2);  // revert
+    CHECK(ctl.block_state(2) == BlockState::training);
+    CHECK(p.requires_grad());
+    CHECK(net->blocks[1]->is_training());  // its mode back
+    // One step by hand, to see the gradient Adam folds into the kept moments.
+    torch::manual_seed(7);
+    ctl.before_step();
+    CHECK(opt.param_groups()[2].options().get_lr() == doctest::Approx(1e-2));
+    opt.zero_grad();
+    loss_of(net, task).backward();
+    ctl.after_backward();
+    const at::Tensor g = p.grad().clone();
+    opt.step();
+    ctl.after_step();
+    const Moments after = moments(opt, p);
+    CHECK(after.step == before.step + 1);
+    CHECK(at::allclose(after.m, before.m * 0.9 + g * 0.1, 1e-6, 1e-9));
+    CHECK(at::allclose(after.v, before.v * 0.999 + g * g * 0.001, 1e-6, 1e-12));
+    CHECK_FALSE(at::equal(p.detach(), w_before));
+
+    // A criterion's trial, then commit: the state is released.
+    const std::int64_t s0 = ctl.step();
+    ctl.criterion().script = {{s0, 3, Act::trial, 0.5}, {s0 + 2, 3, Act::commit, 0.25}};
+    step(ctl, net, opt, task);
+    CHECK(ctl.block_state(3) == BlockState::trial);
+    for (const auto& q : blocks[3].params) CHECK(frost::has_optimizer_state(opt, q));
+    step(ctl, net, opt, task);
+    step(ctl, net, opt, task);
+    CHECK(ctl.block_state(3) == BlockState::frozen);
+    for (const auto& q : blocks[3].params) CHECK_FALSE(frost::has_optimizer_state(opt, q));
+
+    // Freeze releases; unfreeze trains again from fresh state.
+    ctl.freeze(1);
+    for (const auto& q : blocks[1].params) CHECK_FALSE(frost::has_optimizer_state(opt, q));
+    ctl.unfreeze("blocks.0");
+    step(ctl, net, opt, task);
+    CHECK(moments(opt, blocks[1].params[2]).step == 1);
+
+    const std::vector<std::string> want{"trial:blocks.1",  "revert:blocks.1",  "trial:blocks.2",
+                                        "commit:blocks.2", "freeze:blocks.0", "unfreeze:blocks.0"};
+    CHECK(kinds(ctl.timeline()) == want);
+    CHECK(ctl.timeline()[2].policy == "criterion:Actions");
+    CHECK(ctl.timeline()[2].statistic == 0.5);
+    CHECK(ctl.timeline()[3].statistic == 0.25);
+    CHECK(ctl.timeline()[0].policy == "user");
+    // The criterion heard every change, with where it came from.
+    using C = std::tuple<std::int64_t, BlockState, BlockState>;
+    const std::vector<C> changes{
+        {2, BlockState::training, BlockState::trial}, {2, BlockState::trial, BlockState::training},
+        {3, BlockState::training, BlockState::trial}, {3, BlockState::trial, BlockState::frozen},
+        {1, BlockState::training, BlockState::frozen}, {1, BlockState::frozen, BlockState::training}};
+    CHECK((ctl.criterion().changes == changes));
+    CHECK(ctl.generation() == 6);
+    CHECK_FALSE(ctl.should_stop());  // AllFrozen: all frozen for good, trials do not count
+  }
+
+  TEST_CASE("block states: what the controller refuses, and what a trial counts as") {
+    const auto task = frost_test::make_task(32, at::kCPU);
+    Net net;
+    auto blocks = frost::BlockMap::detect(*net);
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.05));
+    using Ctl = frost::FreezeController<Actions, frost::schedules::Constant, frost::stop::AllFrozen>;
+    Ctl ctl(net, opt, blocks, Ctl::Options().controller(frost::ControllerOptions().in_order(true)));
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    ctl.criterion().script = {
+        {0, 0, Act::trial, nan},     // refused: not finite
+        {0, 1, Act::commit, 0.1},    // refused: not in trial
+        {1, 2, Act::trial, 0.1},     // refused: in_order, block 0 not frozen
+        {1, 0, Act::trial, 0.1},     // ok
+        {2, 1, Act::trial, 0.1},     // refused: block 0 is in trial, not frozen for good
+        {3, 0, Act::commit, 0.2},    // ok
+        {3, 1, Act::trial, 0.2},     // ok (applied after block 0's commit: block order)
+        {4, 0, Act::revert, 0.3},    // refused: frozen for good
+    };
+    for (int i = 0; i < 5; ++i) step(ctl, net, opt, task);
+    CHECK(ctl.block_state(0) == BlockState::frozen);
+    CHECK(ctl.block_state(1) == BlockState::trial);
+    CHECK(ctl.frozen_prefix() == 1);   // frozen for good only
+    CHECK(ctl.no_grad_prefix() == 2);  // no backward work: trial counts
+    std::vector<std::string> refused;
+    for (const auto& e : ctl.timeline())
+      if (e.kind == frost::EventKind::warning) refused.push_back(e.detail);
+    REQUIRE(refused.size() == 5);
+    CHECK(contains(refused[0], "not finite"));
+    CHECK(contains(refused[1], "not in trial"));
+    CHECK(contains(refused[2], "in_order"));
+    CHECK(contains(refused[3], "in_order"));
+    CHECK(contains(refused[4], "frozen for good"));
+    CHECK_FROST_ERROR(ctl.trial(0), "frozen for good");
+    CHECK_FROST_ERROR(ctl.freeze(9), "only 5 blocks");
+    CHECK_FROST_ERROR(ctl.unfreeze("blocks.9"), "no block named");
+
+    // A schedule that has annealed a block to 0 cannot train it again.
+    using FO = frost::FreezeController<frost::criteria::Never,
+                                       frost::schedules::FreezeOut<frost::Linear, frost::Scaled>,
+                                       frost::stop::Never>;
+    Net net2;
+    auto blocks2 = frost::BlockMap::detect(*net2);
+    torch::optim::SGD opt2(frost::param_groups(blocks2, *net2), torch::optim::SGDOptions(0.05));
+    FO fo(net2, opt2, blocks2, FO::Options().controller(frost::ControllerOptions().total_steps(10)));
+    for (int i = 0; i < 8; ++i) step(fo, net2, opt2, task);
+    REQUIRE(fo.is_frozen(0));
+    CHECK_FROST_ERROR(fo.unfreeze(0), "learning rate to 0");
+    CHECK(fo.is_frozen(0));
+  }
+
+  TEST_CASE("resume: every composition decides after a cut exactly as without one") {
+    namespace c = frost::criteria;
+    namespace sch = frost::schedules;
+    namespace st = frost::stop;
+    SUBCASE("AnyOf<GradientNormChange, GradientThreshold> + Patience (the issue's case)") {
+      using Ctl = frost::FreezeController<c::AnyOf<c::GradientNormChange, c::GradientThreshold>,
+                                          sch::Constant, st::Patience>;
+      Ctl::Options o;
+      std::get<0>(o.criterion()).interval(5).mode(c::FreezeMode::any_order);
+      std::get<1>(o.criterion()).window(10).relative(0.9);
+      o.stop().patience(3).min_delta(0.02);
+      const Run r = check_resume<Ctl>(o, 60, 12, 5);  // freezes at 14 and 19, stop at 19
+      CHECK(decided_after(r, 12));
+    }
+    SUBCASE("AllOf<GradientThreshold, GradientNormChange> + AnyOf<AllFrozen, MaxSteps>") {
+      using Ctl = frost::FreezeController<c::AllOf<c::GradientThreshold, c::GradientNormChange>,
+                                          sch::Cosine,
+                                          st::AnyOf<st::AllFrozen, st::MaxSteps>>;
+      Ctl::Options o;
+      o.controller().total_steps(60);
+      std::get<0>(o.criterion()).window(6).relative(0.95);
+      std::get<1>(o.criterion()).interval(4).mode(c::FreezeMode::any_order);
+      std::get<1>(o.stop()).steps(50);
+      const Run r = check_resume<Ctl>(o, 60, 25, 0);
+      CHECK(decided_after(r, 25));
+    }
+    SUBCASE("GradientNormChange cheap L2 prefix_to_slowest + Patience") {
+      using Ctl = frost::FreezeController<c::GradientNormChange, sch::Constant, st::Patience>;
+      Ctl::Options o;
+      o.criterion().interval(6).norm(c::GradNorm::l2).accumulate(c::Accumulate::cheap)
+          .mode(c::FreezeMode::prefix_to_slowest);
+      o.stop().patience(4).min_delta(0.05);
+      const Run r = check_resume<Ctl>(o, 60, 13, 4);  // a freeze at 17, the stop at 19
+      CHECK(decided_after(r, 13));
+    }
+    SUBCASE("AtSteps + FreezeOut<Cubic, Scaled> + AllFrozen with DyF's extra epoch") {
+      using Ctl = frost::FreezeController<c::AtSteps, sch::FreezeOut<frost::Cubic, frost::Scaled>,
+                                          st::AllFrozen>;
+      Ctl::Options o;
+      o.controller().total_steps(40).warmup_steps(4).steps_per_epoch(8);
+      o.criterion().blocks({0, 4}).steps({3, 12});
+      o.stop().extra_epochs(1);
+      const Run r = check_resume<Ctl>(o, 80, 30, 0);
+      CHECK(decided_after(r, 30));
+      CHECK(r.stopped);
+      // Block 4 by AtSteps at step 12; block 3, the last, by the schedule at step 33
+      // (j = 29 > t_3 * T = 0.92^3 * 36 = 28.03); the epoch holding it ends at 40
+      // steps, and that counts as DyF's extra epoch (the freeze came before its end).
+      CHECK(r.steps == 40);
+    }
+    SUBCASE("Never + LayerWise<Linear> + MaxSteps") {
+      using Ctl = frost::FreezeController<c::Never, sch::LayerWise<frost::Linear>, st::MaxSteps>;
+      Ctl::Options o;
+      o.controller().total_steps(50);
+      o.stop().steps(45);
+      const Run r = check_resume<Ctl>(o, 60, 22, 0);
+      CHECK(decided_after(r, 22));
+      CHECK(r.steps == 45);
+    }
+    SUBCASE("a block in trial across the cut keeps its moments (trial, revert, commit)") {
+      using Ctl = frost::FreezeController<Actions, sch::Cosine, st::Never>;
+      Ctl::Options o;
+      o.controller().total_steps(40);
+      auto prepare = [](Ctl& ctl) {
+        ctl.criterion().script = {{5, 1, Act::trial, 0.1},   {12, 1, Act::revert, 0.2},
+                                  {14, 2, Act::trial, 0.3},  {20, 2, Act::commit, 0.4},
+                                  {22, 3, Act::trial, 0.5}};
+      };
+      check_resume<Ctl>(o, 30, 8, 0, prepare);    // cut during block 1's trial
+      check_resume<Ctl>(o, 30, 16, 0, prepare);   // cut during block 2's trial
+    }
+  }
+
+  TEST_CASE("resume: mismatched checkpoints are refused and change nothing") {
+    const auto task = frost_test::make_task(32, at::kCPU);
+    using Ctl = frost::FreezeController<frost::criteria::GradientNormChange,
+                                        frost::schedules::Constant, frost::stop::Patience>;
+    Ctl::Options o;
+    o.criterion().interval(2).mode(frost::criteria::FreezeMode::any_order);
+    Net net;
+    auto blocks = frost::BlockMap::detect(*net);
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.05));
+    Ctl ctl(net, opt, blocks, o);
+    for (int i = 0; i < 8; ++i) step(ctl, net, opt, task);
+    REQUIRE(ctl.num_frozen() > 0);
+    torch::serialize::OutputArchive ar;
+    frost::save(ctl, ar);
+    const std::string bytes = bytes_of(ar);
+
+    auto fresh_is_untouched = [](const auto& c, const frost::BlockMap& b) {
+      CHECK(c.step() == 0);
+      CHECK(c.num_frozen() == 0);
+      CHECK(c.timeline().empty());
+      for (const auto& blk : b)
+        for (const auto& p : blk.params) CHECK(p.requires_grad());
+    };
+    SUBCASE("another composition") {
+      using Other = frost::FreezeController<frost::criteria::GradientThreshold,
+                                            frost::schedules::Constant, frost::stop::Patience>;
+      Net n2;
+      auto b2 = frost::BlockMap::detect(*n2);
+      torch::optim::SGD o2(frost::param_groups(b2, *n2), torch::optim::SGDOptions(0.05));
+      Other other(n2, o2, b2, Other::Options().criterion(
+                                  frost::criteria::GradientThresholdOptions().window(2)));
+      torch::serialize::InputArchive in;
+      read_bytes(in, bytes);
+      CHECK_FROST_ERROR(frost::load(other, in, "run.ckpt"), "another strategy");
+      torch::serialize::InputArchive in2;
+      read_bytes(in2, bytes);
+      CHECK_FROST_ERROR(frost::load(other, in2, "run.ckpt"), "run.ckpt");
+      fresh_is_untouched(other, b2);
+    }
+    SUBCASE("another block map of the same size (by names)") {
+      Net n2;
+      // the head in the place of the stem: same number of blocks, other names
+      auto b2 = frost::BlockMap::from_prefixes(*n2, {"blocks.0", "blocks.1", "blocks.2",
+                                                     "blocks.3", "head"});
+      torch::optim::SGD o2(frost::param_groups(b2, *n2), torch::optim::SGDOptions(0.05));
+      Ctl other(n2, o2, b2, o);
+      torch::serialize::InputArchive in;
+      read_bytes(in, bytes);
+      CHECK_FROST_ERROR(frost::load(other, in, "run.ckpt"), "another block map");
+      fresh_is_untouched(other, b2);
+    }
+    SUBCASE("a controller that has already stepped") {
+      Net n2;
+      auto b2 = frost::BlockMap::detect(*n2);
+      torch::optim::SGD o2(frost::param_groups(b2, *n2), torch::optim::SGDOptions(0.05));
+      Ctl other(n2, o2, b2, o);
+      step(other, n2, o2, task);
+      torch::serialize::InputArchive in;
+      read_bytes(in, bytes);
+      CHECK_FROST_ERROR(frost::load(other, in, "run.ckpt"), "already stepped");
+      CHECK(other.step() == 1);
+    }
+    SUBCASE("an unknown format, a foreign archive") {
+      Net n2;
+      auto b2 = frost::BlockMap::detect(*n2);
+      torch::optim::SGD o2(frost::param_groups(b2, *n2), torch::optim::SGDOptions(0.05));
+      Ctl other(n2, o2, b2, o);
+      torch::serialize::OutputArchive future;
+      future.write("frost.format", c10::IValue(std::int64_t{3}));
+      torch::serialize::InputArchive in;
+      read_bytes(in, bytes_of(future));
+      CHECK_FROST_ERROR(frost::load(other, in, "future.ckpt"), "format 3");
+      torch::serialize::OutputArchive foreign;
+      foreign.write("weights", at::ones({3}));
+      torch::serialize::InputArchive in2;
+      read_bytes(in2, bytes_of(foreign));
+      CHECK_FROST_ERROR(frost::load(other, in2, "weights.pt"), "no frost state");
+      fresh_is_untouched(other, b2);
+    }
+    SUBCASE("a flipped byte in the frost state fails the checksum") {
+      torch::serialize::InputArchive in;
+      read_bytes(in, bytes);
+      at::Tensor state;
+      c10::IValue crc, format;
+      in.read("frost.state", state, true);
+      in.read("frost.crc32", crc);
+      state = state.clone();
+      state[state.numel() / 2] = (state[state.numel() / 2].item<int>() ^ 0x5a);
+      torch::serialize::OutputArchive tampered;
+      tampered.write("frost.format", c10::IValue(frost::kCheckpointFormat));
+      tampered.write("frost.state", state, true);
+      tampered.write("frost.crc32", crc);
+      Net n2;
+      auto b2 = frost::BlockMap::detect(*n2);
+      torch::optim::SGD o2(frost::param_groups(b2, *n2), torch::optim::SGDOptions(0.05));
+      Ctl other(n2, o2, b2, o);
+      torch::serialize::InputArchive in2;
+      read_bytes(in2, bytes_of(tampered));
+      CHECK_FROST_ERROR(frost::load(other, in2, "run.ckpt"), "checksum");
+      fresh_is_untouched(other, b2);
+    }
+  }
+
+  TEST_CASE("resume: damaged, truncated, empty and missing files are named; saves check paths") {
+    const auto task = frost_test::make_task(32, at::kCPU);
+    using Ctl = frost::FreezeController<frost::criteria::GradientThreshold,
+                                        frost::schedules::Constant, frost::stop::AllFrozen>;
+    Ctl::Options o;
+    o.criterion().window(3);
+    Net net;
+    auto blocks = frost::BlockMap::detect(*net);
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.05));
+    Ctl ctl(net, opt, blocks, o);
+    for (int i = 0; i < 7; ++i) step(ctl, net, opt, task);
+    const std::string dir = temp_dir("files");
+    const std::string good = dir + "/run.frost";
+    frost::save_checkpoint(ctl, good);
+    std::string bytes;
+    {
+      std::ifstream f(good, std::ios::binary);
+      bytes.assign(std::istreambuf_iterator<char>(f), {});
+    }
+    REQUIRE(bytes.size() > 1000);
+    auto write = [&](const std::string& name, const std::string& content) {
+      std::ofstream(dir + "/" + name, std::ios::binary) << content;
+      return dir + "/" + name;
+    };
+    auto fresh = [&](auto&& check) {
+      Net n2;
+      auto b2 = frost::BlockMap::detect(*n2);
+      torch::optim::SGD o2(frost::param_groups(b2, *n2), torch::optim::SGDOptions(0.05));
+      Ctl other(n2, o2, b2, o);
+      check(other);
+      CHECK(other.step() == 0);  // nothing changed
+      CHECK(other.num_frozen() == 0);
+    };
+    {
+      Net n2;
+      auto b2 = frost::BlockMap::detect(*n2);
+      torch::optim::SGD o2(frost::param_groups(b2, *n2), torch::optim::SGDOptions(0.05));
+      Ctl c(n2, o2, b2, o);
+      frost::load_checkpoint(c, good);
+      CHECK(c.step() == 7);
+      CHECK(c.criterion().evaluations() == 2);
+    }
+    fresh([&](Ctl& c) {
+      const std::string p = write("truncated.frost", bytes.substr(0, bytes.size() / 2));
+      CHECK_FROST_ERROR(frost::load_checkpoint(c, p), "truncated.frost");
+    });
+    fresh([&](Ctl& c) {
+      const std::string p = write("empty.frost", "");
+      CHECK_FROST_ERROR(frost::load_checkpoint(c, p), "empty.frost is empty");
+    });
+    fresh([&](Ctl& c) {
+      const std::string p = write("notes.txt", "step 7, all good\n");
+      CHECK_FROST_ERROR(frost::load_checkpoint(c, p), "notes.txt cannot be read");
+    });
+    fresh([&](Ctl& c) {
+      CHECK_FROST_ERROR(frost::load_checkpoint(c, dir + "/missing.frost"), "no checkpoint at");
+      CHECK_FROST_ERROR(frost::load_checkpoint(c, dir), "is a directory");
+    });
+    // 200 flipped bytes anywhere in the file: always an error, never a silent load.
+    for (unsigned seed = 1; seed <= 8; ++seed) {
+      CAPTURE(seed);
+      std::mt19937 gen(seed);
+      std::string damaged = bytes;
+      std::uniform_int_distribution<std::size_t> pos(0, damaged.size() - 1);
+      for (int i = 0; i < 200; ++i) damaged[pos(gen)] ^= static_cast<char>(1 + gen() % 255);
+      const std::string p = write("damaged.frost", damaged);
+      fresh([&](Ctl& c) { CHECK_FROST_ERROR(frost::load_checkpoint(c, p), "damaged.frost"); });
+    }
+    CHECK_FROST_ERROR(frost::save_checkpoint(ctl, dir + "/no/such/dir/run.frost"),
+                      "does not exist");
+    CHECK_FROST_ERROR(frost::save_checkpoint(ctl, dir), "is a directory");
+    std::filesystem::remove_all(dir);
+  }
+
+  TEST_CASE("the reducer sees every decision's statistics and every validation loss") {
+    const auto task = frost_test::make_task(32, at::kCPU);
+    Net net;
+    auto blocks = frost::BlockMap::detect(*net);
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.05));
+    using Ctl = frost::FreezeController<frost::criteria::GradientThreshold,
+                                        frost::schedules::Constant, frost::stop::Patience,
+                                        frost::with_reducer<Halving>>;
+    Ctl ctl(net, opt, blocks,
+            Ctl::Options().criterion(frost::criteria::GradientThresholdOptions().window(2)));
+    Halving::calls = 0;
+    for (int i = 0; i < 4; ++i) {
+      const auto reads = frost::host::reads();
+      step(ctl, net, opt, task);
+      CHECK(frost::host::reads() == reads + (i % 2 == 1 ? 1 : 0));  // still one read per decision
+    }
+    CHECK(Halving::calls == 2);
+    ctl.report_validation(3.0);
+    CHECK(Halving::calls == 3);
+    CHECK(ctl.stop_rule().best() == 1.5);  // Patience heard the reduced loss
+    ctl.report_validation(at::full({1}, 5.0));
+    CHECK(ctl.stop_rule().reports_without_improvement() == 1);
+    bool described = false;
+    for (const auto& kv : ctl.describe())
+      if (kv.first == "reducer") described = kv.second == "Halving";
+    CHECK(described);
+    // The averages the criterion computed are those of the halved sums.
+    const auto& avg = ctl.criterion().averages();
+    CHECK(std::isfinite(avg[1]));
+  }
+
+  TEST_CASE("a user's own freezing, stop counts, schedulers and call order") {
+    const auto task = frost_test::make_task(64, at::kCPU);
+    SUBCASE("parameters frozen by hand before the controller: frozen from step 0") {
+      Net net;
+      for (auto& p : net->embed->parameters()) p.requires_grad_(false);
+      auto blocks = frost::BlockMap::detect(*net);
+      torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1));
+      using Ctl = frost::FreezeController<frost::criteria::GradientNormChange,
+                                          frost::schedules::Constant, frost::stop::Never>;
+      Ctl ctl(net, opt, blocks,
+              Ctl::Options().criterion(frost::criteria::GradientNormChangeOptions().interval(3)));
+      CHECK(ctl.is_frozen(0));
+      REQUIRE_FALSE(ctl.timeline().empty());
+      CHECK(ctl.timeline()[0].kind == frost::EventKind::freeze);
+      CHECK(ctl.timeline()[0].policy == "user");
+      CHECK(contains(ctl.timeline()[0].detail, "requires_grad"));
+      for (int i = 0; i < 30; ++i) step(ctl, net, opt, task);
+      // the sequential gradient-norm test now judges the blocks after the stem
+      CHECK(ctl.num_frozen() > 1);
+      for (const auto& e : ctl.timeline()) CHECK_FALSE(contains(e.detail, "no gradient"));
+    }
+    SUBCASE("MaxSteps(20) with a validation report after every step: exactly 20 steps") {
+      Net net;
+      auto blocks = frost::BlockMap::detect(*net);
+      torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1));
+      using Ctl = frost::FreezeController<frost::criteria::Never, frost::schedules::Constant,
+                                          frost::stop::MaxSteps>;
+      Ctl ctl(net, opt, blocks, Ctl::Options().stop(frost::stop::MaxStepsOptions().steps(20)));
+      int run = 0;
+      while (!ctl.should_stop()) {
+        step(ctl, net, opt, task);
+        ++run;
+        ctl.report_validation(1.0);
+      }
+      CHECK(run == 20);
+      CHECK(ctl.step() == 20);
+      REQUIRE(ctl.timeline().size() == 1);
+      CHECK(ctl.timeline()[0].kind == frost::EventKind::stop);
+      CHECK(ctl.timeline()[0].step == 19);  // the last step run
+    }
+    SUBCASE("a torch::optim scheduler and the user's own decay compose with the schedule") {
+      Net net;
+      auto blocks = frost::BlockMap::detect(*net);
+      torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1));
+      using Ctl = frost::FreezeController<frost::criteria::Never,
+                                          frost::schedules::FreezeOut<frost::Linear, frost::Scaled>,
+                                          frost::stop::Never>;
+      Ctl ctl(net, opt, blocks, Ctl::Options().controller(frost::ControllerOptions().total_steps(40)));
+      torch::optim::StepLR sched(opt, /*step_size=*/5, /*gamma=*/0.5);
+      for (int i = 0; i < 12; ++i) {
+        step(ctl, net, opt, task);
+        sched.step();  // after optimizer.step(), as torch users do
+      }
+      ctl.before_step();  // step 12: two decays happened (after steps 5 and 10)
+      for (std::size_t g = 0; g < opt.param_groups().size(); ++g) {
+        const std::int64_t b = g < blocks.size() ? static_cast<std::int64_t>(g) : frost::kHead;
+        CAPTURE(g);
+        CHECK(ctl.base_lr(g) == doctest::Approx(0.1 * 0.25));
+        CHECK(opt.param_groups()[g].options().get_lr() ==
+              doctest::Approx(0.1 * 0.25 * ctl.lr_scale(12, b)));
+      }
+      opt.zero_grad();
+      loss_of(net, task).backward();
+      ctl.after_backward();
+      opt.step();
+      ctl.after_step();
+      // A user's absolute decay: set_base_lr.
+      ctl.set_base_lr(0.01);
+      ctl.before_step();
+      CHECK(opt.param_groups()[0].options().get_lr() == doctest::Approx(0.01 * ctl.lr_scale(13, 0)));
+    }
+    SUBCASE("after_step() without after_backward() when the criterion reads gradients") {
+      Net net;
+      auto blocks = frost::BlockMap::detect(*net);
+      torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1));
+      using Ctl = frost::FreezeController<frost::criteria::GradientThreshold,
+                                          frost::schedules::Constant, frost::stop::Never>;
+      Ctl ctl(net, opt, blocks,
+              Ctl::Options().criterion(frost::criteria::GradientThresholdOptions().window(5)));
+      ctl.before_step();
+      opt.zero_grad();
+      loss_of(net, task).backward();
+      opt.step();
+      CHECK_FROST_ERROR(ctl.after_step(), "after_backward()");
+      // A criterion that reads no gradient does not need it.
+      using Plain = frost::FreezeController<frost::criteria::Never, frost::schedules::Constant,
+                                            frost::stop::Never>;
+      Net net2;
+      auto blocks2 = frost::BlockMap::detect(*net2);
+      torch::optim::SGD opt2(frost::param_groups(blocks2, *net2), torch::optim::SGDOptions(0.1));
+      Plain plain(net2, opt2, blocks2);
+      plain.before_step();
+      CHECK_NOTHROW(plain.after_step());
+    }
+    SUBCASE("a block map holding little of the model says so in the timeline") {
+      Net net;
+      auto blocks = frost::BlockMap::from_prefixes(*net, {"blocks.0.norm"});
+      torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1));
+      using Ctl = frost::FreezeController<frost::criteria::Never, frost::schedules::Constant,
+                                          frost::stop::Never>;
+      Ctl ctl(net, opt, blocks);
+      REQUIRE(ctl.timeline().size() == 1);
+      CHECK(ctl.timeline()[0].kind == frost::EventKind::warning);
+      CHECK(contains(ctl.timeline()[0].detail, "min_coverage"));
+      Ctl quiet(net, opt, blocks, Ctl::Options().controller(frost::ControllerOptions().min_coverage(0)));
+      CHECK(quiet.timeline().empty());
+    }
+    SUBCASE("FreezeOut's t0 default shows in describe()") {
+      using Ctl = frost::FreezeController<frost::criteria::Never,
+                                          frost::schedules::FreezeOut<frost::Linear, frost::Scaled>,
+                                          frost::stop::Never>;
+      std::string t0;
+      for (const auto& kv : Ctl::describe(Ctl::Options()))
+        if (kv.first == "schedule.t0") t0 = kv.second;
+      CHECK(t0 == "0.5");
+    }
+  }
+}
