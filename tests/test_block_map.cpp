@@ -169,7 +169,8 @@ void check_partition(const nn::Module& model, const frost::BlockMap& map,
   for (const auto& item : model.named_parameters()) {
     const auto n = std::count(in_blocks.begin(), in_blocks.end(), item.key());
     bool out = false;
-    for (const auto& o : outside) out = out || frost::detail::has_prefix(item.key(), o);
+    for (const auto& o : outside)  // `o` itself or a dotted descendant of it
+      out = out || item.key() == o || item.key().rfind(o + ".", 0) == 0;
     DOCTEST_INFO("parameter " << item.key());
     CHECK(n == (out ? 0 : 1));
   }
