@@ -407,8 +407,8 @@ TEST_SUITE("block map") {
     const auto x = at::randn({8, 3, 12, 12});
     const auto y = at::randint(0, 10, {8});
     auto train_step = [&] {
+      net->train();  // the user's loop; before_step() re-applies eval to frozen blocks
       ctl.before_step();
-      net->train();  // the user's loop; eval_frozen re-applies eval to frozen blocks
       opt.zero_grad();
       torch::nn::functional::cross_entropy(net->forward(x), y).backward();
       ctl.after_backward();

@@ -462,7 +462,9 @@ class FreezeController {
     // Everything fitted: apply.
     for (std::size_t b = 0; b < blocks_.size(); ++b) {
       was_training_[b] = L.was_training[b];
-      set_params(b, L.states[b]);
+      // A block that trains now and then is left as the user has it (mode included).
+      if (L.states[b] != BlockState::training || state_[b] != BlockState::training)
+        set_params(b, L.states[b]);
       state_[b] = L.states[b];
     }
     base_lr_ = L.base_lr;
