@@ -146,6 +146,11 @@ FROST_BENCH_CRITERION(CGradNormCheap, "GradientNormChange-cheap", fc::GradientNo
                       fc::GradientNormChangeOptions().percentile(0.0).accumulate(
                           fc::Accumulate::cheap))
 #endif
+// R = C = "never": every step records (the hot path: a one-hot, a matmul and a
+// column sum into the class memory), no phase ever ends, nothing is put on trial.
+FROST_BENCH_CRITERION(CTokenSim, "TokenSimilarity", fc::TokenSimilarity, 0,
+                      fc::TokenSimilarityOptions().num_classes(10).record_steps(kNoDecision)
+                          .compare_steps(kNoDecision))
 
 template <class Criterion, class Schedule>
 using Controller = frost::FreezeController<Criterion, Schedule, frost::stop::Never>;
@@ -265,8 +270,19 @@ void bm_controller(benchmark::State& state, std::string name, ModelSpec m, at::D
   ctx.decide_every_step = decision;
   Controller<typename Case::type, Schedule> ctl(s.model, *s.opt, s.blocks,
                                                 controller_options<Case, Schedule>(ctx));
+  // Class tokens and labels for criteria that compare features (token similarity).
+  constexpr bool features = frost::concepts::uses_features<typename Case::type>();
+  at::Tensor cls, labels;
+  if constexpr (features) {
+    cls = at::randn({m.batch, m.vit.dim()}, at::TensorOptions().device(dev));
+    labels = at::randint(m.vit.num_classes(), {m.batch}, at::TensorOptions().dtype(at::kLong).device(dev));
+  }
+  auto observe = [&] {
+    if constexpr (features) ctl.observe_features(cls, labels);
+  };
   auto one_step = [&] {
     ctl.before_step();
+    observe();
     ctl.after_backward();
     ctl.after_step();
   };
@@ -300,6 +316,7 @@ void bm_controller(benchmark::State& state, std::string name, ModelSpec m, at::D
     const auto t0 = Clock::now();
     ctl.before_step();
     const auto t1 = Clock::now();
+    observe();
     ctl.after_backward();
     const auto t2 = Clock::now();
     ctl.after_step();
@@ -360,7 +377,20 @@ void train_step(Setup& s, const Batch& b, Ctl* ctl, StepTimes* t) {
     t->before += seconds_since(t0);
   }
   s.opt->zero_grad();
-  auto loss = at::cross_entropy_loss(s.model->forward(b.x), b.y);
+  at::Tensor logits;
+  if constexpr (frost::concepts::uses_features<typename Ctl::criterion_type>()) {
+    // the class token the head sees, handed to the controller (timed with observe)
+    const auto cls = s.model->forward_features(b.x).select(1, 0);
+    if (ctl) {
+      const auto t0 = Clock::now();
+      ctl->observe_features(cls, b.y);
+      t->observe += seconds_since(t0);
+    }
+    logits = s.model->head->forward(cls);
+  } else {
+    logits = s.model->forward(b.x);
+  }
+  auto loss = at::cross_entropy_loss(logits, b.y);
   loss.backward();
   if (ctl) {
     const auto t0 = Clock::now();

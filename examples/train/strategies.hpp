@@ -53,6 +53,10 @@ namespace strategy_defaults {
 inline constexpr std::int64_t kDyfWindow = 20;       // steps per DyF evaluation
 inline constexpr double kDyfRelative = 0.5;          // freeze at half the block's peak mean |grad|
 inline constexpr std::int64_t kAutoFreezeInterval = 20;
+inline constexpr std::int64_t kNumClasses = 10;  // the head's outputs (labels 5..9 used)
+// SimFreeze's R and C (the paper gives none): see token_similarity.hpp.
+inline constexpr std::int64_t kSimRecord = 10;
+inline constexpr std::int64_t kSimCompare = 10;
 }  // namespace strategy_defaults
 
 /// All strategies, in table order.
@@ -103,12 +107,22 @@ inline std::vector<Strategy> all_strategies() {
       true, [](auto& o, const Plan&, const frost::BlockMap&) {
         o.criterion().interval(strategy_defaults::kAutoFreezeInterval);
       }));
+  v.push_back(make_strategy<c::TokenSimilarity, sch::Cosine, st::Never>(
+      "simfreeze",
+      "SimFreeze (ATSF): blocks in order from the input side; each records its class tokens' "
+      "class means, goes on trial, and is frozen when their similarity stops rising",
+      true, [](auto& o, const Plan&, const frost::BlockMap&) {
+        o.criterion()
+            .num_classes(strategy_defaults::kNumClasses)
+            .record_steps(strategy_defaults::kSimRecord)
+            .compare_steps(strategy_defaults::kSimCompare);
+      }));
   return v;
 }
 
 /// The strategies of a bare `--compare` (and of no arguments at all).
 inline std::vector<std::string> default_comparison() {
-  return {"full", "static", "freezeout-cubic-scaled", "autofreeze", "dyf"};
+  return {"full", "static", "freezeout-cubic-scaled", "autofreeze", "dyf", "simfreeze"};
 }
 
 inline const Strategy* find_strategy(const std::vector<Strategy>& all, const std::string& name) {

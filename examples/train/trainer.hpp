@@ -589,8 +589,19 @@ RunResult run_strategy(
     frozen_sum += ff;
     busy_sum += 1.0 - ff;
     opt.zero_grad();
-    auto logits = model->forward(batch.images.to(device, /*non_blocking=*/true));
-    auto loss = torch::nn::functional::cross_entropy(logits, batch.labels.to(device, true));
+    const auto images = batch.images.to(device, /*non_blocking=*/true);
+    const auto labels = batch.labels.to(device, /*non_blocking=*/true);
+    at::Tensor logits;
+    if constexpr (frost::concepts::uses_features<C>()) {
+      // The class token the head sees (after the final norm), for criteria
+      // that compare features (token similarity).
+      const auto cls = model->forward_features(images).select(1, 0);
+      ctl.observe_features(cls, labels);
+      logits = model->head->forward(cls);
+    } else {
+      logits = model->forward(images);
+    }
+    auto loss = torch::nn::functional::cross_entropy(logits, labels);
     loss.backward();
     ctl.after_backward();
     opt.step();

@@ -210,8 +210,12 @@ class FreezeController {
   }
   /// This step's features (e.g. the class token fed to the head, [N, D]) and
   /// labels ([N]); for criteria that compare features (token similarity).
+  /// Call it after the forward pass, before ctl.after_step().
   void observe_features(const at::Tensor& features, const at::Tensor& labels) {
-    concepts::notify_features(criterion_, features, labels);
+    detail::require(phase_ != Phase::idle,
+                    "observe_features() called outside a step; call it after the forward pass, "
+                    "between ctl.before_step() and ctl.after_step()");
+    concepts::notify_features(criterion_, state(), features, labels);
   }
 
   // --- state changes by hand (recorded with policy "user") -------------------

@@ -6,3 +6,4 @@
 #include "frost/criteria/gradient_norm_change.hpp"
 #include "frost/criteria/gradient_threshold.hpp"
 #include "frost/criteria/never.hpp"
+#include "frost/criteria/token_similarity.hpp"

@@ -19,7 +19,8 @@
 //     void on_state_change(std::int64_t block, frost::BlockState from, frost::BlockState to);
 //     void on_validation(double loss, const frost::StepState&);
 //     void observe_activations(std::int64_t block, const at::Tensor&);
-//     void observe_features(const at::Tensor& features, const at::Tensor& labels);
+//     void observe_features(const frost::StepState&, const at::Tensor& features,
+//                           const at::Tensor& labels);  // e.g. the class token fed to the head
 //     void before_step(const frost::StepState&, frost::Decisions&);  // decisions on a clock,
 //   };                                                    // applied before the step's forward
 //
@@ -183,7 +184,8 @@ template <class C>
 using observe_activations_name = decltype(&C::observe_activations);
 template <class C>
 using observe_features = decltype(std::declval<C&>().observe_features(
-    std::declval<const at::Tensor&>(), std::declval<const at::Tensor&>()));
+    std::declval<const StepState&>(), std::declval<const at::Tensor&>(),
+    std::declval<const at::Tensor&>()));
 template <class C>
 using observe_features_name = decltype(&C::observe_features);
 template <class C>
@@ -250,7 +252,7 @@ constexpr bool check_criterion() {
                 "observe_activations(std::int64_t block, const at::Tensor&)`");
   static_assert(hook_ok<ops::observe_features_name, ops::observe_features, C>(),
                 "frost: a Criterion's observe_features must be `void observe_features(const "
-                "at::Tensor& features, const at::Tensor& labels)`");
+                "frost::StepState&, const at::Tensor& features, const at::Tensor& labels)`");
   static_assert(hook_ok<ops::criterion_before_step_name, ops::criterion_before_step, C>(),
                 "frost: a Criterion's before_step must be `void before_step(const frost::StepState&, "
                 "frost::Decisions&)`");
@@ -298,8 +300,9 @@ constexpr bool uses_features() {
   return is_detected<ops::observe_features, C>;
 }
 template <class C>
-void notify_features(C& c, const at::Tensor& features, const at::Tensor& labels) {
-  if constexpr (is_detected<ops::observe_features, C>) c.observe_features(features, labels);
+void notify_features(C& c, const StepState& s, const at::Tensor& features,
+                     const at::Tensor& labels) {
+  if constexpr (is_detected<ops::observe_features, C>) c.observe_features(s, features, labels);
 }
 }  // namespace concepts
 }  // namespace frost

@@ -85,8 +85,8 @@ class AllOf {
   void observe_activations(std::int64_t block, const at::Tensor& t) {
     m_.observe_activations(block, t);
   }
-  void observe_features(const at::Tensor& features, const at::Tensor& labels) {
-    m_.observe_features(features, labels);
+  void observe_features(const StepState& s, const at::Tensor& features, const at::Tensor& labels) {
+    m_.observe_features(s, features, labels);
   }
 
   /// The members' states, the standing votes and the vote counter.

@@ -63,8 +63,8 @@ class AnyOf {
   void observe_activations(std::int64_t block, const at::Tensor& t) {
     m_.observe_activations(block, t);
   }
-  void observe_features(const at::Tensor& features, const at::Tensor& labels) {
-    m_.observe_features(features, labels);
+  void observe_features(const StepState& s, const at::Tensor& features, const at::Tensor& labels) {
+    m_.observe_features(s, features, labels);
   }
   void save(torch::serialize::OutputArchive& ar) const { m_.save(ar); }
   void load(torch::serialize::InputArchive& ar) { m_.load(ar); }

@@ -29,6 +29,7 @@ class Members {
  public:
   static constexpr std::size_t K = sizeof...(Cs);
   static constexpr bool uses_gradients = (concepts::uses_gradients<Cs>() || ...);
+  static constexpr bool uses_features = (concepts::uses_features<Cs>() || ...);
   /// The options of each member, in order (set them with std::get<I>).
   using Options = std::tuple<typename Cs::Options...>;
 
@@ -116,8 +117,8 @@ class Members {
   void observe_activations(std::int64_t block, const at::Tensor& t) {
     std::apply([&](auto&... c) { (concepts::notify_activations(c, block, t), ...); }, cs_);
   }
-  void observe_features(const at::Tensor& features, const at::Tensor& labels) {
-    std::apply([&](auto&... c) { (concepts::notify_features(c, features, labels), ...); }, cs_);
+  void observe_features(const StepState& s, const at::Tensor& features, const at::Tensor& labels) {
+    std::apply([&](auto&... c) { (concepts::notify_features(c, s, features, labels), ...); }, cs_);
   }
   /// Each stateful member's state in a nested archive named by its index.
   void save(torch::serialize::OutputArchive& ar) const {
