@@ -55,7 +55,7 @@ inline constexpr double kDyfRelative = 0.5;          // freeze at half the block
 inline constexpr std::int64_t kAutoFreezeInterval = 20;
 inline constexpr std::int64_t kNumClasses = 10;  // the head's outputs (labels 5..9 used)
 // SimFreeze's R and C (the paper gives none): see token_similarity.hpp.
-inline constexpr std::int64_t kSimRecord = 10;
+inline constexpr std::int64_t kSimRecord = 20;
 inline constexpr std::int64_t kSimCompare = 10;
 }  // namespace strategy_defaults
 

@@ -587,7 +587,12 @@ RunResult run_strategy(
     ctl.before_step();
     const double ff = ctl.frozen_fraction();
     frozen_sum += ff;
-    busy_sum += 1.0 - ff;
+    // Backward work: blocks in trial get no gradient either.
+    double no_grad = 0.0;
+    for (std::size_t b = 0; b < ctl.blocks().size(); ++b)
+      if (ctl.block_state(b) != frost::BlockState::training)
+        no_grad += static_cast<double>(ctl.blocks()[b].numel);
+    busy_sum += 1.0 - no_grad / static_cast<double>(std::max<std::int64_t>(1, ctl.blocks().numel()));
     opt.zero_grad();
     const auto images = batch.images.to(device, /*non_blocking=*/true);
     const auto labels = batch.labels.to(device, /*non_blocking=*/true);
@@ -623,7 +628,8 @@ RunResult run_strategy(
                                 {"policy", e.policy},
                                 {"statistic", json_number(e.statistic)},
                                 {"detail", e.detail}});
-      if (e.kind == frost::EventKind::freeze && !cfg.quiet && !bar.enabled() && cfg.progress != 0)
+      const bool froze = e.kind == frost::EventKind::freeze || e.kind == frost::EventKind::commit;
+      if (froze && !cfg.quiet && !bar.enabled() && cfg.progress != 0)
         ctx.log("[" + name + "] step " + std::to_string(e.step) + ": froze " + e.block_name);
     }
     rows.push_back(std::move(row));
@@ -672,8 +678,8 @@ RunResult run_strategy(
   r.timeline = ctl.timeline();
   r.freeze_step.assign(ctl.blocks().size(), -1);
   for (const auto& e : r.timeline)
-    if (e.kind == frost::EventKind::freeze && e.block >= 0 &&
-        r.freeze_step[static_cast<std::size_t>(e.block)] < 0)
+    if ((e.kind == frost::EventKind::freeze || e.kind == frost::EventKind::commit) &&
+        e.block >= 0 && r.freeze_step[static_cast<std::size_t>(e.block)] < 0)
       r.freeze_step[static_cast<std::size_t>(e.block)] = e.step;
   r.completed = !interrupted;
   detail::write_text(join(ctx.out_dir, "timeline.csv"), detail::timeline_csv(r.timeline));
