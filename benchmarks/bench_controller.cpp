@@ -274,8 +274,10 @@ void bm_controller(benchmark::State& state, std::string name, ModelSpec m, at::D
   constexpr bool features = frost::concepts::uses_features<typename Case::type>();
   at::Tensor cls, labels;
   if constexpr (features) {
-    cls = at::randn({m.batch, m.vit.dim()}, at::TensorOptions().device(dev));
-    labels = at::randint(m.vit.num_classes(), {m.batch}, at::TensorOptions().dtype(at::kLong).device(dev));
+    // the model's batch (the controller-only models have none: frost-train's 128)
+    const std::int64_t n = m.batch > 0 ? m.batch : 128;
+    cls = at::randn({n, m.vit.dim()}, at::TensorOptions().device(dev));
+    labels = at::randint(m.vit.num_classes(), {n}, at::TensorOptions().dtype(at::kLong).device(dev));
   }
   auto observe = [&] {
     if constexpr (features) ctl.observe_features(cls, labels);
