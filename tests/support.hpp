@@ -13,7 +13,20 @@
 
 #include <vector>
 
+#include "frost/concepts/criterion.hpp"
+#include "frost/host.hpp"
+
 namespace frost_test {
+
+/// What the controller does after a step, for tests that drive a criterion
+/// alone: at a decision point, its statistics -> one host read -> decide().
+template <class C>
+void decide_as_controller(C& crit, const frost::StepState& s, frost::Decisions& out) {
+  if (!crit.decision_point(s)) return;
+  const at::Tensor t = frost::concepts::statistics_of(crit, s);
+  const std::vector<double> v = t.defined() ? frost::host::read(t) : std::vector<double>{};
+  crit.decide(s, frost::HostValues(v), out);
+}
 
 struct MlpBlockImpl : torch::nn::Module {
   explicit MlpBlockImpl(int64_t dim)

@@ -99,12 +99,7 @@ struct Driver {
   std::vector<frost::Decisions::Item> raw() {
     frost::Decisions d;
     crit.observe(state());
-    if (crit.decision_point(state())) {
-      // What the controller does: statistics -> one host read -> decide.
-      const at::Tensor t = frost::concepts::statistics_of(crit, state());
-      const std::vector<double> v = t.defined() ? frost::host::read(t) : std::vector<double>{};
-      crit.decide(state(), frost::HostValues(v), d);
-    }
+    frost_test::decide_as_controller(crit, state(), d);
     for (const auto& it : d.items())
       if (it.action == frost::Decisions::Action::freeze && std::isfinite(it.statistic) &&
           !frozen[it.block]) {

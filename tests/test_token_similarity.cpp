@@ -77,11 +77,9 @@ struct Sim {
   void run(const at::Tensor& f, const at::Tensor& y) {
     crit.observe_features(state(), f, y);
     crit.observe(state());
-    if (crit.decision_point(state())) {
-      const at::Tensor t = frost::concepts::statistics_of(crit, state());
-      const std::vector<double> v = t.defined() ? frost::host::read(t) : std::vector<double>{};
-      frost::Decisions d;
-      crit.decide(state(), frost::HostValues(v), d);
+    frost::Decisions d;
+    frost_test::decide_as_controller(crit, state(), d);
+    {
       using A = frost::Decisions::Action;
       for (const auto& it : d.items()) {
         auto& st = states[static_cast<std::size_t>(it.block)];
