@@ -587,12 +587,7 @@ RunResult run_strategy(
     ctl.before_step();
     const double ff = ctl.frozen_fraction();
     frozen_sum += ff;
-    // Backward work: blocks in trial get no gradient either.
-    double no_grad = 0.0;
-    for (std::size_t b = 0; b < ctl.blocks().size(); ++b)
-      if (ctl.block_state(b) != frost::BlockState::training)
-        no_grad += static_cast<double>(ctl.blocks()[b].numel);
-    busy_sum += 1.0 - no_grad / static_cast<double>(std::max<std::int64_t>(1, ctl.blocks().numel()));
+    busy_sum += 1.0 - ctl.no_grad_fraction();  // blocks in trial get no gradient either
     opt.zero_grad();
     const auto images = batch.images.to(device, /*non_blocking=*/true);
     const auto labels = batch.labels.to(device, /*non_blocking=*/true);

@@ -140,7 +140,7 @@ class FreezeController {
     }
     for (std::size_t g = 0; g < group_block_.size(); ++g) {
       adopt_user_lr(g);
-      set_group_lr(g, scale_of_group(g));
+      set_group_lr(g, lr_scale(step_, group_block_[g]));  // group_block_: a block or kHead
     }
     if (options_.controller().eval_frozen()) apply_eval_mode();
     phase_ = Phase::stepping;
@@ -292,27 +292,21 @@ class FreezeController {
   /// of the network whose outputs no longer change (what an activation cache
   /// may keep). Trials do not count.
   std::int64_t frozen_prefix() const {
-    std::int64_t n = 0;
-    while (static_cast<std::size_t>(n) < state_.size() &&
-           state_[static_cast<std::size_t>(n)] == BlockState::frozen)
-      ++n;
-    return n;
+    return leading([](BlockState st) { return st == BlockState::frozen; });
   }
   /// Number of leading blocks that get no gradient (trial or frozen): the part
   /// of the network that costs no backward work this step.
   std::int64_t no_grad_prefix() const {
-    std::int64_t n = 0;
-    while (static_cast<std::size_t>(n) < state_.size() &&
-           state_[static_cast<std::size_t>(n)] != BlockState::training)
-      ++n;
-    return n;
+    return leading([](BlockState st) { return st != BlockState::training; });
   }
   /// Parameters in blocks frozen for good / parameters in all blocks.
   double frozen_fraction() const {
-    std::int64_t f = 0;
-    for (std::size_t i = 0; i < blocks_.size(); ++i)
-      if (state_[i] == BlockState::frozen) f += blocks_[i].numel;
-    return blocks_.numel() ? static_cast<double>(f) / static_cast<double>(blocks_.numel()) : 0.0;
+    return fraction([](BlockState st) { return st == BlockState::frozen; });
+  }
+  /// Parameters in blocks that get no gradient (trial or frozen) / parameters
+  /// in all blocks: the share of the blocks' backward and update work avoided.
+  double no_grad_fraction() const {
+    return fraction([](BlockState st) { return st != BlockState::training; });
   }
   /// Increases with every state change (data-parallel gradient buckets are
   /// rebuilt when it moves).
@@ -664,6 +658,20 @@ class FreezeController {
   std::int64_t count(BlockState st) const {
     return static_cast<std::int64_t>(std::count(state_.begin(), state_.end(), st));
   }
+  /// Parameters in blocks whose state satisfies `pred` / parameters in all blocks.
+  template <class Pred>
+  double fraction(Pred pred) const {
+    std::int64_t f = 0;
+    for (std::size_t i = 0; i < blocks_.size(); ++i)
+      if (pred(state_[i])) f += blocks_[i].numel;
+    return blocks_.numel() ? static_cast<double>(f) / static_cast<double>(blocks_.numel()) : 0.0;
+  }
+  /// Number of leading blocks (input side first) whose state satisfies `pred`.
+  template <class Pred>
+  std::int64_t leading(Pred pred) const {
+    const auto it = std::find_if_not(state_.begin(), state_.end(), pred);
+    return static_cast<std::int64_t>(it - state_.begin());
+  }
 
   void check_block(std::size_t block, const char* what) const {
     detail::require(block < blocks_.size(), what, "(", block, "): there are only ", blocks_.size(),
@@ -850,11 +858,6 @@ class FreezeController {
       for (const auto& m : blk.modules) m->eval();
   }
 
-  double scale_of_group(std::size_t g) const {
-    const std::int64_t b = group_block_[g];
-    if (b >= 0 && state_[static_cast<std::size_t>(b)] != BlockState::training) return 0.0;
-    return schedule_.lr_scale(step_, b >= 0 ? b : kHead);
-  }
 
   void set_group_lr(std::size_t g, double scale) {
     const double lr = base_lr_[g] * scale;
