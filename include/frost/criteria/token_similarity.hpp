@@ -154,7 +154,6 @@ class TokenSimilarity {
     phase_ = Phase::recording;
     phase_start_ = o_.start_step();
     block_ = -1;
-    next_ = 0;
     seen_ = 0;
     eta_prev_ = nan();
     last_eta_ = nan();
@@ -210,7 +209,6 @@ class TokenSimilarity {
     ar.write("phase", c10::IValue(static_cast<std::int64_t>(phase_)));
     ar.write("phase_start", c10::IValue(phase_start_));
     ar.write("block", c10::IValue(block_));
-    ar.write("next", c10::IValue(next_));
     ar.write("seen", c10::IValue(seen_));
     ar.write("eta_prev", c10::IValue(eta_prev_));
     ar.write("last_eta", c10::IValue(last_eta_));
@@ -228,13 +226,12 @@ class TokenSimilarity {
     const auto phase = read_value(ar, "phase").toInt();
     const auto phase_start = read_value(ar, "phase_start").toInt();
     const auto block = read_value(ar, "block").toInt();
-    const auto next = read_value(ar, "next").toInt();
     const auto seen = read_value(ar, "seen").toInt();
     const double eta_prev = read_value(ar, "eta_prev").toDouble();
     const double last_eta = read_value(ar, "last_eta").toDouble();
     const auto per_block = read_value(ar, "eta_prev_block").toDoubleVector();
     const bool allocated = read_value(ar, "allocated").toBool();
-    detail::require(phase >= 0 && phase <= 2 && block >= -1 && block < nb_ && next >= 0 &&
+    detail::require(phase >= 0 && phase <= 2 && block >= -1 && block < nb_ &&
                         per_block.size() == static_cast<std::size_t>(nb_),
                     name, ": the state is for another block map (", per_block.size(),
                     " blocks, this one has ", nb_, ")");
@@ -253,7 +250,6 @@ class TokenSimilarity {
     phase_ = static_cast<Phase>(phase);
     phase_start_ = phase_start;
     block_ = block;
-    next_ = next;
     seen_ = seen;
     eta_prev_ = eta_prev;
     last_eta_ = last_eta;
@@ -334,7 +330,7 @@ class TokenSimilarity {
 
   /// The first training block from `from` on; false (and done) when none is left.
   bool pick(const StepState& s, std::int64_t from) {
-    for (std::int64_t b = std::max(from, next_); b < nb_; ++b)
+    for (std::int64_t b = from; b < nb_; ++b)
       if (s.trains(b)) {
         block_ = b;
         return true;
@@ -362,8 +358,7 @@ class TokenSimilarity {
                     "); call ctl.observe_features(class_token, labels) after the forward pass of "
                     "every step");
     if (!s.trains(block_)) {  // frozen by someone else meanwhile: on to the next block
-      next_ = block_ + 1;
-      if (pick(s, next_)) restart_recording(s);
+      if (pick(s, block_ + 1)) restart_recording(s);
       return;
     }
     {
@@ -402,7 +397,6 @@ class TokenSimilarity {
       if (!std::isnan(before) && eta <= before) {  // Algorithm 1: eta_k <= eta_{k-1}
         out.commit(block_, eta, d.str() + ": eta <= eta_prev, frozen");
         committed = true;
-        next_ = block_ + 1;
       } else {
         out.revert(block_, eta,
                    d.str() + (std::isnan(before) ? ": first comparison" : ": eta > eta_prev"));
@@ -426,7 +420,6 @@ class TokenSimilarity {
   Phase phase_ = Phase::recording;
   std::int64_t phase_start_ = 0;
   std::int64_t block_ = -1;  // under evaluation
-  std::int64_t next_ = 0;    // blocks before it are done with
   std::int64_t seen_ = 0;    // observe_features calls in this phase
   double eta_prev_ = std::numeric_limits<double>::quiet_NaN();
   double last_eta_ = std::numeric_limits<double>::quiet_NaN();
