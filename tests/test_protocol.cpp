@@ -148,6 +148,21 @@ std::string temp_dir(const std::string& name) {
   return dir.string();
 }
 
+/// A model, its detected block map, SGD and a controller: what a run builds
+/// (and what a resumed run builds again before loading).
+template <class Ctl>
+struct Rig {
+  explicit Rig(const typename Ctl::Options& o = {},
+               const std::function<frost::BlockMap(const Net&)>& map = {})
+      : blocks(map ? map(net) : frost::BlockMap::detect(*net)),
+        opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.05)),
+        ctl(net, opt, blocks, o) {}
+  Net net;
+  frost::BlockMap blocks;
+  torch::optim::SGD opt;
+  Ctl ctl;
+};
+
 // --- a training run that can be cut in two --------------------------------
 struct Run {
   std::vector<double> losses;
@@ -467,14 +482,11 @@ TEST_SUITE("protocol") {
                                         frost::schedules::Constant, frost::stop::Patience>;
     Ctl::Options o;
     o.criterion().interval(2).mode(frost::criteria::FreezeMode::any_order);
-    Net net;
-    auto blocks = frost::BlockMap::detect(*net);
-    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.05));
-    Ctl ctl(net, opt, blocks, o);
-    for (int i = 0; i < 8; ++i) step(ctl, net, opt, task);
-    REQUIRE(ctl.num_frozen() > 0);
+    Rig<Ctl> run(o);
+    for (int i = 0; i < 8; ++i) step(run.ctl, run.net, run.opt, task);
+    REQUIRE(run.ctl.num_frozen() > 0);
     torch::serialize::OutputArchive ar;
-    frost::save(ctl, ar);
+    frost::save(run.ctl, ar);
     const std::string bytes = bytes_of(ar);
 
     auto fresh_is_untouched = [](const auto& c, const frost::BlockMap& b) {
@@ -487,64 +499,54 @@ TEST_SUITE("protocol") {
     SUBCASE("another composition") {
       using Other = frost::FreezeController<frost::criteria::GradientThreshold,
                                             frost::schedules::Constant, frost::stop::Patience>;
-      Net n2;
-      auto b2 = frost::BlockMap::detect(*n2);
-      torch::optim::SGD o2(frost::param_groups(b2, *n2), torch::optim::SGDOptions(0.05));
-      Other other(n2, o2, b2, Other::Options().criterion(
-                                  frost::criteria::GradientThresholdOptions().window(2)));
+      Rig<Other> other(
+          Other::Options().criterion(frost::criteria::GradientThresholdOptions().window(2)));
       torch::serialize::InputArchive in;
       read_bytes(in, bytes);
-      CHECK_FROST_ERROR(frost::load(other, in, "run.ckpt"), "another strategy");
+      CHECK_FROST_ERROR(frost::load(other.ctl, in, "run.ckpt"), "another strategy");
       torch::serialize::InputArchive in2;
       read_bytes(in2, bytes);
-      CHECK_FROST_ERROR(frost::load(other, in2, "run.ckpt"), "run.ckpt");
-      fresh_is_untouched(other, b2);
+      CHECK_FROST_ERROR(frost::load(other.ctl, in2, "run.ckpt"), "run.ckpt");
+      fresh_is_untouched(other.ctl, other.blocks);
     }
     SUBCASE("another block map of the same size (by names)") {
-      Net n2;
       // the head in the place of the stem: same number of blocks, other names
-      auto b2 = frost::BlockMap::from_prefixes(*n2, {"blocks.0", "blocks.1", "blocks.2",
-                                                     "blocks.3", "head"});
-      torch::optim::SGD o2(frost::param_groups(b2, *n2), torch::optim::SGDOptions(0.05));
-      Ctl other(n2, o2, b2, o);
+      Rig<Ctl> other(o, [](const Net& n) {
+        return frost::BlockMap::from_prefixes(*n, {"blocks.0", "blocks.1", "blocks.2", "blocks.3",
+                                                   "head"});
+      });
       torch::serialize::InputArchive in;
       read_bytes(in, bytes);
-      CHECK_FROST_ERROR(frost::load(other, in, "run.ckpt"), "another block map");
-      fresh_is_untouched(other, b2);
+      CHECK_FROST_ERROR(frost::load(other.ctl, in, "run.ckpt"), "another block map");
+      fresh_is_untouched(other.ctl, other.blocks);
     }
     SUBCASE("a controller that has already stepped") {
-      Net n2;
-      auto b2 = frost::BlockMap::detect(*n2);
-      torch::optim::SGD o2(frost::param_groups(b2, *n2), torch::optim::SGDOptions(0.05));
-      Ctl other(n2, o2, b2, o);
-      step(other, n2, o2, task);
+      Rig<Ctl> other(o);
+      step(other.ctl, other.net, other.opt, task);
       torch::serialize::InputArchive in;
       read_bytes(in, bytes);
-      CHECK_FROST_ERROR(frost::load(other, in, "run.ckpt"), "already stepped");
-      CHECK(other.step() == 1);
+      CHECK_FROST_ERROR(frost::load(other.ctl, in, "run.ckpt"), "already stepped");
+      CHECK(other.ctl.step() == 1);
     }
     SUBCASE("an unknown format, a foreign archive") {
-      Net n2;
-      auto b2 = frost::BlockMap::detect(*n2);
-      torch::optim::SGD o2(frost::param_groups(b2, *n2), torch::optim::SGDOptions(0.05));
-      Ctl other(n2, o2, b2, o);
+      Rig<Ctl> other(o);
       torch::serialize::OutputArchive future;
       future.write("frost.format", c10::IValue(std::int64_t{3}));
       torch::serialize::InputArchive in;
       read_bytes(in, bytes_of(future));
-      CHECK_FROST_ERROR(frost::load(other, in, "future.ckpt"), "format 3");
+      CHECK_FROST_ERROR(frost::load(other.ctl, in, "future.ckpt"), "format 3");
       torch::serialize::OutputArchive foreign;
       foreign.write("weights", at::ones({3}));
       torch::serialize::InputArchive in2;
       read_bytes(in2, bytes_of(foreign));
-      CHECK_FROST_ERROR(frost::load(other, in2, "weights.pt"), "no frost state");
-      fresh_is_untouched(other, b2);
+      CHECK_FROST_ERROR(frost::load(other.ctl, in2, "weights.pt"), "no frost state");
+      fresh_is_untouched(other.ctl, other.blocks);
     }
     SUBCASE("a flipped byte in the frost state fails the checksum") {
       torch::serialize::InputArchive in;
       read_bytes(in, bytes);
       at::Tensor state;
-      c10::IValue crc, format;
+      c10::IValue crc;
       in.read("frost.state", state, true);
       in.read("frost.crc32", crc);
       state = state.clone();
@@ -553,14 +555,11 @@ TEST_SUITE("protocol") {
       tampered.write("frost.format", c10::IValue(frost::kCheckpointFormat));
       tampered.write("frost.state", state, true);
       tampered.write("frost.crc32", crc);
-      Net n2;
-      auto b2 = frost::BlockMap::detect(*n2);
-      torch::optim::SGD o2(frost::param_groups(b2, *n2), torch::optim::SGDOptions(0.05));
-      Ctl other(n2, o2, b2, o);
+      Rig<Ctl> other(o);
       torch::serialize::InputArchive in2;
       read_bytes(in2, bytes_of(tampered));
-      CHECK_FROST_ERROR(frost::load(other, in2, "run.ckpt"), "checksum");
-      fresh_is_untouched(other, b2);
+      CHECK_FROST_ERROR(frost::load(other.ctl, in2, "run.ckpt"), "checksum");
+      fresh_is_untouched(other.ctl, other.blocks);
     }
   }
 
@@ -570,14 +569,11 @@ TEST_SUITE("protocol") {
                                         frost::schedules::Constant, frost::stop::AllFrozen>;
     Ctl::Options o;
     o.criterion().window(3);
-    Net net;
-    auto blocks = frost::BlockMap::detect(*net);
-    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.05));
-    Ctl ctl(net, opt, blocks, o);
-    for (int i = 0; i < 7; ++i) step(ctl, net, opt, task);
+    Rig<Ctl> run(o);
+    for (int i = 0; i < 7; ++i) step(run.ctl, run.net, run.opt, task);
     const std::string dir = temp_dir("files");
     const std::string good = dir + "/run.frost";
-    frost::save_checkpoint(ctl, good);
+    frost::save_checkpoint(run.ctl, good);
     std::string bytes;
     {
       std::ifstream f(good, std::ios::binary);
@@ -589,22 +585,16 @@ TEST_SUITE("protocol") {
       return dir + "/" + name;
     };
     auto fresh = [&](auto&& check) {
-      Net n2;
-      auto b2 = frost::BlockMap::detect(*n2);
-      torch::optim::SGD o2(frost::param_groups(b2, *n2), torch::optim::SGDOptions(0.05));
-      Ctl other(n2, o2, b2, o);
-      check(other);
-      CHECK(other.step() == 0);  // nothing changed
-      CHECK(other.num_frozen() == 0);
+      Rig<Ctl> other(o);
+      check(other.ctl);
+      CHECK(other.ctl.step() == 0);  // nothing changed
+      CHECK(other.ctl.num_frozen() == 0);
     };
     {
-      Net n2;
-      auto b2 = frost::BlockMap::detect(*n2);
-      torch::optim::SGD o2(frost::param_groups(b2, *n2), torch::optim::SGDOptions(0.05));
-      Ctl c(n2, o2, b2, o);
-      frost::load_checkpoint(c, good);
-      CHECK(c.step() == 7);
-      CHECK(c.criterion().evaluations() == 2);
+      Rig<Ctl> resumed(o);
+      frost::load_checkpoint(resumed.ctl, good);
+      CHECK(resumed.ctl.step() == 7);
+      CHECK(resumed.ctl.criterion().evaluations() == 2);
     }
     fresh([&](Ctl& c) {
       const std::string p = write("truncated.frost", bytes.substr(0, bytes.size() / 2));
@@ -632,9 +622,9 @@ TEST_SUITE("protocol") {
       const std::string p = write("damaged.frost", damaged);
       fresh([&](Ctl& c) { CHECK_FROST_ERROR(frost::load_checkpoint(c, p), "damaged.frost"); });
     }
-    CHECK_FROST_ERROR(frost::save_checkpoint(ctl, dir + "/no/such/dir/run.frost"),
+    CHECK_FROST_ERROR(frost::save_checkpoint(run.ctl, dir + "/no/such/dir/run.frost"),
                       "does not exist");
-    CHECK_FROST_ERROR(frost::save_checkpoint(ctl, dir), "is a directory");
+    CHECK_FROST_ERROR(frost::save_checkpoint(run.ctl, dir), "is a directory");
     std::filesystem::remove_all(dir);
   }
 
