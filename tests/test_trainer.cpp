@@ -323,6 +323,13 @@ TEST_CASE("train: every command-line flag sets its TrainConfig field and --help 
       {"--progress", {"--progress"}, [](const Cfg& c) { return c.progress == 1; }},
       {"--no-progress", {"--no-progress"}, [](const Cfg& c) { return c.progress == 0; }},
       {"--quiet", {"--quiet"}, [](const Cfg& c) { return c.quiet; }},
+      {"--world-size", {"--world-size", "2"}, [](const Cfg& c) { return c.world_size == 2; }},
+      {"--rank", {"--rank", "1"}, [](const Cfg& c) { return c.rank == 1; }},
+      {"--master-addr", {"--master-addr", "10.0.0.1"},
+       [](const Cfg& c) { return c.master_addr == "10.0.0.1"; }},
+      {"--master-port", {"--master-port", "29511"},
+       [](const Cfg& c) { return c.master_port == 29511; }},
+      {"--dist-timeout", {"--dist-timeout", "30"}, [](const Cfg& c) { return c.dist_timeout == 30; }},
   };
   const std::string help = frost_train::usage();
   std::set<std::string> tested;

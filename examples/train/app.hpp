@@ -117,20 +117,37 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
                        "' (see --list)");
   }
 
-  if (cfg.out_dir.empty()) cfg.out_dir = join("out", timestamp());
+  const torch::Device requested = parse_device(cfg.device);
+  const World world = join_world(cfg, requested.is_cuda());
+  if (cfg.batch_size % world.size != 0)
+    throw UsageError("--batch-size " + std::to_string(cfg.batch_size) + " is the global batch; "
+                     "with " + std::to_string(world.size) + " ranks it must be a multiple of " +
+                     std::to_string(world.size));
+  // One output directory for all ranks: rank 0's.
+  if (cfg.out_dir.empty() && world.root()) cfg.out_dir = join("out", timestamp());
+  cfg.out_dir = world.share("out_dir", cfg.out_dir);
   if (cfg.data_dir.empty()) cfg.data_dir = default_data_dir();
   make_dirs(cfg.out_dir);
-  if (!resume) {
+  if (!resume && world.root()) {
     std::string a;
     for (const auto& x : original_args) a += x + "\n";
     write_file_atomic(join(cfg.out_dir, "args.txt"), a);
   }
-  const int threads = cfg.threads > 0 ? cfg.threads
-                                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // All cores, shared by the ranks on this machine (torchrun's LOCAL_WORLD_SIZE,
+  // else all ranks): two ranks on two cores each get one thread, not two.
+  int local_ranks = world.size;
+  if (const char* l = std::getenv("LOCAL_WORLD_SIZE"); l && std::atoi(l) > 0) local_ranks = std::atoi(l);
+  const int threads =
+      cfg.threads > 0 ? cfg.threads
+                      : std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) /
+                                        local_ranks);
   torch::set_num_threads(threads);
-  const torch::Device device = parse_device(cfg.device);
+  // Several ranks on one machine share its GPUs by LOCAL_RANK.
+  const torch::Device device = world.parallel() && requested.is_cuda() && !requested.has_index()
+                                   ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank))
+                                   : requested;
   auto log = [&](const std::string& m) {
-    if (!cfg.quiet) out << m << std::endl;
+    if (!cfg.quiet && world.root()) out << m << std::endl;
   };
 
   const TaskData data =
@@ -151,9 +168,15 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
       << "  strategies:";
     for (auto* s : chosen) m << " " << s->name;
     m << "\n  output: " << cfg.out_dir << (resume ? " (resuming)" : "");
+    if (world.parallel())
+      m << "\n  data-parallel: " << world.size << " ranks (c10d), batch " << cfg.batch_size / world.size
+        << " per rank, each on its own fixed shard of the fine-tuning images";
     log(m.str());
   }
-  const std::string pretrained = ensure_pretrained(cfg, data, device, log);
+  // Rank 0 pre-trains (or finds the cache); the others wait for its path.
+  std::string pretrained;
+  if (world.root()) pretrained = ensure_pretrained(cfg, data, device, log);
+  pretrained = world.share("pretrained", pretrained);
 
   std::vector<RunResult> rs;
   for (std::size_t i = 0; i < chosen.size(); ++i) {
@@ -166,6 +189,7 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
     ctx.resume = resume;
     ctx.sets = sets[i];
     ctx.log = log;
+    ctx.world = &world;
     log("\n== " + chosen[i]->name + ": " + chosen[i]->summary);
     RunResult r = chosen[i]->run(ctx);
     {
@@ -193,9 +217,12 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
     m << std::fixed << std::setprecision(2) << "   test accuracy " << r.test_accuracy << "%, "
       << std::setprecision(1) << r.wall_s << " s, " << r.steps << "/" << r.planned_steps
       << " steps, froze at: " << freeze_steps_text(r);
+    if (world.parallel() && r.comm_full_mib > 0)
+      m << "\n   gradients all-reduced: " << std::setprecision(1) << r.comm_mib << " MiB per rank ("
+        << std::setprecision(0) << 100.0 * r.comm_mib / r.comm_full_mib
+        << "% of what an all-reduce of every gradient sends)";
     log(m.str());
-    const std::string svg = render_svg({r});
-    write_file_atomic(join(ctx.out_dir, "timeline.svg"), svg);
+    if (world.root()) write_file_atomic(join(ctx.out_dir, "timeline.svg"), render_svg({r}));
     rs.push_back(std::move(r));
   }
   bool all_done = true;
@@ -203,6 +230,10 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
   if (!all_done || rs.size() < chosen.size()) {
     if (results) *results = rs;
     return 3;
+  }
+  if (!world.root()) {  // rank 0 writes the table and the pictures
+    if (results) *results = std::move(rs);
+    return 0;
   }
 
   const std::string svg_path = join(cfg.out_dir, "timeline.svg");

@@ -56,6 +56,12 @@ struct TrainConfig {
   bool quiet = false;
   std::int64_t max_steps = -1;          // stop after this many steps this session (testing --resume)
   std::vector<std::string> argv;        // the arguments as given (saved for --resume)
+  // data-parallel (torchrun's environment unless given): -1 / empty = from the environment
+  int rank = -1;                        // --rank (RANK)
+  int world_size = -1;                  // --world-size (WORLD_SIZE; 1 = one process)
+  std::string master_addr;              // --master-addr (MASTER_ADDR, 127.0.0.1)
+  int master_port = -1;                 // --master-port (MASTER_PORT, 29500)
+  double dist_timeout = -1;             // --dist-timeout seconds (FROST_DIST_TIMEOUT, 300)
 };
 
 namespace detail {
@@ -282,6 +288,29 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
   app.add_flag_callback("--no-progress", [&cfg] { cfg.progress = 0; }, "no progress bar")
       ->trigger_on_parse();
   app.add_flag("--quiet", cfg.quiet, "only the final table");
+
+  app.option_defaults()->group("Data-parallel (default: torchrun's environment variables)");
+  app.add_option("--world-size", cfg.world_size,
+                 "ranks in the run (WORLD_SIZE; 1: a single process)")
+      ->type_name("N")
+      ->transform(number<int>())
+      ->check(positive());
+  app.add_option("--rank", cfg.rank, "this process' rank, 0..world-size-1 (RANK)")
+      ->type_name("R")
+      ->transform(number<int>())
+      ->check(non_negative());
+  app.add_option("--master-addr", cfg.master_addr, "rank 0's host (MASTER_ADDR, 127.0.0.1)")
+      ->type_name("HOST");
+  app.add_option("--master-port", cfg.master_port, "rank 0's rendezvous port (MASTER_PORT, 29500)")
+      ->type_name("PORT")
+      ->transform(number<int>())
+      ->check(positive());
+  app.add_option("--dist-timeout", cfg.dist_timeout,
+                 "seconds a rank waits for another before failing, naming it "
+                 "(FROST_DIST_TIMEOUT, 300)")
+      ->type_name("S")
+      ->transform(number<double>())
+      ->check(positive());
 }
 
 /// The --help text: every flag with its default.

@@ -24,10 +24,10 @@ struct Strategy {
 template <class C, class S, class P>
 Strategy make_strategy(
     std::string name, std::string summary, bool adaptive,
-    std::function<void(typename frost::FreezeController<C, S, P>::Options&, const Plan&,
+    std::function<void(typename TrainController<C, S, P>::Options&, const Plan&,
                        const frost::BlockMap&)>
         configure) {
-  using Ctl = frost::FreezeController<C, S, P>;
+  using Ctl = TrainController<C, S, P>;
   Strategy s;
   s.name = name;
   s.summary = std::move(summary);

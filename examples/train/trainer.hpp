@@ -41,6 +41,7 @@
 
 #include "cli.hpp"
 #include "progress.hpp"
+#include "world.hpp"
 
 namespace frost_train {
 
@@ -233,21 +234,38 @@ inline void sync(const torch::Device& d) {
   if (d.is_cuda()) torch::cuda::synchronize(d.has_index() ? d.index() : -1);
 }
 
-/// Top-1 accuracy (in %) of `model` on `ds`.
+/// Top-1 accuracy (in %) of `model` on `ds`. With several ranks each takes
+/// its contiguous part and the counts are summed (every rank gets the result).
 inline double evaluate(fx::ViT& model, const fx::Dataset& ds, const torch::Device& device,
-                       std::int64_t batch = 500) {
+                       const World& world = World{}, std::int64_t batch = 500) {
   torch::NoGradGuard ng;
   const bool was_training = model->is_training();
   model->eval();
-  std::int64_t correct = 0;
-  for (std::int64_t i = 0; i < ds.size(); i += batch) {
-    const auto n = std::min(batch, ds.size() - i);
+  const std::int64_t begin = ds.size() * world.rank / world.size;
+  const std::int64_t end = ds.size() * (world.rank + 1) / world.size;
+  at::Tensor correct = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device));
+  for (std::int64_t i = begin; i < end; i += batch) {
+    const auto n = std::min(batch, end - i);
     auto x = ds.images.narrow(0, i, n).to(device);
     auto y = ds.labels.narrow(0, i, n).to(device);
-    correct += model->forward(x).argmax(1).eq(y).sum().item<std::int64_t>();
+    correct += model->forward(x).argmax(1).eq(y).sum();
   }
   if (was_training) model->train();
-  return ds.size() ? 100.0 * static_cast<double>(correct) / static_cast<double>(ds.size()) : 0.0;
+  world.sum_(correct);
+  return ds.size() ? 100.0 * static_cast<double>(correct.item<std::int64_t>()) /
+                         static_cast<double>(ds.size())
+                   : 0.0;
+}
+
+/// Rank r's fixed shard of `ds`: samples r, r + W, r + 2W, ... The same number
+/// on every rank (the last size % W samples are left out), so that every rank
+/// runs the same number of steps; fixed, so that a sample stays on its rank
+/// for the whole run (what a per-rank activation cache needs).
+inline fx::Dataset shard(const fx::Dataset& ds, const World& world) {
+  if (!world.parallel()) return ds;
+  const std::int64_t per = ds.size() / world.size;
+  const auto idx = at::arange(world.rank, per * world.size, world.size, at::kLong);
+  return {ds.images.index_select(0, idx), ds.labels.index_select(0, idx)};
 }
 
 // --- pre-training (classes 0-4), cached -------------------------------------------
@@ -345,6 +363,9 @@ struct RunResult {
   std::vector<std::int64_t> freeze_step; ///< per block: step it froze, -1 never
   double peak_mem_mib = std::numeric_limits<double>::quiet_NaN();
   std::string peak_mem_kind;
+  int ranks = 1;                         ///< data-parallel ranks
+  double comm_mib = 0.0;                 ///< gradients all-reduced by this rank (payload)
+  double comm_full_mib = 0.0;            ///< the same had nothing been frozen
   std::vector<double> losses;            ///< per step
   frost::Timeline timeline;
   frost::OptionList config;              ///< ctl.describe()
@@ -363,6 +384,7 @@ struct RunContext {
   bool resume = false;                    ///< continue from out_dir/checkpoint.pt when present
   std::vector<std::pair<std::string, std::string>> sets;  ///< --set for this strategy
   std::function<void(const std::string&)> log = [](const std::string&) {};
+  const World* world = nullptr;           ///< null: one process
 };
 
 /// The fine-tuning budget: steps per epoch and total steps.
@@ -438,12 +460,17 @@ inline std::string concepts_names(const frost::OptionList& config) {
 template <class C, class S, class P>
 RunResult run_strategy(
     const RunContext& ctx, const std::string& name,
-    const std::function<void(typename frost::FreezeController<C, S, P>::Options&, const Plan&,
+    const std::function<void(typename TrainController<C, S, P>::Options&, const Plan&,
                              const frost::BlockMap&)>& configure) {
-  using Ctl = frost::FreezeController<C, S, P>;
+  using Ctl = TrainController<C, S, P>;
   const TrainConfig& cfg = ctx.cfg;
   const TaskData& data = *ctx.data;
   const torch::Device device = ctx.device;
+  const World single;
+  const World& world = ctx.world ? *ctx.world : single;
+  // This rank's shard and its part of the (global) batch.
+  const fx::Dataset train = shard(data.train, world);
+  const std::int64_t batch_size = cfg.batch_size / world.size;
   make_dirs(ctx.out_dir);
   const std::string ckpt_path = join(ctx.out_dir, "checkpoint.pt");
   const std::string log_path = join(ctx.out_dir, "steps.jsonl");
@@ -466,6 +493,14 @@ RunResult run_strategy(
   }
   model->to(device);
   model->train();
+#ifdef FROST_TRAIN_DISTRIBUTED
+  // Rank 0's weights everywhere; then gradients averaged over the ranks,
+  // frozen blocks left out of the all-reduce.
+  std::unique_ptr<frost::dist::GradientSync> grad_sync;
+  if (world.parallel()) grad_sync = std::make_unique<frost::dist::GradientSync>(*model, world.group);
+  std::int64_t comm_bytes = 0, comm_full_bytes = 0, full_numel = 0;
+  for (const auto& p : model->parameters()) full_numel += p.numel();
+#endif
   auto blocks = frost::BlockMap::detect(*model);
   torch::optim::AdamW opt(frost::param_groups(blocks, *model),
                           torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
@@ -478,6 +513,9 @@ RunResult run_strategy(
       .warmup_steps(std::min(cfg.warmup_steps, plan.total_steps - 1));
   if (configure) configure(opts, plan, blocks);
   for (const auto& kv : ctx.sets) Ctl::set_option(opts, kv.first, kv.second);
+#ifdef FROST_TRAIN_DISTRIBUTED
+  opts.reducer().group(world.group);  // every rank takes every decision
+#endif
   Ctl ctl(model, opt, blocks, opts);
   r.config = ctl.describe();
   r.composition = concepts_names(r.config);
@@ -503,17 +541,22 @@ RunResult run_strategy(
     busy_sum = frost::read_value(ar, "trainer.busy_sum").toDouble();
     losses = frost::read_value(ar, "trainer.losses").toDoubleVector();
     step = ctl.step();
-    detail::truncate_log(log_path, step);
+    if (world.root()) detail::truncate_log(log_path, step);
     r.resumed = true;
     ctx.log("[" + name + "] resumed from " + ckpt_path + " at step " + std::to_string(step));
-  } else {
+  } else if (world.root()) {
     detail::write_text(log_path, "");
   }
 
-  std::ofstream log(log_path, std::ios::app);
-  if (!log) throw std::runtime_error("cannot write " + log_path);
+  // Rank 0 keeps the log and the checkpoint (the ranks hold the same state).
+  std::ofstream log;
+  if (world.root()) {
+    log.open(log_path, std::ios::app);
+    if (!log) throw std::runtime_error("cannot write " + log_path);
+  }
 
   auto save_checkpoint = [&]() {
+    if (!world.root()) return;
     torch::serialize::OutputArchive ar, msub, osub, fsub;
     model->save(msub);
     opt.save(osub);
@@ -543,6 +586,7 @@ RunResult run_strategy(
   auto flush = [&]() {
     if (rows.empty()) return;
     auto host = torch::stack(pending).to(torch::kCPU, torch::kDouble);
+    world.mean_(host);  // the loss of the global batch: one collective per flush
     const double* lp = host.data_ptr<double>();
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto& row = rows[i];
@@ -564,12 +608,15 @@ RunResult run_strategy(
   };
 
   std::size_t seen_events = ctl.timeline().size();
-  Progress bar(name, plan.total_steps, cfg.quiet ? 0 : cfg.progress);
+  Progress bar(name, plan.total_steps, cfg.quiet || !world.root() ? 0 : cfg.progress);
+  // Flushes are collectives with several ranks: every rank flushes at the same
+  // steps, whether or not it draws a progress bar.
+  const bool ticks = world.parallel() || bar.enabled();
   reset_peak_memory(device);
   std::int64_t session_steps = 0;
   bool interrupted = false;
 
-  fx::Batches epoch_batches(data.train, cfg.batch_size, data_seed(cfg, step / plan.steps_per_epoch));
+  fx::Batches epoch_batches(train, batch_size, data_seed(cfg, step / plan.steps_per_epoch));
   std::int64_t batches_epoch = step / plan.steps_per_epoch;
   auto t0 = std::chrono::steady_clock::now();
   while (step < plan.total_steps && !ctl.should_stop()) {
@@ -579,7 +626,7 @@ RunResult run_strategy(
     }
     const std::int64_t epoch = step / plan.steps_per_epoch;
     if (epoch != batches_epoch) {
-      epoch_batches = fx::Batches(data.train, cfg.batch_size, data_seed(cfg, epoch));
+      epoch_batches = fx::Batches(train, batch_size, data_seed(cfg, epoch));
       batches_epoch = epoch;
     }
     auto batch = epoch_batches[std::min(step % plan.steps_per_epoch, epoch_batches.size() - 1)];
@@ -603,6 +650,13 @@ RunResult run_strategy(
     }
     auto loss = torch::nn::functional::cross_entropy(logits, labels);
     loss.backward();
+#ifdef FROST_TRAIN_DISTRIBUTED
+    if (grad_sync) {
+      grad_sync->synchronize();  // before the criterion reads the gradients
+      comm_bytes += grad_sync->bytes_last_step();
+      comm_full_bytes += full_numel * 4;
+    }
+#endif
     ctl.after_backward();
     opt.step();
     ctl.after_step();
@@ -635,13 +689,13 @@ RunResult run_strategy(
     const bool ckpt_due = cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0 &&
                           step < plan.total_steps && !ctl.should_stop();
     const bool eval_due = cfg.eval_every > 0 && step % cfg.eval_every == 0;
-    if (rows.size() >= 25 || ckpt_due || eval_due || (bar.enabled() && step % 10 == 0)) {
+    if (rows.size() >= 25 || ckpt_due || eval_due || (ticks && step % 10 == 0)) {
       {
         sync(device);
         elapsed += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         flush();
         if (eval_due) {
-          const double acc = evaluate(model, data.test, device);
+          const double acc = evaluate(model, data.test, device, world);
           log << json_line({{"step", step - 1}, {"test_accuracy", json_number(acc)}});
           log.flush();
         }
@@ -677,13 +731,24 @@ RunResult run_strategy(
         e.block >= 0 && r.freeze_step[static_cast<std::size_t>(e.block)] < 0)
       r.freeze_step[static_cast<std::size_t>(e.block)] = e.step;
   r.completed = !interrupted;
-  detail::write_text(join(ctx.out_dir, "timeline.csv"), detail::timeline_csv(r.timeline));
-  {
+  r.ranks = world.size;
+#ifdef FROST_TRAIN_DISTRIBUTED
+  r.comm_mib = static_cast<double>(comm_bytes) / (1024.0 * 1024.0);
+  r.comm_full_mib = static_cast<double>(comm_full_bytes) / (1024.0 * 1024.0);
+#endif
+  if (world.parallel()) {
+    // Every rank's own timeline: identical across ranks by construction.
+    const std::string mine = join(ctx.out_dir, "rank" + std::to_string(world.rank));
+    make_dirs(mine);
+    detail::write_text(join(mine, "timeline.csv"), detail::timeline_csv(r.timeline));
+  }
+  if (world.root()) {
+    detail::write_text(join(ctx.out_dir, "timeline.csv"), detail::timeline_csv(r.timeline));
     std::ostringstream c;
     for (const auto& kv : r.config) c << kv.first << "=" << kv.second << "\n";
     detail::write_text(join(ctx.out_dir, "config.txt"), c.str());
   }
-  if (r.completed) r.test_accuracy = evaluate(model, data.test, device);
+  if (r.completed) r.test_accuracy = evaluate(model, data.test, device, world);
   return r;
 }
 

@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -41,9 +42,12 @@
 #include <utility>
 #include <vector>
 
-#include "doctest_torch.hpp"  // after LibTorch's headers: CHECK is doctest's
 #include "frost/distributed.hpp"
 #include "frost/frost.hpp"
+#ifdef FROST_DIST_TESTS_TRAINER
+#include "app.hpp"  // examples/train: frost-train's whole program
+#endif
+#include "doctest_torch.hpp"  // after LibTorch's headers: CHECK is doctest's
 
 extern char** environ;
 
@@ -169,9 +173,29 @@ RunOut train(const std::shared_ptr<frost::dist::Group>& g, int steps, bool overl
 }
 
 // --- worker side ------------------------------------------------------------------
+std::string fashion_mnist() {
+  const char* env = std::getenv("FROST_FASHION_MNIST");
+  return env && *env ? env : "/usr/share/datasets/fashion-mnist";
+}
+
 int worker(const std::string& scenario) {
   try {
     const std::string out = std::getenv("FROST_TEST_OUT") ? std::getenv("FROST_TEST_OUT") : ".";
+#ifdef FROST_DIST_TESTS_TRAINER
+    if (scenario == "trainer") {  // frost-train joins the run itself, from the environment
+      frost_train::TrainConfig cfg;
+      frost_train::parse_args(
+          {"--compare", "full,autofreeze", "--data", fashion_mnist(), "--out", out + "/run",
+           "--cache", out + "/cache", "--threads", "1", "--pretrain-limit", "600",
+           "--train-limit", "320", "--test-limit", "300", "--batch-size", "32", "--epochs", "2",
+           "--warmup", "2", "--set", "autofreeze:criterion.interval=3", "--no-progress"},
+          cfg);
+      std::ostringstream os;
+      const int rc = frost_train::run_app(cfg, os);
+      std::ofstream(out + "/rank" + std::getenv("RANK") + ".txt") << os.str();
+      return rc;
+    }
+#endif
     auto g = frost::dist::init();
     const std::string me = out + "/rank" + std::to_string(g->rank());
     if (scenario == "train") {
@@ -462,6 +486,35 @@ TEST_CASE("another model on one rank fails every rank before training") {
     CHECK(L.log(r).find("the ranks disagree: rank 0 holds") != std::string::npos);
   }
 }
+
+#ifdef FROST_DIST_TESTS_TRAINER
+TEST_CASE("frost-train on 2 ranks: one table, identical timelines on every rank") {
+  if (!std::ifstream(fashion_mnist() + "/train-images-idx3-ubyte.gz")) {
+    MESSAGE("Fashion-MNIST not installed (dataset-fashion-mnist); skipped");
+    return;
+  }
+  const Launch L = launch("trainer", 2, {0, 1}, {}, 240);
+  for (int r = 0; r < 2; ++r) {
+    INFO("rank " << r << " log:\n" << L.log(r) << L.text(r));
+    REQUIRE(L.exit_codes[static_cast<std::size_t>(r)] == 0);
+  }
+  const std::string table = L.text(0);
+  INFO(table);
+  CHECK(table.find("speed-up") != std::string::npos);
+  CHECK(table.find("data-parallel: 2 ranks") != std::string::npos);
+  CHECK(table.find("% of what an all-reduce of every gradient sends") != std::string::npos);
+  CHECK(L.text(1).empty());  // rank 1 prints nothing
+  for (const char* s : {"full", "autofreeze"}) {
+    const std::string dir = L.dir + "/run/" + s;
+    const std::string t0 = read_all(dir + "/rank0/timeline.csv");
+    CHECK(!t0.empty());
+    CHECK(t0 == read_all(dir + "/rank1/timeline.csv"));
+  }
+  const std::string af = read_all(L.dir + "/run/autofreeze/rank0/timeline.csv");
+  CHECK(std::count(af.begin(), af.end(), '\n') > 1);  // AutoFreeze froze blocks (header + events)
+  CHECK(!read_all(L.dir + "/run/results.csv").empty());
+}
+#endif
 
 TEST_CASE("bad settings are clear errors") {
   auto opts = frost::dist::GroupOptions().world_size(2).rank(2);
