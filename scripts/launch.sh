@@ -61,11 +61,15 @@ for ((r = 0; r < nproc_; r++)); do
 done
 
 status=0
-for ((left = nproc_; left > 0; left--)); do
+running=("${pids[@]}")
+while [ ${#running[@]} -gt 0 ]; do
   set +e
-  wait -n -p done_pid "${pids[@]}"
+  wait -n -p done_pid "${running[@]}"
   rc=$?
   set -e
+  still=()
+  for p in "${running[@]}"; do [ "$p" != "$done_pid" ] && still+=("$p"); done
+  running=("${still[@]}")
   if [ "$rc" -ne 0 ] && [ "$status" -eq 0 ]; then
     status=$rc
     r=${ranks[$done_pid]}

@@ -20,6 +20,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -31,7 +32,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -255,7 +255,11 @@ struct Launch {
   Launch(Launch&& o) noexcept : dir(std::exchange(o.dir, "")), exit_codes(std::move(o.exit_codes)),
                                 seconds(std::move(o.seconds)) {}
   ~Launch() {
-    if (!dir.empty()) std::filesystem::remove_all(dir);  // failures print the logs first
+    // Failures print the logs first. (Not std::filesystem: pip's libtorch.so
+    // exports its own copy of it, which crashes when called from here.)
+    if (!dir.empty())
+      ::nftw(dir.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); },
+             16, FTW_DEPTH | FTW_PHYS);
   }
   std::string dir;
   std::vector<int> exit_codes;  ///< per started rank; -1: killed at the deadline
