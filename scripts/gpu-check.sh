@@ -11,7 +11,8 @@
 #    with JSON output and turns them into the overhead table
 #    (scripts/bench-table.py);
 # 4. runs the example trainer on CUDA with a larger model, when it was built;
-# 5. writes a markdown report to $OUT/gpu-report.md (./gpu-report.md when $OUT
+# 5. runs frost-train data-parallel on CUDA (2 ranks: NCCL, else Gloo);
+# 6. writes a markdown report to $OUT/gpu-report.md (./gpu-report.md when $OUT
 #    is unset), with the logs next to it.
 #
 # Each part keeps going when an earlier one fails, so the report is complete;
@@ -111,7 +112,7 @@ fi
 if [ -f "$BUILD_DIR/CMakeCache.txt" ]; then GEN=(); fi  # keep the generator it was made with
 if [ -f "$BUILD_DIR/build.ninja" ]; then KEEP_GOING=(-k 0); fi
 
-RESERVE=240  # ctest + benchmarks + trainer need time after the build
+RESERVE=330  # ctest + benchmarks + trainers need time after the build
 run_limited 120 "$LOGS/configure.log" \
   cmake -S . -B "$BUILD_DIR" "${GEN[@]}" \
   -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" -DCMAKE_BUILD_TYPE=Release \
@@ -151,7 +152,7 @@ BUILD_SECS=$(elapsed)
 # ---------------------------------------------------------------------------
 # 2. The test suite.
 # ---------------------------------------------------------------------------
-RESERVE=150  # benchmarks + trainer
+RESERVE=240  # benchmarks + trainers
 CTEST_RC=126
 if [ -x "$BUILD_DIR/tests/frost_tests" ]; then
   # shellcheck disable=SC2016  # $1/$2 expand in the inner shell
@@ -188,7 +189,7 @@ fi
 # ---------------------------------------------------------------------------
 # 3. CUDA overhead benchmarks.
 # ---------------------------------------------------------------------------
-RESERVE=60  # trainer
+RESERVE=150  # trainers
 BENCH_RC=126
 BENCH_JSON="$OUT_DIR/gpu-bench.json"
 if [ -x "$BUILD_DIR/benchmarks/frost_bench" ]; then
@@ -218,7 +219,7 @@ fi
 # ---------------------------------------------------------------------------
 # 4. The example trainer on CUDA.
 # ---------------------------------------------------------------------------
-RESERVE=5
+RESERVE=95  # the data-parallel run after it
 {
   echo "## Example trainer on CUDA"
   echo
@@ -238,6 +239,37 @@ if [ -x "$BUILD_DIR/examples/frost-train" ]; then
 else
   echo "Not run: \`$BUILD_DIR/examples/frost-train\` does not exist." >>"$REPORT"
   echo >>"$REPORT"
+fi
+
+# ---------------------------------------------------------------------------
+# 5. Data-parallel on CUDA: two ranks of frost-train (NCCL; on a single GPU
+#    NCCL may refuse two ranks on one device, then Gloo on CUDA tensors).
+# ---------------------------------------------------------------------------
+RESERVE=5
+{
+  echo "## Data-parallel on CUDA (2 ranks, scripts/launch.sh)"
+  echo
+} >>"$REPORT"
+DP_ARGS="--device cuda --strategy autofreeze --epochs 1 --train-limit 2000 --no-progress"
+if [ -x "$BUILD_DIR/examples/frost-train" ]; then
+  for backend in nccl gloo; do
+    # shellcheck disable=SC2086
+    FROST_DIST_BACKEND=$backend run_limited 90 "$LOGS/dp-$backend.log" \
+      bash scripts/launch.sh -n 2 -p 29517 -t 60 -l "$LOGS/dp-$backend-ranks" -- \
+      "$BUILD_DIR/examples/frost-train" $DP_ARGS --out "$OUT_DIR/dp-$backend"
+    DP_RC=$?
+    {
+      echo "\`FROST_DIST_BACKEND=$backend scripts/launch.sh -n 2 -- frost-train $DP_ARGS\`: $(status_word "$DP_RC")"
+      echo
+      echo '```'
+      tail -n 15 "$LOGS/dp-$backend.log" | cut -c1-300
+      echo '```'
+      echo
+    } >>"$REPORT"
+    [ "$DP_RC" -eq 0 ] && break
+  done
+else
+  echo "Not run: \`$BUILD_DIR/examples/frost-train\` does not exist." >>"$REPORT"
 fi
 
 {

@@ -143,9 +143,13 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
                                         local_ranks);
   torch::set_num_threads(threads);
   // Several ranks on one machine share its GPUs by LOCAL_RANK.
-  const torch::Device device = world.parallel() && requested.is_cuda() && !requested.has_index()
-                                   ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank))
-                                   : requested;
+  // (more ranks than GPUs: they take turns, as on a one-GPU test machine).
+  const torch::Device device =
+      world.parallel() && requested.is_cuda() && !requested.has_index()
+          ? torch::Device(torch::kCUDA,
+                          static_cast<c10::DeviceIndex>(
+                              world.local_rank % std::max<int>(1, static_cast<int>(torch::cuda::device_count()))))
+          : requested;
   auto log = [&](const std::string& m) {
     if (!cfg.quiet && world.root()) out << m << std::endl;
   };

@@ -90,8 +90,9 @@ struct GroupOptions {
   FROST_ARG(std::string, device) = "cpu";
 
  public:
-  /// RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK and
-  /// FROST_DIST_TIMEOUT (seconds) where set; the defaults above elsewhere.
+  /// RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK,
+  /// FROST_DIST_TIMEOUT (seconds) and FROST_DIST_BACKEND (auto, gloo, nccl)
+  /// where set; the defaults above elsewhere.
   static GroupOptions from_env();
 };
 
@@ -135,6 +136,12 @@ inline GroupOptions GroupOptions::from_env() {
     if (*end != '\0' || !(s > 0))
       frost::detail::fail("FROST_DIST_TIMEOUT='", t, "' must be a positive number of seconds");
     o.timeout_s(s);
+  }
+  if (const char* b = std::getenv("FROST_DIST_BACKEND"); b && *b) {
+    Backend v{};
+    if (!from_string(b, v))
+      frost::detail::fail("FROST_DIST_BACKEND='", b, "': give auto, gloo or nccl");
+    o.backend(v);
   }
   return o;
 }
