@@ -10,7 +10,8 @@ PACKAGES=(
   libtorch-dev       # LibTorch 1.13 (CPU) + its CMake config
   libopenblas0-pthread  # LibTorch's BLAS: Debian's default reference BLAS runs matmuls
                         # ~10x slower (3 vs 30 GFLOP/s measured); this takes over libblas.so.3
-  libgloo-dev        # headers referenced by the LibTorch CMake config
+  libgloo-dev        # Gloo headers: frost::distributed (c10d ProcessGroupGloo); also
+                     # referenced by the LibTorch CMake config
   libboost-dev       # Boost.Hana (header-only)
   doctest-dev        # tests
   libbenchmark-dev   # benchmarks

@@ -151,7 +151,7 @@ frost_train::TaskData synthetic_task(int64_t n) {
 
 template <class C, class S, class P, class F>
 frost_train::RunResult run(const frost_train::RunContext& ctx, F configure) {
-  std::function<void(typename frost::FreezeController<C, S, P>::Options&, const frost_train::Plan&,
+  std::function<void(typename frost_train::TrainController<C, S, P>::Options&, const frost_train::Plan&,
                      const frost::BlockMap&)>
       f = configure;
   return frost_train::run_strategy<C, S, P>(ctx, "test", f);
