@@ -207,6 +207,24 @@ int worker(const std::string& scenario) {
         f << r.losses[s] << ' ' << r.bytes[s] << ' ' << r.trainable[s] << '\n';
       f << "rebuilds " << r.rebuilds << '\n' << "timeline\n" << r.timeline;
       g->barrier();  // rank 0 hosts the store: leave together
+    } else if (scenario == "double_backward") {
+      // Two backward passes, one synchronize(), no no_sync(): the hooks sent
+      // the first pass's buckets; the result must still be the accumulated
+      // gradients' mean (the same data on both ranks: the local sum).
+      torch::manual_seed(1);
+      DpNet net(3);
+      Sync sync(*net, g, Sync::Options().bucket_cap_mb(0.002));
+      const auto x = at::randn({6, 8}, at::make_generator<at::CPUGeneratorImpl>(3));
+      net->forward(x).pow(2).mean().backward();
+      net->forward(x * 2).pow(2).mean().backward();
+      std::vector<at::Tensor> local;
+      for (const auto& p : net->parameters()) local.push_back(p.grad().clone());
+      sync.synchronize();
+      bool same = true;
+      const auto ps = net->parameters();
+      for (std::size_t i = 0; i < ps.size(); ++i) same = same && at::allclose(ps[i].grad(), local[i]);
+      std::ofstream(me + ".txt") << (same ? "accumulated" : "first pass only") << ' '
+                                 << sync.bytes_last_step() << '\n';
     } else if (scenario == "reduce") {
       frost::reducers::AllReduceMean red;  // the default group
       const auto mean = red.reduce(at::full({3}, double(g->rank() + 1), at::kDouble));
@@ -469,6 +487,15 @@ TEST_CASE("a rank that never joins is named, within the timeout") {
     CHECK(L.exit_codes[static_cast<std::size_t>(r)] == 2);
     CHECK(L.log(r).find("rank 2 of a world of 3 did not join within 3 s") != std::string::npos);
     CHECK(L.seconds[static_cast<std::size_t>(r)] < 3 + 10);
+  }
+}
+
+TEST_CASE("two backward passes before synchronize(): the accumulated gradients are averaged") {
+  const Launch L = launch("double_backward", 2, {0, 1}, {});
+  for (int r = 0; r < 2; ++r) {
+    INFO("rank " << r << " log:\n" << L.log(r));
+    CHECK(L.exit_codes[static_cast<std::size_t>(r)] == 0);
+    CHECK(L.text(r).rfind("accumulated ", 0) == 0);
   }
 }
 

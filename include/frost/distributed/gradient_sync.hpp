@@ -27,11 +27,16 @@
 //   every bucket after backward.
 // * A parameter that requires a gradient but got none on this rank this step
 //   counts as zeros (as DDP's find_unused_parameters): every rank must send the
-//   same buckets; after synchronize() its gradient is the average of the
-//   ranks that used it.
+//   same buckets; after synchronize() its gradient is the sum over the ranks
+//   divided by their number, as for every other parameter.
+// * Two backward passes before one synchronize() without no_sync() (the hooks
+//   already sent the first pass's buckets) are detected: synchronize() then
+//   sends every bucket again with the accumulated gradients, so the result is
+//   right; no_sync() avoids paying twice.
 // * `communicate_frozen = true` all-reduces every parameter, zeros for frozen
 //   ones: what DDP with find_unused_parameters does; kept as the baseline of
-//   benchmarks/bench_distributed.cpp.
+//   benchmarks/bench_distributed.cpp. Frozen parameters get no gradient back
+//   (an optimizer with momentum or weight decay would move them).
 // * Gradient accumulation over several backward passes: hold
 //   `auto guard = sync.no_sync();` over all but the last one (as DDP's no_sync).
 #include <torch/csrc/autograd/function.h>
@@ -188,6 +193,19 @@ class GradientSync {
     if (!in_backward_) ensure_layout();
     std::int64_t bytes = 0;
     if (group_->size() > 1) {
+      if (stale_) {
+        // A second backward ran after the hooks had sent the first pass's
+        // buckets: finish those collectives (every rank issued them), then
+        // send every bucket again with the accumulated gradients.
+        for (auto& bk : buckets_) {
+          group_->wait(bk.work, "gradient all-reduce");
+          bk.work.reset();
+          if (bk.launched)
+            bytes += bk.flat.numel() * static_cast<std::int64_t>(bk.flat.element_size());
+          bk.filled = bk.launched = false;
+        }
+        next_launch_ = 0;
+      }
       for (std::size_t b = 0; b < buckets_.size(); ++b)
         if (!buckets_[b].launched) fill(buckets_[b]);
       launch_ready();
@@ -199,6 +217,7 @@ class GradientSync {
         bk.flat.mul_(inv);
         for (const auto& e : bk.entries) {
           auto& p = params_[e.param];
+          if (!p.requires_grad()) continue;  // frozen (the communicate_frozen baseline)
           at::Tensor piece = bk.flat.narrow(0, e.offset, e.numel).view(p.sizes());
           if (p.grad().defined()) p.mutable_grad().copy_(piece);
           else p.mutable_grad() = piece.clone();
@@ -213,6 +232,7 @@ class GradientSync {
     std::fill(seen_.begin(), seen_.end(), 0);
     next_launch_ = 0;
     in_backward_ = false;
+    stale_ = false;
     bytes_last_ = bytes;
     bytes_total_ += bytes;
     ++steps_;
@@ -291,7 +311,11 @@ class GradientSync {
       ensure_layout();  // the first gradient of this backward: is the layout current?
     }
     const int b = bucket_of_[i];
-    if (b < 0 || seen_[i]) return;
+    if (b < 0) return;
+    if (seen_[i]) {  // a second backward before synchronize(): see the header comment
+      stale_ = true;
+      return;
+    }
     seen_[i] = 1;
     auto& bk = buckets_[static_cast<std::size_t>(b)];
     if (++bk.ready == bk.entries.size()) {
@@ -323,9 +347,12 @@ class GradientSync {
     }
   }
 
+  // Per parameter: communicated (bit 0), requires a gradient (bit 1: a
+  // parameter that starts to need one gets its hook on the next rebuild).
   void ensure_layout() {
     std::vector<char> now(params_.size());
-    for (std::size_t i = 0; i < params_.size(); ++i) now[i] = communicates(i) ? 1 : 0;
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      now[i] = static_cast<char>((communicates(i) ? 1 : 0) | (params_[i].requires_grad() ? 2 : 0));
     if (built_ && now == layout_) return;
     rebuild(now);
   }
@@ -342,7 +369,7 @@ class GradientSync {
     std::vector<std::int64_t> size;  // per bucket: values so far
     std::vector<char> open;          // per bucket: still taking parameters
     for (std::size_t k = params_.size(); k-- > 0;) {
-      if (!now[k]) continue;
+      if (!(now[k] & 1)) continue;
       const auto& p = params_[k];
       int target = -1;
       for (std::size_t b = 0; b < buckets_.size() && target < 0; ++b) {
@@ -402,6 +429,7 @@ class GradientSync {
   std::vector<std::uintptr_t> hook_keys_;
   std::size_t next_launch_ = 0;
   bool in_backward_ = false;
+  bool stale_ = false;
   bool accumulating_ = false;
   std::int64_t communicated_numel_ = 0;
   std::int64_t bytes_last_ = 0;
