@@ -315,6 +315,29 @@ class ViTImpl : public torch::nn::Module {
     return head->forward(forward_features(x).select(1, 0));
   }
 
+  // frost's activation-cache protocol (frost/cache/activation_cache.hpp):
+  // runs blocks [from, to) in the BlockMap's order -- block 0 is the
+  // embedding (patch conv, class token, position embedding: the "stem"),
+  // block i the encoder block i-1 -- on `in` (the images when from == 0, else
+  // the tokens after block from-1). to == -1: on through the final norm and
+  // the head, to the logits.
+  at::Tensor forward_range(const at::Tensor& in, int64_t from, int64_t to) {
+    const int64_t end = to < 0 ? depth() + 1 : to;
+    if (from < 0 || from > end || end > depth() + 1)
+      throw std::invalid_argument("frost_examples::ViT::forward_range: blocks [" +
+                                  std::to_string(from) + ", " + std::to_string(to) +
+                                  ") of 0.." + std::to_string(depth() + 1));
+    at::Tensor t = in;
+    for (int64_t b = from; b < end; ++b)
+      t = b == 0 ? embed(t) : blocks->ptr<EncoderBlockImpl>(static_cast<size_t>(b - 1))->forward(t);
+    return to < 0 ? head->forward(norm->forward(t).select(1, 0)) : t;
+  }
+  // The class token the head sees (after the final norm), from the tokens
+  // after block from-1 (the images when from == 0).
+  at::Tensor class_token_from(const at::Tensor& in, int64_t from) {
+    return norm->forward(forward_range(in, from, depth() + 1)).select(1, 0);
+  }
+
   const ViTOptions& options() const { return options_; }
   int64_t depth() const { return static_cast<int64_t>(blocks->size()); }
   EncoderBlock block(int64_t i) const {
