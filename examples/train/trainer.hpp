@@ -349,6 +349,14 @@ inline std::string ensure_pretrained(const TrainConfig& cfg, const TaskData& dat
 
 // --- fine-tuning with one strategy ---------------------------------------------------
 
+/// One validation of a run (at an epoch's end): where it stood, and when.
+struct EvalPoint {
+  std::int64_t step = 0;      ///< the last completed step
+  double time_s = 0.0;        ///< fine-tuning time so far (sum of measured step times)
+  double val_accuracy = 0.0;  ///< % on the validation split
+  double val_loss = 0.0;
+};
+
 /// What a fine-tuning run produced (one row of the comparison table).
 struct RunResult {
   std::string strategy;
@@ -363,6 +371,20 @@ struct RunResult {
   std::vector<std::int64_t> freeze_step; ///< per block: step it froze, -1 never
   double peak_mem_mib = std::numeric_limits<double>::quiet_NaN();
   std::string peak_mem_kind;
+  // Timing a user can trust (see docs/main-job.md): every step is timed; the
+  // run's time is estimated per phase (steps with the same blocks skipped) as
+  // steps x median step time, and the spread from the quartiles.
+  double time_est_s = 0.0;               ///< sum over phases of steps x median
+  double time_lo_s = 0.0;                ///< the same with each phase's 25th percentile
+  double time_hi_s = 0.0;                ///< ... and 75th percentile
+  double work_avoided = 0.0;             ///< block passes (forward + backward) not run, share of full's
+  std::vector<EvalPoint> evals;          ///< validation after every epoch
+  double val_accuracy = std::numeric_limits<double>::quiet_NaN();  ///< % at the end
+  std::int64_t cache_hits = 0;           ///< samples whose frozen prefix came from the cache
+  std::int64_t cache_misses = 0;         ///< samples whose frozen prefix ran (cache on)
+  std::int64_t cache_samples = 0;        ///< samples held at the end
+  double cache_mib = 0.0;                ///< memory held by the cache at the end
+  bool cached = false;                   ///< ran with the activation cache
   int ranks = 1;                         ///< data-parallel ranks
   double comm_mib = 0.0;                 ///< gradients all-reduced by this rank (payload)
   double comm_full_mib = 0.0;            ///< the same had nothing been frozen
