@@ -310,6 +310,11 @@ TEST_CASE("train: every command-line flag sets its TrainConfig field and --help 
       {"--warmup", {"--warmup", "0"}, [](const Cfg& c) { return c.warmup_steps == 0; }},
       {"--train-limit", {"--train-limit", "-1"}, [](const Cfg& c) { return c.train_limit == -1; }},
       {"--test-limit", {"--test-limit", "300"}, [](const Cfg& c) { return c.test_limit == 300; }},
+      {"--val-limit", {"--val-limit", "200"}, [](const Cfg& c) { return c.val_limit == 200; }},
+      {"--activation-cache", {"--activation-cache", "off"}, [](const Cfg& c) { return !c.cache; }},
+      {"--activation-cache-mb", {"--activation-cache-mb", "64"},
+       [](const Cfg& c) { return c.cache_mb == 64; }},
+      {"--interleave", {"--interleave", "5"}, [](const Cfg& c) { return c.interleave == 5; }},
       {"--pretrain-epochs", {"--pretrain-epochs", "0"},
        [](const Cfg& c) { return c.pretrain_epochs == 0; }},
       {"--pretrain-limit", {"--pretrain-limit", "600"},
@@ -359,9 +364,10 @@ TEST_CASE("train: every command-line flag sets its TrainConfig field and --help 
   }
   // the defaults are in the help
   for (const char* d : {"--cache DIR=out/cache", "--model tiny|small=tiny", "--device cpu|cuda[:N]=cpu",
-                        "--threads N=0", "--seed N=0", "--epochs X=6", "--batch-size N=128",
+                        "--threads N=0", "--seed N=0", "--epochs X=12", "--batch-size N=128",
                         "--lr X=0.001", "--weight-decay X=0.05", "--warmup N=10",
-                        "--train-limit N=5000", "--test-limit N=-1", "--pretrain-epochs X=1",
+                        "--train-limit N=5000", "--test-limit N=-1", "--pretrain-epochs X=4",
+                        "--val-limit N=1000", "--activation-cache-mb X=512", "--interleave N=0",
                         "--pretrain-limit N=-1", "--pretrain-lr X=0.002",
                         "--checkpoint-every N=50", "--eval-every N=0", "--max-steps N=-1"})
     CHECK_MESSAGE(has(help, d), d);
@@ -488,7 +494,229 @@ TEST_CASE("train: tiny end-to-end run on Fashion-MNIST, two strategies") {
     CHECK(rs[0].timeline.empty());   // full fine-tuning freezes nothing
     CHECK_FALSE(rs[1].timeline.empty());  // DyF froze blocks
     CHECK(rs[1].freeze_step[0] >= 0);
-    for (const char* f : {"/run/timeline.svg", "/run/results.csv", "/run/args.txt"})
+    // Validation after every epoch (2 epochs of 10 steps), the time-to-accuracy data.
+    REQUIRE(rs[0].evals.size() == 2);
+    CHECK(rs[0].evals[1].step == 19);
+    CHECK(rs[0].evals[1].time_s > rs[0].evals[0].time_s);
+    CHECK(rs[0].evals[1].val_accuracy > 30.0);
+    // The frozen prefix came from the activation cache once DyF froze the stem.
+    CHECK(rs[1].cached);
+    CHECK(rs[1].cache_hits > 0);
+    CHECK(rs[1].work_avoided > 0.0);
+    CHECK(rs[0].work_avoided == doctest::Approx(0.0));
+    CHECK(rs[0].time_est_s > 0.0);
+    for (const char* f : {"/run/timeline.svg", "/run/accuracy.svg", "/run/results.csv",
+                          "/run/validation.csv", "/run/args.txt"})
       CHECK(frost_train::path_exists(dir + f));
   }
+}
+
+namespace {
+
+/// Cells of a format_table line: separated by two spaces or more.
+std::vector<std::string> table_cells(const std::string& line) {
+  std::vector<std::string> cells;
+  std::size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && line[i] == ' ') ++i;
+    std::size_t j = i;
+    while (j < line.size() && !(line[j] == ' ' && (j + 1 == line.size() || line[j + 1] == ' '))) ++j;
+    if (j > i) cells.push_back(line.substr(i, j - i));
+    i = j;
+  }
+  return cells;
+}
+
+/// format_table's cell in the row of `strategy`, column `column` (every cell of
+/// that row must be non-empty: empty cells cannot be told from padding).
+std::string table_cell(const std::string& table, const std::string& strategy, const std::string& column) {
+  std::istringstream is(table);
+  std::string l;
+  std::getline(is, l);
+  const auto head = table_cells(l);
+  while (std::getline(is, l)) {
+    const auto cells = table_cells(l);
+    if (cells.empty() || cells[0] != strategy) continue;
+    if (cells.size() != head.size()) return "<" + std::to_string(cells.size()) + " cells>";
+    for (std::size_t i = 0; i < head.size(); ++i)
+      if (head[i] == column) return cells[i];
+    return "<no column " + column + ">";
+  }
+  return "<no row " + strategy + ">";
+}
+
+/// CSV cell of the row whose first cell is `strategy`, in column `column`.
+std::string csv_cell(const std::string& csv, const std::string& strategy, const std::string& column) {
+  auto split = [](const std::string& l) {
+    std::vector<std::string> cells;
+    std::string c;
+    bool quoted = false;
+    for (char ch : l) {
+      if (ch == '"') quoted = !quoted;
+      else if (ch == ',' && !quoted) cells.push_back(c), c.clear();
+      else c += ch;
+    }
+    cells.push_back(c);
+    return cells;
+  };
+  std::istringstream is(csv);
+  std::string l;
+  std::getline(is, l);
+  const auto head = split(l);
+  while (std::getline(is, l)) {
+    const auto cells = split(l);
+    if (cells.empty() || cells[0] != strategy) continue;
+    for (std::size_t i = 0; i < head.size() && i < cells.size(); ++i)
+      if (head[i] == column) return cells[i];
+    return "<no column " + column + ">";
+  }
+  return "<no row " + strategy + ">";
+}
+
+std::size_t count_of(const std::string& s, const std::string& what) {
+  std::size_t n = 0;
+  for (auto p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructed results") {
+  using frost_train::EvalPoint;
+  using frost_train::RunResult;
+  auto run = [](std::string name, double test, double val, double est, double lo, double hi, double wall,
+                std::int64_t steps, std::vector<EvalPoint> evals) {
+    RunResult r;
+    r.strategy = std::move(name);
+    r.composition = "c / s / t";
+    r.test_accuracy = test;
+    r.val_accuracy = val;
+    r.time_est_s = est;
+    r.time_lo_s = lo;
+    r.time_hi_s = hi;
+    r.wall_s = wall;
+    r.steps = steps;
+    r.planned_steps = 240;
+    r.freeze_step = {-1, -1};
+    r.evals = std::move(evals);
+    return r;
+  };
+  // full reaches its final 88.0 -> target 87.7 at 100 s; early stop never
+  // (87.5); autofreeze at 22 s.
+  std::vector<RunResult> rs;
+  rs.push_back(run("full", 90.0, 88.0, 100, 90, 110, 105, 240,
+                   {{60, 25, 85.0, 0.6}, {120, 50, 87.0, 0.5}, {180, 75, 87.5, 0.45}, {240, 100, 88.0, 0.4}}));
+  rs.push_back(run("full-early-stop", 89.5, 87.5, 50, 45, 55, 52, 120,
+                   {{60, 25, 85.0, 0.6}, {120, 50, 87.5, 0.5}}));
+  rs.push_back(run("autofreeze", 89.9, 88.1, 40, 36, 44, 35, 240,
+                   {{60, 12, 86.0, 0.55}, {120, 22, 87.8, 0.47}, {180, 31, 88.1, 0.44}, {240, 40, 88.1, 0.43}}));
+  rs[2].work_avoided = 0.55;
+  rs[2].freeze_step = {60, 180};
+  rs[2].cached = true;
+  rs[2].cache_hits = 300;
+  rs[2].cache_misses = 100;
+  rs[2].cache_samples = 320;
+  rs[2].cache_mib = 12.5;
+
+  const std::string table = frost_train::format_table(rs);
+  INFO(table);
+  for (const char* h : {"test acc %", "vs full", "vs early-stop", "speed-up", "spread", "work avoided",
+                        "to full-0.3", "cache hits", "steps", "froze at step"})
+    CHECK(has(table, h));
+  CHECK_FALSE(has(table, "wall s"));
+  CHECK_FALSE(has(table, "peak MiB"));
+  CHECK_FALSE(has(table, " \n"));  // no trailing blanks
+  auto cell = [&](const char* strategy, const char* column) { return table_cell(table, strategy, column); };
+  // autofreeze: 100/40 = 2.50x; spread 90/44 .. 110/36 = 2.0-3.1; vs early
+  // stop +0.40 points, 50/40 = 1.25x; 55% avoided; target at 22 s; 300 of 400
+  // samples from the cache
+  CHECK(cell("autofreeze", "test acc %") == "89.90");
+  CHECK(cell("autofreeze", "vs full") == "-0.10");
+  CHECK(cell("autofreeze", "vs early-stop") == "+0.40 / 1.25x");
+  CHECK(cell("autofreeze", "speed-up") == "2.50x");
+  CHECK(cell("autofreeze", "spread") == "2.0-3.1");
+  CHECK(cell("autofreeze", "work avoided") == "55%");
+  CHECK(cell("autofreeze", "to full-0.3") == "22.0 s");
+  CHECK(cell("autofreeze", "cache hits") == "75%");
+  CHECK(cell("autofreeze", "steps") == "240/240");
+  CHECK(cell("autofreeze", "froze at step (stem, block 0, 1, ...)") == "60 180");
+  // early stop: 2.00x, spread 90/55 .. 110/45 = 1.6-2.4, never reaches 87.7
+  CHECK(cell("full-early-stop", "vs early-stop") == "+0.00 / 1.00x");
+  CHECK(cell("full-early-stop", "speed-up") == "2.00x");
+  CHECK(cell("full-early-stop", "spread") == "1.6-2.4");
+  CHECK(cell("full-early-stop", "to full-0.3") == "never");
+  CHECK(cell("full-early-stop", "cache hits") == "-");
+  CHECK(cell("full-early-stop", "steps") == "120/240");
+  // full: no spread against itself, reaches its own target at the end
+  CHECK(cell("full", "vs full") == "+0.00");
+  CHECK(cell("full", "vs early-stop") == "+0.50 / 0.50x");
+  CHECK(cell("full", "speed-up") == "1.00x");
+  CHECK(cell("full", "spread") == "-");
+  CHECK(cell("full", "to full-0.3") == "100.0 s");
+
+  {  // no robust time estimate: speed-ups from wall time, no spread
+    auto wall = rs;
+    for (auto& r : wall) r.time_est_s = r.time_lo_s = r.time_hi_s = 0;
+    const std::string t = frost_train::format_table(wall);
+    INFO(t);
+    // (the empty spread cells defeat table_cell)
+    CHECK(has(t, "  3.00x  "));          // autofreeze: 105 / 35
+    CHECK(has(t, "  +0.40 / 1.49x  "));  // autofreeze: 52 / 35 vs early stop
+    CHECK_FALSE(has(t, "2.0-3.1"));
+    const std::string c = frost_train::format_csv(wall);
+    CHECK(csv_cell(c, "autofreeze", "speedup") == "3");
+    CHECK(csv_cell(c, "autofreeze", "time_est_s") == "");
+    CHECK(csv_cell(c, "autofreeze", "speedup_lo") == "");
+  }
+
+  const std::string csv = frost_train::format_csv(rs);
+  INFO(csv);
+  CHECK(csv.rfind("strategy,composition,test_accuracy,val_accuracy,wall_s,time_est_s,time_lo_s,"
+                  "time_hi_s,speedup,speedup_lo,speedup_hi,speedup_vs_early_stop,work_avoided,"
+                  "backward_avoided,time_to_target_s,cache_hit_rate,cache_samples,cache_mib,"
+                  "frozen_share,steps,planned_steps,freeze_steps,peak_mem_mib,peak_mem_kind\n",
+                  0) == 0);
+  CHECK(csv_cell(csv, "autofreeze", "speedup") == "2.5");
+  CHECK(csv_cell(csv, "autofreeze", "speedup_lo") == "2.04545");
+  CHECK(csv_cell(csv, "autofreeze", "speedup_hi") == "3.05556");
+  CHECK(csv_cell(csv, "autofreeze", "speedup_vs_early_stop") == "1.25");
+  CHECK(csv_cell(csv, "autofreeze", "time_to_target_s") == "22");
+  CHECK(csv_cell(csv, "autofreeze", "cache_hit_rate") == "0.75");
+  CHECK(csv_cell(csv, "autofreeze", "cache_samples") == "320");
+  CHECK(csv_cell(csv, "autofreeze", "freeze_steps") == "60 180");
+  CHECK(csv_cell(csv, "full-early-stop", "speedup") == "2");
+  CHECK(csv_cell(csv, "full-early-stop", "time_to_target_s") == "");
+  CHECK(csv_cell(csv, "full-early-stop", "cache_hit_rate") == "");
+  CHECK(csv_cell(csv, "full", "speedup_lo") == "");
+  CHECK(csv_cell(csv, "full", "time_to_target_s") == "100");
+
+  const std::string evals = frost_train::format_evals_csv(rs);
+  CHECK(evals.rfind("strategy,step,time_s,val_accuracy,val_loss\n", 0) == 0);
+  CHECK(has(evals, "\nautofreeze,120,22,87.8,0.47\n"));
+  CHECK(count_of(evals, "\n") == 1 + 4 + 2 + 4);
+
+  rs[1].evals.push_back({180, std::nan(""), std::nan(""), 0.5});  // skipped in the picture
+  const std::string svg = frost_train::render_accuracy_svg(rs);
+  INFO(svg);
+  CHECK(svg.rfind("<svg ", 0) == 0);
+  CHECK(has(svg, "</svg>"));
+  CHECK(count_of(svg, "<polyline") == 3);
+  CHECK(count_of(svg, "<circle") == 3 + 4 + 2 + 4);  // legend markers + points
+  CHECK(has(svg, "full - 0.3"));
+  CHECK(has(svg, "stroke-dasharray"));
+  CHECK(has(svg, "full-early-stop"));
+  CHECK(has(svg, "to full - 0.3: never"));
+  CHECK(has(svg, "to full - 0.3: 22.0 s"));
+  CHECK_FALSE(has(svg, "nan"));
+  CHECK_FALSE(has(svg, "inf"));
+
+  // no validation points at all: a picture without lines, no target
+  std::vector<RunResult> bare(1);
+  bare[0].strategy = "a<b";
+  const std::string empty = frost_train::render_accuracy_svg(bare);
+  CHECK(count_of(empty, "<polyline") == 0);
+  CHECK(has(empty, "a&lt;b"));
+  CHECK(has(empty, "no validation points"));
+  CHECK_FALSE(has(empty, "nan"));
+  CHECK(frost_train::format_table(bare).find("never") == std::string::npos);
 }

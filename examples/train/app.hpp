@@ -147,14 +147,21 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
     for (const auto& x : original_args) a += x + "\n";
     write_file_atomic(join(cfg.out_dir, "args.txt"), a);
   }
-  // All cores, shared by the ranks on this machine (torchrun's LOCAL_WORLD_SIZE,
-  // else all ranks): two ranks on two cores each get one thread, not two.
+  // Threads: on the GPU the cores only feed it (all of them, shared by the
+  // ranks of this machine: torchrun's LOCAL_WORLD_SIZE, else all ranks). On
+  // the CPU one per process: an OpenMP step waits for its slowest thread, and
+  // on a shared 2-core machine a second process (a compiler) made 2-thread
+  // steps of the tiny ViT take 2 s instead of 68 ms (measured), while one
+  // thread only slows by what it loses; one thread is also as fast here
+  // (3.0 s against 2.8 s for an epoch). --threads N overrides.
   int local_ranks = world.size;
   if (const char* l = std::getenv("LOCAL_WORLD_SIZE"); l && std::atoi(l) > 0) local_ranks = std::atoi(l);
   const int threads =
       cfg.threads > 0 ? cfg.threads
-                      : std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) /
-                                        local_ranks);
+      : requested.is_cpu()
+          ? 1
+          : std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) /
+                            local_ranks);
   torch::set_num_threads(threads);
   single_threaded_blas();
   // Several ranks on one machine share its GPUs by LOCAL_RANK.
@@ -170,7 +177,8 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
   };
 
   const TaskData data =
-      load_task_data(cfg.data_dir, cfg.pretrain_limit, cfg.train_limit, cfg.test_limit);
+      load_task_data(cfg.data_dir, cfg.pretrain_limit, cfg.train_limit, cfg.test_limit,
+                     cfg.val_limit);
   const Plan plan = make_plan(cfg, data.train.size());
   {
     std::ostringstream m;
@@ -197,7 +205,10 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
   if (world.root()) pretrained = ensure_pretrained(cfg, data, device, log);
   pretrained = world.share("pretrained", pretrained);
 
-  std::vector<RunResult> rs;
+  // Every strategy is built first, then they take turns (an epoch each, or
+  // --interleave steps): machine noise then falls on all of them alike.
+  std::vector<std::unique_ptr<Run>> runs;
+  std::vector<RunContext> ctxs;
   for (std::size_t i = 0; i < chosen.size(); ++i) {
     RunContext ctx;
     ctx.cfg = cfg;
@@ -209,8 +220,33 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
     ctx.sets = sets[i];
     ctx.log = log;
     ctx.world = &world;
+    ctxs.push_back(ctx);
+  }
+  for (std::size_t i = 0; i < chosen.size(); ++i) runs.push_back(chosen[i]->start(ctxs[i]));
+  std::int64_t total = 0;
+  for (const auto& r : runs) total += r->planned_steps();
+  const std::int64_t turn = cfg.interleave > 0 ? cfg.interleave : make_plan(cfg, data.train.size()).steps_per_epoch;
+  {
+    Progress bar("fine-tune", total, cfg.quiet || !world.root() ? 0 : cfg.progress);
+    for (bool any = true; any;) {
+      any = false;
+      for (auto& r : runs) {
+        for (std::int64_t k = 0; k < turn && !r->done(); ++k) r->step();
+        any = any || !r->done();
+        if (bar.enabled()) {
+          std::int64_t done = 0;
+          for (const auto& x : runs) done += x->done() ? x->planned_steps() : x->steps_done();
+          bar.update(done, r->name());
+        }
+      }
+    }
+    bar.finish();
+  }
+  std::vector<RunResult> rs;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
     log("\n== " + chosen[i]->name + ": " + chosen[i]->summary);
-    RunResult r = chosen[i]->run(ctx);
+    RunResult r = runs[i]->finish();
+    runs[i].reset();
     {
       std::ostringstream m;
       m << "   config:";
@@ -230,18 +266,23 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
       log("   stopped after " + std::to_string(r.steps) + " steps (--max-steps); continue with "
           "--resume " + cfg.out_dir);
       rs.push_back(r);
-      break;
+      continue;
     }
     std::ostringstream m;
     m << std::fixed << std::setprecision(2) << "   test accuracy " << r.test_accuracy << "%, "
-      << std::setprecision(1) << r.wall_s << " s, " << r.steps << "/" << r.planned_steps
-      << " steps, froze at: " << freeze_steps_text(r);
+      << "validation " << r.val_accuracy << "%, " << std::setprecision(1) << r.wall_s << " s, "
+      << r.steps << "/" << r.planned_steps << " steps, froze at: " << freeze_steps_text(r);
+    if (r.cached && r.cache_hits + r.cache_misses > 0)
+      m << "\n   activation cache: " << r.cache_samples << " samples, " << std::setprecision(1)
+        << r.cache_mib << " MiB, " << std::setprecision(0)
+        << 100.0 * static_cast<double>(r.cache_hits) / static_cast<double>(r.cache_hits + r.cache_misses)
+        << "% of frozen-prefix forwards served from it";
     if (world.parallel() && r.comm_full_mib > 0)
       m << "\n   gradients all-reduced: " << std::setprecision(1) << r.comm_mib << " MiB per rank ("
         << std::setprecision(0) << 100.0 * r.comm_mib / r.comm_full_mib
         << "% of what an all-reduce of every gradient sends)";
     log(m.str());
-    if (world.root()) write_file_atomic(join(ctx.out_dir, "timeline.svg"), render_svg({r}));
+    if (world.root()) write_file_atomic(join(ctxs[i].out_dir, "timeline.svg"), render_svg({r}));
     rs.push_back(std::move(r));
   }
   bool all_done = true;
@@ -256,17 +297,24 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
   }
 
   const std::string svg_path = join(cfg.out_dir, "timeline.svg");
+  const std::string acc_path = join(cfg.out_dir, "accuracy.svg");
   const std::string csv_path = join(cfg.out_dir, "results.csv");
   write_file_atomic(svg_path, render_svg(rs));
+  write_file_atomic(acc_path, render_accuracy_svg(rs));
   write_file_atomic(csv_path, format_csv(rs));
-  out << "\n" << format_table(rs);
-  if (!rs.empty() && !rs.front().peak_mem_kind.empty())
-    out << "(peak memory: " << rs.front().peak_mem_kind
-        << (device.is_cpu() ? ", a rough measure that includes the data and LibTorch" : "")
-        << "; wall time: the fine-tuning loop only, without evaluation and checkpoint writes)\n";
+  write_file_atomic(join(cfg.out_dir, "validation.csv"), format_evals_csv(rs));
+  out << "\n" << format_table(rs)
+      << "(speed-up: full fine-tuning's time / this strategy's, each estimated as the sum over its "
+         "phases (steps with the same blocks skipped) of steps x median step time, the "
+         "strategies taking turns epoch by epoch; spread: the same from the quartiles; work "
+         "avoided: forward and backward block passes not run, share of full's; to full-0.3: "
+         "fine-tuning time until the validation accuracy reached full's final one minus 0.3 "
+         "points; see docs/main-job.md)\n";
   out << "\nper strategy: " << join(cfg.out_dir, "<strategy>/") << "{steps.jsonl, timeline.csv, "
       << "timeline.svg, config.txt, checkpoint.pt}\n"
-      << "table: " << csv_path << "\npicture: " << svg_path << "\n";
+      << "table: " << csv_path << " (validation points: " << join(cfg.out_dir, "validation.csv")
+      << ")\npictures: " << acc_path << " (validation accuracy against time), " << svg_path
+      << " (freeze timeline)\n";
   if (results) *results = std::move(rs);
   return 0;
 }

@@ -35,18 +35,23 @@ struct TrainConfig {
   // model and device
   std::string model = "tiny";       // tiny | small
   std::string device = "cpu";       // cpu | cuda | cuda:N
-  int threads = 0;                  // 0: all cores
+  int threads = 0;                  // 0: 1 on the CPU, all cores with a GPU
   // training
   std::uint64_t seed = 0;
   std::int64_t batch_size = 128;
   double lr = 1e-3;                 // fine-tuning base learning rate (AdamW)
   double weight_decay = 0.05;
-  double epochs = 6.0;              // fine-tuning epochs (full-fine-tuning budget)
+  double epochs = 12.0;             // fine-tuning epochs (full fine-tuning plateaus on validation)
   std::int64_t warmup_steps = 10;
   std::int64_t train_limit = 5000;  // fine-tuning images (classes 5-9), -1 = all
   std::int64_t test_limit = -1;      // test images (classes 5-9), -1 = all
+  std::int64_t val_limit = 1000;     // validation images (classes 5-9 train split, held out)
+  // the activation cache of the frozen prefix
+  bool cache = true;                 // --activation-cache on|off
+  double cache_mb = 512;             // --activation-cache-mb: memory per strategy
+  std::int64_t interleave = 0;       // --interleave N: steps per strategy per turn (0: an epoch)
   // pre-training (classes 0-4)
-  double pretrain_epochs = 1.0;
+  double pretrain_epochs = 4.0;     // a body whose early blocks hold general features (8: no better)
   std::int64_t pretrain_limit = -1;
   double pretrain_lr = 2e-3;
   // bookkeeping
@@ -217,10 +222,11 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
           },
           ""));
   app.add_option("--device", cfg.device, "training device")->type_name("cpu|cuda[:N]");
-  app.add_option("--threads", cfg.threads, "CPU threads (0: all cores)")
+  app.add_option("--threads", cfg.threads,
+                 "CPU threads (0: one when training on the CPU, all cores with a GPU)")
       ->type_name("N")
       ->transform(number<int>())
-      ->check(non_negative("0 (all cores) or more"));
+      ->check(non_negative("0 (automatic) or more"));
 
   app.option_defaults()->group("Training");
   app.add_option("--seed", cfg.seed, "seed for initialisation and data order")
@@ -252,6 +258,30 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
   app.add_option("--test-limit", cfg.test_limit, "test images from classes 5-9 (-1: all 5000)")
       ->type_name("N")
       ->transform(number<std::int64_t>());
+  app.add_option("--val-limit", cfg.val_limit,
+                 "validation images: held-out training images of classes 5-9 (> 0)")
+      ->type_name("N")
+      ->transform(number<std::int64_t>())
+      ->check(positive());
+  app.add_option_function<std::string>(
+         "--activation-cache",
+         [&cfg](const std::string& v) {
+           if (v != "on" && v != "off")
+             throw CLI::ValidationError("--activation-cache", "is on or off, got '" + v + "'");
+           cfg.cache = v == "on";
+         },
+         "activation cache of the frozen prefix (default on)")
+      ->type_name("on|off");
+  app.add_option("--activation-cache-mb", cfg.cache_mb, "activation-cache memory per strategy, MiB (0 or more)")
+      ->type_name("X")
+      ->transform(number<double>())
+      ->check(non_negative());
+  app.add_option("--interleave", cfg.interleave,
+                 "steps each strategy runs in its turn (0: an epoch); strategies take turns so "
+                 "that they meet the same machine")
+      ->type_name("N")
+      ->transform(number<std::int64_t>())
+      ->check(non_negative());
 
   app.option_defaults()->group("Pre-training (classes 0-4)");
   app.add_option("--pretrain-epochs", cfg.pretrain_epochs,

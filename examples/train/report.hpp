@@ -1,9 +1,13 @@
 #pragma once
-// examples/train/report.hpp — the comparison table (terminal and CSV).
+// examples/train/report.hpp — the comparison table (terminal and CSV) and the
+// validation points behind the time-to-accuracy picture (CSV).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "trainer.hpp"
@@ -18,48 +22,128 @@ inline std::string freeze_steps_text(const RunResult& r) {
   return s;
 }
 
-/// The reference for speed-up and accuracy deltas: the "full" run if present.
-inline const RunResult* baseline(const std::vector<RunResult>& rs) {
+inline const RunResult* find_strategy(const std::vector<RunResult>& rs, const std::string& name) {
   for (const auto& r : rs)
-    if (r.strategy == "full") return &r;
+    if (r.strategy == name) return &r;
   return nullptr;
+}
+
+/// The reference for speed-up and accuracy deltas: the "full" run if present.
+inline const RunResult* baseline(const std::vector<RunResult>& rs) { return find_strategy(rs, "full"); }
+
+/// The second reference: full fine-tuning stopped early ("full-early-stop") if present.
+inline const RunResult* early_stop_baseline(const std::vector<RunResult>& rs) {
+  return find_strategy(rs, "full-early-stop");
+}
+
+/// The time speed-ups are computed from: the robust estimate (steps x median
+/// step time per phase), the loop's wall time when that was not measured.
+inline double run_time_s(const RunResult& r) { return r.time_est_s > 0 ? r.time_est_s : r.wall_s; }
+
+/// ref's time / r's time; NaN when either is missing.
+inline double speedup_over(const RunResult& ref, const RunResult& r) {
+  const double a = run_time_s(ref), b = run_time_s(r);
+  return a > 0 && b > 0 ? a / b : std::numeric_limits<double>::quiet_NaN();
+}
+
+/// The speed-up's range from the quartiles: {ref.lo / r.hi, ref.hi / r.lo};
+/// NaNs when the quartiles were not measured.
+inline std::pair<double, double> speedup_range(const RunResult& ref, const RunResult& r) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  if (!(ref.time_lo_s > 0 && ref.time_hi_s > 0 && r.time_lo_s > 0 && r.time_hi_s > 0)) return {nan, nan};
+  return {ref.time_lo_s / r.time_hi_s, ref.time_hi_s / r.time_lo_s};
+}
+
+/// The final validation accuracy: val_accuracy, else the last finite evaluation's.
+inline double final_val_accuracy(const RunResult& r) {
+  if (std::isfinite(r.val_accuracy)) return r.val_accuracy;
+  for (auto it = r.evals.rbegin(); it != r.evals.rend(); ++it)
+    if (std::isfinite(it->val_accuracy)) return it->val_accuracy;
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
+/// Points below full's final validation accuracy that still count as "reached".
+constexpr double kTargetMargin = 0.3;
+
+/// The accuracy target: full's final validation accuracy minus kTargetMargin
+/// points; NaN without a full run (or its validation accuracy).
+inline double accuracy_target(const std::vector<RunResult>& rs) {
+  const RunResult* base = baseline(rs);
+  return base ? final_val_accuracy(*base) - kTargetMargin : std::numeric_limits<double>::quiet_NaN();
+}
+
+/// Fine-tuning time at the first evaluation with val_accuracy >= target; NaN
+/// when it never got there (or target is NaN).
+inline double time_to_target_s(const RunResult& r, double target) {
+  if (!std::isfinite(target)) return std::numeric_limits<double>::quiet_NaN();
+  for (const auto& e : r.evals)
+    if (std::isfinite(e.val_accuracy) && e.val_accuracy >= target) return e.time_s;
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
+/// Share of the samples looked up in the activation cache that it served; NaN
+/// when the run had no cache or looked nothing up.
+inline double cache_hit_rate(const RunResult& r) {
+  const std::int64_t n = r.cache_hits + r.cache_misses;
+  return r.cached && n > 0 ? static_cast<double>(r.cache_hits) / static_cast<double>(n)
+                           : std::numeric_limits<double>::quiet_NaN();
 }
 
 inline std::string format_table(const std::vector<RunResult>& rs) {
   const RunResult* base = baseline(rs);
+  const RunResult* early = early_stop_baseline(rs);
+  const double target = accuracy_target(rs);
+  const std::string freeze_header = "froze at step (stem, block 0, 1, ...)";
   std::vector<std::vector<std::string>> rows;
-  rows.push_back({"strategy", "test acc %", "vs full", "wall s", "speed-up", "bwd avoided",
-                  "steps", "froze at step (stem, block 0, 1, ...)", "peak MiB"});
-  for (const auto& r : rs) {
+  rows.push_back({"strategy", "test acc %", "vs full", "vs early-stop", "speed-up", "spread",
+                  "work avoided", "to full-0.3", "cache hits", "steps", freeze_header});
+  auto fmt = [](const char* f, double v) {
     char b[64];
+    std::snprintf(b, sizeof b, f, v);
+    return std::string(b);
+  };
+  auto acc_delta = [&](const RunResult& ref, const RunResult& r) {
+    return std::isfinite(ref.test_accuracy) && std::isfinite(r.test_accuracy)
+               ? fmt("%+.2f", r.test_accuracy - ref.test_accuracy)
+               : std::string("n/a");
+  };
+  for (const auto& r : rs) {
     std::vector<std::string> row;
     row.push_back(r.strategy);
-    std::snprintf(b, sizeof b, "%.2f", r.test_accuracy);
-    row.push_back(b);
-    if (base && std::isfinite(base->test_accuracy)) {
-      std::snprintf(b, sizeof b, "%+.2f", r.test_accuracy - base->test_accuracy);
-      row.push_back(b);
+    row.push_back(std::isfinite(r.test_accuracy) ? fmt("%.2f", r.test_accuracy) : "n/a");
+    row.push_back(base && std::isfinite(base->test_accuracy) ? acc_delta(*base, r) : "");
+    if (early) {
+      const double s = speedup_over(*early, r);
+      row.push_back(acc_delta(*early, r) + " / " + (std::isfinite(s) ? fmt("%.2fx", s) : "n/a"));
     } else {
       row.push_back("");
     }
-    std::snprintf(b, sizeof b, "%.1f", r.wall_s);
-    row.push_back(b);
-    if (base && r.wall_s > 0) {
-      std::snprintf(b, sizeof b, "%.2fx", base->wall_s / r.wall_s);
-      row.push_back(b);
+    const double s = base ? speedup_over(*base, r) : std::numeric_limits<double>::quiet_NaN();
+    row.push_back(std::isfinite(s) ? fmt("%.2fx", s) : "");
+    if (base == &r) {
+      row.push_back("-");
+    } else if (base) {
+      const auto range = speedup_range(*base, r);
+      row.push_back(std::isfinite(range.first) ? fmt("%.1f", range.first) + "-" + fmt("%.1f", range.second)
+                                               : "");
     } else {
       row.push_back("");
     }
-    std::snprintf(b, sizeof b, "%.0f%%", 100.0 * r.backward_avoided);
-    row.push_back(b);
+    row.push_back(fmt("%.0f%%", 100.0 * r.work_avoided));
+    if (!std::isfinite(target) || r.evals.empty()) {
+      row.push_back("");
+    } else {
+      const double t = time_to_target_s(r, target);
+      row.push_back(std::isfinite(t) ? fmt("%.1f s", t) : "never");
+    }
+    if (r.cached) {
+      const double h = cache_hit_rate(r);
+      row.push_back(std::isfinite(h) ? fmt("%.0f%%", 100.0 * h) : "n/a");
+    } else {
+      row.push_back("-");
+    }
     row.push_back(std::to_string(r.steps) + "/" + std::to_string(r.planned_steps));
     row.push_back(freeze_steps_text(r));
-    if (std::isfinite(r.peak_mem_mib)) {
-      std::snprintf(b, sizeof b, "%.0f", r.peak_mem_mib);
-      row.push_back(b);
-    } else {
-      row.push_back("n/a");
-    }
     rows.push_back(row);
   }
   std::vector<std::size_t> w(rows[0].size(), 0);
@@ -67,13 +151,15 @@ inline std::string format_table(const std::vector<RunResult>& rs) {
     for (std::size_t i = 0; i < row.size(); ++i) w[i] = std::max(w[i], row[i].size());
   std::ostringstream os;
   for (std::size_t k = 0; k < rows.size(); ++k) {
+    std::string line;
     for (std::size_t i = 0; i < rows[k].size(); ++i) {
-      const bool left = i == 0 || i == 7;
+      const bool left = rows[0][i] == "strategy" || rows[0][i] == freeze_header;
       const std::string& c = rows[k][i];
       const std::string pad(w[i] - c.size(), ' ');
-      os << (i ? "  " : "") << (left ? c + pad : pad + c);
+      line += (i ? "  " : "") + (left ? c + pad : pad + c);
     }
-    os << "\n";
+    line.erase(line.find_last_not_of(' ') + 1);
+    os << line << "\n";
     if (k == 0) {
       std::size_t total = 0;
       for (auto x : w) total += x + 2;
@@ -85,17 +171,42 @@ inline std::string format_table(const std::vector<RunResult>& rs) {
 
 inline std::string format_csv(const std::vector<RunResult>& rs) {
   const RunResult* base = baseline(rs);
+  const RunResult* early = early_stop_baseline(rs);
+  const double target = accuracy_target(rs);
+  // a number, or an empty cell where it does not apply
+  auto cell = [](double v) { return std::isfinite(v) ? csv_number(v) : std::string(""); };
+  auto measured = [&](double v) { return v > 0 ? csv_number(v) : std::string(""); };
   std::ostringstream os;
-  os << "strategy,composition,test_accuracy,wall_s,speedup,backward_avoided,frozen_share,steps,"
-        "planned_steps,freeze_steps,peak_mem_mib,peak_mem_kind\n";
+  os << "strategy,composition,test_accuracy,val_accuracy,wall_s,time_est_s,time_lo_s,time_hi_s,"
+        "speedup,speedup_lo,speedup_hi,speedup_vs_early_stop,work_avoided,backward_avoided,"
+        "time_to_target_s,cache_hit_rate,cache_samples,cache_mib,frozen_share,steps,planned_steps,"
+        "freeze_steps,peak_mem_mib,peak_mem_kind\n";
+  const double nan = std::numeric_limits<double>::quiet_NaN();
   for (const auto& r : rs) {
+    const auto range = base && base != &r ? speedup_range(*base, r) : std::make_pair(nan, nan);
     os << r.strategy << ",\"" << r.composition << "\"," << csv_number(r.test_accuracy) << ','
-       << csv_number(r.wall_s) << ','
-       << (base && r.wall_s > 0 ? csv_number(base->wall_s / r.wall_s) : std::string("")) << ','
-       << csv_number(r.backward_avoided) << ',' << csv_number(r.frozen_share) << ',' << r.steps
-       << ',' << r.planned_steps << ",\"" << freeze_steps_text(r) << "\","
+       << csv_number(r.val_accuracy) << ',' << csv_number(r.wall_s) << ',' << measured(r.time_est_s)
+       << ',' << measured(r.time_lo_s) << ',' << measured(r.time_hi_s) << ','
+       << cell(base ? speedup_over(*base, r) : nan) << ',' << cell(range.first) << ','
+       << cell(range.second) << ',' << cell(early ? speedup_over(*early, r) : nan) << ','
+       << csv_number(r.work_avoided) << ',' << csv_number(r.backward_avoided) << ','
+       << cell(time_to_target_s(r, target)) << ',' << cell(cache_hit_rate(r)) << ','
+       << (r.cached ? std::to_string(r.cache_samples) : std::string("")) << ','
+       << (r.cached ? csv_number(r.cache_mib) : std::string("")) << ',' << csv_number(r.frozen_share)
+       << ',' << r.steps << ',' << r.planned_steps << ",\"" << freeze_steps_text(r) << "\","
        << csv_number(r.peak_mem_mib) << ",\"" << r.peak_mem_kind << "\"\n";
   }
+  return os.str();
+}
+
+/// Every validation point of every run (the data of render_accuracy_svg).
+inline std::string format_evals_csv(const std::vector<RunResult>& rs) {
+  std::ostringstream os;
+  os << "strategy,step,time_s,val_accuracy,val_loss\n";
+  for (const auto& r : rs)
+    for (const auto& e : r.evals)
+      os << r.strategy << ',' << e.step << ',' << csv_number(e.time_s) << ','
+         << csv_number(e.val_accuracy) << ',' << csv_number(e.val_loss) << '\n';
   return os.str();
 }
 

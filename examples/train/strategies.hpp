@@ -4,6 +4,7 @@
 // composition with example defaults, selectable by name at run time.
 #include <algorithm>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,7 +17,14 @@ struct Strategy {
   std::string name;
   std::string summary;
   bool adaptive = false;  ///< decides from training statistics (not a fixed plan)
-  std::function<RunResult(const RunContext&)> run;
+  /// Builds the run (model, optimizer, controller), ready to step.
+  std::function<std::unique_ptr<Run>(const RunContext&)> start;
+  /// The whole run at once.
+  RunResult run(const RunContext& ctx) const {
+    auto r = start(ctx);
+    while (!r->done()) r->step();
+    return r->finish();
+  }
   /// Every option key of the composition (for --list and --set routing).
   std::function<frost::OptionList()> options;
 };
@@ -32,8 +40,8 @@ Strategy make_strategy(
   s.name = name;
   s.summary = std::move(summary);
   s.adaptive = adaptive;
-  s.run = [name, configure](const RunContext& ctx) {
-    return run_strategy<C, S, P>(ctx, name, configure);
+  s.start = [name, configure](const RunContext& ctx) -> std::unique_ptr<Run> {
+    return std::make_unique<StrategyRun<C, S, P>>(ctx, name, configure);
   };
   s.options = [] { return Ctl::describe(typename Ctl::Options{}); };
   return s;
@@ -47,6 +55,9 @@ inline bool has_option(const Strategy& s, const std::string& key) {
 }
 
 namespace strategy_defaults {
+// Early stopping (full-early-stop and the freezing strategies): the run ends
+// after this many epochs without a lower validation loss.
+inline constexpr std::int64_t kPatience = 2;
 // For the default CPU run (tiny ViT, 5000 images, 6 epochs = 240 steps). The
 // head starts from zero, so the body's gradients first *grow*: DyF's relative
 // threshold is taken against each block's peak window, not its first.
@@ -68,6 +79,20 @@ inline std::vector<Strategy> all_strategies() {
   v.push_back(make_strategy<c::Never, sch::Cosine, st::Never>(
       "full", "full fine-tuning: every block trains for the whole budget (cosine lr)", false,
       nullptr));
+  // The timing control: full's work again. Its speed-up must read 1.00x
+  // (within the measurement's +-5 %); a table where it does not is noise.
+  v.push_back(make_strategy<c::Never, sch::Cosine, st::Never>(
+      "full-repeat",
+      "full fine-tuning again, the timing control: the same work as full, so its speed-up "
+      "must read 1.00x",
+      false, nullptr));
+  v.push_back(make_strategy<c::Never, sch::Cosine, st::Patience>(
+      "full-early-stop",
+      "full fine-tuning with early stopping: ends when the validation loss has not improved "
+      "for stop.patience epochs",
+      false, [](auto& o, const Plan&, const frost::BlockMap&) {
+        o.stop().patience(strategy_defaults::kPatience);
+      }));
   v.push_back(make_strategy<c::AtSteps, sch::Cosine, st::Never>(
       "static", "static freezing: the stem and the first half of the blocks frozen from step 0",
       false, [](auto& o, const Plan&, const frost::BlockMap& b) {
@@ -88,41 +113,49 @@ inline std::vector<Strategy> all_strategies() {
             "cubic spacing, unscaled lr");
   // DyF as its paper ran it: the threshold test per window, in order, and once
   // every block is frozen one more epoch with only the head (its Table 2).
-  v.push_back(make_strategy<c::GradientThreshold, sch::Cosine, st::AllFrozen>(
+  // The adaptive strategies compose their criterion with early stopping, as
+  // full-early-stop does: they end when the validation loss stops falling,
+  // and DyF also once every block is frozen and the head had one more epoch.
+  v.push_back(make_strategy<c::GradientThreshold, sch::Cosine, st::AnyOf<st::AllFrozen, st::Patience>>(
       "dyf",
       "DyF: a block freezes when its mean |grad| over a window falls below the threshold; "
-      "once every block is frozen the head trains one more epoch (stop.extra_epochs)",
+      "ends once every block is frozen and the head trained one more epoch, or on early stopping",
       true, [](auto& o, const Plan&, const frost::BlockMap&) {
         o.criterion()
             .window(strategy_defaults::kDyfWindow)
             .relative(strategy_defaults::kDyfRelative)
             .reference(c::Reference::peak);
         o.controller().in_order(true);
-        o.stop().extra_epochs(1);
+        std::get<0>(o.stop()).extra_epochs(1);
+        std::get<1>(o.stop()).patience(strategy_defaults::kPatience);
       }));
-  v.push_back(make_strategy<c::GradientNormChange, sch::Cosine, st::Never>(
+  v.push_back(make_strategy<c::GradientNormChange, sch::Cosine, st::Patience>(
       "autofreeze",
       "AutoFreeze: every interval, leading blocks whose accumulated-gradient-norm change is below "
-      "the median freeze (the last block keeps training)",
+      "the median freeze (the last block keeps training); early stopping",
       true, [](auto& o, const Plan&, const frost::BlockMap&) {
         o.criterion().interval(strategy_defaults::kAutoFreezeInterval);
+        o.stop().patience(strategy_defaults::kPatience);
       }));
-  v.push_back(make_strategy<c::TokenSimilarity, sch::Cosine, st::Never>(
+  v.push_back(make_strategy<c::TokenSimilarity, sch::Cosine, st::Patience>(
       "simfreeze",
       "SimFreeze (ATSF): blocks in order from the input side; each records its class tokens' "
-      "class means, goes on trial, and is frozen when their similarity stops rising",
+      "class means, goes on trial, and is frozen when their similarity stops rising; early "
+      "stopping",
       true, [](auto& o, const Plan&, const frost::BlockMap&) {
         o.criterion()
             .num_classes(strategy_defaults::kNumClasses)
             .record_steps(strategy_defaults::kSimRecord)
             .compare_steps(strategy_defaults::kSimCompare);
+        o.stop().patience(strategy_defaults::kPatience);
       }));
   return v;
 }
 
 /// The strategies of a bare `--compare` (and of no arguments at all).
 inline std::vector<std::string> default_comparison() {
-  return {"full", "static", "freezeout-cubic-scaled", "autofreeze", "dyf", "simfreeze"};
+  return {"full",      "full-repeat", "full-early-stop", "freezeout-cubic-scaled",
+          "autofreeze", "dyf",         "simfreeze"};
 }
 
 inline const Strategy* find_strategy(const std::vector<Strategy>& all, const std::string& name) {

@@ -21,6 +21,8 @@
 #include <functional>
 #include <iomanip>
 #include <limits>
+#include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -34,6 +36,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "frost/cache/activation_cache.hpp"
 #include "frost/checkpoint.hpp"
 #include "frost/frost.hpp"
 #include "idx.hpp"
@@ -165,6 +168,7 @@ inline std::pair<double, std::string> peak_memory_mib(const torch::Device& devic
 struct TaskData {
   fx::Dataset pretrain;  ///< train split, classes 0-4
   fx::Dataset train;     ///< train split, classes 5-9 (labels kept: 5..9)
+  fx::Dataset val;       ///< train split, classes 5-9, the images after `train`'s: validation
   fx::Dataset test;      ///< t10k split, classes 5-9
 };
 
@@ -189,18 +193,29 @@ inline fx::DataError with_package_hint(const fx::DataError& e) {
 }
 
 inline TaskData load_task_data(const std::string& dir, std::int64_t pretrain_limit,
-                               std::int64_t train_limit, std::int64_t test_limit) {
+                               std::int64_t train_limit, std::int64_t test_limit,
+                               std::int64_t val_limit = 1000) {
   try {
     const auto train = fx::load_fashion_mnist(dir, /*train=*/true);
     const auto test = fx::load_fashion_mnist(dir, /*train=*/false);
     TaskData d;
     d.pretrain = fx::filter_classes(train, {0, 1, 2, 3, 4}, /*relabel=*/false);
     d.train = fx::filter_classes(train, {5, 6, 7, 8, 9}, /*relabel=*/false);
+    {
+      // Validation: held-out training images of classes 5-9 (never trained
+      // on), the ones after the fine-tuning set; early stopping and the
+      // time-to-accuracy picture read them, the test set stays untouched.
+      const std::int64_t n = d.train.size();
+      const std::int64_t n_val = std::max<std::int64_t>(0, std::min(val_limit, n / 2));
+      const std::int64_t n_train =
+          train_limit >= 0 ? std::min(train_limit, n - n_val) : n - n_val;
+      d.val = {d.train.images.narrow(0, n_train, n_val), d.train.labels.narrow(0, n_train, n_val)};
+      d.train = fx::take_first(d.train, n_train);
+    }
     d.test = fx::filter_classes(test, {5, 6, 7, 8, 9}, /*relabel=*/false);
     if (pretrain_limit >= 0) d.pretrain = fx::take_first(d.pretrain, pretrain_limit);
-    if (train_limit >= 0) d.train = fx::take_first(d.train, train_limit);
     if (test_limit >= 0) d.test = fx::take_first(d.test, test_limit);
-    if (d.pretrain.size() == 0 || d.train.size() == 0 || d.test.size() == 0)
+    if (d.pretrain.size() == 0 || d.train.size() == 0 || d.test.size() == 0 || d.val.size() == 0)
       throw fx::DataError("Fashion-MNIST in " + dir + " has no images for one of the tasks");
     return d;
   } catch (const fx::DataError& e) {
@@ -476,222 +491,185 @@ inline std::string concepts_names(const frost::OptionList& config) {
   return c + " / " + s + " / " + p;
 }
 
+/// One strategy's fine-tuning, a step at a time, so that run_app can
+/// interleave the strategies (an epoch of each in turn): every strategy then
+/// meets the same machine, and a timing comparison says something on a shared
+/// 2-core box. See docs/main-job.md.
+class Run {
+ public:
+  virtual ~Run() = default;
+  /// Nothing left to do (budget spent, stopped by the stop rule, or
+  /// --max-steps reached this session).
+  virtual bool done() const = 0;
+  /// One training step; at an epoch's end also the validation.
+  virtual void step() = 0;
+  virtual std::int64_t steps_done() const = 0;
+  virtual std::int64_t planned_steps() const = 0;
+  virtual const std::string& name() const = 0;
+  /// Final checkpoint, test accuracy, the result row.
+  virtual RunResult finish() = 0;
+};
+
+namespace detail {
+
+/// The q-quantile (0..1) of `v` (linear interpolation; v not empty).
+inline double quantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const auto i = static_cast<std::size_t>(pos);
+  const double f = pos - static_cast<double>(i);
+  return i + 1 < v.size() ? v[i] * (1 - f) + v[i + 1] * f : v[i];
+}
+
+/// Validation: accuracy (%) and mean cross-entropy of `model` on `ds` (all
+/// ranks: each its part, summed).
+inline std::pair<double, double> validate(fx::ViT& model, const fx::Dataset& ds,
+                                          const torch::Device& device, const World& world,
+                                          std::int64_t batch = 500) {
+  torch::NoGradGuard ng;
+  const bool was_training = model->is_training();
+  model->eval();
+  const std::int64_t begin = ds.size() * world.rank / world.size;
+  const std::int64_t end = ds.size() * (world.rank + 1) / world.size;
+  at::Tensor sums = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device));
+  for (std::int64_t i = begin; i < end; i += batch) {
+    const auto n = std::min(batch, end - i);
+    auto x = ds.images.narrow(0, i, n).to(device);
+    auto y = ds.labels.narrow(0, i, n).to(device);
+    const auto logits = model->forward(x);
+    sums[0] += logits.argmax(1).eq(y).sum().to(at::kDouble);
+    sums[1] += torch::nn::functional::cross_entropy(
+                   logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                   .to(at::kDouble);
+  }
+  if (was_training) model->train();
+  world.sum_(sums);
+  const auto h = sums.cpu();
+  const double n = static_cast<double>(std::max<std::int64_t>(1, ds.size()));
+  return {100.0 * h[0].item<double>() / n, h[1].item<double>() / n};
+}
+
+}  // namespace detail
+
 /// Fine-tunes the pre-trained model on classes 5-9 with the strategy
 /// FreezeController<C, S, P>, configured by `configure` (the strategy's
 /// defaults) and then ctx.sets (the user's --set).
 template <class C, class S, class P>
-RunResult run_strategy(
-    const RunContext& ctx, const std::string& name,
-    const std::function<void(typename TrainController<C, S, P>::Options&, const Plan&,
-                             const frost::BlockMap&)>& configure) {
+class StrategyRun final : public Run {
+ public:
   using Ctl = TrainController<C, S, P>;
-  const TrainConfig& cfg = ctx.cfg;
-  const TaskData& data = *ctx.data;
-  const torch::Device device = ctx.device;
-  const World single;
-  const World& world = ctx.world ? *ctx.world : single;
-  // This rank's shard and its part of the (global) batch.
-  const fx::Dataset train = shard(data.train, world);
-  const std::int64_t batch_size = cfg.batch_size / world.size;
-  make_dirs(ctx.out_dir);
-  const std::string ckpt_path = join(ctx.out_dir, "checkpoint.pt");
-  const std::string log_path = join(ctx.out_dir, "steps.jsonl");
+  using Configure = std::function<void(typename Ctl::Options&, const Plan&, const frost::BlockMap&)>;
 
-  RunResult r;
-  r.strategy = name;
-  r.out_dir = ctx.out_dir;
-
-  // Model from the pre-trained weights, optimizer with one group per block.
-  torch::manual_seed(cfg.seed + 1);
-  fx::ViT model(model_options(cfg.model));
-  torch::load(model, ctx.pretrained);
-  {
-    // A new classifier for the new classes: the pre-trained head only ever
-    // saw classes 0-4 and pushed the logits of 5-9 down; start it from zero
-    // (loss ln 10) and keep the body's features.
-    torch::NoGradGuard ng;
-    model->head->weight.zero_();
-    model->head->bias.zero_();
-  }
-  model->to(device);
-  model->train();
-#ifdef FROST_TRAIN_DISTRIBUTED
-  // Rank 0's weights everywhere; then gradients averaged over the ranks,
-  // frozen blocks left out of the all-reduce.
-  std::unique_ptr<frost::dist::GradientSync> grad_sync;
-  if (world.parallel()) grad_sync = std::make_unique<frost::dist::GradientSync>(*model, world.group);
-  std::int64_t comm_bytes = 0, comm_full_bytes = 0, full_numel = 0;
-  for (const auto& p : model->parameters()) full_numel += p.numel();
-#endif
-  auto blocks = frost::BlockMap::detect(*model);
-  torch::optim::AdamW opt(frost::param_groups(blocks, *model),
-                          torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
-
-  const Plan plan = make_plan(cfg, data.train.size());
-  typename Ctl::Options opts;
-  opts.controller()
-      .total_steps(plan.total_steps)
-      .steps_per_epoch(plan.steps_per_epoch)
-      .warmup_steps(std::min(cfg.warmup_steps, plan.total_steps - 1));
-  if (configure) configure(opts, plan, blocks);
-  for (const auto& kv : ctx.sets) Ctl::set_option(opts, kv.first, kv.second);
-#ifdef FROST_TRAIN_DISTRIBUTED
-  opts.reducer().group(world.group);  // every rank takes every decision
-#endif
-  Ctl ctl(model, opt, blocks, opts);
-  r.config = ctl.describe();
-  r.composition = concepts_names(r.config);
-  for (const auto& b : ctl.blocks()) r.block_names.push_back(b.name);
-
-  // Trainer state beyond the controller's.
-  std::int64_t step = 0;
-  double elapsed = 0.0, frozen_sum = 0.0, busy_sum = 0.0;
-  std::vector<double> losses;
-
-  if (ctx.resume && path_exists(ckpt_path)) {
-    torch::serialize::InputArchive ar;
-    frost::load_file(ar, ckpt_path, device);
-    torch::serialize::InputArchive msub, osub, fsub;
-    ar.read("model", msub);
-    model->load(msub);
-    ar.read("optimizer", osub);
-    opt.load(osub);
-    ar.read("frost", fsub);
-    frost::load(ctl, fsub, ckpt_path);
-    elapsed = frost::read_value(ar, "trainer.elapsed").toDouble();
-    frozen_sum = frost::read_value(ar, "trainer.frozen_sum").toDouble();
-    busy_sum = frost::read_value(ar, "trainer.busy_sum").toDouble();
-    losses = frost::read_value(ar, "trainer.losses").toDoubleVector();
-    step = ctl.step();
-    if (world.root()) detail::truncate_log(log_path, step);
-    r.resumed = true;
-    ctx.log("[" + name + "] resumed from " + ckpt_path + " at step " + std::to_string(step));
-  } else if (world.root()) {
-    detail::write_text(log_path, "");
+  StrategyRun(const RunContext& ctx, std::string name, const Configure& configure)
+      : ctx_(ctx), cfg_(ctx.cfg), data_(*ctx.data), device_(ctx.device),
+        world_(ctx.world ? *ctx.world : single_), train_(shard(data_.train, world_)),
+        batch_size_(cfg_.batch_size / world_.size), name_(std::move(name)),
+        model_(make_model()), blocks_(frost::BlockMap::detect(*model_)),
+        opt_(frost::param_groups(blocks_, *model_),
+             torch::optim::AdamWOptions(cfg_.lr).weight_decay(cfg_.weight_decay)),
+        plan_(make_plan(cfg_, data_.train.size())), ctl_(model_, opt_, blocks_, options(configure)),
+        ckpt_path_(join(ctx.out_dir, "checkpoint.pt")), log_path_(join(ctx.out_dir, "steps.jsonl")) {
+    make_dirs(ctx.out_dir);
+    r_.strategy = name_;
+    r_.out_dir = ctx.out_dir;
+    r_.config = ctl_.describe();
+    r_.composition = concepts_names(r_.config);
+    for (const auto& b : ctl_.blocks()) r_.block_names.push_back(b.name);
+    // The cache applies once a prefix is frozen for good, on inputs that are
+    // the same every epoch (frost-train does not augment).
+    if (cfg_.cache && cfg_.cache_mb > 0)
+      cache_ = std::make_unique<frost::cache::ActivationCache>(
+          train_.size(), frost::cache::ActivationCacheOptions().budget_mb(cfg_.cache_mb));
+    r_.cached = cache_ != nullptr;
+    if (ctx.resume && path_exists(ckpt_path_)) resume();
+    else if (world_.root()) detail::write_text(log_path_, "");
+    if (world_.root()) {
+      log_.open(log_path_, std::ios::app);
+      if (!log_) throw std::runtime_error("cannot write " + log_path_);
+    }
+    seen_events_ = ctl_.timeline().size();
+    batches_epoch_ = step_ / plan_.steps_per_epoch;
+    batches_ = std::make_unique<fx::Batches>(train_, batch_size_, data_seed(cfg_, batches_epoch_));
   }
 
-  // Rank 0 keeps the log and the checkpoint (the ranks hold the same state).
-  std::ofstream log;
-  if (world.root()) {
-    log.open(log_path, std::ios::app);
-    if (!log) throw std::runtime_error("cannot write " + log_path);
+  const std::string& name() const override { return name_; }
+  std::int64_t steps_done() const override { return step_; }
+  std::int64_t planned_steps() const override { return plan_.total_steps; }
+  bool done() const override {
+    return step_ >= plan_.total_steps || ctl_.should_stop() ||
+           (cfg_.max_steps >= 0 && session_steps_ >= cfg_.max_steps);
   }
 
-  auto save_checkpoint = [&]() {
-    if (!world.root()) return;
-    torch::serialize::OutputArchive ar, msub, osub, fsub;
-    model->save(msub);
-    opt.save(osub);
-    frost::save(ctl, fsub);
-    ar.write("model", msub);
-    ar.write("optimizer", osub);
-    ar.write("frost", fsub);
-    ar.write("trainer.elapsed", c10::IValue(elapsed));
-    ar.write("trainer.frozen_sum", c10::IValue(frozen_sum));
-    ar.write("trainer.busy_sum", c10::IValue(busy_sum));
-    ar.write("trainer.losses", c10::IValue(losses));
-    frost::save_file(ar, ckpt_path);
-  };
-
-  // Per-step rows wait for their loss: losses stay on the device and are read
-  // in one transfer every few steps (no synchronisation per step on a GPU).
-  struct Row {
-    std::int64_t step;
-    double lr_head;
-    std::vector<double> lr;
-    std::int64_t frozen;
-    double frozen_fraction;
-    Json events = Json::array();
-  };
-  std::vector<Row> rows;
-  std::vector<torch::Tensor> pending;
-  auto flush = [&]() {
-    if (rows.empty()) return;
-    auto host = torch::stack(pending).to(torch::kCPU, torch::kDouble);
-    world.mean_(host);  // the loss of the global batch: one collective per flush
-    const double* lp = host.data_ptr<double>();
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      const auto& row = rows[i];
-      losses.push_back(lp[i]);
-      Json lr = Json::array();
-      for (const double x : row.lr) lr.push_back(json_number(x));
-      log << json_line({{"step", row.step},
-                        {"epoch", row.step / plan.steps_per_epoch},
-                        {"loss", json_number(lp[i])},
-                        {"lr_head", json_number(row.lr_head)},
-                        {"lr", std::move(lr)},
-                        {"frozen", row.frozen},
-                        {"frozen_fraction", json_number(row.frozen_fraction)},
-                        {"events", row.events}});
+  void step() override {
+    const std::int64_t epoch = step_ / plan_.steps_per_epoch;
+    if (epoch != batches_epoch_) {
+      batches_ = std::make_unique<fx::Batches>(train_, batch_size_, data_seed(cfg_, epoch));
+      batches_epoch_ = epoch;
     }
-    log.flush();
-    rows.clear();
-    pending.clear();
-  };
+    const auto batch = (*batches_)[std::min(step_ % plan_.steps_per_epoch, batches_->size() - 1)];
+    const auto t0 = std::chrono::steady_clock::now();
 
-  std::size_t seen_events = ctl.timeline().size();
-  Progress bar(name, plan.total_steps, cfg.quiet || !world.root() ? 0 : cfg.progress);
-  // Flushes are collectives with several ranks: every rank flushes at the same
-  // steps, whether or not it draws a progress bar.
-  const bool ticks = world.parallel() || bar.enabled();
-  reset_peak_memory(device);
-  std::int64_t session_steps = 0;
-  bool interrupted = false;
-
-  fx::Batches epoch_batches(train, batch_size, data_seed(cfg, step / plan.steps_per_epoch));
-  std::int64_t batches_epoch = step / plan.steps_per_epoch;
-  auto t0 = std::chrono::steady_clock::now();
-  while (step < plan.total_steps && !ctl.should_stop()) {
-    if (cfg.max_steps >= 0 && session_steps >= cfg.max_steps) {
-      interrupted = true;
-      break;
-    }
-    const std::int64_t epoch = step / plan.steps_per_epoch;
-    if (epoch != batches_epoch) {
-      epoch_batches = fx::Batches(train, batch_size, data_seed(cfg, epoch));
-      batches_epoch = epoch;
-    }
-    auto batch = epoch_batches[std::min(step % plan.steps_per_epoch, epoch_batches.size() - 1)];
-
-    ctl.before_step();
-    const double ff = ctl.frozen_fraction();
-    frozen_sum += ff;
-    busy_sum += 1.0 - ctl.no_grad_fraction();  // blocks in trial get no gradient either
-    opt.zero_grad();
-    const auto images = batch.images.to(device, /*non_blocking=*/true);
-    const auto labels = batch.labels.to(device, /*non_blocking=*/true);
+    ctl_.before_step();
+    const double ff = ctl_.frozen_fraction();
+    const double no_grad = ctl_.no_grad_fraction();
+    frozen_sum_ += ff;
+    busy_sum_ += 1.0 - no_grad;  // blocks in trial get no gradient either
+    opt_.zero_grad();
+    const auto labels = batch.labels.to(device_, /*non_blocking=*/true);
+    // The frozen prefix (frozen for good, never a trial) from the cache.
+    const std::int64_t k = cache_ ? ctl_.frozen_prefix() : 0;
+    const auto hits_before = cache_ ? cache_->stats().hits : 0;
+    at::Tensor h = cache_ ? cache_->activations(model_, batch.index, batch.images.to(device_), k)
+                          : batch.images.to(device_, /*non_blocking=*/true);
+    const double hit_share =
+        cache_ && k > 0 ? static_cast<double>(cache_->stats().hits - hits_before) /
+                              static_cast<double>(std::max<std::int64_t>(1, batch.index.numel()))
+                        : 0.0;
     at::Tensor logits;
     if constexpr (frost::concepts::uses_features<C>()) {
       // The class token the head sees (after the final norm), for criteria
       // that compare features (token similarity).
-      const auto cls = model->forward_features(images).select(1, 0);
-      ctl.observe_features(cls, labels);
-      logits = model->head->forward(cls);
+      const auto cls = model_->class_token_from(h, k);
+      ctl_.observe_features(cls, labels);
+      logits = model_->head->forward(cls);
     } else {
-      logits = model->forward(images);
+      logits = model_->forward_range(h, k, frost::cache::kOutput);
     }
     auto loss = torch::nn::functional::cross_entropy(logits, labels);
     loss.backward();
 #ifdef FROST_TRAIN_DISTRIBUTED
-    if (grad_sync) {
-      grad_sync->synchronize();  // before the criterion reads the gradients
-      comm_bytes += grad_sync->bytes_last_step();
-      comm_full_bytes += full_numel * 4;
+    if (grad_sync_) {
+      grad_sync_->synchronize();  // before the criterion reads the gradients
+      comm_bytes_ += grad_sync_->bytes_last_step();
+      comm_full_bytes_ += full_numel_ * 4;
     }
 #endif
-    ctl.after_backward();
-    opt.step();
-    ctl.after_step();
+    ctl_.after_backward();
+    opt_.step();
+    ctl_.after_step();
+    sync(device_);  // the step's time, not the queue's (CUDA)
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    // Work in block passes: forward through the blocks not served from the
+    // cache, backward through the blocks that get a gradient.
+    const double nb = static_cast<double>(ctl_.blocks().size());
+    work_ += (nb - static_cast<double>(k) * hit_share) + nb * (1.0 - no_grad);
+    // The phase: which blocks this step skipped (a step's cost depends on it).
+    const auto phase = static_cast<std::int64_t>(std::llround(no_grad * nb)) * 1000 + k * 10 +
+                       (hit_share >= 1.0 ? 1 : 0);
+    step_times_[phase].push_back(dt);
+    elapsed_ += dt;
 
     Row row;
-    row.step = step;
-    row.lr_head = opt.param_groups().back().options().get_lr();
-    for (std::size_t g = 0; g < ctl.blocks().size(); ++g)
-      row.lr.push_back(opt.param_groups()[g].options().get_lr());
-    row.frozen = ctl.num_frozen();
+    row.step = step_;
+    row.lr_head = opt_.param_groups().back().options().get_lr();
+    for (std::size_t g = 0; g < ctl_.blocks().size(); ++g)
+      row.lr.push_back(opt_.param_groups()[g].options().get_lr());
+    row.frozen = ctl_.num_frozen();
     row.frozen_fraction = ff;
-    for (; seen_events < ctl.timeline().size(); ++seen_events) {
-      const auto& e = ctl.timeline()[seen_events];
+    row.step_ms = dt * 1000.0;
+    for (; seen_events_ < ctl_.timeline().size(); ++seen_events_) {
+      const auto& e = ctl_.timeline()[seen_events_];
       row.events.push_back(Json{{"kind", frost::to_string(e.kind)},
                                 {"step", e.step},
                                 {"block", e.block},
@@ -699,79 +677,254 @@ RunResult run_strategy(
                                 {"policy", e.policy},
                                 {"statistic", json_number(e.statistic)},
                                 {"detail", e.detail}});
-      const bool froze = e.kind == frost::EventKind::freeze || e.kind == frost::EventKind::commit;
-      if (froze && !cfg.quiet && !bar.enabled() && cfg.progress != 0)
-        ctx.log("[" + name + "] step " + std::to_string(e.step) + ": froze " + e.block_name);
     }
-    rows.push_back(std::move(row));
-    pending.push_back(loss.detach());
-    ++step;
-    ++session_steps;
+    rows_.push_back(std::move(row));
+    pending_.push_back(loss.detach());
+    ++step_;
+    ++session_steps_;
 
-    const bool ckpt_due = cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0 &&
-                          step < plan.total_steps && !ctl.should_stop();
-    const bool eval_due = cfg.eval_every > 0 && step % cfg.eval_every == 0;
-    if (rows.size() >= 25 || ckpt_due || eval_due || (ticks && step % 10 == 0)) {
-      {
-        sync(device);
-        elapsed += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        flush();
-        if (eval_due) {
-          const double acc = evaluate(model, data.test, device, world);
-          log << json_line({{"step", step - 1}, {"test_accuracy", json_number(acc)}});
-          log.flush();
-        }
-        if (ckpt_due) save_checkpoint();
-        std::ostringstream e;
-        if (!losses.empty())
-          e << "loss " << std::fixed << std::setprecision(3) << losses.back() << " frozen "
-            << ctl.num_frozen() << "/" << ctl.blocks().size();
-        bar.update(step, e.str());
-        t0 = std::chrono::steady_clock::now();
+    const bool epoch_end = step_ % plan_.steps_per_epoch == 0 || step_ == plan_.total_steps;
+    const bool ckpt_due = cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0 &&
+                          step_ < plan_.total_steps;
+    const bool eval_due = cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0;
+    // Flushes are collectives with several ranks: every rank flushes at the
+    // same steps.
+    if (rows_.size() >= 25 || ckpt_due || eval_due || epoch_end) {
+      flush();
+      if (epoch_end) validate();
+      if (eval_due) {
+        const double acc = evaluate(model_, data_.test, device_, world_);
+        log_ << json_line({{"step", step_ - 1}, {"test_accuracy", json_number(acc)}});
+        log_.flush();
       }
+      if (ckpt_due && !ctl_.should_stop()) save_checkpoint();
     }
   }
-  sync(device);
-  elapsed += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  flush();
-  bar.finish();
-  save_checkpoint();  // also the final state: --resume of a finished run only evaluates
 
-  const auto mem = peak_memory_mib(device);
-  r.peak_mem_mib = mem.first;
-  r.peak_mem_kind = mem.second;
-  r.steps = step;
-  r.planned_steps = plan.total_steps;
-  r.wall_s = elapsed;
-  r.frozen_share = step > 0 ? frozen_sum / static_cast<double>(step) : 0.0;
-  r.backward_avoided = 1.0 - busy_sum / static_cast<double>(plan.total_steps);
-  r.losses = losses;
-  r.timeline = ctl.timeline();
-  r.freeze_step.assign(ctl.blocks().size(), -1);
-  for (const auto& e : r.timeline)
-    if ((e.kind == frost::EventKind::freeze || e.kind == frost::EventKind::commit) &&
-        e.block >= 0 && r.freeze_step[static_cast<std::size_t>(e.block)] < 0)
-      r.freeze_step[static_cast<std::size_t>(e.block)] = e.step;
-  r.completed = !interrupted;
-  r.ranks = world.size;
+  RunResult finish() override {
+    flush();
+    save_checkpoint();  // also the final state: --resume of a finished run only evaluates
+    r_.steps = step_;
+    r_.planned_steps = plan_.total_steps;
+    r_.wall_s = elapsed_;
+    r_.frozen_share = step_ > 0 ? frozen_sum_ / static_cast<double>(step_) : 0.0;
+    r_.backward_avoided = 1.0 - busy_sum_ / static_cast<double>(plan_.total_steps);
+    const double nb = static_cast<double>(ctl_.blocks().size());
+    r_.work_avoided = 1.0 - work_ / (2.0 * nb * static_cast<double>(plan_.total_steps));
+    // Per phase: steps x median (and quartiles); see docs/main-job.md.
+    for (const auto& kv : step_times_) {
+      const double n = static_cast<double>(kv.second.size());
+      r_.time_est_s += n * detail::quantile(kv.second, 0.5);
+      r_.time_lo_s += n * detail::quantile(kv.second, 0.25);
+      r_.time_hi_s += n * detail::quantile(kv.second, 0.75);
+    }
+    r_.losses = losses_;
+    r_.timeline = ctl_.timeline();
+    r_.freeze_step.assign(ctl_.blocks().size(), -1);
+    for (const auto& e : r_.timeline)
+      if ((e.kind == frost::EventKind::freeze || e.kind == frost::EventKind::commit) &&
+          e.block >= 0 && r_.freeze_step[static_cast<std::size_t>(e.block)] < 0)
+        r_.freeze_step[static_cast<std::size_t>(e.block)] = e.step;
+    r_.completed = step_ >= plan_.total_steps || ctl_.should_stop();
+    r_.ranks = world_.size;
+    if (cache_) {
+      const auto& st = cache_->stats();
+      r_.cache_hits = st.hits;
+      r_.cache_misses = st.misses;
+      r_.cache_samples = st.cached_samples;
+      r_.cache_mib = static_cast<double>(st.bytes) / (1024.0 * 1024.0);
+    }
 #ifdef FROST_TRAIN_DISTRIBUTED
-  r.comm_mib = static_cast<double>(comm_bytes) / (1024.0 * 1024.0);
-  r.comm_full_mib = static_cast<double>(comm_full_bytes) / (1024.0 * 1024.0);
+    r_.comm_mib = static_cast<double>(comm_bytes_) / (1024.0 * 1024.0);
+    r_.comm_full_mib = static_cast<double>(comm_full_bytes_) / (1024.0 * 1024.0);
 #endif
-  if (world.parallel()) {
-    // Every rank's own timeline: identical across ranks by construction.
-    const std::string mine = join(ctx.out_dir, "rank" + std::to_string(world.rank));
-    make_dirs(mine);
-    detail::write_text(join(mine, "timeline.csv"), detail::timeline_csv(r.timeline));
+    if (world_.parallel()) {
+      // Every rank's own timeline: identical across ranks by construction.
+      const std::string mine = join(ctx_.out_dir, "rank" + std::to_string(world_.rank));
+      make_dirs(mine);
+      detail::write_text(join(mine, "timeline.csv"), detail::timeline_csv(r_.timeline));
+    }
+    if (world_.root()) {
+      detail::write_text(join(ctx_.out_dir, "timeline.csv"), detail::timeline_csv(r_.timeline));
+      std::ostringstream c;
+      for (const auto& kv : r_.config) c << kv.first << "=" << kv.second << "\n";
+      detail::write_text(join(ctx_.out_dir, "config.txt"), c.str());
+    }
+    if (r_.completed) r_.test_accuracy = evaluate(model_, data_.test, device_, world_);
+    if (!r_.evals.empty()) r_.val_accuracy = r_.evals.back().val_accuracy;
+    return r_;
   }
-  if (world.root()) {
-    detail::write_text(join(ctx.out_dir, "timeline.csv"), detail::timeline_csv(r.timeline));
-    std::ostringstream c;
-    for (const auto& kv : r.config) c << kv.first << "=" << kv.second << "\n";
-    detail::write_text(join(ctx.out_dir, "config.txt"), c.str());
+
+ private:
+  struct Row {
+    std::int64_t step;
+    double lr_head;
+    std::vector<double> lr;
+    std::int64_t frozen;
+    double frozen_fraction;
+    double step_ms;
+    Json events = Json::array();
+  };
+
+  fx::ViT make_model() {
+    // Model from the pre-trained weights, optimizer with one group per block.
+    torch::manual_seed(cfg_.seed + 1);
+    fx::ViT model(model_options(cfg_.model));
+    torch::load(model, ctx_.pretrained);
+    {
+      // A new classifier for the new classes: the pre-trained head only ever
+      // saw classes 0-4 and pushed the logits of 5-9 down; start it from zero
+      // (loss ln 10) and keep the body's features.
+      torch::NoGradGuard ng;
+      model->head->weight.zero_();
+      model->head->bias.zero_();
+    }
+    model->to(device_);
+    model->train();
+#ifdef FROST_TRAIN_DISTRIBUTED
+    // Rank 0's weights everywhere; then gradients averaged over the ranks,
+    // frozen blocks left out of the all-reduce.
+    if (world_.parallel()) grad_sync_ = std::make_unique<frost::dist::GradientSync>(*model, world_.group);
+    for (const auto& p : model->parameters()) full_numel_ += p.numel();
+#endif
+    return model;
   }
-  if (r.completed) r.test_accuracy = evaluate(model, data.test, device, world);
-  return r;
+
+  typename Ctl::Options options(const Configure& configure) {
+    typename Ctl::Options opts;
+    opts.controller()
+        .total_steps(plan_.total_steps)
+        .steps_per_epoch(plan_.steps_per_epoch)
+        .warmup_steps(std::min(cfg_.warmup_steps, plan_.total_steps - 1));
+    if (configure) configure(opts, plan_, blocks_);
+    for (const auto& kv : ctx_.sets) Ctl::set_option(opts, kv.first, kv.second);
+#ifdef FROST_TRAIN_DISTRIBUTED
+    opts.reducer().group(world_.group);  // every rank takes every decision
+#endif
+    return opts;
+  }
+
+  void resume() {
+    torch::serialize::InputArchive ar;
+    frost::load_file(ar, ckpt_path_, device_);
+    torch::serialize::InputArchive msub, osub, fsub;
+    ar.read("model", msub);
+    model_->load(msub);
+    ar.read("optimizer", osub);
+    opt_.load(osub);
+    ar.read("frost", fsub);
+    frost::load(ctl_, fsub, ckpt_path_);
+    elapsed_ = frost::read_value(ar, "trainer.elapsed").toDouble();
+    frozen_sum_ = frost::read_value(ar, "trainer.frozen_sum").toDouble();
+    busy_sum_ = frost::read_value(ar, "trainer.busy_sum").toDouble();
+    losses_ = frost::read_value(ar, "trainer.losses").toDoubleVector();
+    step_ = ctl_.step();
+    if (world_.root()) detail::truncate_log(log_path_, step_);
+    r_.resumed = true;
+    ctx_.log("[" + name_ + "] resumed from " + ckpt_path_ + " at step " + std::to_string(step_));
+  }
+
+  void save_checkpoint() {
+    if (!world_.root()) return;  // the ranks hold the same state
+    torch::serialize::OutputArchive ar, msub, osub, fsub;
+    model_->save(msub);
+    opt_.save(osub);
+    frost::save(ctl_, fsub);
+    ar.write("model", msub);
+    ar.write("optimizer", osub);
+    ar.write("frost", fsub);
+    ar.write("trainer.elapsed", c10::IValue(elapsed_));
+    ar.write("trainer.frozen_sum", c10::IValue(frozen_sum_));
+    ar.write("trainer.busy_sum", c10::IValue(busy_sum_));
+    ar.write("trainer.losses", c10::IValue(losses_));
+    frost::save_file(ar, ckpt_path_);
+  }
+
+  // Per-step rows wait for their loss: losses stay on the device and are read
+  // in one transfer every few steps (no synchronisation per step on a GPU).
+  void flush() {
+    if (rows_.empty()) return;
+    auto host = torch::stack(pending_).to(torch::kCPU, torch::kDouble);
+    world_.mean_(host);  // the loss of the global batch: one collective per flush
+    const double* lp = host.data_ptr<double>();
+    for (std::size_t i = 0; i < rows_.size(); ++i) {
+      const auto& row = rows_[i];
+      losses_.push_back(lp[i]);
+      Json lr = Json::array();
+      for (const double x : row.lr) lr.push_back(json_number(x));
+      log_ << json_line({{"step", row.step},
+                         {"epoch", row.step / plan_.steps_per_epoch},
+                         {"loss", json_number(lp[i])},
+                         {"lr_head", json_number(row.lr_head)},
+                         {"lr", std::move(lr)},
+                         {"frozen", row.frozen},
+                         {"frozen_fraction", json_number(row.frozen_fraction)},
+                         {"step_ms", json_number(row.step_ms)},
+                         {"events", row.events}});
+      const bool froze = std::any_of(row.events.begin(), row.events.end(), [](const Json& e) {
+        return e["kind"] == "freeze" || e["kind"] == "commit";
+      });
+      if (froze && !cfg_.quiet && cfg_.progress == 0)
+        ctx_.log("[" + name_ + "] step " + std::to_string(row.step) + ": froze " +
+                 row.events.back()["block_name"].template get<std::string>());
+    }
+    log_.flush();
+    rows_.clear();
+    pending_.clear();
+  }
+
+  // At an epoch's end: validation accuracy and loss (not timed); the loss
+  // goes to the controller (early stopping listens to it).
+  void validate() {
+    const auto [acc, loss] = detail::validate(model_, data_.val, device_, world_);
+    r_.evals.push_back({step_ - 1, elapsed_, acc, loss});
+    log_ << json_line({{"step", step_ - 1},
+                       {"val_accuracy", json_number(acc)},
+                       {"val_loss", json_number(loss)},
+                       {"time_s", json_number(elapsed_)}});
+    log_.flush();
+    ctl_.report_validation(loss);
+  }
+
+  RunContext ctx_;
+  const TrainConfig& cfg_;
+  const TaskData& data_;
+  torch::Device device_;
+  World single_;
+  const World& world_;
+  fx::Dataset train_;  // this rank's shard
+  std::int64_t batch_size_;
+  std::string name_;
+#ifdef FROST_TRAIN_DISTRIBUTED
+  std::unique_ptr<frost::dist::GradientSync> grad_sync_;
+  std::int64_t comm_bytes_ = 0, comm_full_bytes_ = 0, full_numel_ = 0;
+#endif
+  fx::ViT model_;
+  frost::BlockMap blocks_;
+  torch::optim::AdamW opt_;
+  Plan plan_;
+  Ctl ctl_;
+  std::unique_ptr<frost::cache::ActivationCache> cache_;
+  std::string ckpt_path_, log_path_;
+  std::ofstream log_;
+  RunResult r_;
+  std::int64_t step_ = 0, session_steps_ = 0, batches_epoch_ = 0;
+  std::unique_ptr<fx::Batches> batches_;
+  double elapsed_ = 0.0, frozen_sum_ = 0.0, busy_sum_ = 0.0, work_ = 0.0;
+  std::map<std::int64_t, std::vector<double>> step_times_;
+  std::vector<double> losses_;
+  std::vector<Row> rows_;
+  std::vector<torch::Tensor> pending_;
+  std::size_t seen_events_ = 0;
+};
+
+/// The whole run of one strategy, start to finish (no interleaving).
+template <class C, class S, class P>
+RunResult run_strategy(const RunContext& ctx, const std::string& name,
+                       const typename StrategyRun<C, S, P>::Configure& configure) {
+  StrategyRun<C, S, P> run(ctx, name, configure);
+  while (!run.done()) run.step();
+  return run.finish();
 }
 
 }  // namespace frost_train
