@@ -87,7 +87,8 @@ TEST_CASE("train: IDX reader on good, truncated, wrong-magic, mismatched and mis
     CHECK(ds.labels[13].item<int64_t>() == 3);
     auto task = frost_train::load_task_data(dir, -1, -1, -1);
     CHECK(task.pretrain.size() == 10);  // labels 0-4 of 0..9, 0..9
-    CHECK(task.train.size() == 10);
+    CHECK(task.train.size() == 5);  // classes 5-9: 10 images, the last half held out
+    CHECK(task.val.size() == 5);    // for validation (at most half, at most --val-limit)
     CHECK(task.test.size() == 5);
     CHECK(task.train.labels.min().item<int64_t>() == 5);
   }
@@ -232,7 +233,7 @@ void check_resume_matches(const at::Device& device, F configure) {
     std::vector<std::string> keys;
     for (const auto& kv : j.items()) keys.push_back(kv.key());
     CHECK(keys == std::vector<std::string>{"step", "epoch", "loss", "lr_head", "lr", "frozen",
-                                           "frozen_fraction", "events"});
+                                           "frozen_fraction", "step_ms", "events"});
     CHECK(j["lr"].size() == resumed.block_names.size());
     for (const auto& e : j["events"]) CHECK(e.contains("block_name"));
   }
@@ -499,9 +500,11 @@ TEST_CASE("train: tiny end-to-end run on Fashion-MNIST, two strategies") {
     CHECK(rs[0].evals[1].step == 19);
     CHECK(rs[0].evals[1].time_s > rs[0].evals[0].time_s);
     CHECK(rs[0].evals[1].val_accuracy > 30.0);
-    // The frozen prefix came from the activation cache once DyF froze the stem.
+    // The activation cache served the frozen prefix once DyF froze the stem
+    // (first sight of each sample after that: a miss, kept for later epochs).
     CHECK(rs[1].cached);
-    CHECK(rs[1].cache_hits > 0);
+    CHECK(rs[1].cache_misses > 0);
+    CHECK(rs[1].cache_samples > 0);
     CHECK(rs[1].work_avoided > 0.0);
     CHECK(rs[0].work_avoided == doctest::Approx(0.0));
     CHECK(rs[0].time_est_s > 0.0);
