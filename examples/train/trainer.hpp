@@ -249,27 +249,43 @@ inline void sync(const torch::Device& d) {
   if (d.is_cuda()) torch::cuda::synchronize(d.has_index() ? d.index() : -1);
 }
 
-/// Top-1 accuracy (in %) of `model` on `ds`. With several ranks each takes
-/// its contiguous part and the counts are summed (every rank gets the result).
-inline double evaluate(fx::ViT& model, const fx::Dataset& ds, const torch::Device& device,
-                       const World& world = World{}, std::int64_t batch = 500) {
+namespace detail {
+
+/// Accuracy (%) and mean cross-entropy of `model` on `ds`. With several ranks
+/// each takes its contiguous part and the sums are added (every rank gets
+/// the result).
+inline std::pair<double, double> validate(fx::ViT& model, const fx::Dataset& ds,
+                                          const torch::Device& device, const World& world,
+                                          std::int64_t batch = 500) {
   torch::NoGradGuard ng;
   const bool was_training = model->is_training();
   model->eval();
   const std::int64_t begin = ds.size() * world.rank / world.size;
   const std::int64_t end = ds.size() * (world.rank + 1) / world.size;
-  at::Tensor correct = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device));
+  at::Tensor sums = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device));
   for (std::int64_t i = begin; i < end; i += batch) {
     const auto n = std::min(batch, end - i);
     auto x = ds.images.narrow(0, i, n).to(device);
     auto y = ds.labels.narrow(0, i, n).to(device);
-    correct += model->forward(x).argmax(1).eq(y).sum();
+    const auto logits = model->forward(x);
+    sums[0] += logits.argmax(1).eq(y).sum().to(at::kDouble);
+    sums[1] += torch::nn::functional::cross_entropy(
+                   logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                   .to(at::kDouble);
   }
   if (was_training) model->train();
-  world.sum_(correct);
-  return ds.size() ? 100.0 * static_cast<double>(correct.item<std::int64_t>()) /
-                         static_cast<double>(ds.size())
-                   : 0.0;
+  world.sum_(sums);
+  const auto h = sums.cpu();
+  const double n = static_cast<double>(std::max<std::int64_t>(1, ds.size()));
+  return {100.0 * h[0].item<double>() / n, h[1].item<double>() / n};
+}
+
+}  // namespace detail
+
+/// Top-1 accuracy (in %) of `model` on `ds` (see detail::validate).
+inline double evaluate(fx::ViT& model, const fx::Dataset& ds, const torch::Device& device,
+                       const World& world = World{}, std::int64_t batch = 500) {
+  return detail::validate(model, ds, device, world, batch).first;
 }
 
 /// Rank r's fixed shard of `ds`: samples r, r + W, r + 2W, ... The same number
@@ -519,34 +535,6 @@ inline double quantile(std::vector<double> v, double q) {
   const auto i = static_cast<std::size_t>(pos);
   const double f = pos - static_cast<double>(i);
   return i + 1 < v.size() ? v[i] * (1 - f) + v[i + 1] * f : v[i];
-}
-
-/// Validation: accuracy (%) and mean cross-entropy of `model` on `ds` (all
-/// ranks: each its part, summed).
-inline std::pair<double, double> validate(fx::ViT& model, const fx::Dataset& ds,
-                                          const torch::Device& device, const World& world,
-                                          std::int64_t batch = 500) {
-  torch::NoGradGuard ng;
-  const bool was_training = model->is_training();
-  model->eval();
-  const std::int64_t begin = ds.size() * world.rank / world.size;
-  const std::int64_t end = ds.size() * (world.rank + 1) / world.size;
-  at::Tensor sums = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device));
-  for (std::int64_t i = begin; i < end; i += batch) {
-    const auto n = std::min(batch, end - i);
-    auto x = ds.images.narrow(0, i, n).to(device);
-    auto y = ds.labels.narrow(0, i, n).to(device);
-    const auto logits = model->forward(x);
-    sums[0] += logits.argmax(1).eq(y).sum().to(at::kDouble);
-    sums[1] += torch::nn::functional::cross_entropy(
-                   logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                   .to(at::kDouble);
-  }
-  if (was_training) model->train();
-  world.sum_(sums);
-  const auto h = sums.cpu();
-  const double n = static_cast<double>(std::max<std::int64_t>(1, ds.size()));
-  return {100.0 * h[0].item<double>() / n, h[1].item<double>() / n};
 }
 
 }  // namespace detail

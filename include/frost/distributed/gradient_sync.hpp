@@ -80,30 +80,6 @@ inline std::int64_t fingerprint(const std::vector<std::int64_t>& words) {
   return static_cast<std::int64_t>(h >> 1);
 }
 
-/// Rank 0's copy of `mine` on every rank; throws naming each rank whose copy
-/// differs, with `describe(values)` saying what it holds.
-template <class Describe>
-void agree(Group& g, const std::vector<std::int64_t>& mine, const Describe& describe,
-           const char* fix) {
-  if (g.size() == 1) return;
-  const auto t = at::tensor(mine, at::TensorOptions().dtype(at::kLong)).to(g.device());
-  const auto all = g.all_gather(t);
-  const auto ref = all[0].cpu();
-  std::string bad;
-  for (int r = 1; r < g.size(); ++r) {
-    const auto x = all[static_cast<std::size_t>(r)].cpu();
-    if (!at::equal(x, ref)) {
-      std::vector<std::int64_t> v(x.data_ptr<std::int64_t>(), x.data_ptr<std::int64_t>() + x.numel());
-      bad += "; rank " + std::to_string(r) + " " + describe(v);
-    }
-  }
-  if (!bad.empty()) {
-    std::vector<std::int64_t> v(ref.data_ptr<std::int64_t>(), ref.data_ptr<std::int64_t>() + ref.numel());
-    frost::detail::fail("rank ", g.rank(), " of ", g.size(), ": the ranks disagree: rank 0 ",
-                        describe(v), bad, "; ", fix);
-  }
-}
-
 }  // namespace detail
 
 /// Copies rank 0's parameters and buffers of `model` to every rank (one
@@ -120,7 +96,7 @@ inline void broadcast_parameters(Group& g, torch::nn::Module& model) {
     for (const auto s : t.sizes()) shape_words.push_back(s);
     total += t.numel();
   }
-  detail::agree(g, {static_cast<std::int64_t>(ts.size()), total, detail::fingerprint(shape_words)},
+  g.agree({static_cast<std::int64_t>(ts.size()), total, detail::fingerprint(shape_words)},
                 [](const std::vector<std::int64_t>& v) {
                   return "holds " + std::to_string(v[0]) + " parameters and buffers with " +
                          std::to_string(v[1]) + " values (shape fingerprint " +
@@ -397,7 +373,7 @@ class GradientSync {
       buckets_[b].flat = at::empty(
           {size[b]}, params_[buckets_[b].entries.front().param].options().requires_grad(false));
     ++rebuilds_;
-    detail::agree(*group_,
+    group_->agree(
                   {communicated_numel_, static_cast<std::int64_t>(buckets_.size()),
                    detail::fingerprint(words)},
                   [](const std::vector<std::int64_t>& v) {

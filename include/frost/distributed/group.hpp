@@ -244,6 +244,29 @@ class Group {
     return outs[0];
   }
 
+  /// Rank 0's `mine` on every rank, or a frost::Error (on every rank alike)
+  /// naming each rank whose values differ: `describe(values)` says what a
+  /// rank holds, `fix` what the user should change.
+  template <class Describe>
+  void agree(const std::vector<int64_t>& mine, const Describe& describe, const std::string& fix) {
+    if (size_ == 1) return;
+    const auto t = at::tensor(mine, at::TensorOptions().dtype(at::kLong)).to(device_);
+    const auto all = all_gather(t);
+    auto values = [](const at::Tensor& x) {
+      const at::Tensor h = x.cpu();
+      return std::vector<int64_t>(h.data_ptr<int64_t>(), h.data_ptr<int64_t>() + h.numel());
+    };
+    const auto ref = values(all[0]);
+    std::string bad;
+    for (int r = 1; r < size_; ++r) {
+      const auto v = values(all[static_cast<std::size_t>(r)]);
+      if (v != ref) bad += "; rank " + std::to_string(r) + " " + describe(v);
+    }
+    if (!bad.empty())
+      frost::detail::fail("rank ", rank_, " of ", size_, ": the ranks disagree: rank 0 ",
+                          describe(ref), bad, "; ", fix);
+  }
+
   /// Waits until every rank is here (within the timeout).
   void barrier() {
     if (size_ == 1) return;

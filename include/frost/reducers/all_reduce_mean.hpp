@@ -50,25 +50,14 @@ class AllReduceMean {
     auto& g = *group_;
     ++calls_;
     // Same size, same call on every rank, or a clear error (see above).
-    const auto header = at::tensor(std::vector<std::int64_t>{statistics.numel(), calls_},
-                                   at::TensorOptions().dtype(at::kLong))
-                            .to(g.device());
-    const auto all = g.all_gather(header);
-    const auto ref = all[0].cpu();
-    std::string bad;
-    for (int r = 1; r < g.size(); ++r) {
-      const auto x = all[static_cast<std::size_t>(r)].cpu();
-      if (!at::equal(x, ref))
-        bad += "; rank " + std::to_string(r) + " brings " + std::to_string(x[0].item<std::int64_t>()) +
-               " values at its reduction " + std::to_string(x[1].item<std::int64_t>());
-    }
-    if (!bad.empty())
-      frost::detail::fail(
-          "rank ", g.rank(), " of ", g.size(), ": the ranks reached a decision point with "
-          "different statistics: rank 0 brings ", ref[0].item<std::int64_t>(),
-          " values at its reduction ", ref[1].item<std::int64_t>(), bad,
-          ". Every rank must train the same model with the same composition and options, in "
-          "step (same steps per epoch and decision points)");
+    g.agree({statistics.numel(), calls_},
+            [](const std::vector<std::int64_t>& v) {
+              return "brings " + std::to_string(v[0]) + " values at its reduction " +
+                     std::to_string(v[1]);
+            },
+            "they reached a decision point with different statistics: every rank must train "
+            "the same model with the same composition and options, in step (same steps per "
+            "epoch and decision points)");
     at::Tensor x = statistics.detach().to(g.device()).contiguous().clone();
     g.all_reduce_(x);
     x.div_(static_cast<double>(g.size()));
