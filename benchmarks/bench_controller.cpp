@@ -152,6 +152,13 @@ FROST_BENCH_CRITERION(CTokenSim, "TokenSimilarity", fc::TokenSimilarity, 0,
                       fc::TokenSimilarityOptions().num_classes(10).record_steps(kNoDecision)
                           .compare_steps(kNoDecision))
 
+// SmartFRZ: records every 2 steps (the shipped predictor's cadence) into the
+// ring; at each epoch's end every block with a record is judged by the
+// predictor (min_records 1: the stage runs from the first epoch on). A
+// threshold this close to 1 never freezes a block.
+FROST_BENCH_CRITERION(CAttnPredictor, "AttentionPredictor", fc::AttentionPredictor, 1,
+                      fc::AttentionPredictorOptions().threshold(0.9999999).min_records(1))
+
 template <class Criterion, class Schedule>
 using Controller = frost::FreezeController<Criterion, Schedule, frost::stop::Never>;
 

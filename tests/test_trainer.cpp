@@ -331,6 +331,7 @@ TEST_CASE("train: every command-line flag sets its TrainConfig field and --help 
       {"--quiet", {"--quiet"}, [](const Cfg& c) { return c.quiet; }},
       {"--world-size", {"--world-size", "2"}, [](const Cfg& c) { return c.world_size == 2; }},
       {"--rank", {"--rank", "1"}, [](const Cfg& c) { return c.rank == 1; }},
+      {"--local-rank", {"--local-rank", "3"}, [](const Cfg& c) { return c.local_rank == 3; }},
       {"--master-addr", {"--master-addr", "10.0.0.1"},
        [](const Cfg& c) { return c.master_addr == "10.0.0.1"; }},
       {"--master-port", {"--master-port", "29511"},
@@ -512,6 +513,40 @@ TEST_CASE("train: tiny end-to-end run on Fashion-MNIST, two strategies") {
                           "/run/validation.csv", "/run/args.txt"})
       CHECK(frost_train::path_exists(dir + f));
   }
+}
+
+TEST_CASE("train: smartfrz runs with the shipped predictor and freezes at an epoch's end") {
+  const char* env = std::getenv("FROST_FASHION_MNIST");
+  const std::string data = env && *env ? env : frost_examples::kDefaultFashionMnistDir;
+  if (!frost_train::path_exists(data + "/train-images-idx3-ubyte.gz")) {
+    MESSAGE("Fashion-MNIST not installed (dataset-fashion-mnist); skipped");
+    return;
+  }
+  // The shipped file is found where the build put it, with no path given.
+  REQUIRE(frost_train::path_exists(frost::predictor::default_path()));
+  const std::string dir = temp_dir();
+  frost_train::TrainConfig cfg;
+  // A threshold of 0.01 and one record: every block the predictor gives more
+  // than 1 % freezes at the first epoch's end (step 9).
+  frost_train::parse_args({"--strategy", "smartfrz", "--data", data, "--out", dir + "/run",
+                           "--cache", dir + "/cache", "--threads", "2", "--pretrain-limit", "300",
+                           "--train-limit", "320", "--test-limit", "300", "--batch-size", "32",
+                           "--epochs", "2", "--warmup", "2", "--set",
+                           "smartfrz:criterion.min_records=1", "--set",
+                           "smartfrz:criterion.threshold=0.01", "--no-progress", "--quiet"},
+                          cfg);
+  std::ostringstream out;
+  std::vector<frost_train::RunResult> rs;
+  REQUIRE(frost_train::run_app(cfg, out, &rs) == 0);
+  REQUIRE(rs.size() == 1);
+  CHECK(rs[0].test_accuracy > 30.0);
+  REQUIRE_FALSE(rs[0].timeline.empty());
+  bool froze_at_epoch_end = false;
+  for (auto s : rs[0].freeze_step) {
+    CHECK((s == -1 || s == 9 || s == 19));  // only at freezing stages
+    froze_at_epoch_end = froze_at_epoch_end || s == 9;
+  }
+  CHECK(froze_at_epoch_end);
 }
 
 namespace {

@@ -63,6 +63,7 @@ struct TrainConfig {
   std::vector<std::string> argv;        // the arguments as given (saved for --resume)
   // data-parallel (torchrun's environment unless given): -1 / empty = from the environment
   int rank = -1;                        // --rank (RANK)
+  int local_rank = -1;                  // --local-rank (LOCAL_RANK): this rank's GPU
   int world_size = -1;                  // --world-size (WORLD_SIZE; 1 = one process)
   std::string master_addr;              // --master-addr (MASTER_ADDR, 127.0.0.1)
   int master_port = -1;                 // --master-port (MASTER_PORT, 29500)
@@ -327,6 +328,11 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
       ->check(positive());
   app.add_option("--rank", cfg.rank, "this process' rank, 0..world-size-1 (RANK)")
       ->type_name("R")
+      ->transform(number<int>())
+      ->check(non_negative());
+  app.add_option("--local-rank", cfg.local_rank,
+                 "this rank's GPU on its machine (LOCAL_RANK; modulo the GPU count)")
+      ->type_name("L")
       ->transform(number<int>())
       ->check(non_negative());
   app.add_option("--master-addr", cfg.master_addr, "rank 0's host (MASTER_ADDR, 127.0.0.1)")

@@ -149,13 +149,23 @@ inline std::vector<Strategy> all_strategies() {
             .compare_steps(strategy_defaults::kSimCompare);
         o.stop().patience(strategy_defaults::kPatience);
       }));
+  // SmartFRZ: the shipped attention predictor (data/smartfrz-predictor.pt,
+  // trained offline by frost-predictor on CKA-labelled histories of other
+  // models) judges every training block at each epoch's end, in any order.
+  v.push_back(make_strategy<c::AttentionPredictor, sch::Cosine, st::Patience>(
+      "smartfrz",
+      "SmartFRZ: at each epoch's end an attention predictor trained offline on CKA-labelled "
+      "weight histories judges every training block from its last 30 records; early stopping",
+      true, [](auto& o, const Plan&, const frost::BlockMap&) {
+        o.stop().patience(strategy_defaults::kPatience);
+      }));
   return v;
 }
 
 /// The strategies of a bare `--compare` (and of no arguments at all).
 inline std::vector<std::string> default_comparison() {
   return {"full",      "full-repeat", "full-early-stop", "freezeout-cubic-scaled",
-          "autofreeze", "dyf",         "simfreeze"};
+          "autofreeze", "dyf",         "simfreeze",   "smartfrz"};
 }
 
 inline const Strategy* find_strategy(const std::vector<Strategy>& all, const std::string& name) {

@@ -101,6 +101,7 @@ inline World join_world(const TrainConfig& cfg, bool cuda) {
   auto o = frost::dist::GroupOptions::from_env();
   if (cfg.world_size > 0) o.world_size(cfg.world_size);
   if (cfg.rank >= 0) o.rank(cfg.rank);
+  if (cfg.local_rank >= 0) o.local_rank(cfg.local_rank);
   if (!cfg.master_addr.empty()) o.master_addr(cfg.master_addr);
   if (cfg.master_port > 0) o.master_port(cfg.master_port);
   if (cfg.dist_timeout > 0) o.timeout_s(cfg.dist_timeout);

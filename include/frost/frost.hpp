@@ -10,6 +10,7 @@
 #include "frost/block_map.hpp"
 #include "frost/block_state.hpp"
 #include "frost/checkpoint.hpp"
+#include "frost/cka.hpp"
 #include "frost/controller.hpp"
 #include "frost/controller_options.hpp"
 #include "frost/criteria.hpp"

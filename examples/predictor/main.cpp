@@ -1,0 +1,600 @@
+// frost-predictor: the SmartFRZ predictor's data and training
+// (../shared/papers/smartfrz-attention-predictor-freezing.txt, §3.4; docs/predictor.md).
+//
+//   frost-predictor generate   # CKA-labelled weight histories on Fashion-MNIST -> out/predictor-data/
+//   frost-predictor train      # held-out accuracy per architecture, then the shipped weights
+//
+// generate: for every architecture and seed, a model is built from the seed
+// (and, for odd seeds, pre-trained on classes 0-4: a fine-tuning pattern; even
+// seeds train from scratch), then from that same start
+//   1. the reference: trained 2E epochs on classes 5-9 (its own data order),
+//   2. the recorded run: trained E epochs on the same images in another order,
+//      recording every R steps each block's tailored weights
+//      (frost::predictor::Tailor, as the criterion records them) and the linear
+//      CKA (frost::cka) between the block's output and the reference's same
+//      block on a fixed probe batch of 256 held-out images.
+// One file per run: <out>/<arch>-s<seed>.pt.
+//
+// train: the label of record j of a block is "freeze" when its CKA from j on
+// stays within epsilon of its final value (the mean of the last 5 records):
+// the paper's "the CKA value of a layer stabilizes", as a number. Windows of
+// the predictor's T records end at every record from T on. With --holdout
+// (default) the predictor is trained once per architecture on the others and
+// scored on the held-out one (how it transfers), then once on everything and
+// written to --out.
+#include <dlfcn.h>
+
+#include <ATen/ATen.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/pooling.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
+#include <torch/serialize.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <sys/stat.h>
+#include <vector>
+
+#include "frost/block_map.hpp"
+#include "frost/cka.hpp"
+#include "frost/predictor/freeze_predictor.hpp"
+#include "frost/predictor/tailor.hpp"
+#include "idx.hpp"
+#include "progress.hpp"
+#include "vit.hpp"
+
+namespace fx = frost_examples;
+namespace fp = frost::predictor;
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// The architectures: each gives its blocks' outputs (for CKA) and its logits.
+// ---------------------------------------------------------------------------
+struct Net : torch::nn::Module {
+  /// Logits; when `outs` is given, every block's output (input side first).
+  virtual at::Tensor run(const at::Tensor& x, std::vector<at::Tensor>* outs) = 0;
+  virtual frost::BlockMap block_map() = 0;
+};
+
+struct VitNet : Net {
+  explicit VitNet(std::int64_t depth) {
+    vit = register_module("vit", fx::ViT(fx::ViTOptions::tiny().depth(depth).num_classes(10)));
+  }
+  at::Tensor run(const at::Tensor& x, std::vector<at::Tensor>* outs) override {
+    if (!outs) return vit->forward(x);
+    const auto nb = vit->options().depth() + 1;  // stem + blocks
+    at::Tensor t = x;
+    for (std::int64_t b = 0; b < nb; ++b) {
+      t = vit->forward_range(t, b, b + 1);
+      outs->push_back(t);
+    }
+    return vit->forward_range(t, nb, -1);
+  }
+  frost::BlockMap block_map() override { return frost::BlockMap::detect(*vit); }
+  fx::ViT vit{nullptr};
+};
+
+/// A plain MLP: no residual connections, so later blocks wait on earlier ones.
+struct MlpNet : Net {
+  MlpNet() {
+    blocks = register_module("blocks", torch::nn::ModuleList());
+    blocks->push_back(torch::nn::Linear(784, 256));
+    for (int i = 0; i < 3; ++i) blocks->push_back(torch::nn::Linear(256, 256));
+    head = register_module("head", torch::nn::Linear(256, 10));
+  }
+  at::Tensor run(const at::Tensor& x, std::vector<at::Tensor>* outs) override {
+    auto t = x.flatten(1);
+    for (const auto& m : *blocks) {
+      t = at::relu(m->as<torch::nn::Linear>()->forward(t));
+      if (outs) outs->push_back(t);
+    }
+    return head->forward(t);
+  }
+  frost::BlockMap block_map() override { return frost::BlockMap::detect(*this); }
+  torch::nn::ModuleList blocks{nullptr};
+  torch::nn::Linear head{nullptr};
+};
+
+/// A small CNN: three conv stages, global average pooling, a linear head.
+struct CnnNet : Net {
+  CnnNet() {
+    blocks = register_module("blocks", torch::nn::ModuleList());
+    blocks->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 16, 3).padding(1)));
+    blocks->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(16, 32, 3).padding(1)));
+    blocks->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(32, 64, 3).padding(1)));
+    blocks->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(64, 64, 3).padding(1)));
+    head = register_module("head", torch::nn::Linear(64, 10));
+  }
+  at::Tensor run(const at::Tensor& x, std::vector<at::Tensor>* outs) override {
+    auto t = x;
+    std::int64_t i = 0;
+    for (const auto& m : *blocks) {
+      t = at::relu(m->as<torch::nn::Conv2d>()->forward(t));
+      if (i == 0 || i == 1) t = at::max_pool2d(t, 2);  // 28 -> 14 -> 7
+      if (outs) outs->push_back(t);
+      ++i;
+    }
+    return head->forward(t.mean({2, 3}));
+  }
+  frost::BlockMap block_map() override { return frost::BlockMap::detect(*this); }
+  torch::nn::ModuleList blocks{nullptr};
+  torch::nn::Linear head{nullptr};
+};
+
+std::shared_ptr<Net> make_net(const std::string& arch) {
+  if (arch == "vit2") return std::make_shared<VitNet>(2);
+  if (arch == "vit4") return std::make_shared<VitNet>(4);
+  if (arch == "vit6") return std::make_shared<VitNet>(6);
+  if (arch == "mlp") return std::make_shared<MlpNet>();
+  if (arch == "cnn") return std::make_shared<CnnNet>();
+  throw std::invalid_argument("unknown architecture '" + arch + "' (vit2, vit4, vit6, mlp, cnn)");
+}
+
+void copy_state(Net& dst, Net& src) {
+  torch::NoGradGuard ng;
+  auto d = dst.named_parameters(), s = src.named_parameters();
+  for (const auto& kv : s) d[kv.key()].copy_(kv.value());
+  auto db = dst.named_buffers(), sb = src.named_buffers();
+  for (const auto& kv : sb) db[kv.key()].copy_(kv.value());
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+void single_threaded_blas() {  // see examples/train/app.hpp
+  using SetThreads = void (*)(int);
+  if (auto f = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(1);
+}
+
+void make_dirs(const std::string& path) {
+  for (std::size_t i = 1; i <= path.size(); ++i)
+    if (i == path.size() || path[i] == '/') ::mkdir(path.substr(0, i).c_str(), 0755);
+}
+
+// ---------------------------------------------------------------------------
+// generate
+// ---------------------------------------------------------------------------
+struct GenConfig {
+  std::string data_dir = fx::kDefaultFashionMnistDir;
+  std::string out = "out/predictor-data";
+  std::string archs = "vit2,vit4,vit6,mlp,cnn";
+  std::int64_t seeds = 2;
+  std::int64_t epochs = 8;  // E: the recorded run; the reference trains 2E
+  std::int64_t pretrain_epochs = 2;
+  std::int64_t record_every = 2;
+  std::int64_t images = 5000;
+  std::int64_t batch = 128;
+  std::int64_t subset = 1024;
+  double lr = 1e-3;
+  int threads = 2;
+};
+
+void train_epochs(Net& net, const fx::Dataset& ds, std::int64_t epochs, std::int64_t batch,
+                  double lr, std::uint64_t order_seed, const std::string& label,
+                  const std::function<void(std::int64_t)>& before_step = nullptr) {
+  torch::optim::AdamW opt(net.parameters(), torch::optim::AdamWOptions(lr).weight_decay(0.05));
+  const auto spe = (ds.size() + batch - 1) / batch;
+  const auto total = spe * epochs;
+  frost_train::Progress bar(label, total);
+  std::int64_t step = 0;
+  net.train();
+  for (std::int64_t e = 0; e < epochs; ++e) {
+    fx::Batches bs(ds, batch, order_seed * 7919 + static_cast<std::uint64_t>(e));
+    for (const auto& b : bs) {
+      if (before_step) before_step(step);
+      // Cosine to zero with 10 warm-up steps, as frost-train fine-tunes.
+      const double w = step < 10 ? (step + 1) / 10.0
+                                 : 0.5 * (1 + std::cos(M_PI * (step - 10) / std::max<double>(1, total - 10)));
+      for (auto& g : opt.param_groups()) g.options().set_lr(lr * w);
+      opt.zero_grad();
+      auto loss = torch::nn::functional::cross_entropy(net.run(b.images, nullptr), b.labels);
+      loss.backward();
+      opt.step();
+      ++step;
+      bar.update(step, "loss " + std::to_string(loss.item<double>()).substr(0, 6));
+    }
+  }
+  bar.finish();
+}
+
+double accuracy(Net& net, const fx::Dataset& ds) {
+  torch::NoGradGuard ng;
+  net.eval();
+  auto pred = net.run(ds.images, nullptr).argmax(1);
+  net.train();
+  return pred.eq(ds.labels).to(at::kDouble).mean().item<double>() * 100.0;
+}
+
+int generate(const GenConfig& cfg) {
+  at::set_num_threads(cfg.threads);
+  single_threaded_blas();
+  const auto train = fx::load_fashion_mnist(cfg.data_dir, true);
+  const auto pre = fx::take_first(fx::filter_classes(train, {0, 1, 2, 3, 4}, false), cfg.images);
+  const auto task_all = fx::filter_classes(train, {5, 6, 7, 8, 9}, false);
+  const auto task = fx::take_first(task_all, cfg.images);
+  // The probe: held-out images (after the training ones), fixed for every run.
+  const fx::Dataset probe{task_all.images.narrow(0, cfg.images, 256),
+                          task_all.labels.narrow(0, cfg.images, 256)};
+  make_dirs(cfg.out);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const auto& arch : split(cfg.archs)) {
+    for (std::int64_t seed = 0; seed < cfg.seeds; ++seed) {
+      const bool finetune = seed % 2 == 1;
+      torch::manual_seed(1000 + seed);
+      auto start = make_net(arch);
+      const std::string tag = arch + "-s" + std::to_string(seed);
+      if (finetune)
+        train_epochs(*start, pre, cfg.pretrain_epochs, cfg.batch, cfg.lr, 77 + seed, tag + " pre-train");
+      auto reference = make_net(arch);
+      copy_state(*reference, *start);
+      train_epochs(*reference, task, 2 * cfg.epochs, cfg.batch, cfg.lr, 101 + seed, tag + " reference");
+      std::vector<at::Tensor> ref_out;
+      {
+        torch::NoGradGuard ng;
+        reference->eval();
+        reference->run(probe.images, &ref_out);
+      }
+      auto net = make_net(arch);
+      copy_state(*net, *start);
+      const auto blocks = net->block_map();
+      fp::Tailor tailor(blocks, cfg.subset, static_cast<std::uint64_t>(seed));
+      std::vector<at::Tensor> weights, ckas;
+      std::vector<std::int64_t> steps;
+      auto record = [&](std::int64_t step) {
+        if (step % cfg.record_every != 0) return;
+        weights.push_back(tailor.gather());
+        std::vector<at::Tensor> outs;
+        torch::NoGradGuard ng;
+        net->eval();
+        net->run(probe.images, &outs);
+        net->train();
+        std::vector<at::Tensor> c;
+        for (std::size_t b = 0; b < outs.size(); ++b) c.push_back(frost::cka(outs[b], ref_out[b]));
+        ckas.push_back(at::stack(c));
+        steps.push_back(step);
+      };
+      train_epochs(*net, task, cfg.epochs, cfg.batch, cfg.lr, 202 + seed, tag + " recorded", record);
+      record(((task.size() + cfg.batch - 1) / cfg.batch) * cfg.epochs);  // the final weights
+      torch::serialize::OutputArchive ar;
+      ar.write("arch", c10::IValue(arch));
+      ar.write("seed", c10::IValue(seed));
+      ar.write("finetune", c10::IValue(finetune));
+      ar.write("record_every", c10::IValue(cfg.record_every));
+      ar.write("weights", at::stack(weights), true);  // [N, blocks, subset]
+      ar.write("cka", at::stack(ckas), true);         // [N, blocks]
+      ar.write("steps", c10::IValue(steps));
+      ar.write("test_accuracy", c10::IValue(accuracy(*net, probe)));
+      ar.write("reference_accuracy", c10::IValue(accuracy(*reference, probe)));
+      const auto path = cfg.out + "/" + tag + ".pt";
+      ar.save_to(path);
+      auto last = ckas.back();
+      std::cout << tag << ": " << weights.size() << " records x " << blocks.size()
+                << " blocks; final CKA per block " << std::fixed << std::setprecision(3);
+      for (std::int64_t b = 0; b < last.size(0); ++b) std::cout << " " << last[b].item<double>();
+      std::cout << "; probe accuracy " << std::setprecision(1) << accuracy(*net, probe)
+                << " % (reference " << accuracy(*reference, probe) << " %) -> " << path << "\n";
+    }
+  }
+  std::cout << "generated in "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()
+            << " s\n";
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// train
+// ---------------------------------------------------------------------------
+struct Sequence {
+  std::string arch;
+  std::int64_t run = 0, block = 0, nblocks = 0;
+  at::Tensor x;       // [N-1, subset] encoded records (record j+1 against j)
+  at::Tensor cka;     // [N-1] the CKA at each encoded record
+  std::vector<std::int64_t> steps;  // [N-1]
+};
+
+struct TrainConfig {
+  std::string data = "out/predictor-data";
+  std::string out = "data/smartfrz-predictor.pt";
+  double epsilon = 0.02;
+  std::int64_t epochs = 30;
+  std::int64_t window = 30;
+  bool holdout = true;
+  std::string sweep = "0.01,0.02,0.05";
+  int threads = 2;
+  std::int64_t seed = 0;
+};
+
+/// Labels of one sequence: 1 from the first record whose CKA, and every later
+/// one, is within epsilon of the final value (mean of the last 5).
+at::Tensor labels_of(const at::Tensor& cka, double eps) {
+  const auto n = cka.size(0);
+  const double final_value = cka.narrow(0, n - std::min<std::int64_t>(5, n), std::min<std::int64_t>(5, n)).mean().item<double>();
+  auto dev = (cka - final_value).abs();
+  // max over the suffix: reversed cumulative max
+  auto suffix = std::get<0>(dev.flip(0).cummax(0)).flip(0);
+  return suffix.le(eps).to(at::kLong);
+}
+
+std::vector<Sequence> load_sequences(const std::string& dir, std::int64_t* record_every) {
+  std::vector<Sequence> out;
+  // The runs are named <arch>-s<seed>.pt; list them through the shell-free way:
+  // try every architecture and seed the generator knows.
+  std::int64_t run = 0;
+  for (const std::string arch : {"vit2", "vit4", "vit6", "mlp", "cnn"}) {
+    for (std::int64_t seed = 0; seed < 16; ++seed) {
+      const auto path = dir + "/" + arch + "-s" + std::to_string(seed) + ".pt";
+      if (!fx::detail::file_exists(path)) continue;
+      torch::serialize::InputArchive ar;
+      ar.load_from(path);
+      at::Tensor w, c;
+      ar.read("weights", w, true);
+      ar.read("cka", c, true);
+      c10::IValue re, st;
+      ar.read("record_every", re);
+      ar.read("steps", st);
+      *record_every = re.toInt();
+      const auto steps = st.toIntVector();
+      for (std::int64_t b = 0; b < w.size(1); ++b) {
+        Sequence s;
+        s.arch = arch;
+        s.run = run;
+        s.block = b;
+        s.nblocks = w.size(1);
+        auto wb = w.select(1, b);
+        s.x = fp::encode(wb.narrow(0, 1, wb.size(0) - 1), wb.narrow(0, 0, wb.size(0) - 1));
+        s.cka = c.select(1, b).narrow(0, 1, c.size(0) - 1).to(at::kDouble);
+        s.steps.assign(steps.begin() + 1, steps.end());
+        out.push_back(std::move(s));
+      }
+      ++run;
+    }
+  }
+  if (out.empty())
+    throw std::runtime_error("no runs in " + dir + "; run `frost-predictor generate` first");
+  return out;
+}
+
+struct Score {
+  std::int64_t windows = 0, correct = 0, pos = 0, tp = 0, neg = 0, tn = 0;
+  double step_error = 0;  // sum over blocks of |first predicted freeze - first label| in steps
+  std::int64_t blocks = 0, never_predicted = 0, never_labelled = 0;
+  double accuracy() const { return windows ? 100.0 * correct / windows : NAN; }
+  double balanced() const {
+    if (!pos || !neg) return accuracy();
+    return 50.0 * (static_cast<double>(tp) / pos + static_cast<double>(tn) / neg);
+  }
+};
+
+Score score(fp::FreezePredictor& net, const std::vector<const Sequence*>& seqs, double eps) {
+  torch::NoGradGuard ng;
+  net->eval();
+  Score s;
+  const auto T = net->options.window();
+  for (const auto* q : seqs) {
+    if (q->x.size(0) < T) continue;
+    auto pred = net->forward_sequence(q->x.to(at::kFloat)).argmax(1);
+    auto y = labels_of(q->cka, eps).narrow(0, T - 1, q->x.size(0) - T + 1);
+    s.windows += y.size(0);
+    s.correct += pred.eq(y).sum().item<std::int64_t>();
+    s.pos += y.sum().item<std::int64_t>();
+    s.neg += y.size(0) - y.sum().item<std::int64_t>();
+    s.tp += (pred.eq(1) & y.eq(1)).sum().item<std::int64_t>();
+    s.tn += (pred.eq(0) & y.eq(0)).sum().item<std::int64_t>();
+    // When would it have frozen, against when the label says so.
+    auto first = [&](const at::Tensor& v) -> std::int64_t {
+      auto nz = v.nonzero();
+      return nz.size(0) ? nz[0][0].item<std::int64_t>() : -1;
+    };
+    const auto fp_ = first(pred), fl = first(y);
+    ++s.blocks;
+    if (fp_ < 0) ++s.never_predicted;
+    if (fl < 0) ++s.never_labelled;
+    const auto last = static_cast<std::int64_t>(q->steps.size()) - 1;
+    const auto sp = q->steps[static_cast<std::size_t>(fp_ < 0 ? last : fp_ + T - 1)];
+    const auto sl = q->steps[static_cast<std::size_t>(fl < 0 ? last : fl + T - 1)];
+    s.step_error += std::abs(static_cast<double>(sp - sl));
+  }
+  net->train();
+  return s;
+}
+
+fp::FreezePredictor fit(const std::vector<const Sequence*>& seqs, const TrainConfig& cfg,
+                        std::int64_t record_every, const std::string& label) {
+  torch::manual_seed(cfg.seed);
+  fp::FreezePredictor net(fp::FreezePredictorOptions().window(cfg.window).record_every(record_every));
+  {  // input scale: 1 / std of the training records
+    std::vector<at::Tensor> all;
+    for (const auto* q : seqs) all.push_back(q->x);
+    const double sd = at::cat(all).to(at::kDouble).std().item<double>();
+    torch::NoGradGuard ng;
+    net->input_scale.fill_(sd > 0 ? 1.0 / sd : 1.0);
+  }
+  std::vector<at::Tensor> ys;
+  std::int64_t pos = 0, tot = 0;
+  for (const auto* q : seqs) {
+    auto y = labels_of(q->cka, cfg.epsilon).narrow(0, cfg.window - 1, q->x.size(0) - cfg.window + 1);
+    pos += y.sum().item<std::int64_t>();
+    tot += y.size(0);
+    ys.push_back(y);
+  }
+  // Class weights: both decisions count equally, whatever the share of "freeze".
+  const double pf = std::clamp(static_cast<double>(pos) / std::max<std::int64_t>(1, tot), 0.05, 0.95);
+  auto weight = at::tensor({0.5 / (1 - pf), 0.5 / pf}, at::kFloat);
+  torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(1e-3));
+  std::vector<std::size_t> order(seqs.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 g(static_cast<std::uint64_t>(cfg.seed));
+  frost_train::Progress bar(label, cfg.epochs);
+  const std::size_t per_step = 8;  // sequences per optimizer step
+  for (std::int64_t e = 0; e < cfg.epochs; ++e) {
+    std::shuffle(order.begin(), order.end(), g);
+    double total = 0;
+    for (std::size_t i = 0; i < order.size(); i += per_step) {
+      opt.zero_grad();
+      at::Tensor loss = at::zeros({});
+      for (std::size_t k = i; k < std::min(order.size(), i + per_step); ++k) {
+        const auto j = order[k];
+        // The tailored subset is a random sample of the block's weights, in no
+        // order and with no meaningful sign: any permutation of its entries,
+        // and flipping any entry's sign in every record alike, is an equally
+        // valid history. Drawing one per sequence and epoch keeps the
+        // predictor from memorising particular weights (1 M parameters, a few
+        // dozen histories) and makes it look at how the block moves.
+        const auto S = seqs[j]->x.size(1);
+        auto perm = at::randperm(S, at::kLong);
+        auto sign = at::randint(0, 2, {S}, at::kFloat).mul_(2).sub_(1);
+        auto logits = net->forward_sequence(seqs[j]->x.to(at::kFloat).index_select(1, perm) * sign);
+        loss = loss + torch::nn::functional::cross_entropy(
+                          logits, ys[j], torch::nn::functional::CrossEntropyFuncOptions().weight(weight));
+      }
+      loss.backward();
+      opt.step();
+      total += loss.item<double>();
+    }
+    bar.update(e + 1, "loss " + std::to_string(total / order.size() * per_step).substr(0, 6));
+  }
+  bar.finish();
+  return net;
+}
+
+int train(const TrainConfig& cfg) {
+  at::set_num_threads(cfg.threads);
+  single_threaded_blas();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::int64_t record_every = 1;
+  auto seqs = load_sequences(cfg.data, &record_every);
+  std::vector<std::string> archs;
+  for (const auto& s : seqs)
+    if (std::find(archs.begin(), archs.end(), s.arch) == archs.end()) archs.push_back(s.arch);
+  std::vector<const Sequence*> all;
+  for (const auto& s : seqs)
+    if (s.x.size(0) >= cfg.window) all.push_back(&s);
+  std::cout << all.size() << " block histories from " << archs.size() << " architectures, "
+            << "record every " << record_every << " steps, window " << cfg.window << "\n";
+
+  // The labelling rule's effect: share of windows labelled "freeze" and the
+  // median step at which a block's label turns, per epsilon.
+  std::cout << "\nlabelling rule: freeze from the first record whose CKA stays within epsilon of "
+               "its final value\n"
+            << std::setw(9) << "epsilon" << std::setw(14) << "freeze share" << std::setw(22)
+            << "median label step" << std::setw(18) << "never labelled" << "\n";
+  for (const auto& es : split(cfg.sweep)) {
+    const double eps = std::stod(es);
+    std::int64_t pos = 0, tot = 0, never = 0;
+    std::vector<std::int64_t> first_steps;
+    for (const auto* q : all) {
+      auto y = labels_of(q->cka, eps).narrow(0, cfg.window - 1, q->x.size(0) - cfg.window + 1);
+      pos += y.sum().item<std::int64_t>();
+      tot += y.size(0);
+      auto nz = labels_of(q->cka, eps).nonzero();
+      if (nz.size(0) == 0) ++never;
+      else first_steps.push_back(q->steps[static_cast<std::size_t>(nz[0][0].item<std::int64_t>())]);
+    }
+    std::sort(first_steps.begin(), first_steps.end());
+    std::cout << std::setw(9) << std::defaultfloat << eps << std::setw(13) << std::fixed
+              << std::setprecision(1)
+              << 100.0 * pos / std::max<std::int64_t>(1, tot) << "%" << std::setw(22)
+              << (first_steps.empty() ? -1 : first_steps[first_steps.size() / 2]) << std::setw(18)
+              << never << "\n";
+  }
+
+  if (cfg.holdout && archs.size() > 1) {
+    std::cout << "\nheld-out accuracy (trained on the other architectures, epsilon "
+              << std::defaultfloat << cfg.epsilon
+              << ")\n"
+              << std::setw(8) << "held out" << std::setw(10) << "windows" << std::setw(11)
+              << "accuracy" << std::setw(11) << "balanced" << std::setw(14) << "freeze share"
+              << std::setw(24) << "|freeze step error|" << "\n";
+    for (const auto& a : archs) {
+      std::vector<const Sequence*> tr, te;
+      for (const auto* q : all) (q->arch == a ? te : tr).push_back(q);
+      auto net = fit(tr, cfg, record_every, "held out " + a);
+      const auto sc = score(net, te, cfg.epsilon);
+      std::cout << std::setw(8) << a << std::setw(10) << sc.windows << std::setw(10)
+                << std::fixed << std::setprecision(1) << sc.accuracy() << "%" << std::setw(10) << sc.balanced()
+                << "%" << std::setw(13) << 100.0 * sc.pos / std::max<std::int64_t>(1, sc.windows)
+                << "%" << std::setw(16) << std::setprecision(0)
+                << sc.step_error / std::max<std::int64_t>(1, sc.blocks) << " steps mean" << "\n"
+                << std::setprecision(1);
+    }
+  }
+  auto net = fit(all, cfg, record_every, "all architectures");
+  const auto sc = score(net, all, cfg.epsilon);
+  std::ostringstream about;
+  about << "SmartFRZ predictor trained by frost-predictor on " << all.size()
+        << " block histories (" << cfg.data << "), epsilon " << cfg.epsilon << ", " << cfg.epochs
+        << " epochs; training accuracy " << sc.accuracy() << " %";
+  {
+    const auto slash = cfg.out.rfind('/');
+    if (slash != std::string::npos) make_dirs(cfg.out.substr(0, slash));
+  }
+  fp::save(net, cfg.out, about.str());
+  std::cout << "\ntraining accuracy (all architectures): " << std::fixed << std::setprecision(1)
+            << sc.accuracy()
+            << "% (balanced " << sc.balanced() << "%)\nwrote " << cfg.out << " in "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()
+            << " s\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"frost-predictor: SmartFRZ's CKA-labelled predictor data and training"};
+  app.require_subcommand(1);
+  GenConfig g;
+  auto* gen = app.add_subcommand("generate", "record CKA-labelled weight histories");
+  gen->add_option("--data-dir", g.data_dir, "Fashion-MNIST directory")->capture_default_str();
+  gen->add_option("--out", g.out, "output directory")->capture_default_str();
+  gen->add_option("--archs", g.archs, "architectures (vit2,vit4,vit6,mlp,cnn)")->capture_default_str();
+  gen->add_option("--seeds", g.seeds, "runs per architecture (odd seeds are fine-tuned)")->capture_default_str();
+  gen->add_option("--epochs", g.epochs, "epochs of the recorded run (the reference trains twice as long)")->capture_default_str();
+  gen->add_option("--pretrain-epochs", g.pretrain_epochs, "pre-training epochs (odd seeds)")->capture_default_str();
+  gen->add_option("--record-every", g.record_every, "steps between records")->capture_default_str();
+  gen->add_option("--images", g.images, "training images per task")->capture_default_str();
+  gen->add_option("--threads", g.threads, "intra-op threads")->capture_default_str();
+  TrainConfig t;
+  auto* tr = app.add_subcommand("train", "train the predictor (held-out scores, then the shipped file)");
+  tr->add_option("--data", t.data, "directory written by generate")->capture_default_str();
+  tr->add_option("--out", t.out, "predictor file to write")->capture_default_str();
+  tr->add_option("--epsilon", t.epsilon, "labelling rule: CKA within epsilon of its final value")->capture_default_str();
+  tr->add_option("--sweep", t.sweep, "epsilons whose label statistics are shown")->capture_default_str();
+  tr->add_option("--epochs", t.epochs, "training epochs")->capture_default_str();
+  tr->add_option("--window", t.window, "records per window (T)")->capture_default_str();
+  tr->add_option("--holdout", t.holdout, "score each architecture held out first")->capture_default_str();
+  tr->add_option("--threads", t.threads, "intra-op threads")->capture_default_str();
+  tr->add_option("--seed", t.seed, "initialisation and order seed")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*gen) return generate(g);
+    return train(t);
+  } catch (const std::exception& e) {
+    std::cerr << "frost-predictor: " << e.what() << "\n";
+    return 1;
+  }
+}
