@@ -619,6 +619,27 @@ std::size_t count_of(const std::string& s, const std::string& what) {
 
 }  // namespace
 
+TEST_CASE("train: the timing control line judges strategies that avoided no work") {
+  using frost_train::RunResult;
+  auto run = [](std::string name, double est, double avoided) {
+    RunResult r;
+    r.strategy = std::move(name);
+    r.time_est_s = est;
+    r.work_avoided = avoided;
+    return r;
+  };
+  std::vector<RunResult> rs{run("full", 100, 0), run("full-repeat", 97, 0), run("autofreeze", 45, 0.5)};
+  auto text = frost_train::format_control(rs);
+  CHECK(has(text, "full-repeat avoided no work and reads 1.031x: within 1.00x +- 5 %"));
+  CHECK_FALSE(has(text, "autofreeze"));  // avoided work: its speed-up is the point
+  CHECK_FALSE(has(text, "full avoided"));  // the reference itself
+  rs[1].time_est_s = 90;  // 1.11x for the same work: noise
+  text = frost_train::format_control(rs);
+  CHECK(has(text, "reads 1.111x: OUTSIDE 1.00x +- 5 %"));
+  CHECK(has(text, "run again"));
+  CHECK(frost_train::format_control({run("autofreeze", 45, 0.5)}).empty());  // no reference
+}
+
 TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructed results") {
   using frost_train::EvalPoint;
   using frost_train::RunResult;

@@ -184,14 +184,14 @@ struct GenConfig {
   std::string out = "out/predictor-data";
   std::string archs = "vit2,vit4,vit6,mlp,cnn";
   std::int64_t seeds = 2;
-  std::int64_t epochs = 8;  // E: the recorded run; the reference trains 2E
+  std::int64_t epochs = 6;  // E: the recorded run; the reference trains 2E
   std::int64_t pretrain_epochs = 2;
   std::int64_t record_every = 2;
   std::int64_t images = 5000;
   std::int64_t batch = 128;
   std::int64_t subset = 1024;
   double lr = 1e-3;
-  int threads = 2;
+  int threads = 1;  // one thread: the same bits on every run (and the shipped file's)
 };
 
 void train_epochs(Net& net, const fx::Dataset& ds, std::int64_t epochs, std::int64_t batch,
@@ -325,7 +325,7 @@ struct TrainConfig {
   std::int64_t window = 30;
   bool holdout = true;
   std::string sweep = "0.01,0.02,0.05";
-  int threads = 2;
+  int threads = 1;
   std::int64_t seed = 0;
 };
 

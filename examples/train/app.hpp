@@ -309,7 +309,8 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
          "strategies taking turns epoch by epoch; spread: the same from the quartiles; work "
          "avoided: forward and backward block passes not run, share of full's; to full-0.3: "
          "fine-tuning time until the validation accuracy reached full's final one minus 0.3 "
-         "points; see docs/main-job.md)\n";
+         "points; see docs/main-job.md)\n"
+      << format_control(rs);
   out << "\nper strategy: " << join(cfg.out_dir, "<strategy>/") << "{steps.jsonl, timeline.csv, "
       << "timeline.svg, config.txt, checkpoint.pt}\n"
       << "table: " << csv_path << " (validation points: " << join(cfg.out_dir, "validation.csv")

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <limits>
 #include <sstream>
+#include <iomanip>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,6 +53,25 @@ inline std::pair<double, double> speedup_range(const RunResult& ref, const RunRe
   const double nan = std::numeric_limits<double>::quiet_NaN();
   if (!(ref.time_lo_s > 0 && ref.time_hi_s > 0 && r.time_lo_s > 0 && r.time_hi_s > 0)) return {nan, nan};
   return {ref.time_lo_s / r.time_hi_s, ref.time_hi_s / r.time_lo_s};
+}
+
+/// The timing control: every strategy besides full that avoided no work must
+/// read 1.00x within +-5 %; otherwise the machine was too noisy for the
+/// speed-ups to mean anything. One line per such strategy, "" when none ran.
+inline std::string format_control(const std::vector<RunResult>& rs, double tolerance = 0.05) {
+  const RunResult* base = baseline(rs);
+  if (base == nullptr) return {};
+  std::ostringstream os;
+  for (const auto& r : rs) {
+    if (&r == base || r.work_avoided > 1e-12) continue;
+    const double s = speedup_over(*base, r);
+    const bool ok = std::isfinite(s) && std::abs(s - 1.0) <= tolerance;
+    os << "timing control: " << r.strategy << " avoided no work and reads " << std::fixed
+       << std::setprecision(3) << s << "x: "
+       << (ok ? "within" : "OUTSIDE") << " 1.00x +- " << std::setprecision(0) << tolerance * 100
+       << " %" << (ok ? "" : "; the machine was too noisy for these speed-ups, run again") << "\n";
+  }
+  return os.str();
 }
 
 /// The final validation accuracy: val_accuracy, else the last finite evaluation's.
