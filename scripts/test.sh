@@ -42,6 +42,12 @@ if [ "${FROST_SKIP_PACKAGE_CHECK:-0}" != 1 ]; then
     -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
   cmake --build "$pkg_root/find_package" -j"$JOBS"
   "$pkg_root/find_package/frost_consumer"
+  # the installed package reads the predictor it installed, not the source tree's
+  loaded=$(env -u FROST_PREDICTOR "$pkg_root/find_package/frost_consumer_predictor")
+  case "$(realpath -m "$loaded")" in
+    "$(realpath -m "$prefix")"/*) echo "installed package loads $loaded" ;;
+    *) echo "installed package loaded the predictor from '$loaded', not from $prefix" >&2; exit 1 ;;
+  esac
 
   # 2. source tree: add_subdirectory(<frost>)
   cmake -S tests/package -B "$pkg_root/add_subdirectory" "${gen[@]}" \
@@ -49,6 +55,7 @@ if [ "${FROST_SKIP_PACKAGE_CHECK:-0}" != 1 ]; then
     -DFROST_SOURCE_DIR="$(pwd)" >/dev/null
   cmake --build "$pkg_root/add_subdirectory" -j"$JOBS"
   "$pkg_root/add_subdirectory/frost_consumer"
+  env -u FROST_PREDICTOR "$pkg_root/add_subdirectory/frost_consumer_predictor"
 else
   echo "(skipped: FROST_SKIP_PACKAGE_CHECK=1)"
 fi

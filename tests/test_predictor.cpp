@@ -362,6 +362,16 @@ TEST_SUITE("predictor") {
     CHECK(std::isfinite(cka(xc, at::randn({5, 2}))));
 
     CHECK_FROST_ERROR(frost::cka(at::randn({4, 3}), at::randn({5, 3})), "X has 4 rows and Y has 5");
+    CHECK_FROST_ERROR(frost::cka(at::randn({4, 0}), at::randn({4, 3})), "no features");
+    {  // a wide X against a narrow Y: the mixed path (Gram for X, features for Y)
+      torch::manual_seed(12);
+      auto x = at::randn({6, 40}, at::kDouble), y = at::randn({6, 3}, at::kDouble);
+      auto xc = x - x.mean(0, true), yc = y - y.mean(0, true);
+      const double want = at::mm(yc.t(), xc).pow(2).sum().item<double>() /
+                          (at::mm(xc.t(), xc).norm().item<double>() * at::mm(yc.t(), yc).norm().item<double>());
+      CHECK(frost::cka(x, y).item<double>() == doctest::Approx(want).epsilon(1e-12));
+      CHECK(frost::cka(y, x).item<double>() == doctest::Approx(want).epsilon(1e-12));
+    }
     CHECK_FROST_ERROR(frost::cka(at::randn({1, 3}), at::randn({1, 3})), "at least 2");
     CHECK_FROST_ERROR(frost::cka(at::full({4, 3}, 2.5), at::randn({4, 3})), "constant");
     CHECK_FROST_ERROR(frost::cka(at::randn({4, 3}), at::zeros({4, 8})), "constant");
@@ -825,6 +835,12 @@ TEST_SUITE("predictor") {
     CHECK_FROST_ERROR(frost::load(other.ctl, fi, "run.ckpt"), "seed");
     CHECK(other.ctl.step() == 0);
     CHECK(other.ctl.criterion().records() == 0);
+    // another recording cadence would mix histories: refused, naming the option
+    Rig cadence(ctl_options(AttentionPredictorOptions().predictor(files.random).record_every(3)));
+    torch::serialize::InputArchive in2, fi2;
+    open(in2, "frost", fi2);
+    CHECK_FROST_ERROR(frost::load(cadence.ctl, fi2, "run.ckpt"), "criterion.record_every");
+    CHECK(cadence.ctl.step() == 0);
   }
 
   TEST_CASE("AttentionPredictor: bad options and missing predictors are clear errors") {

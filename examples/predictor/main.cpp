@@ -22,6 +22,7 @@
 // (default) the predictor is trained once per architecture on the others and
 // scored on the held-out one (how it transfers), then once on everything and
 // written to --out.
+#include <dirent.h>
 #include <dlfcn.h>
 
 #include <ATen/ATen.h>
@@ -51,6 +52,7 @@
 #include <sstream>
 #include <string>
 #include <sys/stat.h>
+#include <tuple>
 #include <vector>
 
 #include "frost/block_map.hpp"
@@ -340,39 +342,70 @@ at::Tensor labels_of(const at::Tensor& cka, double eps) {
   return suffix.le(eps).to(at::kLong);
 }
 
+/// What is held out together: "family" (vit2, vit4, vit6 as one) or "model".
+std::string g_holdout_by = "family";
+
+std::string family_of(const std::string& arch) {
+  if (g_holdout_by == "model") return arch;
+  return arch.compare(0, 3, "vit") == 0 ? "vit" : arch;  // vit2, vit4, vit6: one family
+}
+
 std::vector<Sequence> load_sequences(const std::string& dir, std::int64_t* record_every) {
-  std::vector<Sequence> out;
-  // The runs are named <arch>-s<seed>.pt; list them through the shell-free way:
-  // try every architecture and seed the generator knows.
-  std::int64_t run = 0;
-  for (const std::string arch : {"vit2", "vit4", "vit6", "mlp", "cnn"}) {
-    for (std::int64_t seed = 0; seed < 16; ++seed) {
-      const auto path = dir + "/" + arch + "-s" + std::to_string(seed) + ".pt";
-      if (!fx::detail::file_exists(path)) continue;
-      torch::serialize::InputArchive ar;
-      ar.load_from(path);
-      at::Tensor w, c;
-      ar.read("weights", w, true);
-      ar.read("cka", c, true);
-      c10::IValue re, st;
-      ar.read("record_every", re);
-      ar.read("steps", st);
-      *record_every = re.toInt();
-      const auto steps = st.toIntVector();
-      for (std::int64_t b = 0; b < w.size(1); ++b) {
-        Sequence s;
-        s.arch = arch;
-        s.run = run;
-        s.block = b;
-        s.nblocks = w.size(1);
-        auto wb = w.select(1, b);
-        s.x = fp::encode(wb.narrow(0, 1, wb.size(0) - 1), wb.narrow(0, 0, wb.size(0) - 1));
-        s.cka = c.select(1, b).narrow(0, 1, c.size(0) - 1).to(at::kDouble);
-        s.steps.assign(steps.begin() + 1, steps.end());
-        out.push_back(std::move(s));
-      }
-      ++run;
+  // Every <arch>-s<seed>.pt in the directory, in name order.
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (const dirent* e = ::readdir(d)) {
+      const std::string n = e->d_name;
+      if (n.size() > 3 && n.compare(n.size() - 3, 3, ".pt") == 0 && n.find("-s") != std::string::npos)
+        names.push_back(n);
     }
+    ::closedir(d);
+  }
+  // The generator's order (its architectures as listed, then by seed), so
+  // that a rerun trains on the histories in the same order: the same bits.
+  auto key = [](const std::string& n) {
+    static const std::vector<std::string> known{"vit2", "vit4", "vit6", "mlp", "cnn"};
+    const auto dash = n.rfind("-s");
+    const std::string arch = n.substr(0, dash);
+    const auto it = std::find(known.begin(), known.end(), arch);
+    return std::make_tuple(static_cast<std::size_t>(it - known.begin()), arch,
+                           std::atoll(n.c_str() + dash + 2));
+  };
+  std::sort(names.begin(), names.end(),
+            [&](const std::string& a, const std::string& b) { return key(a) < key(b); });
+  std::vector<Sequence> out;
+  std::int64_t run = 0;
+  *record_every = 0;
+  for (const auto& name : names) {
+    const auto path = dir + "/" + name;
+    torch::serialize::InputArchive ar;
+    ar.load_from(path);
+    at::Tensor w, c;
+    ar.read("weights", w, true);
+    ar.read("cka", c, true);
+    c10::IValue re, st, ar_arch;
+    ar.read("record_every", re);
+    ar.read("steps", st);
+    ar.read("arch", ar_arch);
+    if (*record_every != 0 && re.toInt() != *record_every)
+      throw std::runtime_error(path + " records every " + std::to_string(re.toInt()) +
+                               " steps, the runs before it every " + std::to_string(*record_every) +
+                               "; generate every run with the same --record-every");
+    *record_every = re.toInt();
+    const auto steps = st.toIntVector();
+    for (std::int64_t b = 0; b < w.size(1); ++b) {
+      Sequence s;
+      s.arch = ar_arch.toStringRef();
+      s.run = run;
+      s.block = b;
+      s.nblocks = w.size(1);
+      auto wb = w.select(1, b);
+      s.x = fp::encode(wb.narrow(0, 1, wb.size(0) - 1), wb.narrow(0, 0, wb.size(0) - 1));
+      s.cka = c.select(1, b).narrow(0, 1, c.size(0) - 1).to(at::kDouble);
+      s.steps.assign(steps.begin() + 1, steps.end());
+      out.push_back(std::move(s));
+    }
+    ++run;
   }
   if (out.empty())
     throw std::runtime_error("no runs in " + dir + "; run `frost-predictor generate` first");
@@ -426,7 +459,10 @@ Score score(fp::FreezePredictor& net, const std::vector<const Sequence*>& seqs, 
 fp::FreezePredictor fit(const std::vector<const Sequence*>& seqs, const TrainConfig& cfg,
                         std::int64_t record_every, const std::string& label) {
   torch::manual_seed(cfg.seed);
-  fp::FreezePredictor net(fp::FreezePredictorOptions().window(cfg.window).record_every(record_every));
+  fp::FreezePredictor net(fp::FreezePredictorOptions()
+                              .subset(seqs.front()->x.size(1))
+                              .window(cfg.window)
+                              .record_every(record_every));
   {  // input scale: 1 / std of the training records
     std::vector<at::Tensor> all;
     for (const auto* q : seqs) all.push_back(q->x);
@@ -523,24 +559,36 @@ int train(const TrainConfig& cfg) {
               << never << "\n";
   }
 
-  if (cfg.holdout && archs.size() > 1) {
-    std::cout << "\nheld-out accuracy (trained on the other architectures, epsilon "
-              << std::defaultfloat << cfg.epsilon
-              << ")\n"
-              << std::setw(8) << "held out" << std::setw(10) << "windows" << std::setw(11)
-              << "accuracy" << std::setw(11) << "balanced" << std::setw(14) << "freeze share"
-              << std::setw(24) << "|freeze step error|" << "\n";
-    for (const auto& a : archs) {
-      std::vector<const Sequence*> tr, te;
-      for (const auto* q : all) (q->arch == a ? te : tr).push_back(q);
-      auto net = fit(tr, cfg, record_every, "held out " + a);
-      const auto sc = score(net, te, cfg.epsilon);
-      std::cout << std::setw(8) << a << std::setw(10) << sc.windows << std::setw(10)
-                << std::fixed << std::setprecision(1) << sc.accuracy() << "%" << std::setw(10) << sc.balanced()
-                << "%" << std::setw(13) << 100.0 * sc.pos / std::max<std::int64_t>(1, sc.windows)
-                << "%" << std::setw(16) << std::setprecision(0)
-                << sc.step_error / std::max<std::int64_t>(1, sc.blocks) << " steps mean" << "\n"
-                << std::setprecision(1);
+  std::vector<std::string> families;
+  for (const auto& a : archs)
+    if (std::find(families.begin(), families.end(), family_of(a)) == families.end())
+      families.push_back(family_of(a));
+  if (cfg.holdout && families.size() > 1) {
+    // A whole family out at a time (the three ViTs together): the score says
+    // how the predictor does on a kind of model it never saw.
+    std::cout << "\nheld-out accuracy (trained on the other " << (g_holdout_by == "model" ? "models" : "families") << ", epsilon "
+              << std::defaultfloat << cfg.epsilon << ")\n"
+              << std::setw(8) << "family" << std::setw(8) << "model" << std::setw(10) << "windows"
+              << std::setw(11) << "accuracy" << std::setw(11) << "balanced" << std::setw(14)
+              << "freeze share" << std::setw(24) << "|freeze step error|" << "\n";
+    for (const auto& f : families) {
+      std::vector<const Sequence*> tr;
+      for (const auto* q : all)
+        if (family_of(q->arch) != f) tr.push_back(q);
+      auto net = fit(tr, cfg, record_every, "held out " + f);
+      for (const auto& a : archs) {
+        if (family_of(a) != f) continue;
+        std::vector<const Sequence*> te;
+        for (const auto* q : all)
+          if (q->arch == a) te.push_back(q);
+        const auto sc = score(net, te, cfg.epsilon);
+        std::cout << std::setw(8) << f << std::setw(8) << a << std::setw(10) << sc.windows
+                  << std::setw(10) << std::fixed << std::setprecision(1) << sc.accuracy() << "%"
+                  << std::setw(10) << sc.balanced() << "%" << std::setw(13)
+                  << 100.0 * sc.pos / std::max<std::int64_t>(1, sc.windows) << "%" << std::setw(16)
+                  << std::setprecision(0) << sc.step_error / std::max<std::int64_t>(1, sc.blocks)
+                  << " steps mean" << "\n";
+      }
     }
   }
   auto net = fit(all, cfg, record_every, "all architectures");
@@ -588,6 +636,10 @@ int main(int argc, char** argv) {
   tr->add_option("--window", t.window, "records per window (T)")->capture_default_str();
   tr->add_option("--holdout", t.holdout, "score each architecture held out first")->capture_default_str();
   tr->add_option("--threads", t.threads, "intra-op threads")->capture_default_str();
+  tr->add_option("--holdout-by", g_holdout_by,
+                 "hold out a whole family (the ViTs together) or one model at a time")
+      ->check(CLI::IsMember({"family", "model"}))
+      ->capture_default_str();
   tr->add_option("--seed", t.seed, "initialisation and order seed")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {

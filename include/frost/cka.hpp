@@ -13,11 +13,11 @@
 // representation, invariant to orthogonal transforms and isotropic scaling of
 // either input, and in [0, 1].
 //
-// Cost: the Frobenius norms are computed in whichever space is smaller. With
-// n <= min(p, q) the n x n Gram matrices Kx = Xc Xc^T, Ky = Yc Yc^T give the
-// same values (||Yc^T Xc||_F^2 = <Kx, Ky>_F, ||Xc^T Xc||_F = ||Kx||_F), so a
-// probe batch of 256 rows against features of thousands of columns costs
-// n^2 (p + q), not p^2 n. Everything runs on the inputs' device in float64
+// Cost: every Frobenius norm is computed in whichever space is smaller: the
+// n x n Gram matrices Kx = Xc Xc^T, Ky = Yc Yc^T give the same values
+// (||Yc^T Xc||_F^2 = <Kx, Ky>_F, ||Xc^T Xc||_F = ||Kx||_F), so a probe batch of
+// 256 rows against features of thousands of columns costs n^2 (p + q), not
+// p^2 n, and a wide X against a narrow Y never builds a p x p matrix. Everything runs on the inputs' device in float64
 // (float32 inputs are converted first, so a float32 computation agrees with a
 // float64 one to round-off of the inputs alone).
 //
@@ -53,24 +53,26 @@ inline at::Tensor cka(const at::Tensor& x, const at::Tensor& y) {
   detail::require(n == y.size(0), "cka: X has ", n, " rows and Y has ", y.size(0),
                   "; both must be the outputs for the same inputs, one row each");
   detail::require(n >= 2, "cka: ", n, " row(s); centring needs at least 2 inputs");
+  detail::require(x.numel() > 0 && y.numel() > 0, "cka: an input has no features (",
+                  x.sizes(), " and ", y.sizes(), ")");
   at::NoGradGuard ng;
   auto xc = x.detach().reshape({n, -1}).to(at::kDouble);
   auto yc = y.detach().reshape({n, -1}).to(at::kDouble);
-  detail::require(xc.size(1) > 0 && yc.size(1) > 0, "cka: an input has no features");
+  const std::int64_t p = xc.size(1), q = yc.size(1);
   xc = xc - xc.mean(0, /*keepdim=*/true);
   yc = yc - yc.mean(0, /*keepdim=*/true);
-  at::Tensor cross, nx, ny;
-  if (n <= std::min(xc.size(1), yc.size(1))) {  // Gram form: n x n
-    auto kx = at::mm(xc, xc.t());
-    auto ky = at::mm(yc, yc.t());
-    cross = (kx * ky).sum();
-    nx = kx.norm();
-    ny = ky.norm();
-  } else {  // feature form: p x q, p x p, q x q
-    cross = at::mm(yc.t(), xc).pow(2).sum();
-    nx = at::mm(xc.t(), xc).norm();
-    ny = at::mm(yc.t(), yc).norm();
-  }
+  // Each norm in its own smaller space (||Xc^T Xc||_F = ||Xc Xc^T||_F), the
+  // cross term from the cheaper of ||Yc^T Xc||_F^2 (n p q) and <Kx, Ky>_F
+  // (n^2 (p + q), with the Gram matrices it needs).
+  at::Tensor kx, ky;
+  auto gram_x = [&] { return kx.defined() ? kx : (kx = at::mm(xc, xc.t())); };
+  auto gram_y = [&] { return ky.defined() ? ky : (ky = at::mm(yc, yc.t())); };
+  const at::Tensor nx = n <= p ? gram_x().norm() : at::mm(xc.t(), xc).norm();
+  const at::Tensor ny = n <= q ? gram_y().norm() : at::mm(yc.t(), yc).norm();
+  const double cost_feature = static_cast<double>(n) * p * q;
+  const double cost_gram = static_cast<double>(n) * n * (p + q);
+  const at::Tensor cross =
+      cost_feature <= cost_gram ? at::mm(yc.t(), xc).pow(2).sum() : (gram_x() * gram_y()).sum();
   auto den = nx * ny;
   // One read: the denominator and each input's spread against its own scale.
   // A constant input centres to round-off, not exactly to 0 (0.1 - mean(0.1,

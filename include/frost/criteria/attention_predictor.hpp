@@ -99,7 +99,8 @@ class AttentionPredictor {
     window_ = po.window();
     min_records_ = o_.min_records() > 0 ? o_.min_records() : window_;
     detail::require(min_records_ <= window_, "criterion.min_records is ", min_records_,
-                    " but the predictor's window holds ", window_, " records");
+                    " but the predictor's window holds ", window_,
+                    " records; give at most ", window_, ", or 0 for a full window");
     every_ = o_.every() > 0 ? o_.every() : s.steps_per_epoch;
     per_epoch_ = o_.every() == 0;
     detail::require(every_ > 0, name,
@@ -212,6 +213,8 @@ class AttentionPredictor {
     ar.write("pos", c10::IValue(pos_));
     ar.write("records", c10::IValue(records_));
     ar.write("stages", c10::IValue(stages_));
+    ar.write("record_every", c10::IValue(record_every_));
+    ar.write("window", c10::IValue(window_));
   }
   void load(torch::serialize::InputArchive& ar) {
     using frost::detail::read_value;
@@ -224,6 +227,12 @@ class AttentionPredictor {
     const auto pos = read_value(ar, "pos").toInt();
     const auto records = read_value(ar, "records").toInt();
     const auto stages = read_value(ar, "stages").toInt();
+    const auto record_every = read_value(ar, "record_every").toInt();
+    const auto window = read_value(ar, "window").toInt();
+    detail::require(record_every == record_every_ && window == window_, name,
+                    ": the state was recorded every ", record_every, " steps in windows of ", window,
+                    ", this run records every ", record_every_, " in windows of ", window_,
+                    "; resume with the same criterion.record_every and predictor");
     detail::require(ring.sizes() == ring_.sizes() && last.sizes() == last_.sizes() &&
                         count.size() == count_.size() && primed.size() == primed_.size(),
                     name, ": the state holds records of shape ", ring.sizes(), " for ", count.size(),

@@ -101,9 +101,11 @@ class Tailor {
     auto acc = indices_.accessor<std::int64_t, 2>();
     for (std::size_t b = 0; b < blocks.size(); ++b) {
       const auto& blk = blocks[b];
-      frost::detail::require(blk.numel > 0, "predictor::Tailor: block '", blk.name,
-                             "' has no parameters");
-      const auto idx = sample_indices(blk.numel, subset,
+      std::int64_t numel = 0;  // from the tensors themselves, not Block::numel
+      for (const auto& p : blk.params) numel += p.numel();
+      frost::detail::require(!blk.params.empty() && numel > 0, "predictor::Tailor: block '",
+                             blk.name, "' has no parameters; give every block at least one");
+      const auto idx = sample_indices(numel, subset,
                                       seed + 0x9E3779B97F4A7C15ULL * (static_cast<std::uint64_t>(b) + 1));
       for (std::int64_t i = 0; i < subset; ++i) acc[static_cast<std::int64_t>(b)][i] = idx[static_cast<std::size_t>(i)];
       // Split the block-wide indices by parameter; the order of `idx` is kept
@@ -125,6 +127,8 @@ class Tailor {
           per_param.push_back({p, at::tensor(local, at::kLong).to(blk.params[p].device())});
         offset += n;
       }
+      frost::detail::require(static_cast<std::int64_t>(order.size()) == subset,
+                             "predictor::Tailor: block '", blk.name, "' lost sampled weights");
       // inverse permutation: element k of the concatenation goes to order[k]
       std::vector<std::int64_t> inverse(order.size());
       for (std::size_t k = 0; k < order.size(); ++k) inverse[static_cast<std::size_t>(order[k])] = static_cast<std::int64_t>(k);
