@@ -4,6 +4,8 @@
 // doctest_torch.hpp, which test files that use LibTorch include last).
 #include <doctest/doctest.h>
 
+#include <stdlib.h>  // mkdtemp
+
 #include <string>
 
 #include "frost/error.hpp"
@@ -11,6 +13,15 @@
 namespace frost_test {
 inline bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
+}
+
+/// A fresh directory /tmp/<prefix>-XXXXXX (POSIX mkdtemp: the pip LibTorch's
+/// std::filesystem copy crashes, see tests/distributed/main.cpp).
+inline std::string temp_dir(const std::string& prefix) {
+  std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+  const char* d = ::mkdtemp(tmpl.data());
+  DOCTEST_REQUIRE(d != nullptr);
+  return d;
 }
 }  // namespace frost_test
 

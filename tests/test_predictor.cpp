@@ -47,12 +47,7 @@ using frost_test::contains;
 
 namespace {
 
-std::string temp_dir() {
-  char tmpl[] = "/tmp/frost-predictor-test-XXXXXX";
-  const char* d = ::mkdtemp(tmpl);
-  REQUIRE(d != nullptr);
-  return d;
-}
+std::string temp_dir() { return frost_test::temp_dir("frost-predictor-test"); }
 /// Removes a flat directory made by temp_dir() (POSIX: no std::filesystem).
 void remove_dir(const std::string& dir) {
   if (DIR* d = ::opendir(dir.c_str())) {

@@ -17,14 +17,20 @@
 #include "support.hpp"
 // last: after every LibTorch header (see doctest_torch.hpp)
 #include "doctest_torch.hpp"
+#include "frost_checks.hpp"
 
 namespace {
 
-std::string temp_dir() {
-  char tmpl[] = "/tmp/frost-train-test-XXXXXX";
-  const char* d = ::mkdtemp(tmpl);
-  REQUIRE(d != nullptr);
-  return d;
+std::string temp_dir() { return frost_test::temp_dir("frost-train-test"); }
+
+/// $FROST_FASHION_MNIST or Debian's directory; "" (and a message: the test is
+/// skipped) when the dataset is not installed.
+std::string fashion_mnist_dir() {
+  const char* env = std::getenv("FROST_FASHION_MNIST");
+  const std::string data = env && *env ? env : frost_examples::kDefaultFashionMnistDir;
+  if (frost_train::path_exists(data + "/train-images-idx3-ubyte.gz")) return data;
+  MESSAGE("Fashion-MNIST not installed (dataset-fashion-mnist); skipped");
+  return {};
 }
 
 void be32(std::vector<uint8_t>& v, uint32_t x) {
@@ -465,12 +471,8 @@ TEST_CASE("train: a resumed run makes the same freeze decisions as an uninterrup
 }
 
 TEST_CASE("train: tiny end-to-end run on Fashion-MNIST, two strategies") {
-  const char* env = std::getenv("FROST_FASHION_MNIST");
-  const std::string data = env && *env ? env : frost_examples::kDefaultFashionMnistDir;
-  if (!frost_train::path_exists(data + "/train-images-idx3-ubyte.gz")) {
-    MESSAGE("Fashion-MNIST not installed (dataset-fashion-mnist); skipped");
-    return;
-  }
+  const std::string data = fashion_mnist_dir();
+  if (data.empty()) return;
   for (const auto& device : frost_test::devices()) {
     CAPTURE(device);
     const std::string dir = temp_dir();
@@ -516,12 +518,8 @@ TEST_CASE("train: tiny end-to-end run on Fashion-MNIST, two strategies") {
 }
 
 TEST_CASE("train: smartfrz runs with the shipped predictor and freezes at an epoch's end") {
-  const char* env = std::getenv("FROST_FASHION_MNIST");
-  const std::string data = env && *env ? env : frost_examples::kDefaultFashionMnistDir;
-  if (!frost_train::path_exists(data + "/train-images-idx3-ubyte.gz")) {
-    MESSAGE("Fashion-MNIST not installed (dataset-fashion-mnist); skipped");
-    return;
-  }
+  const std::string data = fashion_mnist_dir();
+  if (data.empty()) return;
   // The shipped file is found where the build put it, with no path given.
   REQUIRE(frost_train::path_exists(frost::predictor::default_path()));
   const std::string dir = temp_dir();
