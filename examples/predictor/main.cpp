@@ -23,7 +23,6 @@
 // scored on the held-out one (how it transfers), then once on everything and
 // written to --out.
 #include <dirent.h>
-#include <dlfcn.h>
 
 #include <ATen/ATen.h>
 #include <torch/nn/functional/loss.h>
@@ -51,7 +50,6 @@
 #include <random>
 #include <sstream>
 #include <string>
-#include <sys/stat.h>
 #include <tuple>
 #include <vector>
 
@@ -61,10 +59,13 @@
 #include "frost/predictor/tailor.hpp"
 #include "idx.hpp"
 #include "progress.hpp"
+#include "system.hpp"
 #include "vit.hpp"
 
 namespace fx = frost_examples;
 namespace fp = frost::predictor;
+using frost_examples::make_dirs;
+using frost_examples::single_threaded_blas;
 
 namespace {
 
@@ -168,16 +169,6 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
-void single_threaded_blas() {  // see examples/train/app.hpp
-  using SetThreads = void (*)(int);
-  if (auto f = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(1);
-}
-
-void make_dirs(const std::string& path) {
-  for (std::size_t i = 1; i <= path.size(); ++i)
-    if (i == path.size() || path[i] == '/') ::mkdir(path.substr(0, i).c_str(), 0755);
-}
-
 // ---------------------------------------------------------------------------
 // generate
 // ---------------------------------------------------------------------------
@@ -218,7 +209,8 @@ void train_epochs(Net& net, const fx::Dataset& ds, std::int64_t epochs, std::int
       loss.backward();
       opt.step();
       ++step;
-      bar.update(step, "loss " + std::to_string(loss.item<double>()).substr(0, 6));
+      // The loss is read (a host sync on a GPU) only for a bar someone sees.
+      if (bar.enabled()) bar.update(step, "loss " + std::to_string(loss.item<double>()).substr(0, 6));
     }
   }
   bar.finish();
@@ -510,7 +502,7 @@ fp::FreezePredictor fit(const std::vector<const Sequence*>& seqs, const TrainCon
       }
       loss.backward();
       opt.step();
-      total += loss.item<double>();
+      if (bar.enabled()) total += loss.item<double>();
     }
     bar.update(e + 1, "loss " + std::to_string(total / order.size() * per_step).substr(0, 6));
   }
@@ -544,10 +536,11 @@ int train(const TrainConfig& cfg) {
     std::int64_t pos = 0, tot = 0, never = 0;
     std::vector<std::int64_t> first_steps;
     for (const auto* q : all) {
-      auto y = labels_of(q->cka, eps).narrow(0, cfg.window - 1, q->x.size(0) - cfg.window + 1);
+      const auto labels = labels_of(q->cka, eps);
+      auto y = labels.narrow(0, cfg.window - 1, q->x.size(0) - cfg.window + 1);
       pos += y.sum().item<std::int64_t>();
       tot += y.size(0);
-      auto nz = labels_of(q->cka, eps).nonzero();
+      auto nz = labels.nonzero();
       if (nz.size(0) == 0) ++never;
       else first_steps.push_back(q->steps[static_cast<std::size_t>(nz[0][0].item<std::int64_t>())]);
     }

@@ -1,7 +1,6 @@
 #pragma once
 // examples/train/app.hpp — frost-train's driver: command line to results.
 // main.cpp only calls run_app; the tests call it too (a tiny end-to-end run).
-#include <dlfcn.h>
 
 #include <ctime>
 #include <fstream>
@@ -19,17 +18,7 @@
 
 namespace frost_train {
 
-/// OpenBLAS (Debian's libopenblas0-pthread, LibTorch's BLAS here) keeps its
-/// own pool of spinning threads next to LibTorch's OpenMP pool; on a 2-core
-/// machine the two pools fight and the same fine-tuning step took 3.5x longer
-/// with 2 threads than with 1 (25.4 s against 7.1 s for 120 steps, measured).
-/// LibTorch parallelises around its BLAS calls itself: OpenBLAS gets one
-/// thread. (Looked up at run time: another BLAS simply lacks the symbol.)
-inline void single_threaded_blas() {
-  using SetThreads = void (*)(int);
-  if (auto f = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
-    f(1);
-}
+using frost_examples::single_threaded_blas;  // examples/common/system.hpp
 
 inline std::string timestamp() {
   std::time_t t = std::time(nullptr);

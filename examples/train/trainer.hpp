@@ -40,6 +40,7 @@
 #include "frost/checkpoint.hpp"
 #include "frost/frost.hpp"
 #include "idx.hpp"
+#include "system.hpp"
 #include "vit.hpp"
 
 #include "cli.hpp"
@@ -57,20 +58,7 @@ inline bool path_exists(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0;
 }
 
-/// mkdir -p.
-inline void make_dirs(const std::string& path) {
-  if (path.empty()) return;
-  std::string cur;
-  std::stringstream ss(path);
-  std::string part;
-  if (path[0] == '/') cur = "/";
-  while (std::getline(ss, part, '/')) {
-    if (part.empty()) continue;
-    cur += part + "/";
-    if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
-      throw std::runtime_error("cannot create directory " + cur + ": " + std::strerror(errno));
-  }
-}
+using frost_examples::make_dirs;  // mkdir -p (examples/common/system.hpp)
 
 inline std::string join(const std::string& dir, const std::string& name) {
   if (dir.empty()) return name;

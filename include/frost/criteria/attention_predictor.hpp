@@ -102,7 +102,6 @@ class AttentionPredictor {
                     " but the predictor's window holds ", window_,
                     " records; give at most ", window_, ", or 0 for a full window");
     every_ = o_.every() > 0 ? o_.every() : s.steps_per_epoch;
-    per_epoch_ = o_.every() == 0;
     detail::require(every_ > 0, name,
                     " holds a freezing stage at each epoch's end by default but "
                     "controller.steps_per_epoch is 0 (unknown); set it, or criterion.every");
@@ -144,7 +143,7 @@ class AttentionPredictor {
   }
 
   bool decision_point(const StepState& s) const {
-    return per_epoch_ ? s.epoch_end : (s.step + 1) % every_ == 0;
+    return o_.every() == 0 ? s.epoch_end : (s.step + 1) % every_ == 0;
   }
 
   /// [blocks] float32 on the device: P(freeze) of every judged block, -1 for
@@ -270,7 +269,6 @@ class AttentionPredictor {
   predictor::Tailor tailor_;
   std::string path_;
   std::int64_t record_every_ = 1, window_ = 1, min_records_ = 1, every_ = 1;
-  bool per_epoch_ = true;
   at::Tensor ring_;  // [blocks, window, subset] encoded records, ring order
   at::Tensor last_;  // [blocks, subset] the previous record's raw subset
   std::vector<std::int64_t> count_;
