@@ -1,6 +1,10 @@
 // The foundation: block maps, the controller's freezing mechanics on a real
 // small model trained for real steps, option validation, stop rules.
 #include <torch/nn/functional/loss.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/linear.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
@@ -326,6 +330,87 @@ TEST_SUITE("controller") {
     CHECK(net->blocks[1]->is_training());
   }
 
+  TEST_CASE("eval_frozen: model->train() after before_step() cannot move a frozen block's batch norm") {
+    // blocks of Linear + BatchNorm1d: train mode updates the running statistics.
+    torch::manual_seed(3);
+    auto seq = torch::nn::ModuleList();
+    for (int i = 0; i < 3; ++i)
+      seq->push_back(torch::nn::Sequential(torch::nn::Linear(8, 8), torch::nn::BatchNorm1d(8)));
+    auto forward = [&](at::Tensor x) {
+      for (const auto& m : *seq) x = m->as<torch::nn::Sequential>()->forward(x);
+      return x;
+    };
+    auto model = std::make_shared<torch::nn::Module>();
+    model->register_module("blocks", seq);
+    auto head = model->register_module("head", torch::nn::Linear(8, 3));
+    auto blocks = frost::BlockMap::from_children(*model, "blocks");
+    torch::optim::SGD opt(frost::param_groups(blocks, *model), torch::optim::SGDOptions(0.1));
+    using Ctl = frost::FreezeController<frost::criteria::AtSteps, frost::schedules::Constant,
+                                        frost::stop::Never>;
+    Ctl ctl(*model, opt, blocks, Ctl::Options().criterion(frost::criteria::AtStepsOptions::prefix(1, 1)));
+    auto bn0 = seq[0]->as<torch::nn::Sequential>()->ptr(1)->as<torch::nn::BatchNorm1d>();
+    auto bn1 = seq[1]->as<torch::nn::Sequential>()->ptr(1)->as<torch::nn::BatchNorm1d>();
+    const auto task = frost_test::make_task(32, at::kCPU);
+    auto step = [&](bool train_late) {
+      ctl.before_step();
+      if (train_late) model->train();  // the user's helper, after frost's eval mode
+      opt.zero_grad();
+      auto loss = torch::nn::functional::cross_entropy(head->forward(forward(task.x)), task.y);
+      loss.backward();
+      ctl.after_backward();
+      opt.step();
+      ctl.after_step();
+    };
+    step(false);  // block 0 still trains: its statistics move
+    const at::Tensor mean0 = bn0->running_mean.clone(), var0 = bn0->running_var.clone();
+    const at::Tensor mean1 = bn1->running_mean.clone();
+    step(false);  // block 0 frozen from this step's before_step
+    CHECK(bn0->running_mean.equal(mean0));
+    for (int i = 0; i < 3; ++i) step(true);
+    CHECK(bn0->running_mean.equal(mean0));  // restored after each step
+    CHECK(bn0->running_var.equal(var0));
+    CHECK_FALSE(bn0->is_training());
+    CHECK_FALSE(bn1->running_mean.equal(mean1));  // a training block's statistics move
+    int warnings = 0;
+    for (const auto& e : ctl.timeline())
+      if (e.kind == frost::EventKind::warning) {
+        ++warnings;
+        CHECK(e.block == 0);
+        CHECK(contains(e.detail, "model->train() before ctl.before_step()"));
+      }
+    CHECK(warnings == 1);  // reported once
+    // Back in training: the block's statistics move again, nothing restores them.
+    ctl.unfreeze(0);
+    step(true);
+    CHECK_FALSE(bn0->running_mean.equal(mean0));
+  }
+
+  TEST_CASE("abort_step abandons a step: no decision, no count; the same step begins again") {
+    Net net;
+    auto task = frost_test::make_task(32, at::kCPU);
+    auto blocks = frost::BlockMap::detect(*net);
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1));
+    ProbeCtl ctl(net, opt, blocks);
+    ctl.criterion().script = {{1, 0, 0.5}};
+    controlled_step(ctl, net, opt, task);
+    ctl.abort_step();  // between steps: nothing to abandon
+    // step 1: the forward "throws" after before_step; the user catches it.
+    ctl.before_step();
+    ctl.abort_step();
+    CHECK(ctl.step() == 1);
+    // after backward, a bad loss: skipped.
+    ctl.before_step();
+    train_step(net, opt, task);
+    ctl.after_backward();
+    ctl.abort_step();
+    CHECK(ctl.step() == 1);
+    CHECK(ctl.num_frozen() == 0);  // step 1's decision not taken yet
+    controlled_step(ctl, net, opt, task);  // step 1 again, completed
+    CHECK(ctl.step() == 2);
+    CHECK(ctl.is_frozen(0));
+    CHECK_FROST_ERROR(ctl.after_step(), "without before_step()");
+  }
+
   TEST_CASE("the controller refuses optimizers and options it cannot work with") {
     Net net;
     auto blocks = frost::BlockMap::detect(*net);
@@ -467,5 +552,28 @@ TEST_SUITE("stop") {
     any.on_validation(1.5, s);  // no improvement, patience 1
     CHECK(any.should_stop(s));
     CHECK(Any::name() == "AnyOf<AllFrozen,Patience>");
+
+    // Epoch counts without an epoch length fail when the controller is built,
+    // not once every block has frozen; also inside AnyOf.
+    Net net;
+    auto blocks = frost::BlockMap::detect(*net);
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1));
+    using Ctl = frost::FreezeController<frost::criteria::Never, frost::schedules::Constant,
+                                        frost::stop::AllFrozen>;
+    CHECK_FROST_ERROR(Ctl(net, opt, blocks,
+                          Ctl::Options().stop(frost::stop::AllFrozenOptions().extra_epochs(1))),
+                      "steps_per_epoch is 0");
+    CHECK_FROST_ERROR(Ctl(net, opt, blocks,
+                          Ctl::Options().stop(frost::stop::AllFrozenOptions().at_epoch_end(true))),
+                      "at_epoch_end (true) counts epochs");
+    Ctl fine(net, opt, blocks,
+             Ctl::Options()
+                 .controller(frost::ControllerOptions().steps_per_epoch(10))
+                 .stop(frost::stop::AllFrozenOptions().extra_epochs(1)));
+    using AnyCtl = frost::FreezeController<frost::criteria::Never, frost::schedules::Constant,
+                                           frost::stop::AnyOf<frost::stop::Patience, frost::stop::AllFrozen>>;
+    AnyCtl::Options ao;
+    std::get<1>(ao.stop()).extra_epochs(2);
+    CHECK_FROST_ERROR(AnyCtl(net, opt, blocks, ao), "extra_epochs (2)");
   }
 }

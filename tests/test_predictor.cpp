@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -558,6 +559,27 @@ TEST_SUITE("predictor") {
       f << "not a predictor\n";
     }
     CHECK_FROST_ERROR(fp::load(dir + "/notes.txt"), "cannot read '" + dir + "/notes.txt'");
+    // one flipped bit in a weight: LibTorch would load it; the CRC-32 check does not
+    {
+      fp::FreezePredictor r(small());
+      {
+        at::NoGradGuard ng;
+        r->input_scale.fill_(1234.5);
+      }
+      fp::save(r, dir + "/flip.pt", "to be damaged");
+      std::string b;
+      {
+        std::ifstream f(dir + "/flip.pt", std::ios::binary);
+        b.assign(std::istreambuf_iterator<char>(f), {});
+      }
+      const float v = 1234.5f;
+      const std::size_t at = b.find(std::string(reinterpret_cast<const char*>(&v), sizeof v));
+      REQUIRE(at != std::string::npos);
+      b[at + 1] ^= 0x01;
+      std::ofstream(dir + "/flip.pt", std::ios::binary) << b;
+      CHECK_FROST_ERROR(fp::load(dir + "/flip.pt"), "predictor " + dir + "/flip.pt is corrupt");
+      CHECK_FROST_ERROR(fp::load(dir + "/flip.pt"), "regenerate the shipped one");
+    }
 
     // $FROST_PREDICTOR names the default
     const char* old = std::getenv("FROST_PREDICTOR");

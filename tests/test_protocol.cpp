@@ -622,6 +622,34 @@ TEST_SUITE("protocol") {
       const std::string p = write("damaged.frost", damaged);
       fresh([&](Ctl& c) { CHECK_FROST_ERROR(frost::load_checkpoint(c, p), "damaged.frost"); });
     }
+    // One flipped bit in a tensor of the model (not frost's state) in a
+    // combined checkpoint: LibTorch's reader would load it silently;
+    // load_file checks every record's CRC-32.
+    {
+      torch::serialize::OutputArchive ar, model_ar, frost_ar;
+      model_ar.write("w", at::full({256}, 1234.5f));
+      ar.write("model", model_ar);
+      frost::save(run.ctl, frost_ar);
+      ar.write("frost", frost_ar);
+      const std::string combined = dir + "/combined.pt";
+      frost::save_file(ar, combined);
+      torch::serialize::InputArchive ok;
+      frost::load_file(ok, combined);  // intact: loads
+      std::string b;
+      {
+        std::ifstream f(combined, std::ios::binary);
+        b.assign(std::istreambuf_iterator<char>(f), {});
+      }
+      const float v = 1234.5f;
+      const std::string pattern(reinterpret_cast<const char*>(&v), sizeof v);
+      const std::size_t at = b.find(pattern + pattern + pattern + pattern);
+      REQUIRE(at != std::string::npos);
+      b[at + 4 * 100 + 1] ^= 0x10;  // element 100: 1234.5 -> another finite float
+      const std::string p = write("bitflip.pt", b);
+      torch::serialize::InputArchive in;
+      CHECK_FROST_ERROR(frost::load_file(in, p), "bitflip.pt is corrupt: record");
+      CHECK_FROST_ERROR(frost::load_file(in, p), "fails its CRC-32 check");
+    }
     CHECK_FROST_ERROR(frost::save_checkpoint(run.ctl, dir + "/no/such/dir/run.frost"),
                       "does not exist");
     CHECK_FROST_ERROR(frost::save_checkpoint(run.ctl, dir), "is a directory");

@@ -24,7 +24,7 @@
 // Loading reads and checks all of it before changing anything: another
 // composition, another block map (by names), another number of param groups,
 // an unknown format, a controller that has already stepped, a corrupt or
-// truncated file are frost::Errors that name the file and the mismatch, and
+// truncated file (load_file checks every record's CRC-32) are frost::Errors that name the file and the mismatch, and
 // the controller is left as it was.
 //
 // The optimizer's state (Adam moments, including those of blocks in trial) is
@@ -41,6 +41,7 @@
 #include <system_error>
 
 #include "frost/detail/archive.hpp"
+#include "frost/detail/zip_check.hpp"
 #include "frost/error.hpp"
 
 namespace frost {
@@ -95,7 +96,11 @@ inline void save_file(torch::serialize::OutputArchive& ar, const std::string& pa
 }
 
 /// Reads a checkpoint file into `ar`. A missing file, a directory, an empty,
-/// truncated or foreign file is a frost::Error naming the file.
+/// truncated or foreign file is a frost::Error naming the file, and so is a
+/// record (a tensor of the model or the optimizer, frost's state) whose bytes
+/// no longer match the CRC-32 the archive stores for it: LibTorch's reader
+/// does not check them, so a damaged weight would load silently
+/// (detail/zip_check.hpp; one more pass over the file).
 inline void load_file(torch::serialize::InputArchive& ar, const std::string& path,
                       const c10::optional<c10::Device>& device = c10::nullopt) {
   namespace fs = std::filesystem;
@@ -114,6 +119,7 @@ inline void load_file(torch::serialize::InputArchive& ar, const std::string& pat
     detail::fail("checkpoint ", path, " cannot be read: it is truncated, corrupt or not a "
                  "LibTorch archive (", why, ")");
   }
+  detail::check_zip_crcs(path);
 }
 
 /// The controller alone, in its own file (atomic).

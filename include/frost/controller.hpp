@@ -110,8 +110,12 @@ class FreezeController {
     map_groups();
     state_.assign(blocks_.size(), BlockState::training);
     was_training_.assign(blocks_.size(), 1);
+    snapshot_due_.assign(blocks_.size(), 0);
+    live_buffers_.assign(blocks_.size(), {});
+    saved_buffers_.assign(blocks_.size(), {});
     schedule_.setup(schedule_setup());
     criterion_.setup(criterion_setup());
+    concepts::setup_stop(stop_, stop_setup());
     adopt_user_frozen();
     check_coverage(model);
   }
@@ -142,7 +146,10 @@ class FreezeController {
       adopt_user_lr(g);
       set_group_lr(g, lr_scale(step_, group_block_[g]));  // group_block_: a block or kHead
     }
-    if (options_.controller().eval_frozen()) apply_eval_mode();
+    if (options_.controller().eval_frozen()) {
+      apply_eval_mode();
+      take_due_snapshots();
+    }
     phase_ = Phase::stepping;
   }
 
@@ -170,6 +177,7 @@ class FreezeController {
                    concepts::name_of<Criterion>(),
                    " reads the gradients; call ctl.after_backward() between loss.backward() and "
                    "optimizer.step() in every step");
+    if (options_.controller().eval_frozen()) guard_modes();
     const StepState s = state();
     if (criterion_.decision_point(s)) {
       const std::vector<double> values = read_statistics(s);
@@ -180,6 +188,19 @@ class FreezeController {
     ++step_;
     phase_ = Phase::idle;
     check_stop();
+  }
+
+  /// Abandons the step begun by before_step(), for a catch block (the
+  /// forward, backward or optimizer step threw: out of memory, a bad batch)
+  /// or to skip a batch (a non-finite loss): no decision is taken, the step
+  /// counter does not advance, and the next before_step() begins the same
+  /// step again. Gradients the criterion already read in after_backward()
+  /// stay in its statistics. A no-op between steps, so it is always safe to
+  /// call. In a data-parallel run every rank must abandon the same step.
+  void abort_step() {
+    if (phase_ == Phase::idle) return;
+    if (options_.controller().eval_frozen()) guard_modes();
+    phase_ = Phase::idle;
   }
 
   bool should_stop() const noexcept { return stopped_; }
@@ -456,7 +477,7 @@ class FreezeController {
     StopRule stop(options_.stop());
     load_policy(schedule, f, "schedule", source, [&] { schedule.setup(schedule_setup()); });
     load_policy(criterion, f, "criterion", source, [&] { criterion.setup(criterion_setup()); });
-    load_policy(stop, f, "stop", source, [] {});
+    load_policy(stop, f, "stop", source, [&] { concepts::setup_stop(stop, stop_setup()); });
     // Everything fitted: apply.
     for (std::size_t b = 0; b < blocks_.size(); ++b) {
       was_training_[b] = L.was_training[b];
@@ -689,6 +710,14 @@ class FreezeController {
   }
 
   /// The stop rule's view: after the last completed step.
+  StopSetup stop_setup() const {
+    StopSetup st;
+    st.total_steps = options_.controller().total_steps();
+    st.steps_per_epoch = options_.controller().steps_per_epoch();
+    st.num_blocks = static_cast<std::int64_t>(blocks_.size());
+    return st;
+  }
+
   StopState stop_state() const {
     StopState st;
     const auto spe = options_.controller().steps_per_epoch();
@@ -846,6 +875,9 @@ class FreezeController {
       set_group_lr(g, schedule_.lr_scale(step_, static_cast<std::int64_t>(b)));
       if (options_.controller().eval_frozen())
         for (const auto& m : blk.modules) m->train(was_training_[b] != 0);
+      snapshot_due_[b] = 0;
+      live_buffers_[b].clear();
+      saved_buffers_[b].clear();
       return;
     }
     for (auto p : blk.params) {
@@ -854,8 +886,10 @@ class FreezeController {
       if (to == BlockState::frozen) detail::drop_state(*optimizer_, p);
     }
     set_group_lr(g, 0.0);
-    if (options_.controller().eval_frozen())
+    if (options_.controller().eval_frozen()) {
       for (const auto& m : blk.modules) m->eval();
+      if (saved_buffers_[b].empty()) snapshot_due_[b] = 1;  // trial -> frozen keeps its snapshot
+    }
   }
 
 
@@ -879,6 +913,57 @@ class FreezeController {
     for (std::size_t b = 0; b < blocks_.size(); ++b)
       if (state_[b] != BlockState::training)
         for (auto& m : blocks_[b].modules) m->eval();
+  }
+
+  // Eval mode is re-applied in before_step(), so a model->train() between
+  // steps does not undo it; one called after before_step() would let the
+  // step's forward update the running statistics of a block out of training
+  // (its output would drift, and an activation cache would serve stale
+  // entries). So the buffers of a block leaving training are copied once (at
+  // the next before_step(), after any model load: small for batch norm,
+  // nothing for layer norm), and after each step a block found in train mode
+  // gets them back, is put in eval mode again, and the first time a warning
+  // event says what happened. A host check of the modules' flags per step.
+  void take_due_snapshots() {
+    at::NoGradGuard ng;
+    for (std::size_t b = 0; b < blocks_.size(); ++b) {
+      if (!snapshot_due_[b]) continue;
+      snapshot_due_[b] = 0;
+      live_buffers_[b].clear();
+      saved_buffers_[b].clear();
+      std::vector<const void*> seen;
+      for (const auto& m : blocks_[b].modules)
+        for (const auto& t : m->buffers(/*recurse=*/true)) {
+          if (!t.defined() ||
+              std::find(seen.begin(), seen.end(), t.unsafeGetTensorImpl()) != seen.end())
+            continue;
+          seen.push_back(t.unsafeGetTensorImpl());
+          live_buffers_[b].push_back(t);
+          saved_buffers_[b].push_back(t.clone());
+        }
+    }
+  }
+
+  void guard_modes() {
+    for (std::size_t b = 0; b < blocks_.size(); ++b) {
+      if (state_[b] == BlockState::training) continue;
+      const auto& mods = blocks_[b].modules;
+      if (std::none_of(mods.begin(), mods.end(), [](const auto& m) { return m->is_training(); }))
+        continue;
+      for (const auto& m : mods) m->eval();
+      {
+        at::NoGradGuard ng;
+        for (std::size_t i = 0; i < live_buffers_[b].size(); ++i)
+          live_buffers_[b][i].copy_(saved_buffers_[b][i]);
+      }
+      if (mode_warned_) continue;
+      mode_warned_ = true;
+      record(EventKind::warning, b, "controller", static_cast<double>(step_),
+             "block '" + blocks_[b].name + "' is out of training but was in train mode during "
+             "step " + std::to_string(step_) + " (model->train() after ctl.before_step()?): its "
+             "buffers (batch-norm statistics) were restored and it is in eval mode again; call "
+             "model->train() before ctl.before_step(). Reported once");
+    }
   }
 
   /// Parameters the user froze by hand before building the controller: a
@@ -1008,6 +1093,10 @@ class FreezeController {
   reducer_type reducer_;
   std::vector<BlockState> state_;
   std::vector<char> was_training_;         // per block: its mode when it left training
+  std::vector<char> snapshot_due_;         // per block: copy its buffers at the next before_step
+  std::vector<std::vector<at::Tensor>> live_buffers_;   // per block out of training: its buffers
+  std::vector<std::vector<at::Tensor>> saved_buffers_;  // ... and their values when it left
+  bool mode_warned_ = false;               // the train-mode warning was recorded
   std::vector<std::vector<char>> fixed_;   // per block parameter: the user froze it before us
   std::vector<std::int64_t> group_block_;  // per param group: its block, or kHead
   std::vector<std::size_t> block_group_;   // per block: its param group

@@ -8,6 +8,7 @@
 //     bool should_stop(const frost::StopState&);      // after each step (host only)
 //     // state: save/load, or static constexpr bool stateless = true (concepts/state.hpp)
 //     // optional:
+//     void setup(const frost::StopSetup&);           // once, when the controller is built
 //     void on_validation(double loss, const frost::StopState&);
 //   };
 //
@@ -34,6 +35,15 @@ struct StopState {
   std::int64_t frozen_prefix = 0;  ///< leading blocks frozen for good, from the input side
 };
 
+/// What a stop rule may check once, when the controller is built (and again
+/// for the fresh rule a checkpoint is loaded into): options that need the
+/// run's shape fail then, not deep into the run.
+struct StopSetup {
+  std::int64_t total_steps = 0;      ///< 0 when the user did not say
+  std::int64_t steps_per_epoch = 0;  ///< 0 when the user did not say
+  std::int64_t num_blocks = 0;
+};
+
 namespace concepts {
 namespace ops {
 template <class P>
@@ -43,6 +53,10 @@ using stop_on_validation =
     decltype(std::declval<P&>().on_validation(double{}, std::declval<const StopState&>()));
 template <class P>
 using stop_on_validation_name = decltype(&P::on_validation);
+template <class P>
+using stop_setup = decltype(std::declval<P&>().setup(std::declval<const StopSetup&>()));
+template <class P>
+using stop_setup_name = decltype(&P::setup);
 template <class P>
 using stop_options = typename P::Options;
 template <class P>
@@ -66,8 +80,15 @@ constexpr bool check_stop_rule() {
                     is_detected<ops::stop_on_validation, P>,
                 "frost: a StopRule's on_validation must be `void on_validation(double loss, const "
                 "frost::StopState&)`");
+  static_assert(!is_detected<ops::stop_setup_name, P> || is_detected<ops::stop_setup, P>,
+                "frost: a StopRule's setup must be `void setup(const frost::StopSetup&)`");
   static_assert(check_state<P>(), "see the message above");
   return true;
+}
+
+template <class P>
+void setup_stop(P& p, const StopSetup& s) {
+  if constexpr (is_detected<ops::stop_setup, P>) p.setup(s);
 }
 
 template <class P>

@@ -285,7 +285,10 @@ class GradientNormChange {
       if (!had_prev) continue;  // first evaluation of this block: nothing to compare with
       if (!std::isfinite(cur) || !std::isfinite(prev)) {
         out.warn(blk, std::isfinite(cur) ? prev : cur,
-                 "gradient norm is not finite; eta not computed, block not judged");
+                 std::isfinite(cur)
+                     ? "the previous interval's gradient norm was not finite; eta not computed, "
+                       "block not judged (judged again from the next interval)"
+                     : "gradient norm is not finite; eta not computed, block not judged");
         continue;
       }
       if (prev == 0.0) {

@@ -368,8 +368,11 @@ class TokenSimilarity {
       stats_.zero_();
     }
     std::ostringstream d;
-    d << "recorded " << R_ << " steps; comparing for " << C_ << " steps (eta_prev " << prev()
-      << ")";
+    d << "recorded " << R_ << " steps; comparing for " << C_ << " steps (";
+    if (std::isnan(prev()))
+      d << "no eta yet: the first comparison only sets eta_prev)";
+    else
+      d << "eta_prev " << prev() << ")";
     out.trial(block_, static_cast<double>(R_), d.str());
     phase_ = Phase::comparing;
     phase_start_ = s.step + 1;

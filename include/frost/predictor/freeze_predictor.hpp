@@ -50,6 +50,7 @@
 #include <string>
 #include <vector>
 
+#include "frost/detail/zip_check.hpp"
 #include "frost/error.hpp"
 
 namespace frost::predictor {
@@ -176,6 +177,7 @@ inline FreezePredictor load(const std::string& path) {
   try {
     torch::serialize::InputArchive ar;
     ar.load_from(path);
+    frost::detail::check_zip_crcs(path, "predictor", fix.substr(2));
     auto get = [&](const char* key) {
       c10::IValue v;
       frost::detail::require(ar.try_read(key, v), "predictor: '", path, "' has no '", key,

@@ -13,6 +13,7 @@
 #include <torch/serialize/output-archive.h>
 
 #include <cstdint>
+#include <string>
 
 #include "frost/concepts/stop_rule.hpp"
 #include "frost/detail/archive.hpp"
@@ -36,6 +37,16 @@ class AllFrozen {
   explicit AllFrozen(const Options& o = {}) : o_(o) {
     detail::require(o_.extra_epochs() >= 0, "stop.extra_epochs is ", o_.extra_epochs(),
                     "; give 0 or more epochs to train once every block is frozen (DyF: 1)");
+  }
+
+  /// Epoch counts need the epoch length: refused when the controller is
+  /// built, not when every block has frozen.
+  void setup(const StopSetup& s) const {
+    detail::require(s.steps_per_epoch > 0 || (o_.extra_epochs() == 0 && !o_.at_epoch_end()),
+                    "stop.", o_.extra_epochs() > 0 ? "extra_epochs (" : "at_epoch_end (",
+                    o_.extra_epochs() > 0 ? std::to_string(o_.extra_epochs()) : "true",
+                    ") counts epochs but controller.steps_per_epoch is 0 (unknown); set "
+                    "ControllerOptions().steps_per_epoch(...)");
   }
 
   bool should_stop(const StopState& s) {

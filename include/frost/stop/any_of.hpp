@@ -51,6 +51,9 @@ class AnyOf {
         },
         rules_);
   }
+  void setup(const StopSetup& s) {
+    std::apply([&](auto&... r) { (concepts::setup_stop(r, s), ...); }, rules_);
+  }
   void on_validation(double loss, const StopState& s) {
     std::apply([&](auto&... r) { (concepts::notify_validation(r, loss, s), ...); }, rules_);
   }
