@@ -25,6 +25,7 @@
 #include <dirent.h>
 
 #include <ATen/ATen.h>
+#include <c10/util/Exception.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -41,6 +42,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <iomanip>
 #include <iostream>
@@ -173,7 +175,10 @@ std::vector<std::string> split(const std::string& s) {
 // generate
 // ---------------------------------------------------------------------------
 struct GenConfig {
-  std::string data_dir = fx::kDefaultFashionMnistDir;
+  // $FROST_FASHION_MNIST, as frost-train reads it, else the Debian package's.
+  std::string data_dir = std::getenv("FROST_FASHION_MNIST") && *std::getenv("FROST_FASHION_MNIST")
+                             ? std::getenv("FROST_FASHION_MNIST")
+                             : fx::kDefaultFashionMnistDir;
   std::string out = "out/predictor-data";
   std::string archs = "vit2,vit4,vit6,mlp,cnn";
   std::int64_t seeds = 2;
@@ -225,6 +230,8 @@ double accuracy(Net& net, const fx::Dataset& ds) {
 }
 
 int generate(const GenConfig& cfg) {
+  if (split(cfg.archs).empty())
+    throw std::runtime_error("--archs is empty; give some of vit2,vit4,vit6,mlp,cnn");
   at::set_num_threads(cfg.threads);
   single_threaded_blas();
   const auto train = fx::load_fashion_mnist(cfg.data_dir, true);
@@ -520,8 +527,16 @@ int train(const TrainConfig& cfg) {
   for (const auto& s : seqs)
     if (std::find(archs.begin(), archs.end(), s.arch) == archs.end()) archs.push_back(s.arch);
   std::vector<const Sequence*> all;
-  for (const auto& s : seqs)
+  std::int64_t longest = 0;
+  for (const auto& s : seqs) {
+    longest = std::max<std::int64_t>(longest, s.x.size(0));
     if (s.x.size(0) >= cfg.window) all.push_back(&s);
+  }
+  if (all.empty())
+    throw std::runtime_error(
+        "no block history in " + cfg.data + " has --window (" + std::to_string(cfg.window) +
+        ") records (the longest has " + std::to_string(longest) +
+        "); generate longer runs (--epochs, --images, --record-every) or give a smaller --window");
   std::cout << all.size() << " block histories from " << archs.size() << " architectures, "
             << "record every " << record_every << " steps, window " << cfg.window << "\n";
 
@@ -606,6 +621,16 @@ int train(const TrainConfig& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const CLI::Validator positive(
+      [](std::string& v) -> std::string {
+        return std::strtod(v.c_str(), nullptr) > 0 ? "" : "must be positive, got '" + v + "'";
+      },
+      "");
+  const CLI::Validator non_negative(
+      [](std::string& v) -> std::string {
+        return std::strtod(v.c_str(), nullptr) >= 0 ? "" : "must be 0 or more, got '" + v + "'";
+      },
+      "");
   CLI::App app{"frost-predictor: SmartFRZ's CKA-labelled predictor data and training"};
   app.require_subcommand(1);
   GenConfig g;
@@ -613,22 +638,37 @@ int main(int argc, char** argv) {
   gen->add_option("--data-dir", g.data_dir, "Fashion-MNIST directory")->capture_default_str();
   gen->add_option("--out", g.out, "output directory")->capture_default_str();
   gen->add_option("--archs", g.archs, "architectures (vit2,vit4,vit6,mlp,cnn)")->capture_default_str();
-  gen->add_option("--seeds", g.seeds, "runs per architecture (odd seeds are fine-tuned)")->capture_default_str();
-  gen->add_option("--epochs", g.epochs, "epochs of the recorded run (the reference trains twice as long)")->capture_default_str();
-  gen->add_option("--pretrain-epochs", g.pretrain_epochs, "pre-training epochs (odd seeds)")->capture_default_str();
-  gen->add_option("--record-every", g.record_every, "steps between records")->capture_default_str();
-  gen->add_option("--images", g.images, "training images per task")->capture_default_str();
-  gen->add_option("--threads", g.threads, "intra-op threads")->capture_default_str();
+  gen->add_option("--seeds", g.seeds, "runs per architecture (odd seeds are fine-tuned)")
+      ->check(positive)->capture_default_str();
+  gen->add_option("--epochs", g.epochs, "epochs of the recorded run (the reference trains twice as long)")
+      ->check(positive)->capture_default_str();
+  gen->add_option("--pretrain-epochs", g.pretrain_epochs, "pre-training epochs (odd seeds)")
+      ->check(non_negative)->capture_default_str();
+  gen->add_option("--record-every", g.record_every, "steps between records")
+      ->check(positive)->capture_default_str();
+  gen->add_option("--images", g.images, "training images per task")
+      ->check(positive)->capture_default_str();
+  gen->add_option("--threads", g.threads, "intra-op threads")
+      ->check(positive)->capture_default_str();
   TrainConfig t;
   auto* tr = app.add_subcommand("train", "train the predictor (held-out scores, then the shipped file)");
   tr->add_option("--data", t.data, "directory written by generate")->capture_default_str();
   tr->add_option("--out", t.out, "predictor file to write")->capture_default_str();
-  tr->add_option("--epsilon", t.epsilon, "labelling rule: CKA within epsilon of its final value")->capture_default_str();
+  tr->add_option("--epsilon", t.epsilon, "labelling rule: CKA within epsilon of its final value")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            const double e = std::strtod(v.c_str(), nullptr);
+            return e > 0 && e < 1 ? "" : "must be in (0, 1), got '" + v + "'";
+          },
+          ""))->capture_default_str();
   tr->add_option("--sweep", t.sweep, "epsilons whose label statistics are shown")->capture_default_str();
-  tr->add_option("--epochs", t.epochs, "training epochs")->capture_default_str();
-  tr->add_option("--window", t.window, "records per window (T)")->capture_default_str();
+  tr->add_option("--epochs", t.epochs, "training epochs")
+      ->check(positive)->capture_default_str();
+  tr->add_option("--window", t.window, "records per window (T)")
+      ->check(positive)->capture_default_str();
   tr->add_option("--holdout", t.holdout, "score each architecture held out first")->capture_default_str();
-  tr->add_option("--threads", t.threads, "intra-op threads")->capture_default_str();
+  tr->add_option("--threads", t.threads, "intra-op threads")
+      ->check(positive)->capture_default_str();
   tr->add_option("--holdout-by", g_holdout_by,
                  "hold out a whole family (the ViTs together) or one model at a time")
       ->check(CLI::IsMember({"family", "model"}))
@@ -638,6 +678,9 @@ int main(int argc, char** argv) {
   try {
     if (*gen) return generate(g);
     return train(t);
+  } catch (const c10::Error& e) {  // LibTorch's own: its message, not its stack
+    std::cerr << "frost-predictor: " << e.what_without_backtrace() << "\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "frost-predictor: " << e.what() << "\n";
     return 1;

@@ -2,6 +2,7 @@
 // examples/train/app.hpp — frost-train's driver: command line to results.
 // main.cpp only calls run_app; the tests call it too (a tiny end-to-end run).
 
+#include <algorithm>
 #include <ctime>
 #include <fstream>
 #include <iostream>
@@ -60,6 +61,17 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
     if (!f)
       throw UsageError("--resume " + cfg.resume_dir + ": no args.txt there (not a frost-train "
                        "output directory)");
+    // The run's settings are those it was started with: only what does not
+    // change its results may be given again.
+    static const char* const may_repeat[] = {
+        "--resume", "--max-steps", "--threads", "--progress", "--no-progress", "--quiet",
+        "--rank", "--local-rank", "--world-size", "--master-addr", "--master-port",
+        "--dist-timeout"};
+    for (const auto& g : cfg.given)
+      if (std::find(std::begin(may_repeat), std::end(may_repeat), g) == std::end(may_repeat))
+        throw UsageError("--resume " + cfg.resume_dir + " continues the run with the settings it "
+                         "was started with (" + join(cfg.resume_dir, "args.txt") + "); " + g +
+                         " cannot change them. Start a new run (--out) for other settings");
     std::vector<std::string> args;
     std::string line;
     while (std::getline(f, line)) args.push_back(line);
@@ -131,6 +143,7 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
   cfg.out_dir = world.share("out_dir", cfg.out_dir);
   if (cfg.data_dir.empty()) cfg.data_dir = default_data_dir();
   make_dirs(cfg.out_dir);
+  make_dirs(cfg.cache_dir);  // now, not after a minute of pre-training
   if (!resume && world.root()) {
     std::string a;
     for (const auto& x : original_args) a += x + "\n";

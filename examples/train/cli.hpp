@@ -61,6 +61,7 @@ struct TrainConfig {
   bool quiet = false;
   std::int64_t max_steps = -1;          // stop after this many steps this session (testing --resume)
   std::vector<std::string> argv;        // the arguments as given (saved for --resume)
+  std::vector<std::string> given;       // the options given (long names), for --resume's check
   // data-parallel (torchrun's environment unless given): -1 / empty = from the environment
   int rank = -1;                        // --rank (RANK)
   int local_rank = -1;                  // --local-rank (LOCAL_RANK): this rank's GPU
@@ -99,6 +100,9 @@ CLI::Validator number() {
       [](std::string& s) -> std::string {
         T v{};
         if (!read_number(s, v)) return "expects a number, got '" + s + "'";
+        // istream reads "-5" into an unsigned type as its wrapped value
+        if constexpr (std::is_unsigned_v<T>)
+          if (s.find('-') != std::string::npos) return "must be 0 or more, got '" + s + "'";
         if constexpr (std::is_floating_point_v<T>) {
           if (!std::isfinite(v)) return "expects a finite number, got '" + s + "'";
         } else {
@@ -124,6 +128,10 @@ inline CLI::Validator positive() {
 }
 inline CLI::Validator non_negative(const std::string& rule = "0 or more") {
   return bound([](double v) { return v >= 0; }, rule);
+}
+/// An image count: positive, or -1 for all.
+inline CLI::Validator count_or_all() {
+  return bound([](double v) { return v > 0 || v == -1; }, "positive, or -1 for all");
 }
 
 inline void append_names(std::vector<std::string>& to, const std::vector<std::string>& names) {
@@ -209,7 +217,9 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
   app.add_option("--cache", cfg.cache_dir, "where pre-trained checkpoints are kept")
       ->type_name("DIR");
   app.add_option("--resume", cfg.resume_dir,
-                 "continue a killed run in DIR (same arguments as then)")
+                 "continue a killed run in DIR with the settings it was started with\n"
+                 "(DIR/args.txt; only --max-steps, --threads, --progress, --quiet and the\n"
+                 "data-parallel flags may be given again)")
       ->type_name("DIR");
 
   app.option_defaults()->group("Model and device");
@@ -230,7 +240,7 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
       ->check(non_negative("0 (automatic) or more"));
 
   app.option_defaults()->group("Training");
-  app.add_option("--seed", cfg.seed, "seed for initialisation and data order")
+  app.add_option("--seed", cfg.seed, "seed for initialisation and data order (0 or more)")
       ->type_name("N")
       ->transform(number<std::uint64_t>());
   app.add_option("--epochs", cfg.epochs, "fine-tuning epochs (> 0)")
@@ -245,9 +255,10 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
       ->type_name("X")
       ->transform(number<double>())
       ->check(positive());
-  app.add_option("--weight-decay", cfg.weight_decay, "AdamW weight decay")
+  app.add_option("--weight-decay", cfg.weight_decay, "AdamW weight decay (0 or more)")
       ->type_name("X")
-      ->transform(number<double>());
+      ->transform(number<double>())
+      ->check(non_negative());
   app.add_option("--warmup", cfg.warmup_steps, "warm-up steps (0 or more)")
       ->type_name("N")
       ->transform(number<std::int64_t>())
@@ -255,10 +266,12 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
   app.add_option("--train-limit", cfg.train_limit,
                  "fine-tuning images from classes 5-9 (-1: all 30000)")
       ->type_name("N")
-      ->transform(number<std::int64_t>());
+      ->transform(number<std::int64_t>())
+      ->check(detail::count_or_all());
   app.add_option("--test-limit", cfg.test_limit, "test images from classes 5-9 (-1: all 5000)")
       ->type_name("N")
-      ->transform(number<std::int64_t>());
+      ->transform(number<std::int64_t>())
+      ->check(detail::count_or_all());
   app.add_option("--val-limit", cfg.val_limit,
                  "validation images: held-out training images of classes 5-9 (> 0)")
       ->type_name("N")
@@ -293,20 +306,24 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
   app.add_option("--pretrain-limit", cfg.pretrain_limit,
                  "pre-training images from classes 0-4 (-1: all 30000)")
       ->type_name("N")
-      ->transform(number<std::int64_t>());
-  app.add_option("--pretrain-lr", cfg.pretrain_lr, "pre-training learning rate, AdamW")
+      ->transform(number<std::int64_t>())
+      ->check(detail::count_or_all());
+  app.add_option("--pretrain-lr", cfg.pretrain_lr, "pre-training learning rate, AdamW (> 0)")
       ->type_name("X")
-      ->transform(number<double>());
+      ->transform(number<double>())
+      ->check(positive());
 
   app.option_defaults()->group("Bookkeeping");
   app.add_option("--checkpoint-every", cfg.checkpoint_every,
                  "write the checkpoint every N steps (0: at the end)")
       ->type_name("N")
-      ->transform(number<std::int64_t>());
+      ->transform(number<std::int64_t>())
+      ->check(non_negative());
   app.add_option("--eval-every", cfg.eval_every,
                  "test accuracy every N steps, logged (0: at the end only)")
       ->type_name("N")
-      ->transform(number<std::int64_t>());
+      ->transform(number<std::int64_t>())
+      ->check(non_negative());
   app.add_option("--max-steps", cfg.max_steps,
                  "end this session after N steps (a checkpoint remains; --resume)\n"
                  "(-1: no limit)")
@@ -369,6 +386,16 @@ inline void parse_args(const std::vector<std::string>& args, TrainConfig& cfg) {
   } catch (const CLI::ParseError& e) {
     throw UsageError(e.what());
   }
+  cfg.given.clear();
+  for (const CLI::Option* o : app.get_options())
+    if (o->count() > 0) cfg.given.push_back(o->get_name());
+  // The same strategy twice would write into one output directory.
+  for (std::size_t i = 0; i < cfg.strategies.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (cfg.strategies[i] == cfg.strategies[j])
+        throw UsageError("strategy '" + cfg.strategies[i] + "' is named twice; each writes " +
+                         "<out>/<strategy>/ (for a timing control of full fine-tuning, use " +
+                         "full-repeat)");
 }
 
 }  // namespace frost_train

@@ -705,8 +705,8 @@ class StrategyRun final : public Run {
     r_.ranks = world_.size;
     if (cache_) {
       const auto& st = cache_->stats();
-      r_.cache_hits = st.hits;
-      r_.cache_misses = st.misses;
+      r_.cache_hits = cache_hits0_ + st.hits;  // with the sessions before a resume
+      r_.cache_misses = cache_misses0_ + st.misses;
       r_.cache_samples = st.cached_samples;
       r_.cache_mib = static_cast<double>(st.bytes) / (1024.0 * 1024.0);
     }
@@ -794,6 +794,34 @@ class StrategyRun final : public Run {
     frozen_sum_ = frost::read_value(ar, "trainer.frozen_sum").toDouble();
     busy_sum_ = frost::read_value(ar, "trainer.busy_sum").toDouble();
     losses_ = frost::read_value(ar, "trainer.losses").toDoubleVector();
+    // What the report adds up over the whole run (absent in checkpoints of
+    // an older frost-train: then only this session's steps count).
+    c10::IValue v;
+    if (ar.try_read("trainer.world_size", v) && v.toInt() != world_.size)
+      throw std::runtime_error("--resume: " + ckpt_path_ + " was trained on " +
+                               std::to_string(v.toInt()) + " rank(s); resume it on the same " +
+                               "number (this is " + std::to_string(world_.size) + ")");
+    if (ar.try_read("trainer.work", v)) work_ = v.toDouble();
+    if (ar.try_read("trainer.phase_keys", v)) {
+      const auto keys = v.toIntVector();
+      c10::IValue counts, times;
+      if (ar.try_read("trainer.phase_counts", counts) && ar.try_read("trainer.phase_times", times)) {
+        const auto n = counts.toIntVector();
+        const auto t = times.toDoubleVector();
+        std::size_t at = 0;
+        for (std::size_t i = 0; i < keys.size() && i < n.size(); ++i) {
+          auto& dst = step_times_[keys[i]];
+          for (std::int64_t j = 0; j < n[i] && at < t.size(); ++j) dst.push_back(t[at++]);
+        }
+      }
+    }
+    if (ar.try_read("trainer.evals", v)) {
+      const auto e = v.toDoubleVector();  // step, time, accuracy, loss
+      for (std::size_t i = 0; i + 3 < e.size(); i += 4)
+        r_.evals.push_back({static_cast<std::int64_t>(e[i]), e[i + 1], e[i + 2], e[i + 3]});
+    }
+    if (ar.try_read("trainer.cache_hits", v)) cache_hits0_ = v.toInt();
+    if (ar.try_read("trainer.cache_misses", v)) cache_misses0_ = v.toInt();
     step_ = ctl_.step();
     if (world_.root()) detail::truncate_log(log_path_, step_);
     r_.resumed = true;
@@ -813,6 +841,24 @@ class StrategyRun final : public Run {
     ar.write("trainer.frozen_sum", c10::IValue(frozen_sum_));
     ar.write("trainer.busy_sum", c10::IValue(busy_sum_));
     ar.write("trainer.losses", c10::IValue(losses_));
+    ar.write("trainer.world_size", c10::IValue(static_cast<std::int64_t>(world_.size)));
+    ar.write("trainer.work", c10::IValue(work_));
+    std::vector<std::int64_t> keys, counts;
+    std::vector<double> times, evals;
+    for (const auto& kv : step_times_) {
+      keys.push_back(kv.first);
+      counts.push_back(static_cast<std::int64_t>(kv.second.size()));
+      times.insert(times.end(), kv.second.begin(), kv.second.end());
+    }
+    for (const auto& e : r_.evals)
+      evals.insert(evals.end(), {static_cast<double>(e.step), e.time_s, e.val_accuracy, e.val_loss});
+    ar.write("trainer.phase_keys", c10::IValue(keys));
+    ar.write("trainer.phase_counts", c10::IValue(counts));
+    ar.write("trainer.phase_times", c10::IValue(times));
+    ar.write("trainer.evals", c10::IValue(evals));
+    ar.write("trainer.cache_hits", c10::IValue(cache_hits0_ + (cache_ ? cache_->stats().hits : 0)));
+    ar.write("trainer.cache_misses",
+             c10::IValue(cache_misses0_ + (cache_ ? cache_->stats().misses : 0)));
     frost::save_file(ar, ckpt_path_);
   }
 
@@ -888,6 +934,7 @@ class StrategyRun final : public Run {
   std::unique_ptr<fx::Batches> batches_;
   double elapsed_ = 0.0, frozen_sum_ = 0.0, busy_sum_ = 0.0, work_ = 0.0;
   std::map<std::int64_t, std::vector<double>> step_times_;
+  std::int64_t cache_hits0_ = 0, cache_misses0_ = 0;  // from the sessions before a resume
   std::vector<double> losses_;
   std::vector<Row> rows_;
   std::vector<torch::Tensor> pending_;
