@@ -23,6 +23,12 @@ logs=out/launch-logs
 timeout_=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    -n|-p|-l|-t)
+      if [ $# -lt 2 ] || [ "$2" = "--" ]; then
+        echo "launch.sh: $1 needs a value" >&2; usage >&2; exit 2
+      fi ;;
+  esac
+  case "$1" in
     -n) nproc_=$2; shift 2 ;;
     -p) port=$2; shift 2 ;;
     -l) logs=$2; shift 2 ;;
