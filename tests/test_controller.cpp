@@ -12,6 +12,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <unordered_set>
 
 #include "frost/frost.hpp"
 #include "support.hpp"
@@ -409,6 +410,64 @@ TEST_SUITE("controller") {
     CHECK(ctl.step() == 2);
     CHECK(ctl.is_frozen(0));
     CHECK_FROST_ERROR(ctl.after_step(), "without before_step()");
+  }
+
+  TEST_CASE("a block may span several param groups (weight decay split); a group may not span blocks") {
+    Net net;
+    auto blocks = frost::BlockMap::detect(*net);
+    auto make_groups = [&] {  // the README's example: decayed weights, then biases, per block
+      std::vector<torch::optim::OptimizerParamGroup> groups;
+      std::unordered_set<const void*> in_blocks;
+      for (const auto& b : blocks) {
+        std::vector<at::Tensor> decay, no_decay;
+        for (const auto& p : b.params) {
+          (p.dim() >= 2 ? decay : no_decay).push_back(p);
+          in_blocks.insert(p.unsafeGetTensorImpl());
+        }
+        for (auto* part : {&decay, &no_decay})
+          if (!part->empty())
+            groups.emplace_back(*part, std::make_unique<torch::optim::AdamWOptions>(
+                                           torch::optim::AdamWOptions(part == &decay ? 1e-2 : 2e-2)
+                                               .weight_decay(part == &decay ? 0.05 : 0.0)));
+      }
+      std::vector<at::Tensor> rest;
+      for (const auto& p : net->parameters())
+        if (!in_blocks.count(p.unsafeGetTensorImpl())) rest.push_back(p);
+      groups.emplace_back(rest);
+      return groups;
+    };
+    torch::optim::AdamW opt(make_groups(), torch::optim::AdamWOptions(1e-3));
+    REQUIRE(opt.param_groups().size() > blocks.size() + 1);
+    ProbeCtl ctl(net, opt, blocks);
+    ctl.criterion().script = {{1, 1, 0.5}};
+    const auto task = frost_test::make_task(32, at::kCPU);
+    for (int i = 0; i < 3; ++i) controlled_step(ctl, net, opt, task);
+    REQUIRE(ctl.is_frozen(1));
+    std::size_t frozen_groups = 0;
+    for (auto& g : opt.param_groups()) {
+      bool of_block1 = false;
+      for (const auto& p : g.params())
+        for (const auto& q : blocks[1].params) of_block1 = of_block1 || p.is_same(q);
+      if (!of_block1) continue;
+      ++frozen_groups;
+      CHECK(g.options().get_lr() == 0.0);  // every group of the frozen block
+      for (const auto& p : g.params()) CHECK_FALSE(frost::has_optimizer_state(opt, p));
+    }
+    CHECK(frozen_groups == 2);
+    // block 0's two groups keep their own base rates x the schedule's multiplier
+    // (ProbeSchedule: 1 / (1 + block + step) before step 3's before_step: step 2)
+    CHECK(opt.param_groups()[0].options().get_lr() == doctest::Approx(1e-2 / 3.0));
+    CHECK(opt.param_groups()[1].options().get_lr() == doctest::Approx(2e-2 / 3.0));
+
+    // a group holding two blocks' parameters: refused, naming both
+    std::vector<at::Tensor> two(blocks[0].params);
+    two.insert(two.end(), blocks[1].params.begin(), blocks[1].params.end());
+    std::vector<torch::optim::OptimizerParamGroup> bad;
+    bad.emplace_back(two);
+    for (std::size_t b = 2; b < blocks.size(); ++b) bad.emplace_back(blocks[b].params);
+    bad.emplace_back(net->head->parameters());
+    torch::optim::SGD sgd(std::move(bad), torch::optim::SGDOptions(0.1));
+    CHECK_FROST_ERROR(ProbeCtl(net, sgd, blocks), "of block '" + blocks[1].name + "'");
   }
 
   TEST_CASE("the controller refuses optimizers and options it cannot work with") {

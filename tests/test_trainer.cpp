@@ -440,6 +440,14 @@ TEST_CASE("train: a bad command line is a UsageError naming the flag") {
       {{"--bogus"}, "--bogus"},
       {{"--strategy", "a", "b"}, "b"},  // one value per flag
       {{"positional"}, "positional"},
+      {{"--seed", "-5"}, "--seed"},  // would wrap to 2^64 - 5
+      {{"--weight-decay", "-1"}, "--weight-decay"},
+      {{"--train-limit", "0"}, "--train-limit"},
+      {{"--test-limit", "-2"}, "--test-limit"},
+      {{"--checkpoint-every", "-1"}, "--checkpoint-every"},
+      {{"--eval-every", "-3"}, "--eval-every"},
+      {{"--compare", "full,autofreeze,full"}, "'full' is named twice"},
+      {{"--strategy", "dyf", "--strategy", "dyf"}, "'dyf' is named twice"},
   };
   for (const auto& b : bad) {
     const auto& args = b.first;
@@ -452,6 +460,31 @@ TEST_CASE("train: a bad command line is a UsageError naming the flag") {
   CHECK(has(usage_error({"--lr", "abc"}), "abc"));
   CHECK(has(usage_error({"--model", "huge"}), "tiny or small"));
   CHECK(has(usage_error({"--set", "x"}), "KEY=VALUE"));
+  CHECK(has(usage_error({"--train-limit", "-1"}), "(no error)"));  // -1: all images
+
+  // --resume keeps the run's own settings: another option is refused before
+  // anything runs; the ones that do not change the run may be given again.
+  const std::string dir = temp_dir();
+  std::ofstream(dir + "/args.txt") << "--strategy\nfull\n";
+  auto resume_error = [&](std::vector<std::string> extra) -> std::string {
+    std::vector<std::string> args{"--resume", dir};
+    args.insert(args.end(), extra.begin(), extra.end());
+    frost_train::TrainConfig cfg;
+    frost_train::parse_args(args, cfg);
+    std::ostringstream out;
+    try {
+      frost_train::run_app(cfg, out);
+    } catch (const frost_train::UsageError& e) {
+      return e.what();
+    } catch (const std::exception& e) {
+      return std::string("other error: ") + e.what();
+    }
+    return "(no error)";
+  };
+  const std::string m = resume_error({"--epochs", "3"});
+  CHECK_MESSAGE(has(m, "--epochs cannot change them"), m);
+  CHECK(has(m, dir + "/args.txt"));
+  CHECK(has(resume_error({"--compare", "full,dyf"}), "--compare cannot change them"));
 }
 
 TEST_CASE("train: a resumed run makes the same freeze decisions as an uninterrupted one") {

@@ -674,7 +674,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"family", "model"}))
       ->capture_default_str();
   tr->add_option("--seed", t.seed, "initialisation and order seed")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {  // --help: 0; a bad command line: 2, as frost-train
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
   try {
     if (*gen) return generate(g);
     return train(t);

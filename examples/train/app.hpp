@@ -3,6 +3,7 @@
 // main.cpp only calls run_app; the tests call it too (a tiny end-to-end run).
 
 #include <algorithm>
+#include <csignal>
 #include <ctime>
 #include <fstream>
 #include <iostream>
@@ -29,6 +30,40 @@ inline std::string timestamp() {
   std::strftime(b, sizeof b, "%Y%m%d-%H%M%S", &tm);
   return b;
 }
+
+namespace detail {
+inline volatile std::sig_atomic_t g_interrupted = 0;
+inline void on_interrupt(int sig) {
+  g_interrupted = 1;
+  std::signal(sig, SIG_DFL);  // a second one kills at once
+}
+}  // namespace detail
+
+/// Whether Ctrl-C (SIGINT) or SIGTERM arrived while an InterruptGuard was on.
+inline bool interrupted() { return detail::g_interrupted != 0; }
+
+/// Turns SIGINT and SIGTERM into interrupted() while it lives (when `on`).
+class InterruptGuard {
+ public:
+  explicit InterruptGuard(bool on) : on_(on) {
+    if (!on_) return;
+    detail::g_interrupted = 0;
+    old_int_ = std::signal(SIGINT, detail::on_interrupt);
+    old_term_ = std::signal(SIGTERM, detail::on_interrupt);
+  }
+  ~InterruptGuard() {
+    if (!on_) return;
+    std::signal(SIGINT, old_int_);
+    std::signal(SIGTERM, old_term_);
+  }
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+ private:
+  bool on_;
+  void (*old_int_)(int) = SIG_DFL;
+  void (*old_term_)(int) = SIG_DFL;
+};
 
 /// The whole program. Returns the exit status; results go to `out`.
 inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* results = nullptr) {
@@ -182,6 +217,10 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
       load_task_data(cfg.data_dir, cfg.pretrain_limit, cfg.train_limit, cfg.test_limit,
                      cfg.val_limit);
   const Plan plan = make_plan(cfg, data.train.size());
+  if (cfg.warmup_steps >= plan.total_steps)
+    throw UsageError("--warmup " + std::to_string(cfg.warmup_steps) + " is not below the " +
+                     std::to_string(plan.total_steps) + " fine-tuning steps (--epochs, " +
+                     "--train-limit, --batch-size); give fewer warm-up steps");
   {
     std::ostringstream m;
     const auto mo = model_options(cfg.model);
@@ -228,12 +267,16 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
   std::int64_t total = 0;
   for (const auto& r : runs) total += r->planned_steps();
   const std::int64_t turn = cfg.interleave > 0 ? cfg.interleave : make_plan(cfg, data.train.size()).steps_per_epoch;
+  // Ctrl-C (or SIGTERM) in one process ends the run after the step in
+  // flight, with a checkpoint to --resume from; a second one kills at once.
+  // Not with several ranks: they would stop at different steps.
+  const InterruptGuard interrupt(!world.parallel());
   {
     Progress bar("fine-tune", total, cfg.quiet || !world.root() ? 0 : cfg.progress);
-    for (bool any = true; any;) {
+    for (bool any = true; any && !interrupted();) {
       any = false;
       for (auto& r : runs) {
-        for (std::int64_t k = 0; k < turn && !r->done(); ++k) r->step();
+        for (std::int64_t k = 0; k < turn && !r->done() && !interrupted(); ++k) r->step();
         any = any || !r->done();
         if (bar.enabled()) {
           std::int64_t done = 0;
@@ -265,8 +308,9 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
       log(m.str());
     }
     if (!r.completed) {
-      log("   stopped after " + std::to_string(r.steps) + " steps (--max-steps); continue with "
-          "--resume " + cfg.out_dir);
+      log("   stopped after " + std::to_string(r.steps) + " of " + std::to_string(r.planned_steps) +
+          " steps (" + (interrupted() ? "interrupted" : "--max-steps") +
+          "); continue with --resume " + cfg.out_dir);
       rs.push_back(r);
       continue;
     }
@@ -291,7 +335,7 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
   for (const auto& r : rs) all_done = all_done && r.completed;
   if (!all_done || rs.size() < chosen.size()) {
     if (results) *results = rs;
-    return 3;
+    return interrupted() ? 130 : 3;
   }
   if (!world.root()) {  // rank 0 writes the table and the pictures
     if (results) *results = std::move(rs);

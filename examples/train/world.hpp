@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -99,6 +100,8 @@ inline World join_world(const TrainConfig& cfg, bool cuda) {
   World w;
 #ifdef FROST_TRAIN_DISTRIBUTED
   auto o = frost::dist::GroupOptions::from_env();
+  const char* env_rank = std::getenv("RANK");
+  const bool rank_given = cfg.rank >= 0 || (env_rank && *env_rank);
   if (cfg.world_size > 0) o.world_size(cfg.world_size);
   if (cfg.rank >= 0) o.rank(cfg.rank);
   if (cfg.local_rank >= 0) o.local_rank(cfg.local_rank);
@@ -106,7 +109,17 @@ inline World join_world(const TrainConfig& cfg, bool cuda) {
   if (cfg.master_port > 0) o.master_port(cfg.master_port);
   if (cfg.dist_timeout > 0) o.timeout_s(cfg.dist_timeout);
   w.local_rank = o.local_rank();
-  if (o.world_size() == 1) return w;
+  if (o.world_size() == 1) {
+    if (o.rank() != 0)
+      throw UsageError("--rank " + std::to_string(o.rank()) + " in a world of one process; give "
+                       "--world-size (WORLD_SIZE) too");
+    return w;
+  }
+  if (!rank_given)
+    throw UsageError("--world-size " + std::to_string(o.world_size()) + " starts one rank of a " +
+                     std::to_string(o.world_size()) + "-rank run: give each process its --rank " +
+                     "(RANK), or start them all with scripts/launch.sh -n " +
+                     std::to_string(o.world_size()) + " or torchrun");
   o.device(cuda ? "cuda" : "cpu");
   w.group = frost::dist::init(o);
   w.rank = w.group->rank();

@@ -868,11 +868,11 @@ class FreezeController {
   /// state, learning rate, module mode.
   void set_params(std::size_t b, BlockState to) {
     const auto& blk = blocks_[b];
-    const std::size_t g = block_group_[b];
     if (to == BlockState::training) {
       for (std::size_t i = 0; i < blk.params.size(); ++i)
         if (!fixed_[b][i]) blk.params[i].requires_grad_(true);
-      set_group_lr(g, schedule_.lr_scale(step_, static_cast<std::int64_t>(b)));
+      for (const std::size_t g : block_groups_[b])
+        set_group_lr(g, schedule_.lr_scale(step_, static_cast<std::int64_t>(b)));
       if (options_.controller().eval_frozen())
         for (const auto& m : blk.modules) m->train(was_training_[b] != 0);
       snapshot_due_[b] = 0;
@@ -885,7 +885,7 @@ class FreezeController {
       if (p.grad().defined()) p.mutable_grad() = at::Tensor();
       if (to == BlockState::frozen) detail::drop_state(*optimizer_, p);
     }
-    set_group_lr(g, 0.0);
+    for (const std::size_t g : block_groups_[b]) set_group_lr(g, 0.0);
     if (options_.controller().eval_frozen()) {
       for (const auto& m : blk.modules) m->eval();
       if (saved_buffers_[b].empty()) snapshot_due_[b] = 1;  // trial -> frozen keeps its snapshot
@@ -1043,36 +1043,48 @@ class FreezeController {
     }
   }
 
+  // A block may span several param groups (e.g. weights with weight decay,
+  // biases and norms without), but a group must not mix blocks, or a block
+  // and parameters outside the map: its learning rate follows one block.
   void map_groups() {
     auto& groups = optimizer_->param_groups();
     std::unordered_map<const void*, std::size_t> group_of;
     for (std::size_t g = 0; g < groups.size(); ++g)
       for (const auto& p : groups[g].params()) group_of[p.unsafeGetTensorImpl()] = g;
+    std::unordered_map<const void*, std::size_t> block_of;
+    for (std::size_t b = 0; b < blocks_.size(); ++b)
+      for (const auto& p : blocks_[b].params) block_of[p.unsafeGetTensorImpl()] = b;
     group_block_.assign(groups.size(), kHead);
-    block_group_.assign(blocks_.size(), 0);
+    block_groups_.assign(blocks_.size(), {});
     for (std::size_t b = 0; b < blocks_.size(); ++b) {
       const auto& blk = blocks_[b];
-      std::size_t group = 0;
       for (std::size_t i = 0; i < blk.params.size(); ++i) {
         auto it = group_of.find(blk.params[i].unsafeGetTensorImpl());
         detail::require(it != group_of.end(), "parameter '", blk.param_names[i], "' of block '",
                         blk.name,
                         "' is not in the optimizer; build the optimizer with "
                         "frost::param_groups(blocks, model) so every block has its own group");
-        if (i == 0) group = it->second;
-        detail::require(it->second == group, "block '", blk.name,
-                        "' is spread over several optimizer param groups (parameter '",
-                        blk.param_names[i], "'); give each block exactly one group, e.g. with "
-                        "frost::param_groups(blocks, model)");
+        const std::size_t g = it->second;
+        auto& mine = block_groups_[b];
+        if (std::find(mine.begin(), mine.end(), g) != mine.end()) continue;
+        mine.push_back(g);
+        group_block_[g] = static_cast<std::int64_t>(b);
+        std::size_t others = 0;
+        std::string other_block;
+        for (const auto& p : groups[g].params()) {
+          auto ob = block_of.find(p.unsafeGetTensorImpl());
+          if (ob != block_of.end() && ob->second == b) continue;
+          ++others;
+          if (ob != block_of.end() && other_block.empty()) other_block = blocks_[ob->second].name;
+        }
+        detail::require(others == 0, "optimizer param group ", g, " holds block '", blk.name,
+                        "' and ", others, " other parameters",
+                        other_block.empty() ? std::string(" (outside the block map)")
+                                            : " (of block '" + other_block + "')",
+                        "; a group's learning rate follows one block, so give each block groups "
+                        "of its own (one or several), e.g. with frost::param_groups(blocks, "
+                        "model)");
       }
-      detail::require(groups[group].params().size() == blk.params.size(), "optimizer param group ",
-                      group, " holds block '", blk.name, "' and ",
-                      groups[group].params().size() - blk.params.size(),
-                      " other parameters; each block needs a group of its own so its learning "
-                      "rate can change alone: build the optimizer with frost::param_groups(blocks, "
-                      "model)");
-      group_block_[group] = static_cast<std::int64_t>(b);
-      block_group_[b] = group;
     }
     base_lr_.resize(groups.size());
     for (std::size_t g = 0; g < groups.size(); ++g) {
@@ -1099,7 +1111,7 @@ class FreezeController {
   bool mode_warned_ = false;               // the train-mode warning was recorded
   std::vector<std::vector<char>> fixed_;   // per block parameter: the user froze it before us
   std::vector<std::int64_t> group_block_;  // per param group: its block, or kHead
-  std::vector<std::size_t> block_group_;   // per block: its param group
+  std::vector<std::vector<std::size_t>> block_groups_;  // per block: its param groups
   std::vector<double> base_lr_;            // per param group: the user's rate
   std::vector<double> last_lr_;            // per param group: the rate frost set last
   std::vector<double> last_scale_;         // per param group: the multiplier of that rate
