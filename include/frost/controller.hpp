@@ -709,7 +709,7 @@ class FreezeController {
     return s;
   }
 
-  /// The stop rule's view: after the last completed step.
+  /// What the stop rule may check once (StopRule::setup).
   StopSetup stop_setup() const {
     StopSetup st;
     st.total_steps = options_.controller().total_steps();
@@ -718,6 +718,7 @@ class FreezeController {
     return st;
   }
 
+  /// The stop rule's view: after the last completed step.
   StopState stop_state() const {
     StopState st;
     const auto spe = options_.controller().steps_per_epoch();
