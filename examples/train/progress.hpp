@@ -52,9 +52,13 @@ class Progress {
     const int fill = static_cast<int>(frac * width + 0.5);
     std::string bar(static_cast<std::size_t>(fill), '#');
     bar.resize(width, '.');
-    std::fprintf(stderr, "\r\033[K%s [%s] %lld/%lld %.1f it/s ETA %s %s", label_.c_str(),
-                 bar.c_str(), static_cast<long long>(done), static_cast<long long>(total_), rate,
-                 format_duration(eta).c_str(), extra.c_str());
+    // The rate is measured from the first update (a resumed run starts part
+    // way), so that one has none yet.
+    char rate_text[32] = "--";
+    if (rate > 0) std::snprintf(rate_text, sizeof rate_text, "%.1f", rate);
+    std::fprintf(stderr, "\r\033[K%s [%s] %lld/%lld %s it/s ETA %s %s", label_.c_str(),
+                 bar.c_str(), static_cast<long long>(done), static_cast<long long>(total_),
+                 rate_text, format_duration(eta).c_str(), extra.c_str());
     std::fflush(stderr);
     drawn_ = true;
   }
