@@ -26,8 +26,7 @@ std::string temp_dir() { return frost_test::temp_dir("frost-train-test"); }
 /// $FROST_FASHION_MNIST or Debian's directory; "" (and a message: the test is
 /// skipped) when the dataset is not installed.
 std::string fashion_mnist_dir() {
-  const char* env = std::getenv("FROST_FASHION_MNIST");
-  const std::string data = env && *env ? env : frost_examples::kDefaultFashionMnistDir;
+  const std::string data = frost_examples::default_fashion_mnist_dir();
   if (frost_train::path_exists(data + "/train-images-idx3-ubyte.gz")) return data;
   MESSAGE("Fashion-MNIST not installed (dataset-fashion-mnist); skipped");
   return {};

@@ -27,6 +27,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -43,6 +44,18 @@ struct DataError : std::runtime_error {
 };
 
 inline constexpr const char* kDefaultFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+/// Where the programs look for Fashion-MNIST unless told: $FROST_FASHION_MNIST,
+/// else the directory the build chose (FROST_DEFAULT_DATA_DIR, frost-train's
+/// CMake cache entry FROST_FASHION_MNIST), else Debian's.
+inline std::string default_fashion_mnist_dir() {
+  if (const char* e = std::getenv("FROST_FASHION_MNIST"); e && *e) return e;
+#ifdef FROST_DEFAULT_DATA_DIR
+  return FROST_DEFAULT_DATA_DIR;
+#else
+  return kDefaultFashionMnistDir;
+#endif
+}
 inline constexpr double kFashionMnistMean = 0.2860;
 inline constexpr double kFashionMnistStd = 0.3530;
 inline constexpr int64_t kFashionMnistClasses = 10;

@@ -59,6 +59,7 @@
 #include "frost/cka.hpp"
 #include "frost/predictor/freeze_predictor.hpp"
 #include "frost/predictor/tailor.hpp"
+#include "cli_checks.hpp"
 #include "idx.hpp"
 #include "progress.hpp"
 #include "system.hpp"
@@ -175,10 +176,7 @@ std::vector<std::string> split(const std::string& s) {
 // generate
 // ---------------------------------------------------------------------------
 struct GenConfig {
-  // $FROST_FASHION_MNIST, as frost-train reads it, else the Debian package's.
-  std::string data_dir = std::getenv("FROST_FASHION_MNIST") && *std::getenv("FROST_FASHION_MNIST")
-                             ? std::getenv("FROST_FASHION_MNIST")
-                             : fx::kDefaultFashionMnistDir;
+  std::string data_dir = fx::default_fashion_mnist_dir();  // $FROST_FASHION_MNIST, as frost-train
   std::string out = "out/predictor-data";
   std::string archs = "vit2,vit4,vit6,mlp,cnn";
   std::int64_t seeds = 2;
@@ -621,16 +619,7 @@ int train(const TrainConfig& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const CLI::Validator positive(
-      [](std::string& v) -> std::string {
-        return std::strtod(v.c_str(), nullptr) > 0 ? "" : "must be positive, got '" + v + "'";
-      },
-      "");
-  const CLI::Validator non_negative(
-      [](std::string& v) -> std::string {
-        return std::strtod(v.c_str(), nullptr) >= 0 ? "" : "must be 0 or more, got '" + v + "'";
-      },
-      "");
+  const CLI::Validator positive = fx::cli::positive(), non_negative = fx::cli::non_negative();
   CLI::App app{"frost-predictor: SmartFRZ's CKA-labelled predictor data and training"};
   app.require_subcommand(1);
   GenConfig g;
@@ -655,12 +644,8 @@ int main(int argc, char** argv) {
   tr->add_option("--data", t.data, "directory written by generate")->capture_default_str();
   tr->add_option("--out", t.out, "predictor file to write")->capture_default_str();
   tr->add_option("--epsilon", t.epsilon, "labelling rule: CKA within epsilon of its final value")
-      ->check(CLI::Validator(
-          [](std::string& v) -> std::string {
-            const double e = std::strtod(v.c_str(), nullptr);
-            return e > 0 && e < 1 ? "" : "must be in (0, 1), got '" + v + "'";
-          },
-          ""))->capture_default_str();
+      ->check(fx::cli::bound([](double e) { return e > 0 && e < 1; }, "in (0, 1)"))
+      ->capture_default_str();
   tr->add_option("--sweep", t.sweep, "epsilons whose label statistics are shown")->capture_default_str();
   tr->add_option("--epochs", t.epochs, "training epochs")
       ->check(positive)->capture_default_str();

@@ -176,7 +176,7 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
   // One output directory for all ranks: rank 0's.
   if (cfg.out_dir.empty() && world.root()) cfg.out_dir = join("out", timestamp());
   cfg.out_dir = world.share("out_dir", cfg.out_dir);
-  if (cfg.data_dir.empty()) cfg.data_dir = default_data_dir();
+  if (cfg.data_dir.empty()) cfg.data_dir = frost_examples::default_fashion_mnist_dir();
   make_dirs(cfg.out_dir);
   make_dirs(cfg.cache_dir);  // now, not after a minute of pre-training
   if (!resume && world.root()) {
@@ -266,7 +266,7 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
   for (std::size_t i = 0; i < chosen.size(); ++i) runs.push_back(chosen[i]->start(ctxs[i]));
   std::int64_t total = 0;
   for (const auto& r : runs) total += r->planned_steps();
-  const std::int64_t turn = cfg.interleave > 0 ? cfg.interleave : make_plan(cfg, data.train.size()).steps_per_epoch;
+  const std::int64_t turn = cfg.interleave > 0 ? cfg.interleave : plan.steps_per_epoch;
   // Ctrl-C (or SIGTERM) in one process ends the run after the step in
   // flight, with a checkpoint to --resume from; a second one kills at once.
   // Not with several ranks: they would stop at different steps.

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "cli_checks.hpp"
+
 namespace frost_train {
 
 /// Raised for a bad command line; main prints it with a pointer to --help.
@@ -113,22 +115,10 @@ CLI::Validator number() {
       "");
 }
 
-/// A CLI11 check: the (already validated) number satisfies `ok`, or "must be `rule`".
-template <class F>
-CLI::Validator bound(F ok, const std::string& rule) {
-  return CLI::Validator(
-      [ok, rule](std::string& s) -> std::string {
-        if (!ok(std::strtod(s.c_str(), nullptr))) return "must be " + rule + ", got '" + s + "'";
-        return {};
-      },
-      "");
-}
-inline CLI::Validator positive() {
-  return bound([](double v) { return v > 0; }, "positive");
-}
-inline CLI::Validator non_negative(const std::string& rule = "0 or more") {
-  return bound([](double v) { return v >= 0; }, rule);
-}
+// Checks on the (already validated) number: examples/common/cli_checks.hpp.
+using frost_examples::cli::bound;
+using frost_examples::cli::non_negative;
+using frost_examples::cli::positive;
 /// An image count: positive, or -1 for all.
 inline CLI::Validator count_or_all() {
   return bound([](double v) { return v > 0 || v == -1; }, "positive, or -1 for all");

@@ -160,15 +160,6 @@ struct TaskData {
   fx::Dataset test;      ///< t10k split, classes 5-9
 };
 
-inline std::string default_data_dir() {
-  if (const char* e = std::getenv("FROST_FASHION_MNIST"); e && *e) return e;
-#ifdef FROST_DEFAULT_DATA_DIR
-  return FROST_DEFAULT_DATA_DIR;
-#else
-  return fx::kDefaultFashionMnistDir;
-#endif
-}
-
 /// Adds the package hint to every data error (the reader's "file not found"
 /// already has it; a corrupt file's message does not).
 inline fx::DataError with_package_hint(const fx::DataError& e) {
