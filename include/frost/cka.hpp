@@ -17,9 +17,10 @@
 // n x n Gram matrices Kx = Xc Xc^T, Ky = Yc Yc^T give the same values
 // (||Yc^T Xc||_F^2 = <Kx, Ky>_F, ||Xc^T Xc||_F = ||Kx||_F), so a probe batch of
 // 256 rows against features of thousands of columns costs n^2 (p + q), not
-// p^2 n, and a wide X against a narrow Y never builds a p x p matrix. Everything runs on the inputs' device in float64
-// (float32 inputs are converted first, so a float32 computation agrees with a
-// float64 one to round-off of the inputs alone).
+// p^2 n, and a wide X against a narrow Y never builds a p x p matrix.
+// Everything runs on the inputs' device in float64 (float32 inputs are
+// converted first, so a float32 computation agrees with a float64 one to
+// round-off of the inputs alone).
 //
 // One host read: the denominator and the inputs' spread are checked (a constant input has no
 // variance and gives frost::Error instead of a NaN). CKA is an offline probe

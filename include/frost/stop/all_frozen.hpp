@@ -41,13 +41,7 @@ class AllFrozen {
 
   /// Epoch counts need the epoch length: refused when the controller is
   /// built, not when every block has frozen.
-  void setup(const StopSetup& s) const {
-    detail::require(s.steps_per_epoch > 0 || (o_.extra_epochs() == 0 && !o_.at_epoch_end()),
-                    "stop.", o_.extra_epochs() > 0 ? "extra_epochs (" : "at_epoch_end (",
-                    o_.extra_epochs() > 0 ? std::to_string(o_.extra_epochs()) : "true",
-                    ") counts epochs but controller.steps_per_epoch is 0 (unknown); set "
-                    "ControllerOptions().steps_per_epoch(...)");
-  }
+  void setup(const StopSetup& s) const { require_epoch_length(s.steps_per_epoch); }
 
   bool should_stop(const StopState& s) {
     const bool all = s.num_blocks > 0 && s.num_frozen == s.num_blocks;
@@ -58,8 +52,7 @@ class AllFrozen {
     if (frozen_at_ < 0) frozen_at_ = s.steps_done;
     if (o_.extra_epochs() == 0) return !o_.at_epoch_end() || s.epoch_end;
     const std::int64_t spe = s.steps_per_epoch;
-    detail::require(spe > 0, "stop.extra_epochs (", o_.extra_epochs(),
-                    ") counts epochs but controller.steps_per_epoch is 0 (unknown); set it");
+    require_epoch_length(spe);  // setup() checked it when a controller drives this rule
     const std::int64_t first_end = (frozen_at_ / spe + 1) * spe;
     return s.steps_done >= first_end + (o_.extra_epochs() - 1) * spe;
   }
@@ -77,6 +70,14 @@ class AllFrozen {
   std::int64_t frozen_at() const noexcept { return frozen_at_; }
 
  private:
+  void require_epoch_length(std::int64_t steps_per_epoch) const {
+    detail::require(steps_per_epoch > 0 || (o_.extra_epochs() == 0 && !o_.at_epoch_end()),
+                    "stop.", o_.extra_epochs() > 0 ? "extra_epochs (" : "at_epoch_end (",
+                    o_.extra_epochs() > 0 ? std::to_string(o_.extra_epochs()) : "true",
+                    ") counts epochs but controller.steps_per_epoch is 0 (unknown); set "
+                    "ControllerOptions().steps_per_epoch(...)");
+  }
+
   Options o_;
   std::int64_t frozen_at_ = -1;
 };
