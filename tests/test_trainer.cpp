@@ -309,6 +309,10 @@ TEST_CASE("train: every command-line flag sets its TrainConfig field and --help 
       {"--device", {"--device", "cuda:1"}, [](const Cfg& c) { return c.device == "cuda:1"; }},
       {"--threads", {"--threads", "3"}, [](const Cfg& c) { return c.threads == 3; }},
       {"--seed", {"--seed", "7"}, [](const Cfg& c) { return c.seed == 7; }},
+      {"--seeds", {"--seeds", "5"}, [](const Cfg& c) { return c.seeds == 5; }},
+      {"--frontier", {"--frontier", "2,4.5"},
+       [](const Cfg& c) { return c.frontier == std::vector<double>{2, 4.5}; }},
+      {"--study", {"--study"}, [](const Cfg& c) { return c.study; }},
       {"--epochs", {"--epochs", "2.5"}, [](const Cfg& c) { return c.epochs == 2.5; }},
       {"--batch-size", {"--batch-size", "32"}, [](const Cfg& c) { return c.batch_size == 32; }},
       {"--lr", {"--lr", "0.25"}, [](const Cfg& c) { return c.lr == 0.25; }},
@@ -371,7 +375,8 @@ TEST_CASE("train: every command-line flag sets its TrainConfig field and --help 
   }
   // the defaults are in the help
   for (const char* d : {"--cache DIR=out/cache", "--model tiny|small=tiny", "--device cpu|cuda[:N]=cpu",
-                        "--threads N=0", "--seed N=0", "--epochs X=12", "--batch-size N=128",
+                        "--threads N=0", "--seed N=0", "--seeds N=1", "--frontier E[,E]|none=4,8",
+                        "--epochs X=12", "--batch-size N=128",
                         "--lr X=0.001", "--weight-decay X=0.05", "--warmup N=10",
                         "--train-limit N=5000", "--test-limit N=-1", "--pretrain-epochs X=4",
                         "--val-limit N=1000", "--activation-cache-mb X=512", "--interleave N=0",
@@ -651,11 +656,12 @@ std::size_t count_of(const std::string& s, const std::string& what) {
 
 TEST_CASE("train: the timing control line judges strategies that avoided no work") {
   using frost_train::RunResult;
-  auto run = [](std::string name, double est, double avoided) {
+  auto run = [](std::string name, double measured, double avoided) {
     RunResult r;
     r.strategy = std::move(name);
-    r.time_est_s = est;
+    r.measured_s = measured;
     r.work_avoided = avoided;
+    r.planned_steps = 480;
     return r;
   };
   std::vector<RunResult> rs{run("full", 100, 0), run("full-repeat", 97, 0), run("autofreeze", 45, 0.5)};
@@ -663,11 +669,15 @@ TEST_CASE("train: the timing control line judges strategies that avoided no work
   CHECK(has(text, "full-repeat avoided no work and reads 1.031x: within 1.00x +- 5 %"));
   CHECK_FALSE(has(text, "autofreeze"));  // avoided work: its speed-up is the point
   CHECK_FALSE(has(text, "full avoided"));  // the reference itself
-  rs[1].time_est_s = 90;  // 1.11x for the same work: noise
+  rs[1].measured_s = 90;  // 1.11x for the same work: noise
   text = frost_train::format_control(rs);
   CHECK(has(text, "reads 1.111x: OUTSIDE 1.00x +- 5 %"));
   CHECK(has(text, "run again"));
   CHECK(frost_train::format_control({run("autofreeze", 45, 0.5)}).empty());  // no reference
+  // a frontier run (a shorter budget) avoided no work per step, but is no control
+  auto shorter = run("full-6ep", 50, 0);
+  shorter.planned_steps = 240;
+  CHECK_FALSE(has(frost_train::format_control({run("full", 100, 0), shorter}), "full-6ep"));
 }
 
 TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructed results") {
@@ -680,7 +690,8 @@ TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructe
     r.composition = "c / s / t";
     r.test_accuracy = test;
     r.val_accuracy = val;
-    r.time_est_s = est;
+    r.measured_s = est;  // the headline: measured
+    r.time_est_s = est;  // the estimate beside it (the same here)
     r.time_lo_s = lo;
     r.time_hi_s = hi;
     r.wall_s = wall;
@@ -700,6 +711,8 @@ TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructe
   rs.push_back(run("autofreeze", 89.9, 88.1, 40, 36, 44, 35, 240,
                    {{60, 12, 86.0, 0.55}, {120, 22, 87.8, 0.47}, {180, 31, 88.1, 0.44}, {240, 40, 88.1, 0.43}}));
   rs[2].work_avoided = 0.55;
+  rs[2].work_avoided_per_step = 0.55;
+  rs[1].steps_not_run = 0.5;
   rs[2].freeze_step = {60, 180};
   rs[2].cached = true;
   rs[2].cache_hits = 300;
@@ -709,8 +722,9 @@ TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructe
 
   const std::string table = frost_train::format_table(rs);
   INFO(table);
-  for (const char* h : {"test acc %", "vs full", "vs early-stop", "speed-up", "spread", "work avoided",
-                        "to full-0.3", "cache hits", "steps", "froze at step"})
+  for (const char* h : {"test acc %", "vs full", "vs early-stop", "speed-up", "estimate",
+                        "work avoided/step", "steps not run", "to full-0.3", "cache hits", "steps",
+                        "froze at step"})
     CHECK(has(table, h));
   CHECK_FALSE(has(table, "wall s"));
   CHECK_FALSE(has(table, "peak MiB"));
@@ -723,8 +737,9 @@ TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructe
   CHECK(cell("autofreeze", "vs full") == "-0.10");
   CHECK(cell("autofreeze", "vs early-stop") == "+0.40 / 1.25x");
   CHECK(cell("autofreeze", "speed-up") == "2.50x");
-  CHECK(cell("autofreeze", "spread") == "2.0-3.1");
-  CHECK(cell("autofreeze", "work avoided") == "55%");
+  CHECK(cell("autofreeze", "estimate") == "2.50x");
+  CHECK(cell("autofreeze", "work avoided/step") == "55%");
+  CHECK(cell("autofreeze", "steps not run") == "0%");
   CHECK(cell("autofreeze", "to full-0.3") == "22.0 s");
   CHECK(cell("autofreeze", "cache hits") == "75%");
   CHECK(cell("autofreeze", "steps") == "240/240");
@@ -732,7 +747,8 @@ TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructe
   // early stop: 2.00x, spread 90/55 .. 110/45 = 1.6-2.4, never reaches 87.7
   CHECK(cell("full-early-stop", "vs early-stop") == "+0.00 / 1.00x");
   CHECK(cell("full-early-stop", "speed-up") == "2.00x");
-  CHECK(cell("full-early-stop", "spread") == "1.6-2.4");
+  CHECK(cell("full-early-stop", "estimate") == "2.00x");
+  CHECK(cell("full-early-stop", "steps not run") == "50%");
   CHECK(cell("full-early-stop", "to full-0.3") == "never");
   CHECK(cell("full-early-stop", "cache hits") == "-");
   CHECK(cell("full-early-stop", "steps") == "120/240");
@@ -740,15 +756,15 @@ TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructe
   CHECK(cell("full", "vs full") == "+0.00");
   CHECK(cell("full", "vs early-stop") == "+0.50 / 0.50x");
   CHECK(cell("full", "speed-up") == "1.00x");
-  CHECK(cell("full", "spread") == "-");
+  CHECK(cell("full", "estimate") == "1.00x");
   CHECK(cell("full", "to full-0.3") == "100.0 s");
 
-  {  // no robust time estimate: speed-ups from wall time, no spread
+  {  // no measured total and no estimate: speed-ups from the steps' time
     auto wall = rs;
-    for (auto& r : wall) r.time_est_s = r.time_lo_s = r.time_hi_s = 0;
+    for (auto& r : wall) r.measured_s = r.time_est_s = r.time_lo_s = r.time_hi_s = 0;
     const std::string t = frost_train::format_table(wall);
     INFO(t);
-    // (the empty spread cells defeat table_cell)
+    // (the empty estimate cells defeat table_cell)
     CHECK(has(t, "  3.00x  "));          // autofreeze: 105 / 35
     CHECK(has(t, "  +0.40 / 1.49x  "));  // autofreeze: 52 / 35 vs early stop
     CHECK_FALSE(has(t, "2.0-3.1"));
@@ -760,11 +776,15 @@ TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructe
 
   const std::string csv = frost_train::format_csv(rs);
   INFO(csv);
-  CHECK(csv.rfind("strategy,composition,test_accuracy,val_accuracy,wall_s,time_est_s,time_lo_s,"
-                  "time_hi_s,speedup,speedup_lo,speedup_hi,speedup_vs_early_stop,work_avoided,"
-                  "backward_avoided,time_to_target_s,cache_hit_rate,cache_samples,cache_mib,"
-                  "frozen_share,steps,planned_steps,freeze_steps,peak_mem_mib,peak_mem_kind\n",
+  CHECK(csv.rfind("strategy,composition,seed,epochs,test_accuracy,val_accuracy,measured_s,"
+                  "validation_s,wall_s,time_est_s,time_lo_s,time_hi_s,speedup,speedup_estimate,"
+                  "speedup_lo,speedup_hi,speedup_vs_early_stop,work_avoided,work_avoided_per_step,"
+                  "catch_up_share,steps_not_run,backward_avoided,time_to_target_s,cache_hit_rate,"
+                  "cache_samples,cache_mib,frozen_share,steps,planned_steps,freeze_steps,"
+                  "peak_mem_mib,peak_mem_kind\n",
                   0) == 0);
+  CHECK(csv_cell(csv, "autofreeze", "measured_s") == "40");
+  CHECK(csv_cell(csv, "autofreeze", "speedup_estimate") == "2.5");
   CHECK(csv_cell(csv, "autofreeze", "speedup") == "2.5");
   CHECK(csv_cell(csv, "autofreeze", "speedup_lo") == "2.04545");
   CHECK(csv_cell(csv, "autofreeze", "speedup_hi") == "3.05556");
@@ -808,4 +828,200 @@ TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructe
   CHECK(has(empty, "no validation points"));
   CHECK_FALSE(has(empty, "nan"));
   CHECK(frost_train::format_table(bare).find("never") == std::string::npos);
+}
+
+TEST_CASE("train: the FLOP-weighted work of constructed steps") {
+  using namespace frost_train;
+  // three blocks: a cheap stem (1) and two blocks (4, 5); full's step of 10
+  // samples: 10 x 3 x 10 = 300
+  const WorkModel m{{1, 4, 5}};
+  CHECK(m.full_per_sample() == doctest::Approx(30));
+  StepShape s;
+  s.samples = 10;
+  s.trains = {true, true, true};
+  CHECK(step_work(m, s).forward == doctest::Approx(100));
+  CHECK(step_work(m, s).backward == doctest::Approx(200));
+  // the stem frozen: its backward is not needed at all (nothing before it)
+  s.trains = {false, true, true};
+  CHECK(step_work(m, s).backward == doctest::Approx(10 * 2 * 9));
+  // out of order: block 1 frozen, the stem training: the gradient still
+  // passes through block 1 (input gradient only, one forward's worth)
+  s.trains = {true, false, true};
+  CHECK(step_work(m, s).backward == doctest::Approx(10 * (2 * 1 + 1 * 4 + 2 * 5)));
+  // a prefix of 2 frozen and cached for 6 of the 10 samples
+  s.trains = {false, false, true};
+  s.cached_depth = 2;
+  s.cache_hits = 6;
+  CHECK(step_work(m, s).forward == doctest::Approx(100 - 6 * 5));
+  CHECK(step_work(m, s).backward == doctest::Approx(10 * 2 * 5));
+  // nothing trains (every block frozen or in trial): no backward
+  s.trains = {false, false, false};
+  CHECK(step_work(m, s).backward == doctest::Approx(0));
+  s.trains = {true};
+  CHECK_THROWS_WITH(step_work(m, s), doctest::Contains("1 training flags for 3 blocks"));
+  // the cache's catch-up: 50 entries advanced from depth 1 to 3
+  CHECK(catch_up_work(m, 50, 1, 3) == doctest::Approx(50 * 9));
+  CHECK(catch_up_work(m, 50, 2, 2) == 0.0);
+}
+
+TEST_CASE("train: a run's bill: measured time, validation, catch-up passes and the estimate") {
+  using namespace frost_train;
+  const WorkModel m{{1, 4, 5}};
+  RunBill bill;
+  StepShape full;
+  full.samples = 10;
+  full.trains = {true, true, true};
+  StepShape frozen = full;
+  frozen.trains = {false, false, true};
+  frozen.cached_depth = 2;
+  frozen.cache_hits = 10;
+  // 4 steps as full's (one slow outlier), then 4 with the prefix frozen and
+  // cached, the first of which ran the cache's catch-up (50 entries, 2 blocks)
+  for (double t : {1.0, 1.0, 1.0, 5.0}) bill.add_step(m, full, t, /*phase=*/0);
+  bill.add_step(m, frozen, 2.0, /*phase=*/1, catch_up_work(m, 50, 0, 2));
+  for (double t : {0.5, 0.5, 0.5}) bill.add_step(m, frozen, t, /*phase=*/1);
+  bill.add_validation(0.75, /*needed=*/true);
+  bill.add_validation(9.0, /*needed=*/false);  // pictures only: not the strategy's cost
+  // measured: every step as it ran (the outlier and the catch-up step
+  // included) and the validation the decisions needed
+  CHECK(bill.step_s == doctest::Approx(11.5));
+  CHECK(bill.measured_s() == doctest::Approx(12.25));
+  // the estimate: 4 x median(1, 1, 1, 5) + 4 x median(2, .5, .5, .5)
+  CHECK(bill.estimate_s(0.5) == doctest::Approx(4 * 1.0 + 4 * 0.5));
+  CHECK(bill.estimate_s(0.5) < bill.step_s);  // what the estimate drops by construction
+  // work: full's 4 x 300, then 4 x (forward 10 x 5 + backward 10 x 10) and
+  // the catch-up 50 x 5, against full's 8 x 300
+  CHECK(bill.full_work_run == doctest::Approx(8 * 300));
+  CHECK(bill.step_work == doctest::Approx(4 * 300 + 4 * 150));
+  CHECK(bill.catch_up_work == doctest::Approx(250));
+  CHECK(bill.work_avoided_per_step() == doctest::Approx(1 - (1800.0 + 250) / 2400));
+  // planned 16 steps, 8 run: stopping's share apart, and both together
+  CHECK(RunBill::steps_not_run(8, 16) == doctest::Approx(0.5));
+  CHECK(bill.work_avoided_total(16) == doctest::Approx(1 - (1800.0 + 250) / 4800));
+}
+
+TEST_CASE("train: seed statistics: a constructed set of paired differences gives the known interval") {
+  using frost_train::mean_ci;
+  // 1..5: mean 3, sd sqrt(2.5), se sqrt(0.5), t(0.975, 4) = 2.776
+  const auto i = mean_ci({1, 2, 3, 4, 5});
+  CHECK(i.n == 5);
+  CHECK(i.mean == doctest::Approx(3));
+  CHECK(i.lo == doctest::Approx(3 - 2.776 * std::sqrt(0.5)).epsilon(1e-6));
+  CHECK(i.hi == doctest::Approx(3 + 2.776 * std::sqrt(0.5)).epsilon(1e-6));
+  // -0.2, -0.4, -0.3: mean -0.3, sd 0.1, t(0.975, 2) = 4.303
+  const auto j = mean_ci({-0.2, -0.4, -0.3, std::nan("")});  // a missing seed is left out
+  CHECK(j.n == 3);
+  CHECK(j.mean == doctest::Approx(-0.3));
+  CHECK(j.hi == doctest::Approx(-0.3 + 4.303 * 0.1 / std::sqrt(3.0)));
+  const auto one = mean_ci({0.7});  // one seed: a mean, no interval
+  CHECK(one.mean == doctest::Approx(0.7));
+  CHECK(std::isnan(one.lo));
+  CHECK(frost_train::t_quantile_975(1) == doctest::Approx(12.706));
+  CHECK(frost_train::t_quantile_975(1000) == doctest::Approx(1.96));
+}
+
+TEST_CASE("train: the frontier: interpolation, envelope, and a strategy's place against it") {
+  using frost_train::FrontierPoint;
+  using frost_train::frontier_accuracy;
+  const std::vector<FrontierPoint> f{{40, 93}, {10, 90}, {20, 92}, {30, 91.5}};
+  CHECK(frontier_accuracy(f, 15) == doctest::Approx(91));
+  CHECK(frontier_accuracy(f, 20) == doctest::Approx(92));
+  // the 30 s budget did worse than the 20 s one: a user takes the 20 s one
+  CHECK(frontier_accuracy(f, 25) == doctest::Approx(92));
+  CHECK(frontier_accuracy(f, 35) == doctest::Approx(92.5));
+  CHECK(frontier_accuracy(f, 400) == doctest::Approx(93));  // flat after the longest budget
+  CHECK(std::isnan(frontier_accuracy(f, 5)));                // faster than the shortest
+  CHECK(std::isnan(frontier_accuracy({}, 5)));
+
+  // Two seeds: full (40 s) and a 10 s budget; a strategy at 20 s. Seed 0:
+  // frontier at 20 s = 90 + (93 - 90) / 3 = 91, strategy 92.5 (+1.5, vs full
+  // -0.5); seed 1: frontier 89 + (92 - 89) / 3 = 90, strategy 90.5 (+0.5).
+  using frost_train::RunResult;
+  auto run = [](std::string name, double acc, double t, bool frontier) {
+    RunResult r;
+    r.strategy = std::move(name);
+    r.test_accuracy = acc;
+    r.measured_s = t;
+    r.completed = true;
+    r.on_frontier = frontier;
+    return r;
+  };
+  const std::vector<std::vector<RunResult>> seeds{
+      {run("full", 93, 40, true), run("freeze", 92.5, 20, false), run("full-3ep", 90, 10, true)},
+      {run("full", 92, 40, true), run("freeze", 90.5, 20, false), run("full-3ep", 89, 10, true)}};
+  const auto ss = frost_train::summarize(seeds);
+  REQUIRE(ss.size() == 3);
+  const auto& s = ss[1];
+  CHECK(s.strategy == "freeze");
+  CHECK(s.seeds == 2);
+  CHECK(s.accuracy.mean == doctest::Approx(91.5));
+  CHECK(s.vs_full.mean == doctest::Approx(-1.0));
+  CHECK(s.speedup == doctest::Approx(2.0));
+  CHECK(s.vs_frontier.mean == doctest::Approx(1.0));
+  CHECK(s.vs_frontier.lo == doctest::Approx(1.0 - 12.706 * 0.5));
+  CHECK(frost_train::frontier_verdict(s) == "on it (interval holds 0)");
+  CHECK(frost_train::frontier_verdict(ss[0]) == "is the frontier");
+  const std::string table = frost_train::format_study_table(ss);
+  CHECK(has(table, "vs frontier [95% CI]"));
+  CHECK(has(table, "+1.00 [-5.35, +7.35]"));
+  const std::string verdict = frost_train::format_verdict(ss, 2, 2.0, 1.0);
+  CHECK(has(verdict, "fastest within 1 points of full: freeze, 2.00x"));
+  CHECK(has(verdict, "NOT met"));
+  const std::string csv = frost_train::format_study_csv(ss);
+  CHECK(has(csv, "\nfreeze,2,91.5,"));
+  const std::string svg = frost_train::render_frontier_svg(ss);
+  CHECK(count_of(svg, "<polyline") == 1);
+  CHECK_FALSE(has(svg, "nan"));
+}
+
+TEST_CASE("train: a real run counts its catch-up passes, the validation its early stopping needs, "
+          "and the frontier's budgets") {
+  const std::string data = fashion_mnist_dir();
+  if (data.empty()) return;
+  const std::string dir = temp_dir();
+  frost_train::TrainConfig cfg;
+  frost_train::parse_args({"--compare", "full,full-early-stop,freezeout-linear-unscaled", "--data",
+                           data, "--out", dir + "/run", "--cache", dir + "/cache", "--threads", "1",
+                           "--pretrain-limit", "600", "--train-limit", "320", "--test-limit", "300",
+                           "--val-limit", "100", "--batch-size", "32", "--epochs", "3", "--warmup",
+                           "2", "--frontier", "1,5", "--seeds", "2", "--set",
+                           "full-early-stop:stop.patience=50", "--no-progress"},
+                          cfg);
+  std::ostringstream out;
+  std::vector<frost_train::RunResult> rs;  // the last seed's
+  REQUIRE(frost_train::run_app(cfg, out, &rs) == 0);
+  INFO(out.str());
+  REQUIRE(rs.size() == 4);  // the frontier's 5-epoch budget is longer than the run: left out
+  CHECK(has(out.str(), "frontier: a budget of 5ep is not shorter"));
+  const auto* full = frost_train::find_strategy(rs, "full");
+  const auto* early = frost_train::find_strategy(rs, "full-early-stop");
+  const auto* fo = frost_train::find_strategy(rs, "freezeout-linear-unscaled");
+  const auto* f1 = frost_train::find_strategy(rs, "full-1ep");
+  REQUIRE((full && early && fo && f1));
+  CHECK(full->seed == 1);
+  // full listens to no validation: its time is its steps'
+  CHECK(full->validation_s == 0.0);
+  CHECK(full->measured_s == doctest::Approx(full->wall_s));
+  // early stopping listens: 3 validation passes counted
+  CHECK(early->validation_s > 0.0);
+  CHECK(early->measured_s == doctest::Approx(early->wall_s + early->validation_s));
+  CHECK(early->evals.back().time_s == doctest::Approx(early->measured_s));
+  // FreezeOut's prefix grows while the cache holds entries: catch-up passes
+  CHECK(fo->catch_up_share > 0.0);
+  CHECK(fo->work_avoided_per_step > 0.0);
+  CHECK(fo->steps_not_run == 0.0);
+  // the frontier's point: full fine-tuning for one epoch, annealed to its end
+  CHECK(f1->on_frontier);
+  CHECK(f1->planned_steps == 10);
+  CHECK(f1->steps == 10);
+  CHECK(full->on_frontier);
+  CHECK_FALSE(fo->on_frontier);
+  // the progress lines (not a terminal), the study's table and files
+  CHECK(has(out.str(), "[seed 1 "));
+  CHECK(has(out.str(), "full-1ep: epoch 1/1"));
+  CHECK(has(out.str(), "== over 2 seeds (seeds 0..1)"));
+  CHECK(has(out.str(), "vs frontier [95% CI]"));
+  for (const char* f : {"/run/summary.csv", "/run/results.csv", "/run/frontier.svg",
+                        "/run/seed0/results.csv", "/run/seed1/full-1ep/steps.jsonl"})
+    CHECK_MESSAGE(frost_train::path_exists(dir + f), f);
 }

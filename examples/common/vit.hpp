@@ -338,6 +338,23 @@ class ViTImpl : public torch::nn::Module {
     return norm->forward(forward_range(in, from, depth() + 1)).select(1, 0);
   }
 
+  // Forward multiply-adds per sample of each block in the BlockMap's order
+  // (the stem, then the encoder blocks): the weights of a FLOP-weighted work
+  // account (examples/train/accounting.hpp). Matrix products only; norms,
+  // softmax and additions are a few per cent and left out alike everywhere.
+  std::vector<double> block_macs() const {
+    const auto& o = options_;
+    const double d = static_cast<double>(o.dim()), h = static_cast<double>(o.mlp_hidden());
+    const double patches = static_cast<double>(o.num_tokens() - 1);
+    const double t = static_cast<double>(o.num_tokens());
+    const double k = static_cast<double>(o.in_channels() * o.patch_size() * o.patch_size());
+    std::vector<double> macs{patches * k * d};  // the patch convolution
+    // qkv and output projections, the T x T scores and their weighted sum, the MLP
+    const double block = t * 3 * d * d + t * d * d + 2 * t * t * d + 2 * t * d * h;
+    macs.insert(macs.end(), static_cast<std::size_t>(o.depth()), block);
+    return macs;
+  }
+
   const ViTOptions& options() const { return options_; }
   int64_t depth() const { return static_cast<int64_t>(blocks->size()); }
   EncoderBlock block(int64_t i) const {

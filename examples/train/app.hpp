@@ -15,6 +15,7 @@
 #include "cli.hpp"
 #include "report.hpp"
 #include "strategies.hpp"
+#include "study.hpp"
 #include "svg.hpp"
 #include "trainer.hpp"
 
@@ -64,6 +65,206 @@ class InterruptGuard {
   void (*old_int_)(int) = SIG_DFL;
   void (*old_term_)(int) = SIG_DFL;
 };
+
+/// One seed's comparison: pre-training (or its cache), every run built first,
+/// then taking turns (an epoch each, or --interleave steps) so that machine
+/// noise falls on all of them alike, then the results and that seed's table.
+struct SeedRunner {
+  const TrainConfig& base;
+  const TaskData& data;
+  torch::Device device;
+  const World& world;
+  bool resume;
+  std::function<void(const std::string&)> log;
+  std::ostream& out;
+
+  /// 0, or the exit status (130 interrupted, 3 stopped by --max-steps).
+  int run(const TrainConfig& cfg, const std::vector<const Strategy*>& chosen,
+          const std::vector<std::vector<std::pair<std::string, std::string>>>& sets,
+          std::vector<RunResult>& rs) const {
+    if (base.seeds > 1) log("\n=== seed " + std::to_string(cfg.seed) + " (" + cfg.out_dir + ")");
+    make_dirs(cfg.out_dir);
+    // Rank 0 pre-trains (or finds the cache); the others wait for its path.
+    std::string pretrained;
+    if (world.root()) pretrained = ensure_pretrained(cfg, data, device, log);
+    pretrained = world.share("pretrained", pretrained);
+
+    std::vector<std::unique_ptr<Run>> runs;
+    std::vector<RunContext> ctxs;
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+      RunContext ctx;
+      ctx.cfg = cfg;
+      ctx.data = &data;
+      ctx.pretrained = pretrained;
+      ctx.device = device;
+      ctx.out_dir = join(cfg.out_dir, chosen[i]->name);
+      ctx.resume = resume;
+      ctx.sets = sets[i];
+      ctx.log = log;
+      ctx.world = &world;
+      ctx.validation_needed = chosen[i]->validation_needed;
+      ctxs.push_back(ctx);
+    }
+    for (std::size_t i = 0; i < chosen.size(); ++i) runs.push_back(chosen[i]->start(ctxs[i]));
+    take_turns(cfg, runs);
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      log("\n== " + chosen[i]->name + ": " + chosen[i]->summary);
+      RunResult r = runs[i]->finish();
+      runs[i].reset();
+      r.on_frontier = chosen[i]->on_frontier;
+      log_result(r);
+      if (r.completed && world.root())
+        write_file_atomic(join(ctxs[i].out_dir, "timeline.svg"), render_svg({r}));
+      rs.push_back(std::move(r));
+    }
+    bool all_done = rs.size() == chosen.size();
+    for (const auto& r : rs) all_done = all_done && r.completed;
+    if (!all_done) return interrupted() ? 130 : 3;
+    if (world.root()) write_seed_report(cfg, rs);
+    return 0;
+  }
+
+ private:
+  // Ctrl-C (or SIGTERM) in one process ends the run after the step in
+  // flight, with a checkpoint to --resume from; a second one kills at once.
+  // Not with several ranks: they would stop at different steps.
+  void take_turns(const TrainConfig& cfg, std::vector<std::unique_ptr<Run>>& runs) const {
+    std::int64_t total = 0;
+    for (const auto& r : runs) total += r->planned_steps();
+    const Plan plan = make_plan(cfg, data.train.size());
+    const std::int64_t turn = cfg.interleave > 0 ? cfg.interleave : plan.steps_per_epoch;
+    const InterruptGuard interrupt(!world.parallel());
+    Progress bar("fine-tune", total, cfg.quiet || !world.root() ? 0 : cfg.progress);
+    // Without a bar (not a terminal: a pipe, CI, a batch job) one line per
+    // turn says where each run stands.
+    const bool lines = !bar.enabled() && !cfg.quiet && world.root();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (bool any = true; any && !interrupted();) {
+      any = false;
+      for (auto& r : runs) {
+        if (r->done()) continue;
+        for (std::int64_t k = 0; k < turn && !r->done() && !interrupted(); ++k) r->step();
+        any = any || !r->done();
+        if (bar.enabled()) {
+          std::int64_t done = 0;
+          for (const auto& x : runs) done += x->done() ? x->planned_steps() : x->steps_done();
+          bar.update(done, r->name());
+        }
+        if (lines) out << progress_line(cfg, *r, plan, t0) << std::endl;
+      }
+    }
+    bar.finish();
+  }
+
+  static std::string progress_line(const TrainConfig& cfg, const Run& r, const Plan& plan,
+                                   std::chrono::steady_clock::time_point t0) {
+    std::ostringstream m;
+    const double spe = static_cast<double>(plan.steps_per_epoch);
+    m << "  [seed " << cfg.seed << " " << format_duration(std::chrono::duration<double>(
+                                                                std::chrono::steady_clock::now() - t0)
+                                                                .count())
+      << "] " << r.name() << ": epoch " << std::fixed << std::setprecision(0)
+      << std::ceil(static_cast<double>(r.steps_done()) / spe) << "/"
+      << static_cast<double>(r.planned_steps()) / spe << ", " << std::setprecision(1)
+      << r.measured_s() << " s measured";
+    if (!r.evals().empty()) m << std::setprecision(2) << ", validation " << r.evals().back().val_accuracy << " %";
+    if (r.done()) m << " (done)";
+    return m.str();
+  }
+
+  void log_result(const RunResult& r) const {
+    std::ostringstream m;
+    m << "   config:";
+    std::size_t width = 10;
+    for (const auto& kv : r.config) {
+      const std::string item = " " + kv.first + "=" + kv.second;
+      if (width + item.size() > 100) {
+        m << "\n          ";
+        width = 10;
+      }
+      m << item;
+      width += item.size();
+    }
+    log(m.str());
+    if (!r.completed) {
+      log("   stopped after " + std::to_string(r.steps) + " of " + std::to_string(r.planned_steps) +
+          " steps (" + (interrupted() ? "interrupted" : "--max-steps") + "); continue with --resume " +
+          base.out_dir);
+      return;
+    }
+    std::ostringstream o;
+    o << std::fixed << std::setprecision(2) << "   test accuracy " << r.test_accuracy << "%, "
+      << "validation " << r.val_accuracy << "%, " << std::setprecision(1) << r.measured_s
+      << " s measured (validation " << r.validation_s << " s of it), " << r.steps << "/"
+      << r.planned_steps << " steps, froze at: " << freeze_steps_text(r);
+    if (r.cached && r.cache_hits + r.cache_misses > 0)
+      o << "\n   activation cache: " << r.cache_samples << " samples, " << std::setprecision(1)
+        << r.cache_mib << " MiB, " << std::setprecision(0)
+        << 100.0 * static_cast<double>(r.cache_hits) / static_cast<double>(r.cache_hits + r.cache_misses)
+        << "% of frozen-prefix forwards served from it";
+    if (world.parallel() && r.comm_full_mib > 0)
+      o << "\n   gradients all-reduced: " << std::setprecision(1) << r.comm_mib << " MiB per rank ("
+        << std::setprecision(0) << 100.0 * r.comm_mib / r.comm_full_mib
+        << "% of what an all-reduce of every gradient sends)";
+    log(o.str());
+  }
+
+  void write_seed_report(const TrainConfig& cfg, const std::vector<RunResult>& rs) const {
+    const std::string svg_path = join(cfg.out_dir, "timeline.svg");
+    const std::string acc_path = join(cfg.out_dir, "accuracy.svg");
+    const std::string csv_path = join(cfg.out_dir, "results.csv");
+    write_file_atomic(svg_path, render_svg(rs));
+    write_file_atomic(acc_path, render_accuracy_svg(rs));
+    write_file_atomic(csv_path, format_csv(rs));
+    write_file_atomic(join(cfg.out_dir, "validation.csv"), format_evals_csv(rs));
+    out << "\n" << format_table(rs)
+        << "(speed-up: full fine-tuning's measured wall-clock time / this strategy's: its steps, "
+           "with the activation cache's fills and catch-up passes and the criterion's stages, and "
+           "the validation passes its early stopping listens to; test evaluation and checkpoint "
+           "writes are left out, the same for all; the strategies take turns epoch by epoch. "
+           "estimate: the same from steps x median step time per phase. work avoided/step: "
+           "FLOP-weighted forward and backward block work of full fine-tuning not done in the "
+           "steps run (catch-up passes counted); steps not run: left out by a stop rule; to "
+           "full-0.3: measured time until the validation accuracy reached full's final one minus "
+           "0.3 points; see docs/main-job.md)\n"
+        << format_control(rs);
+    out << "\nper strategy: " << join(cfg.out_dir, "<strategy>/") << "{steps.jsonl, timeline.csv, "
+        << "timeline.svg, config.txt, checkpoint.pt}\n"
+        << "table: " << csv_path << " (validation points: " << join(cfg.out_dir, "validation.csv")
+        << ")\npictures: " << acc_path << " (validation accuracy against time), " << svg_path
+        << " (freeze timeline)\n";
+  }
+};
+
+/// The summary over the seeds: the table with paired intervals and the
+/// frontier, the verdict, summary.csv, results.csv (every run) and the
+/// accuracy-against-time picture with the frontier.
+inline void report_study(const TrainConfig& cfg, const std::vector<std::vector<RunResult>>& per_seed,
+                         std::ostream& out) {
+  const auto summary = summarize(per_seed);
+  const std::string sum_path = join(cfg.out_dir, "summary.csv");
+  const std::string fr_path = join(cfg.out_dir, "frontier.svg");
+  write_file_atomic(sum_path, format_study_csv(summary));
+  write_file_atomic(fr_path, render_frontier_svg(summary));
+  if (per_seed.size() > 1) {
+    std::string csv = format_csv(per_seed.front());
+    for (std::size_t k = 1; k < per_seed.size(); ++k) {
+      const std::string more = format_csv(per_seed[k]);
+      csv += more.substr(more.find('\n') + 1);  // without its header
+    }
+    write_file_atomic(join(cfg.out_dir, "results.csv"), csv);
+  }
+  out << "\n== over " << per_seed.size() << " seed" << (per_seed.size() == 1 ? "" : "s")
+      << " (seeds " << cfg.seed << ".." << cfg.seed + per_seed.size() - 1 << ")\n"
+      << format_study_table(summary)
+      << "(vs full: test accuracy minus full fine-tuning's of the same seed, mean and 95 % "
+         "interval; speed-up: measured, mean and min-max over the seeds; vs frontier: test "
+         "accuracy minus what full fine-tuning reaches in the same measured time, interpolated "
+         "between the budgets full-<E>ep and full)\n"
+      << format_verdict(summary, static_cast<int>(per_seed.size()))
+      << "summary: " << sum_path << "; picture: " << fr_path
+      << " (test accuracy against measured time: the frontier and every strategy)\n";
+}
 
 /// The whole program. Returns the exit status; results go to `out`.
 inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* results = nullptr) {
@@ -123,6 +324,14 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
   }
   const std::vector<std::string> original_args = cfg.argv;
 
+  if (cfg.study) {
+    if (cfg.strategies.empty()) cfg.strategies = study_comparison();
+    auto given = [&](const char* f) {
+      return std::find(cfg.given.begin(), cfg.given.end(), f) != cfg.given.end();
+    };
+    if (!given("--seeds")) cfg.seeds = 5;
+    if (!given("--frontier")) cfg.frontier = {3, 4, 6, 8};
+  }
   if (cfg.strategies.empty()) {
     cfg.strategies = default_comparison();
     cfg.compare = true;
@@ -241,128 +450,43 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
         << " per rank, each on its own fixed shard of the fine-tuning images";
     log(m.str());
   }
-  // Rank 0 pre-trains (or finds the cache); the others wait for its path.
-  std::string pretrained;
-  if (world.root()) pretrained = ensure_pretrained(cfg, data, device, log);
-  pretrained = world.share("pretrained", pretrained);
-
-  // Every strategy is built first, then they take turns (an epoch each, or
-  // --interleave steps): machine noise then falls on all of them alike.
-  std::vector<std::unique_ptr<Run>> runs;
-  std::vector<RunContext> ctxs;
-  for (std::size_t i = 0; i < chosen.size(); ++i) {
-    RunContext ctx;
-    ctx.cfg = cfg;
-    ctx.data = &data;
-    ctx.pretrained = pretrained;
-    ctx.device = device;
-    ctx.out_dir = join(cfg.out_dir, chosen[i]->name);
-    ctx.resume = resume;
-    ctx.sets = sets[i];
-    ctx.log = log;
-    ctx.world = &world;
-    ctxs.push_back(ctx);
-  }
-  for (std::size_t i = 0; i < chosen.size(); ++i) runs.push_back(chosen[i]->start(ctxs[i]));
-  std::int64_t total = 0;
-  for (const auto& r : runs) total += r->planned_steps();
-  const std::int64_t turn = cfg.interleave > 0 ? cfg.interleave : plan.steps_per_epoch;
-  // Ctrl-C (or SIGTERM) in one process ends the run after the step in
-  // flight, with a checkpoint to --resume from; a second one kills at once.
-  // Not with several ranks: they would stop at different steps.
-  const InterruptGuard interrupt(!world.parallel());
-  {
-    Progress bar("fine-tune", total, cfg.quiet || !world.root() ? 0 : cfg.progress);
-    for (bool any = true; any && !interrupted();) {
-      any = false;
-      for (auto& r : runs) {
-        for (std::int64_t k = 0; k < turn && !r->done() && !interrupted(); ++k) r->step();
-        any = any || !r->done();
-        if (bar.enabled()) {
-          std::int64_t done = 0;
-          for (const auto& x : runs) done += x->done() ? x->planned_steps() : x->steps_done();
-          bar.update(done, r->name());
-        }
-      }
-    }
-    bar.finish();
-  }
-  std::vector<RunResult> rs;
-  for (std::size_t i = 0; i < runs.size(); ++i) {
-    log("\n== " + chosen[i]->name + ": " + chosen[i]->summary);
-    RunResult r = runs[i]->finish();
-    runs[i].reset();
-    {
-      std::ostringstream m;
-      m << "   config:";
-      std::size_t width = 10;
-      for (const auto& kv : r.config) {
-        const std::string item = " " + kv.first + "=" + kv.second;
-        if (width + item.size() > 100) {
-          m << "\n          ";
-          width = 10;
-        }
-        m << item;
-        width += item.size();
-      }
-      log(m.str());
-    }
-    if (!r.completed) {
-      log("   stopped after " + std::to_string(r.steps) + " of " + std::to_string(r.planned_steps) +
-          " steps (" + (interrupted() ? "interrupted" : "--max-steps") +
-          "); continue with --resume " + cfg.out_dir);
-      rs.push_back(r);
+  // The runs of every seed: the chosen strategies and the frontier's
+  // shorter full fine-tuning budgets.
+  std::vector<Strategy> frontier;
+  for (const double e : cfg.frontier) {
+    if (e >= cfg.epochs) {
+      log("frontier: a budget of " + frontier_strategy(e).name.substr(5) + " is not shorter than "
+          "the full budget; left out");
       continue;
     }
-    std::ostringstream m;
-    m << std::fixed << std::setprecision(2) << "   test accuracy " << r.test_accuracy << "%, "
-      << "validation " << r.val_accuracy << "%, " << std::setprecision(1) << r.wall_s << " s, "
-      << r.steps << "/" << r.planned_steps << " steps, froze at: " << freeze_steps_text(r);
-    if (r.cached && r.cache_hits + r.cache_misses > 0)
-      m << "\n   activation cache: " << r.cache_samples << " samples, " << std::setprecision(1)
-        << r.cache_mib << " MiB, " << std::setprecision(0)
-        << 100.0 * static_cast<double>(r.cache_hits) / static_cast<double>(r.cache_hits + r.cache_misses)
-        << "% of frozen-prefix forwards served from it";
-    if (world.parallel() && r.comm_full_mib > 0)
-      m << "\n   gradients all-reduced: " << std::setprecision(1) << r.comm_mib << " MiB per rank ("
-        << std::setprecision(0) << 100.0 * r.comm_mib / r.comm_full_mib
-        << "% of what an all-reduce of every gradient sends)";
-    log(m.str());
-    if (world.root()) write_file_atomic(join(ctxs[i].out_dir, "timeline.svg"), render_svg({r}));
-    rs.push_back(std::move(r));
+    frontier.push_back(frontier_strategy(e));
   }
-  bool all_done = true;
-  for (const auto& r : rs) all_done = all_done && r.completed;
-  if (!all_done || rs.size() < chosen.size()) {
-    if (results) *results = rs;
-    return interrupted() ? 130 : 3;
+  std::vector<const Strategy*> runs_of_seed = chosen;
+  if (std::find_if(chosen.begin(), chosen.end(), [](const Strategy* s) { return s->name == "full"; }) !=
+      chosen.end())
+    for (const auto& f : frontier) runs_of_seed.push_back(&f);
+  sets.resize(runs_of_seed.size());
+
+  SeedRunner runner{cfg, data, device, world, resume, log, out};
+  std::vector<std::vector<RunResult>> per_seed;
+  for (std::int64_t k = 0; k < cfg.seeds; ++k) {
+    TrainConfig c = cfg;
+    c.seed = cfg.seed + static_cast<std::uint64_t>(k);
+    if (cfg.seeds > 1) c.out_dir = join(cfg.out_dir, "seed" + std::to_string(c.seed));
+    std::vector<RunResult> rs;
+    const int status = runner.run(c, runs_of_seed, sets, rs);
+    if (status != 0) {
+      if (results) *results = std::move(rs);
+      return status;
+    }
+    per_seed.push_back(std::move(rs));
   }
-  if (!world.root()) {  // rank 0 writes the table and the pictures
-    if (results) *results = std::move(rs);
+  if (!world.root()) {  // rank 0 writes the tables and the pictures
+    if (results) *results = std::move(per_seed.back());
     return 0;
   }
-
-  const std::string svg_path = join(cfg.out_dir, "timeline.svg");
-  const std::string acc_path = join(cfg.out_dir, "accuracy.svg");
-  const std::string csv_path = join(cfg.out_dir, "results.csv");
-  write_file_atomic(svg_path, render_svg(rs));
-  write_file_atomic(acc_path, render_accuracy_svg(rs));
-  write_file_atomic(csv_path, format_csv(rs));
-  write_file_atomic(join(cfg.out_dir, "validation.csv"), format_evals_csv(rs));
-  out << "\n" << format_table(rs)
-      << "(speed-up: full fine-tuning's time / this strategy's, each estimated as the sum over its "
-         "phases (steps with the same blocks skipped) of steps x median step time, the "
-         "strategies taking turns epoch by epoch; spread: the same from the quartiles; work "
-         "avoided: forward and backward block passes not run, share of full's; to full-0.3: "
-         "fine-tuning time until the validation accuracy reached full's final one minus 0.3 "
-         "points; see docs/main-job.md)\n"
-      << format_control(rs);
-  out << "\nper strategy: " << join(cfg.out_dir, "<strategy>/") << "{steps.jsonl, timeline.csv, "
-      << "timeline.svg, config.txt, checkpoint.pt}\n"
-      << "table: " << csv_path << " (validation points: " << join(cfg.out_dir, "validation.csv")
-      << ")\npictures: " << acc_path << " (validation accuracy against time), " << svg_path
-      << " (freeze timeline)\n";
-  if (results) *results = std::move(rs);
+  report_study(cfg, per_seed, out);
+  if (results) *results = std::move(per_seed.back());
   return 0;
 }
 

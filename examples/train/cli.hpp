@@ -40,6 +40,13 @@ struct TrainConfig {
   int threads = 0;                  // 0: 1 on the CPU, all cores with a GPU
   // training
   std::uint64_t seed = 0;
+  std::int64_t seeds = 1;           // --seeds N: the runs of --seed seed, seed+1, ..., seed+N-1
+  // --frontier: full fine-tuning at these shorter budgets (epochs), each with
+  // its own cosine schedule to its own end, next to every comparison (two in
+  // the default run, which must stay within about 8 minutes on 2 cores)
+  std::vector<double> frontier = {4, 8};
+  bool study = false;               // --study: the study's strategies, 5 seeds and the
+                                    // frontier 3,4,6,8 unless --seeds / --frontier
   std::int64_t batch_size = 128;
   double lr = 1e-3;                 // fine-tuning base learning rate (AdamW)
   double weight_decay = 0.05;
@@ -233,6 +240,45 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
   app.add_option("--seed", cfg.seed, "seed for initialisation and data order (0 or more)")
       ->type_name("N")
       ->transform(number<std::uint64_t>());
+  app.add_option("--seeds", cfg.seeds,
+                 "run N seeds (--seed, --seed+1, ...: data order and pre-trained body)\n"
+                 "and report means, paired differences with 95 % intervals")
+      ->type_name("N")
+      ->transform(number<std::int64_t>())
+      ->check(positive());
+  app.add_option_function<std::string>(
+         "--frontier",
+         [&cfg](const std::string& list) {
+           cfg.frontier.clear();
+           if (list == "none") return;
+           for (const auto& e : detail::split(list, ',')) {
+             double v = 0;
+             detail::read_number(e, v);
+             cfg.frontier.push_back(v);
+           }
+         },
+         "full fine-tuning at these shorter budgets (epochs) in every comparison,\n"
+         "each annealed to its own end; none: no frontier")
+      ->type_name("E[,E]|none")
+      ->default_str("4,8")
+      ->check(CLI::Validator(
+          [](std::string& list) -> std::string {
+            if (list == "none") return {};
+            const auto items = detail::split(list, ',');
+            if (items.empty()) return "expects epochs like 3,4,6,8 or none, got '" + list + "'";
+            for (const auto& e : items) {
+              double v = 0;
+              if (!detail::read_number(e, v) || !std::isfinite(v) || !(v > 0))
+                return "expects positive epochs like 3,4,6,8 or none, got '" + e + "'";
+            }
+            return {};
+          },
+          ""))
+      ->trigger_on_parse();
+  app.add_flag("--study", cfg.study,
+               "the study: the default strategies, each adaptive one also without\n"
+               "early stopping, over 5 seeds and with the frontier 3,4,6,8 (unless\n"
+               "--seeds or --frontier are given)");
   app.add_option("--epochs", cfg.epochs, "fine-tuning epochs (> 0)")
       ->type_name("X")
       ->transform(number<double>())

@@ -37,14 +37,21 @@ inline const RunResult* early_stop_baseline(const std::vector<RunResult>& rs) {
   return find_strategy(rs, "full-early-stop");
 }
 
-/// The time speed-ups are computed from: the robust estimate (steps x median
-/// step time per phase), the loop's wall time when that was not measured.
-inline double run_time_s(const RunResult& r) { return r.time_est_s > 0 ? r.time_est_s : r.wall_s; }
+/// The time speed-ups are computed from: the measured wall-clock time of
+/// everything the strategy caused (accounting.hpp), the steps' sum when a
+/// result has no measured total (constructed results).
+inline double run_time_s(const RunResult& r) { return r.measured_s > 0 ? r.measured_s : r.wall_s; }
 
-/// ref's time / r's time; NaN when either is missing.
+/// ref's time / r's time, measured; NaN when either is missing.
 inline double speedup_over(const RunResult& ref, const RunResult& r) {
   const double a = run_time_s(ref), b = run_time_s(r);
   return a > 0 && b > 0 ? a / b : std::numeric_limits<double>::quiet_NaN();
+}
+
+/// The same from the per-phase estimates (beside the measured one).
+inline double estimated_speedup_over(const RunResult& ref, const RunResult& r) {
+  return ref.time_est_s > 0 && r.time_est_s > 0 ? ref.time_est_s / r.time_est_s
+                                                : std::numeric_limits<double>::quiet_NaN();
 }
 
 /// The speed-up's range from the quartiles: {ref.lo / r.hi, ref.hi / r.lo};
@@ -63,7 +70,8 @@ inline std::string format_control(const std::vector<RunResult>& rs, double toler
   if (base == nullptr) return {};
   std::ostringstream os;
   for (const auto& r : rs) {
-    if (&r == base || r.work_avoided > 1e-12) continue;
+    // the same budget as full and nothing avoided: full's work again
+    if (&r == base || r.work_avoided > 1e-12 || r.planned_steps != base->planned_steps) continue;
     const double s = speedup_over(*base, r);
     const bool ok = std::isfinite(s) && std::abs(s - 1.0) <= tolerance;
     os << "timing control: " << r.strategy << " avoided no work and reads " << std::fixed
@@ -115,8 +123,9 @@ inline std::string format_table(const std::vector<RunResult>& rs) {
   const double target = accuracy_target(rs);
   const std::string freeze_header = "froze at step (stem, block 0, 1, ...)";
   std::vector<std::vector<std::string>> rows;
-  rows.push_back({"strategy", "test acc %", "vs full", "vs early-stop", "speed-up", "spread",
-                  "work avoided", "to full-0.3", "cache hits", "steps", freeze_header});
+  rows.push_back({"strategy", "test acc %", "vs full", "vs early-stop", "speed-up", "estimate",
+                  "work avoided/step", "steps not run", "to full-0.3", "cache hits", "steps",
+                  freeze_header});
   auto fmt = [](const char* f, double v) {
     char b[64];
     std::snprintf(b, sizeof b, f, v);
@@ -140,16 +149,10 @@ inline std::string format_table(const std::vector<RunResult>& rs) {
     }
     const double s = base ? speedup_over(*base, r) : std::numeric_limits<double>::quiet_NaN();
     row.push_back(std::isfinite(s) ? fmt("%.2fx", s) : "");
-    if (base == &r) {
-      row.push_back("-");
-    } else if (base) {
-      const auto range = speedup_range(*base, r);
-      row.push_back(std::isfinite(range.first) ? fmt("%.1f", range.first) + "-" + fmt("%.1f", range.second)
-                                               : "");
-    } else {
-      row.push_back("");
-    }
-    row.push_back(fmt("%.0f%%", 100.0 * r.work_avoided));
+    const double e = base ? estimated_speedup_over(*base, r) : std::numeric_limits<double>::quiet_NaN();
+    row.push_back(std::isfinite(e) ? fmt("%.2fx", e) : "");
+    row.push_back(fmt("%.0f%%", 100.0 * r.work_avoided_per_step));
+    row.push_back(fmt("%.0f%%", 100.0 * r.steps_not_run));
     if (!std::isfinite(target) || r.evals.empty()) {
       row.push_back("");
     } else {
@@ -197,19 +200,24 @@ inline std::string format_csv(const std::vector<RunResult>& rs) {
   auto cell = [](double v) { return std::isfinite(v) ? csv_number(v) : std::string(""); };
   auto measured = [&](double v) { return v > 0 ? csv_number(v) : std::string(""); };
   std::ostringstream os;
-  os << "strategy,composition,test_accuracy,val_accuracy,wall_s,time_est_s,time_lo_s,time_hi_s,"
-        "speedup,speedup_lo,speedup_hi,speedup_vs_early_stop,work_avoided,backward_avoided,"
-        "time_to_target_s,cache_hit_rate,cache_samples,cache_mib,frozen_share,steps,planned_steps,"
-        "freeze_steps,peak_mem_mib,peak_mem_kind\n";
+  os << "strategy,composition,seed,epochs,test_accuracy,val_accuracy,measured_s,validation_s,"
+        "wall_s,time_est_s,time_lo_s,time_hi_s,speedup,speedup_estimate,speedup_lo,speedup_hi,"
+        "speedup_vs_early_stop,work_avoided,work_avoided_per_step,catch_up_share,steps_not_run,"
+        "backward_avoided,time_to_target_s,cache_hit_rate,cache_samples,cache_mib,frozen_share,"
+        "steps,planned_steps,freeze_steps,peak_mem_mib,peak_mem_kind\n";
   const double nan = std::numeric_limits<double>::quiet_NaN();
   for (const auto& r : rs) {
     const auto range = base && base != &r ? speedup_range(*base, r) : std::make_pair(nan, nan);
-    os << r.strategy << ",\"" << r.composition << "\"," << csv_number(r.test_accuracy) << ','
-       << csv_number(r.val_accuracy) << ',' << csv_number(r.wall_s) << ',' << measured(r.time_est_s)
-       << ',' << measured(r.time_lo_s) << ',' << measured(r.time_hi_s) << ','
-       << cell(base ? speedup_over(*base, r) : nan) << ',' << cell(range.first) << ','
+    os << r.strategy << ",\"" << r.composition << "\"," << r.seed << ',' << csv_number(r.epochs)
+       << ',' << csv_number(r.test_accuracy) << ',' << csv_number(r.val_accuracy) << ','
+       << measured(r.measured_s) << ',' << csv_number(r.validation_s) << ','
+       << csv_number(r.wall_s) << ',' << measured(r.time_est_s) << ',' << measured(r.time_lo_s)
+       << ',' << measured(r.time_hi_s) << ',' << cell(base ? speedup_over(*base, r) : nan) << ','
+       << cell(base ? estimated_speedup_over(*base, r) : nan) << ',' << cell(range.first) << ','
        << cell(range.second) << ',' << cell(early ? speedup_over(*early, r) : nan) << ','
-       << csv_number(r.work_avoided) << ',' << csv_number(r.backward_avoided) << ','
+       << csv_number(r.work_avoided) << ',' << csv_number(r.work_avoided_per_step) << ','
+       << csv_number(r.catch_up_share) << ',' << csv_number(r.steps_not_run) << ','
+       << csv_number(r.backward_avoided) << ','
        << cell(time_to_target_s(r, target)) << ',' << cell(cache_hit_rate(r)) << ','
        << (r.cached ? std::to_string(r.cache_samples) : std::string("")) << ','
        << (r.cached ? csv_number(r.cache_mib) : std::string("")) << ',' << csv_number(r.frozen_share)

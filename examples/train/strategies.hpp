@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "frost/frost.hpp"
@@ -17,6 +19,11 @@ struct Strategy {
   std::string name;
   std::string summary;
   bool adaptive = false;  ///< decides from training statistics (not a fixed plan)
+  /// Its stop rule listens to the validation loss: the validation passes are
+  /// part of what it costs (counted in its measured time).
+  bool validation_needed = false;
+  /// Full fine-tuning at some budget: a point of the frontier.
+  bool on_frontier = false;
   /// Builds the run (model, optimizer, controller), ready to step.
   std::function<std::unique_ptr<Run>(const RunContext&)> start;
   /// The whole run at once.
@@ -29,6 +36,15 @@ struct Strategy {
   std::function<frost::OptionList()> options;
 };
 
+/// Whether stop rule P listens to the validation loss (early stopping).
+template <class P>
+struct listens_to_validation : std::false_type {};
+template <>
+struct listens_to_validation<frost::stop::Patience> : std::true_type {};
+template <class... R>
+struct listens_to_validation<frost::stop::AnyOf<R...>>
+    : std::disjunction<listens_to_validation<R>...> {};
+
 template <class C, class S, class P>
 Strategy make_strategy(
     std::string name, std::string summary, bool adaptive,
@@ -40,6 +56,7 @@ Strategy make_strategy(
   s.name = name;
   s.summary = std::move(summary);
   s.adaptive = adaptive;
+  s.validation_needed = listens_to_validation<P>::value;
   s.start = [name, configure](const RunContext& ctx) -> std::unique_ptr<Run> {
     return std::make_unique<StrategyRun<C, S, P>>(ctx, name, configure);
   };
@@ -79,6 +96,7 @@ inline std::vector<Strategy> all_strategies() {
   v.push_back(make_strategy<c::Never, sch::Cosine, st::Never>(
       "full", "full fine-tuning: every block trains for the whole budget (cosine lr)", false,
       nullptr));
+  v.back().on_frontier = true;
   // The timing control: full's work again. Its speed-up must read 1.00x
   // (within the measurement's +-5 %); a table where it does not is noise.
   v.push_back(make_strategy<c::Never, sch::Cosine, st::Never>(
@@ -116,42 +134,67 @@ inline std::vector<Strategy> all_strategies() {
   // The adaptive strategies compose their criterion with early stopping, as
   // full-early-stop does: they end when the validation loss stops falling,
   // and DyF also once every block is frozen and the head had one more epoch.
+  //
+  // Each also runs as "<name>-nostop", the same criterion without early
+  // stopping (DyF keeps its own end, AllFrozen): the two rows together say
+  // how much of a speed-up comes from freezing and how much from stopping.
+  auto dyf = [](auto& o) {
+    o.criterion()
+        .window(strategy_defaults::kDyfWindow)
+        .relative(strategy_defaults::kDyfRelative)
+        .reference(c::Reference::peak);
+    o.controller().in_order(true);
+  };
   v.push_back(make_strategy<c::GradientThreshold, sch::Cosine, st::AnyOf<st::AllFrozen, st::Patience>>(
       "dyf",
       "DyF: a block freezes when its mean |grad| over a window falls below the threshold; "
       "ends once every block is frozen and the head trained one more epoch, or on early stopping",
-      true, [](auto& o, const Plan&, const frost::BlockMap&) {
-        o.criterion()
-            .window(strategy_defaults::kDyfWindow)
-            .relative(strategy_defaults::kDyfRelative)
-            .reference(c::Reference::peak);
-        o.controller().in_order(true);
+      true, [dyf](auto& o, const Plan&, const frost::BlockMap&) {
+        dyf(o);
         std::get<0>(o.stop()).extra_epochs(1);
         std::get<1>(o.stop()).patience(strategy_defaults::kPatience);
       }));
+  v.push_back(make_strategy<c::GradientThreshold, sch::Cosine, st::AllFrozen>(
+      "dyf-nostop", "DyF without early stopping: ends only once every block is frozen and the "
+      "head trained one more epoch",
+      true, [dyf](auto& o, const Plan&, const frost::BlockMap&) {
+        dyf(o);
+        o.stop().extra_epochs(1);
+      }));
+  auto autofreeze = [](auto& o) { o.criterion().interval(strategy_defaults::kAutoFreezeInterval); };
   v.push_back(make_strategy<c::GradientNormChange, sch::Cosine, st::Patience>(
       "autofreeze",
       "AutoFreeze: every interval, leading blocks whose accumulated-gradient-norm change is below "
       "the median freeze (the last block keeps training); early stopping",
-      true, [](auto& o, const Plan&, const frost::BlockMap&) {
-        o.criterion().interval(strategy_defaults::kAutoFreezeInterval);
+      true, [autofreeze](auto& o, const Plan&, const frost::BlockMap&) {
+        autofreeze(o);
         o.stop().patience(strategy_defaults::kPatience);
       }));
+  v.push_back(make_strategy<c::GradientNormChange, sch::Cosine, st::Never>(
+      "autofreeze-nostop", "AutoFreeze without early stopping: the whole budget",
+      true, [autofreeze](auto& o, const Plan&, const frost::BlockMap&) { autofreeze(o); }));
+  auto simfreeze = [](auto& o) {
+    o.criterion()
+        .num_classes(strategy_defaults::kNumClasses)
+        .record_steps(strategy_defaults::kSimRecord)
+        .compare_steps(strategy_defaults::kSimCompare);
+  };
   v.push_back(make_strategy<c::TokenSimilarity, sch::Cosine, st::Patience>(
       "simfreeze",
       "SimFreeze (ATSF): blocks in order from the input side; each records its class tokens' "
       "class means, goes on trial, and is frozen when their similarity stops rising; early "
       "stopping",
-      true, [](auto& o, const Plan&, const frost::BlockMap&) {
-        o.criterion()
-            .num_classes(strategy_defaults::kNumClasses)
-            .record_steps(strategy_defaults::kSimRecord)
-            .compare_steps(strategy_defaults::kSimCompare);
+      true, [simfreeze](auto& o, const Plan&, const frost::BlockMap&) {
+        simfreeze(o);
         o.stop().patience(strategy_defaults::kPatience);
       }));
+  v.push_back(make_strategy<c::TokenSimilarity, sch::Cosine, st::Never>(
+      "simfreeze-nostop", "SimFreeze without early stopping: the whole budget",
+      true, [simfreeze](auto& o, const Plan&, const frost::BlockMap&) { simfreeze(o); }));
   // SmartFRZ: the shipped attention predictor (data/smartfrz-predictor.pt,
   // trained offline by frost-predictor on CKA-labelled histories of other
-  // models) judges every training block at each epoch's end, in any order.
+  // models and data, never the main job's: docs/predictor.md) judges every
+  // training block at each epoch's end, in any order.
   v.push_back(make_strategy<c::AttentionPredictor, sch::Cosine, st::Patience>(
       "smartfrz",
       "SmartFRZ: at each epoch's end an attention predictor trained offline on CKA-labelled "
@@ -159,13 +202,47 @@ inline std::vector<Strategy> all_strategies() {
       true, [](auto& o, const Plan&, const frost::BlockMap&) {
         o.stop().patience(strategy_defaults::kPatience);
       }));
+  v.push_back(make_strategy<c::AttentionPredictor, sch::Cosine, st::Never>(
+      "smartfrz-nostop", "SmartFRZ without early stopping: the whole budget", true, nullptr));
   return v;
 }
 
-/// The strategies of a bare `--compare` (and of no arguments at all).
+/// The strategies of a bare `--compare` (and of no arguments at all); the
+/// frontier's shorter full fine-tuning runs come with them (--frontier).
 inline std::vector<std::string> default_comparison() {
   return {"full",      "full-repeat", "full-early-stop", "freezeout-cubic-scaled",
           "autofreeze", "dyf",         "simfreeze",   "smartfrz"};
+}
+
+/// The study's set (README): the default comparison and every adaptive
+/// strategy without early stopping.
+inline std::vector<std::string> study_comparison() {
+  auto v = default_comparison();
+  for (const char* n : {"autofreeze-nostop", "dyf-nostop", "simfreeze-nostop", "smartfrz-nostop"})
+    v.push_back(n);
+  return v;
+}
+
+/// "full-<E>ep": full fine-tuning with a budget of `epochs` (its cosine
+/// schedule annealed to its own end), a point of the frontier.
+inline Strategy frontier_strategy(double epochs) {
+  namespace c = frost::criteria;
+  namespace sch = frost::schedules;
+  namespace st = frost::stop;
+  std::ostringstream e;
+  e << epochs;
+  Strategy s = make_strategy<c::Never, sch::Cosine, st::Never>(
+      "full-" + e.str() + "ep",
+      "full fine-tuning for " + e.str() + " epochs, annealed to its own end: a point of the frontier",
+      false, nullptr);
+  s.on_frontier = true;
+  auto start = s.start;
+  s.start = [start, epochs](const RunContext& ctx) {
+    RunContext c = ctx;
+    c.cfg.epochs = epochs;
+    return start(c);
+  };
+  return s;
 }
 
 inline const Strategy* find_strategy(const std::vector<Strategy>& all, const std::string& name) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "report.hpp"
+#include "study.hpp"
 #include "trainer.hpp"
 
 namespace frost_train {
@@ -50,6 +51,58 @@ inline std::string svg_tick_label(double v, double step) {
   char b[64];
   std::snprintf(b, sizeof b, "%.*f", decimals, std::abs(v) < step * 1e-6 ? 0.0 : v);
   return b;
+}
+
+/// A plot's frame: the area, its data ranges and tick steps.
+struct SvgFrame {
+  double left, top, w, h;   ///< the plot area
+  double x1, xstep;         ///< x from 0 to x1
+  double y0, y1, ystep;     ///< y from y0 to y1
+  double X(double x) const { return left + w * x / x1; }
+  double Y(double y) const { return top + h - h * (y - y0) / (y1 - y0); }
+};
+
+/// Grid lines, tick labels, the frame and the axis titles.
+inline void svg_frame(std::ostream& o, const SvgFrame& f, const std::string& xlabel,
+                      const std::string& ylabel) {
+  char b[512];
+  for (int k = 0; f.y0 + k * f.ystep <= f.y1 + f.ystep * 1e-6; ++k) {
+    const double a = f.y0 + k * f.ystep;
+    std::snprintf(b, sizeof b,
+                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n"
+                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#555\">%s</text>\n",
+                  f.left, f.Y(a), f.left + f.w, f.Y(a), f.left - 6, f.Y(a) + 4,
+                  svg_tick_label(a, f.ystep).c_str());
+    o << b;
+  }
+  for (int k = 0; k * f.xstep <= f.x1 + f.xstep * 1e-6; ++k) {
+    const double t = k * f.xstep;
+    std::snprintf(b, sizeof b,
+                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n"
+                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#555\">%s</text>\n",
+                  f.X(t), f.top, f.X(t), f.top + f.h, f.X(t), f.top + f.h + 14,
+                  svg_tick_label(t, f.xstep).c_str());
+    o << b;
+  }
+  std::snprintf(b, sizeof b,
+                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n"
+                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n"
+                "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" text-anchor=\"middle\">%s</text>\n",
+                f.left, f.top, f.w, f.h, f.left + f.w / 2, f.top + f.h + 34,
+                svg_escape(xlabel).c_str(), f.left - 46, f.top + f.h / 2, svg_escape(ylabel).c_str());
+  o << b;
+}
+
+/// A y range [y0, y1] and its tick step around [lo, hi] (at least a point wide).
+inline void svg_y_range(double lo, double hi, double& y0, double& y1, double& step) {
+  if (!(lo <= hi)) lo = 0, hi = 100;
+  if (hi - lo < 1) {
+    const double mid = (lo + hi) / 2;
+    lo = mid - 0.5, hi = mid + 0.5;
+  }
+  step = svg_tick_step(hi - lo, 6);
+  y0 = std::floor(lo / step) * step;
+  y1 = std::ceil(hi / step) * step;
 }
 
 inline std::string render_svg(const std::vector<RunResult>& rs) {
@@ -182,13 +235,8 @@ inline std::string render_accuracy_svg(const std::vector<RunResult>& rs) {
         yhi = std::max(yhi, e.val_accuracy);
       }
   if (std::isfinite(target)) ylo = std::min(ylo, target), yhi = std::max(yhi, target);
-  if (!(ylo <= yhi)) ylo = 0, yhi = 100;
-  if (yhi - ylo < 1) {
-    const double mid = (ylo + yhi) / 2;
-    ylo = mid - 0.5, yhi = mid + 0.5;
-  }
-  const double ystep = svg_tick_step(yhi - ylo, 6);
-  const double y0 = std::floor(ylo / ystep) * ystep, y1 = std::ceil(yhi / ystep) * ystep;
+  double y0, y1, ystep;
+  svg_y_range(ylo, yhi, y0, y1, ystep);
   const double xstep = svg_tick_step(tmax > 0 ? tmax : 1.0, 6);
   const double x1 = std::max(xstep, std::ceil((tmax > 0 ? tmax : 1.0) / xstep) * xstep);
   auto X = [&](double t) { return left + plot_w * t / x1; };
@@ -202,35 +250,12 @@ inline std::string render_accuracy_svg(const std::vector<RunResult>& rs) {
   std::snprintf(b, sizeof b,
                 "<text x=\"%.1f\" y=\"20\" font-size=\"14\" font-weight=\"bold\">Validation accuracy "
                 "against fine-tuning time</text>\n"
-                "<text x=\"%.1f\" y=\"36\" fill=\"#555\">after every epoch; time: the sum of the measured "
-                "step times so far (evaluation not counted)</text>\n",
+                "<text x=\"%.1f\" y=\"36\" fill=\"#555\">after every epoch; time: measured so far (the "
+                "steps, and the validation passes the strategy's early stopping needs)</text>\n",
                 left, left);
   o << b;
-  // grid and ticks
-  for (int k = 0; y0 + k * ystep <= y1 + ystep * 1e-6; ++k) {
-    const double a = y0 + k * ystep;
-    std::snprintf(b, sizeof b,
-                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n"
-                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#555\">%s</text>\n",
-                  left, Y(a), left + plot_w, Y(a), left - 6, Y(a) + 4, svg_tick_label(a, ystep).c_str());
-    o << b;
-  }
-  for (int k = 0; k * xstep <= x1 + xstep * 1e-6; ++k) {
-    const double t = k * xstep;
-    std::snprintf(b, sizeof b,
-                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n"
-                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#555\">%s</text>\n",
-                  X(t), top, X(t), top + plot_h, X(t), top + plot_h + 14, svg_tick_label(t, xstep).c_str());
-    o << b;
-  }
-  std::snprintf(b, sizeof b,
-                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n"
-                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">fine-tuning time (s)</text>\n"
-                "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" text-anchor=\"middle\">validation "
-                "accuracy (%%)</text>\n",
-                left, top, plot_w, plot_h, left + plot_w / 2, top + plot_h + 34, left - 46,
-                top + plot_h / 2);
-  o << b;
+  svg_frame(o, {left, top, plot_w, plot_h, x1, xstep, y0, y1, ystep}, "fine-tuning time (s)",
+            "validation accuracy (%)");
   if (std::isfinite(target)) {
     std::snprintf(b, sizeof b,
                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" "
@@ -285,6 +310,75 @@ inline std::string render_accuracy_svg(const std::vector<RunResult>& rs) {
     if (!note.empty())
       o << "<text x=\"" << lx + 26 << "\" y=\"" << ly + 23 << "\" fill=\"#555\" font-size=\"10\">"
         << svg_escape(note) << "</text>\n";
+  }
+  o << "</svg>\n";
+  return o.str();
+}
+
+}  // namespace frost_train
+
+namespace frost_train {
+
+/// Test accuracy against measured time over the seeds: the frontier (full
+/// fine-tuning at every budget, mean time and accuracy) as a line, every
+/// other strategy as a point at its means with its seed spread (min-max of
+/// time and accuracy) as bars.
+inline std::string render_frontier_svg(const std::vector<StrategySummary>& ss) {
+  const double width = 960, left = 70, right = 240, top = 52, bottom = 56, legend_row = 18;
+  const double height = std::max(520.0, top + legend_row * static_cast<double>(ss.size()) + 20);
+  double tmax = 0, ylo = HUGE_VAL, yhi = -HUGE_VAL;
+  for (const auto& s : ss) {
+    if (!std::isfinite(s.accuracy.mean)) continue;
+    tmax = std::max(tmax, std::isfinite(s.time_max_s) ? s.time_max_s : s.time_s);
+    ylo = std::min(ylo, std::isfinite(s.acc_min) ? s.acc_min : s.accuracy.mean);
+    yhi = std::max(yhi, std::isfinite(s.acc_max) ? s.acc_max : s.accuracy.mean);
+  }
+  SvgFrame f{left, top, width - left - right, height - top - bottom, 1, 1, 0, 1, 1};
+  svg_y_range(ylo, yhi, f.y0, f.y1, f.ystep);
+  f.xstep = svg_tick_step(tmax > 0 ? tmax : 1.0, 6);
+  f.x1 = std::max(f.xstep, std::ceil((tmax > 0 ? tmax : 1.0) / f.xstep) * f.xstep);
+  std::ostringstream o;
+  char b[512];
+  o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
+    << "\" font-family=\"sans-serif\" font-size=\"11\">\n"
+    << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    << "<text x=\"" << left << "\" y=\"20\" font-size=\"14\" font-weight=\"bold\">Test accuracy "
+       "against measured time: the full fine-tuning frontier and every strategy</text>\n"
+    << "<text x=\"" << left << "\" y=\"36\" fill=\"#555\">means over the seeds; bars: min-max over "
+       "the seeds; a point above the line beats full fine-tuning given the same time</text>\n";
+  svg_frame(o, f, "measured time (s)", "test accuracy (%)");
+  std::vector<const StrategySummary*> front;
+  for (const auto& s : ss)
+    if (s.on_frontier && std::isfinite(s.time_s) && std::isfinite(s.accuracy.mean)) front.push_back(&s);
+  std::sort(front.begin(), front.end(),
+            [](const StrategySummary* a, const StrategySummary* c) { return a->time_s < c->time_s; });
+  std::ostringstream pts;
+  for (const auto* s : front) {
+    std::snprintf(b, sizeof b, "%.1f,%.1f ", f.X(s->time_s), f.Y(s->accuracy.mean));
+    pts << b;
+  }
+  o << "<polyline fill=\"none\" stroke=\"#333\" stroke-width=\"2\" points=\"" << pts.str() << "\"/>\n";
+  std::size_t i = 0;
+  for (const auto& s : ss) {
+    if (!std::isfinite(s.time_s) || !std::isfinite(s.accuracy.mean)) continue;
+    const char* c = s.on_frontier ? "#333" : svg_colour(i);
+    const double x = f.X(s.time_s), y = f.Y(s.accuracy.mean);
+    if (std::isfinite(s.time_min_s) && std::isfinite(s.acc_min)) {
+      std::snprintf(b, sizeof b,
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>"
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n",
+                    f.X(s.time_min_s), y, f.X(s.time_max_s), y, c, x, f.Y(s.acc_min), x,
+                    f.Y(s.acc_max), c);
+      o << b;
+    }
+    std::snprintf(b, sizeof b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%s\"/>\n", x, y,
+                  s.on_frontier ? 3 : 5, c);
+    o << b;
+    const double lx = left + f.w + 16, ly = top + legend_row * static_cast<double>(i);
+    std::snprintf(b, sizeof b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>", lx + 6, ly + 6, c);
+    o << b << "<text x=\"" << lx + 16 << "\" y=\"" << ly + 10 << "\">" << svg_escape(s.strategy)
+      << (s.on_frontier ? " (frontier)" : "") << "</text>\n";
+    ++i;
   }
   o << "</svg>\n";
   return o.str();

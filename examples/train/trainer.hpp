@@ -43,6 +43,7 @@
 #include "system.hpp"
 #include "vit.hpp"
 
+#include "accounting.hpp"
 #include "cli.hpp"
 #include "progress.hpp"
 #include "world.hpp"
@@ -362,7 +363,7 @@ inline std::string ensure_pretrained(const TrainConfig& cfg, const TaskData& dat
 /// One validation of a run (at an epoch's end): where it stood, and when.
 struct EvalPoint {
   std::int64_t step = 0;      ///< the last completed step
-  double time_s = 0.0;        ///< fine-tuning time so far (sum of measured step times)
+  double time_s = 0.0;        ///< measured time so far (RunBill::measured_s)
   double val_accuracy = 0.0;  ///< % on the validation split
   double val_loss = 0.0;
 };
@@ -372,7 +373,16 @@ struct RunResult {
   std::string strategy;
   std::string composition;               ///< "criterion / schedule / stop"
   double test_accuracy = std::numeric_limits<double>::quiet_NaN();  ///< %
-  double wall_s = 0.0;                   ///< fine-tuning loop only (no eval, no checkpoint I/O)
+  std::uint64_t seed = 0;                ///< --seed of this run (data order, pre-trained body)
+  double epochs = 0.0;                   ///< its budget in epochs (the frontier's runs differ)
+  bool on_frontier = false;              ///< full fine-tuning at some budget (the frontier's points)
+  // Measured wall-clock time (examples/train/accounting.hpp): the steps, with
+  // the cache's fills and catch-ups and the criterion's stages inside them,
+  // and the validation passes the strategy's decisions listen to. Test-set
+  // evaluation and checkpoint writes stay out, the same for every strategy.
+  double measured_s = 0.0;               ///< steps + needed validation: the headline
+  double validation_s = 0.0;             ///< of which validation (0 when not needed)
+  double wall_s = 0.0;                   ///< the steps alone (sum of step times)
   std::int64_t steps = 0;                ///< steps run
   std::int64_t planned_steps = 0;        ///< the full fine-tuning budget
   double frozen_share = 0.0;             ///< mean over the steps run of frozen_fraction()
@@ -381,13 +391,17 @@ struct RunResult {
   std::vector<std::int64_t> freeze_step; ///< per block: step it froze, -1 never
   double peak_mem_mib = std::numeric_limits<double>::quiet_NaN();
   std::string peak_mem_kind;
-  // Timing a user can trust (see docs/main-job.md): every step is timed; the
-  // run's time is estimated per phase (steps with the same blocks skipped) as
-  // steps x median step time, and the spread from the quartiles.
-  double time_est_s = 0.0;               ///< sum over phases of steps x median
+  // The estimate beside it (see docs/main-job.md): per phase (steps with the
+  // same blocks skipped) steps x median step time, plus validation_s; the
+  // spread from the quartiles. It drops one-off costs by construction.
+  double time_est_s = 0.0;               ///< sum over phases of steps x median (+ validation_s)
   double time_lo_s = 0.0;                ///< the same with each phase's 25th percentile
   double time_hi_s = 0.0;                ///< ... and 75th percentile
-  double work_avoided = 0.0;             ///< block passes (forward + backward) not run, share of full's
+  // FLOP-weighted work (accounting.hpp): shares of full fine-tuning's.
+  double work_avoided = 0.0;             ///< over the whole budget (freezing, cache and stopping)
+  double work_avoided_per_step = 0.0;    ///< in the steps run (freezing and cache, catch-ups counted)
+  double catch_up_share = 0.0;           ///< the cache's catch-up passes, share of full's work in the steps run
+  double steps_not_run = 0.0;            ///< share of the planned steps a stop rule left out
   std::vector<EvalPoint> evals;          ///< validation after every epoch
   double val_accuracy = std::numeric_limits<double>::quiet_NaN();  ///< % at the end
   std::int64_t cache_hits = 0;           ///< samples whose frozen prefix came from the cache
@@ -417,6 +431,9 @@ struct RunContext {
   std::vector<std::pair<std::string, std::string>> sets;  ///< --set for this strategy
   std::function<void(const std::string&)> log = [](const std::string&) {};
   const World* world = nullptr;           ///< null: one process
+  /// The strategy's decisions listen to the validation loss (early stopping):
+  /// its validation passes count in its measured time.
+  bool validation_needed = false;
 };
 
 /// The fine-tuning budget: steps per epoch and total steps.
@@ -501,22 +518,13 @@ class Run {
   virtual std::int64_t steps_done() const = 0;
   virtual std::int64_t planned_steps() const = 0;
   virtual const std::string& name() const = 0;
+  /// Measured time so far (RunBill::measured_s) and the validations so far:
+  /// the progress lines.
+  virtual double measured_s() const = 0;
+  virtual const std::vector<EvalPoint>& evals() const = 0;
   /// Final checkpoint, test accuracy, the result row.
   virtual RunResult finish() = 0;
 };
-
-namespace detail {
-
-/// The q-quantile (0..1) of `v` (linear interpolation; v not empty).
-inline double quantile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  const double pos = q * static_cast<double>(v.size() - 1);
-  const auto i = static_cast<std::size_t>(pos);
-  const double f = pos - static_cast<double>(i);
-  return i + 1 < v.size() ? v[i] * (1 - f) + v[i + 1] * f : v[i];
-}
-
-}  // namespace detail
 
 /// Fine-tunes the pre-trained model on classes 5-9 with the strategy
 /// FreezeController<C, S, P>, configured by `configure` (the strategy's
@@ -528,17 +536,24 @@ class StrategyRun final : public Run {
   using Configure = std::function<void(typename Ctl::Options&, const Plan&, const frost::BlockMap&)>;
 
   StrategyRun(const RunContext& ctx, std::string name, const Configure& configure)
-      : ctx_(ctx), cfg_(ctx.cfg), data_(*ctx.data), device_(ctx.device),
+      : ctx_(ctx), cfg_(ctx_.cfg), data_(*ctx.data), device_(ctx.device),
         world_(ctx.world ? *ctx.world : single_), train_(shard(data_.train, world_)),
         batch_size_(cfg_.batch_size / world_.size), name_(std::move(name)),
         model_(make_model()), blocks_(frost::BlockMap::detect(*model_)),
         opt_(frost::param_groups(blocks_, *model_),
              torch::optim::AdamWOptions(cfg_.lr).weight_decay(cfg_.weight_decay)),
         plan_(make_plan(cfg_, data_.train.size())), ctl_(model_, opt_, blocks_, options(configure)),
+        work_model_{model_->block_macs()},
         ckpt_path_(join(ctx.out_dir, "checkpoint.pt")), log_path_(join(ctx.out_dir, "steps.jsonl")) {
     make_dirs(ctx.out_dir);
     r_.strategy = name_;
+    r_.seed = cfg_.seed;
+    r_.epochs = cfg_.epochs;
     r_.out_dir = ctx.out_dir;
+    if (work_model_.blocks() != ctl_.blocks().size())
+      throw std::logic_error("frost-train: the model reports the cost of " +
+                             std::to_string(work_model_.blocks()) + " blocks, the BlockMap has " +
+                             std::to_string(ctl_.blocks().size()));
     r_.config = ctl_.describe();
     r_.composition = concepts_names(r_.config);
     for (const auto& b : ctl_.blocks()) r_.block_names.push_back(b.name);
@@ -562,21 +577,33 @@ class StrategyRun final : public Run {
   const std::string& name() const override { return name_; }
   std::int64_t steps_done() const override { return step_; }
   std::int64_t planned_steps() const override { return plan_.total_steps; }
+  double measured_s() const override { return bill_.measured_s(); }
+  const std::vector<EvalPoint>& evals() const override { return r_.evals; }
   bool done() const override {
     return step_ >= plan_.total_steps || ctl_.should_stop() ||
            (cfg_.max_steps >= 0 && session_steps_ >= cfg_.max_steps);
   }
 
   void step() override {
+    // Everything the step causes is timed: the batch, the cache's fills and
+    // catch-up passes, the criterion's work (a predictor stage included).
+    const auto t0 = std::chrono::steady_clock::now();
     const std::int64_t epoch = step_ / plan_.steps_per_epoch;
     if (epoch != batches_epoch_) {
       batches_ = std::make_unique<fx::Batches>(train_, batch_size_, data_seed(cfg_, epoch));
       batches_epoch_ = epoch;
     }
     const auto batch = (*batches_)[std::min(step_ % plan_.steps_per_epoch, batches_->size() - 1)];
-    const auto t0 = std::chrono::steady_clock::now();
 
     ctl_.before_step();
+    // Which blocks get a gradient this step (the states after_step may change).
+    StepShape shape;
+    shape.trains.resize(ctl_.blocks().size());
+    std::int64_t no_grad_blocks = 0;
+    for (std::size_t b = 0; b < shape.trains.size(); ++b) {
+      shape.trains[b] = ctl_.block_state(b) == frost::BlockState::training;
+      no_grad_blocks += shape.trains[b] ? 0 : 1;
+    }
     const double ff = ctl_.frozen_fraction();
     const double no_grad = ctl_.no_grad_fraction();
     frozen_sum_ += ff;
@@ -586,6 +613,8 @@ class StrategyRun final : public Run {
     // The frozen prefix (frozen for good, never a trial) from the cache.
     const std::int64_t k = cache_ ? ctl_.frozen_prefix() : 0;
     const auto hits_before = cache_ ? cache_->stats().hits : 0;
+    const auto advanced_before = cache_ ? cache_->stats().advanced : 0;
+    const auto depth_before = cache_ ? cache_->stats().depth : 0;
     at::Tensor h = cache_ ? cache_->activations(model_, batch.index, batch.images.to(device_), k)
                           : batch.images.to(device_, /*non_blocking=*/true);
     const double hit_share =
@@ -617,15 +646,20 @@ class StrategyRun final : public Run {
     sync(device_);  // the step's time, not the queue's (CUDA)
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-    // Work in block passes: forward through the blocks not served from the
-    // cache, backward through the blocks that get a gradient.
-    const double nb = static_cast<double>(ctl_.blocks().size());
-    work_ += (nb - static_cast<double>(k) * hit_share) + nb * (1.0 - no_grad);
+    // The step's work, FLOP-weighted (accounting.hpp): forward through the
+    // blocks not served from the cache, backward down to the first block
+    // with a gradient; a catch-up pass of the cache through newly frozen
+    // blocks counts against the strategy.
+    shape.samples = batch.index.numel();
+    shape.cached_depth = k;
+    shape.cache_hits = cache_ ? cache_->stats().hits - hits_before : 0;
+    const double catch_up =
+        cache_ ? catch_up_work(work_model_, cache_->stats().advanced - advanced_before, depth_before,
+                               cache_->stats().depth)
+               : 0.0;
     // The phase: which blocks this step skipped (a step's cost depends on it).
-    const auto phase = static_cast<std::int64_t>(std::llround(no_grad * nb)) * 1000 + k * 10 +
-                       (hit_share >= 1.0 ? 1 : 0);
-    step_times_[phase].push_back(dt);
-    elapsed_ += dt;
+    const auto phase = no_grad_blocks * 1000 + k * 10 + (hit_share >= 1.0 ? 1 : 0);
+    bill_.add_step(work_model_, shape, dt, phase, catch_up);
 
     Row row;
     row.step = step_;
@@ -673,18 +707,20 @@ class StrategyRun final : public Run {
     save_checkpoint();  // also the final state: --resume of a finished run only evaluates
     r_.steps = step_;
     r_.planned_steps = plan_.total_steps;
-    r_.wall_s = elapsed_;
+    r_.wall_s = bill_.step_s;
+    r_.measured_s = bill_.measured_s();
+    r_.validation_s = bill_.validation_s;
     r_.frozen_share = step_ > 0 ? frozen_sum_ / static_cast<double>(step_) : 0.0;
     r_.backward_avoided = 1.0 - busy_sum_ / static_cast<double>(plan_.total_steps);
-    const double nb = static_cast<double>(ctl_.blocks().size());
-    r_.work_avoided = 1.0 - work_ / (2.0 * nb * static_cast<double>(plan_.total_steps));
-    // Per phase: steps x median (and quartiles); see docs/main-job.md.
-    for (const auto& kv : step_times_) {
-      const double n = static_cast<double>(kv.second.size());
-      r_.time_est_s += n * detail::quantile(kv.second, 0.5);
-      r_.time_lo_s += n * detail::quantile(kv.second, 0.25);
-      r_.time_hi_s += n * detail::quantile(kv.second, 0.75);
-    }
+    r_.work_avoided = bill_.work_avoided_total(plan_.total_steps);
+    r_.work_avoided_per_step = bill_.work_avoided_per_step();
+    r_.catch_up_share = bill_.full_work_run > 0 ? bill_.catch_up_work / bill_.full_work_run : 0.0;
+    r_.steps_not_run = RunBill::steps_not_run(step_, plan_.total_steps);
+    // The estimate: per phase steps x median (and quartiles), plus the
+    // validation it needed as measured; see docs/main-job.md.
+    r_.time_est_s = bill_.estimate_s(0.5) + bill_.validation_s;
+    r_.time_lo_s = bill_.estimate_s(0.25) + bill_.validation_s;
+    r_.time_hi_s = bill_.estimate_s(0.75) + bill_.validation_s;
     r_.losses = losses_;
     r_.timeline = ctl_.timeline();
     r_.freeze_step.assign(ctl_.blocks().size(), -1);
@@ -781,7 +817,7 @@ class StrategyRun final : public Run {
     opt_.load(osub);
     ar.read("frost", fsub);
     frost::load(ctl_, fsub, ckpt_path_);
-    elapsed_ = frost::read_value(ar, "trainer.elapsed").toDouble();
+    bill_.step_s = frost::read_value(ar, "trainer.elapsed").toDouble();
     frozen_sum_ = frost::read_value(ar, "trainer.frozen_sum").toDouble();
     busy_sum_ = frost::read_value(ar, "trainer.busy_sum").toDouble();
     losses_ = frost::read_value(ar, "trainer.losses").toDoubleVector();
@@ -792,7 +828,19 @@ class StrategyRun final : public Run {
       throw std::runtime_error("--resume: " + ckpt_path_ + " was trained on " +
                                std::to_string(v.toInt()) + " rank(s); resume it on the same " +
                                "number (this is " + std::to_string(world_.size) + ")");
-    if (ar.try_read("trainer.work", v)) work_ = v.toDouble();
+    // The work account (absent before the FLOP-weighted one: then it counts
+    // this session's steps only, like the other sums of older checkpoints).
+    if (ar.try_read("trainer.bill", v)) {
+      const auto b = v.toDoubleVector();  // step work, catch-up, full's, steps, validation (needed, not)
+      if (b.size() == 6) {
+        bill_.step_work = b[0];
+        bill_.catch_up_work = b[1];
+        bill_.full_work_run = b[2];
+        bill_.steps = static_cast<std::int64_t>(b[3]);
+        bill_.validation_s = b[4];
+        bill_.validation_untimed_s = b[5];
+      }
+    }
     if (ar.try_read("trainer.phase_keys", v)) {
       const auto keys = v.toIntVector();
       c10::IValue counts, times;
@@ -801,7 +849,7 @@ class StrategyRun final : public Run {
         const auto t = times.toDoubleVector();
         std::size_t at = 0;
         for (std::size_t i = 0; i < keys.size() && i < n.size(); ++i) {
-          auto& dst = step_times_[keys[i]];
+          auto& dst = bill_.phase_times[keys[i]];
           for (std::int64_t j = 0; j < n[i] && at < t.size(); ++j) dst.push_back(t[at++]);
         }
       }
@@ -828,15 +876,18 @@ class StrategyRun final : public Run {
     ar.write("model", msub);
     ar.write("optimizer", osub);
     ar.write("frost", fsub);
-    ar.write("trainer.elapsed", c10::IValue(elapsed_));
+    ar.write("trainer.elapsed", c10::IValue(bill_.step_s));
     ar.write("trainer.frozen_sum", c10::IValue(frozen_sum_));
     ar.write("trainer.busy_sum", c10::IValue(busy_sum_));
     ar.write("trainer.losses", c10::IValue(losses_));
     ar.write("trainer.world_size", c10::IValue(static_cast<std::int64_t>(world_.size)));
-    ar.write("trainer.work", c10::IValue(work_));
+    ar.write("trainer.bill",
+             c10::IValue(std::vector<double>{bill_.step_work, bill_.catch_up_work,
+                                             bill_.full_work_run, static_cast<double>(bill_.steps),
+                                             bill_.validation_s, bill_.validation_untimed_s}));
     std::vector<std::int64_t> keys, counts;
     std::vector<double> times, evals;
-    for (const auto& kv : step_times_) {
+    for (const auto& kv : bill_.phase_times) {
       keys.push_back(kv.first);
       counts.push_back(static_cast<std::int64_t>(kv.second.size()));
       times.insert(times.end(), kv.second.begin(), kv.second.end());
@@ -886,17 +937,23 @@ class StrategyRun final : public Run {
     pending_.clear();
   }
 
-  // At an epoch's end: validation accuracy and loss (not timed); the loss
-  // goes to the controller (early stopping listens to it).
+  // At an epoch's end: validation accuracy and loss; the loss goes to the
+  // controller (early stopping listens to it). Timed, and counted in the
+  // strategy's measured time when its decisions listen to it.
   void validate() {
+    const auto t0 = std::chrono::steady_clock::now();
     const auto [acc, loss] = detail::validate(model_, data_.val, device_, world_);
-    r_.evals.push_back({step_ - 1, elapsed_, acc, loss});
+    ctl_.report_validation(loss);
+    sync(device_);
+    bill_.add_validation(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+        ctx_.validation_needed);
+    r_.evals.push_back({step_ - 1, bill_.measured_s(), acc, loss});
     log_ << json_line({{"step", step_ - 1},
                        {"val_accuracy", json_number(acc)},
                        {"val_loss", json_number(loss)},
-                       {"time_s", json_number(elapsed_)}});
+                       {"time_s", json_number(bill_.measured_s())}});
     log_.flush();
-    ctl_.report_validation(loss);
   }
 
   RunContext ctx_;
@@ -917,14 +974,15 @@ class StrategyRun final : public Run {
   torch::optim::AdamW opt_;
   Plan plan_;
   Ctl ctl_;
+  WorkModel work_model_;  // each block's forward cost (the model's block_macs)
   std::unique_ptr<frost::cache::ActivationCache> cache_;
   std::string ckpt_path_, log_path_;
   std::ofstream log_;
   RunResult r_;
   std::int64_t step_ = 0, session_steps_ = 0, batches_epoch_ = 0;
   std::unique_ptr<fx::Batches> batches_;
-  double elapsed_ = 0.0, frozen_sum_ = 0.0, busy_sum_ = 0.0, work_ = 0.0;
-  std::map<std::int64_t, std::vector<double>> step_times_;
+  double frozen_sum_ = 0.0, busy_sum_ = 0.0;
+  RunBill bill_;  // work and time, step by step (accounting.hpp)
   std::int64_t cache_hits0_ = 0, cache_misses0_ = 0;  // from the sessions before a resume
   std::vector<double> losses_;
   std::vector<Row> rows_;
