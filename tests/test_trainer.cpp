@@ -313,6 +313,7 @@ TEST_CASE("train: every command-line flag sets its TrainConfig field and --help 
       {"--frontier", {"--frontier", "2,4.5"},
        [](const Cfg& c) { return c.frontier == std::vector<double>{2, 4.5}; }},
       {"--study", {"--study"}, [](const Cfg& c) { return c.study; }},
+      {"--report", {"--report", "a,b"}, [](const Cfg& c) { return c.report == V{"a", "b"}; }},
       {"--epochs", {"--epochs", "2.5"}, [](const Cfg& c) { return c.epochs == 2.5; }},
       {"--batch-size", {"--batch-size", "32"}, [](const Cfg& c) { return c.batch_size == 32; }},
       {"--lr", {"--lr", "0.25"}, [](const Cfg& c) { return c.lr == 0.25; }},
@@ -1019,9 +1020,37 @@ TEST_CASE("train: a real run counts its catch-up passes, the validation its earl
   // the progress lines (not a terminal), the study's table and files
   CHECK(has(out.str(), "[seed 1 "));
   CHECK(has(out.str(), "full-1ep: epoch 1/1"));
-  CHECK(has(out.str(), "== over 2 seeds (seeds 0..1)"));
+  CHECK(has(out.str(), "== over 2 seeds (seeds 0 1)"));
   CHECK(has(out.str(), "vs frontier [95% CI]"));
   for (const char* f : {"/run/summary.csv", "/run/results.csv", "/run/frontier.svg",
                         "/run/seed0/results.csv", "/run/seed1/full-1ep/steps.jsonl"})
     CHECK_MESSAGE(frost_train::path_exists(dir + f), f);
+
+  // --report: the same summary from the seeds' results.csv, read back
+  const auto back = frost_train::read_results_csv(dir + "/run/seed1/results.csv");
+  REQUIRE(back.size() == rs.size());
+  for (std::size_t i = 0; i < rs.size(); ++i) {
+    CAPTURE(rs[i].strategy);
+    CHECK(back[i].strategy == rs[i].strategy);
+    CHECK(back[i].seed == 1);
+    CHECK(back[i].on_frontier == rs[i].on_frontier);
+    CHECK(back[i].test_accuracy == doctest::Approx(rs[i].test_accuracy).epsilon(1e-5));
+    CHECK(back[i].measured_s == doctest::Approx(rs[i].measured_s).epsilon(1e-5));
+    CHECK(back[i].steps == rs[i].steps);
+  }
+  std::ostringstream rep;
+  REQUIRE(frost_train::run_app(parsed({"--report", dir + "/run/seed0," + dir + "/run/seed1", "--out",
+                                       dir + "/report"}),
+                               rep) == 0);
+  // (the CSV keeps 6 digits: the table's rows are the same but for a rounding)
+  CHECK(has(rep.str(), "== over 2 seeds (seeds 0 1)"));
+  CHECK(count_of(rep.str(), "is the frontier") == 2);  // full and full-1ep
+  CHECK(has(rep.str(), "freezeout-linear-unscaled"));
+  CHECK(frost_train::path_exists(dir + "/report/frontier.svg"));
+  CHECK(frost_train::path_exists(dir + "/report/summary.csv"));
+  // the same seed twice, or a directory without results: refused by name
+  CHECK_THROWS_WITH(frost_train::run_app(parsed({"--report", dir + "/run/seed1," + dir + "/run/seed1"}), rep),
+                    doctest::Contains("appears twice"));
+  CHECK_THROWS_WITH(frost_train::run_app(parsed({"--report", dir + "/nothing"}), rep),
+                    doctest::Contains(("cannot read " + dir + "/nothing/results.csv").c_str()));
 }

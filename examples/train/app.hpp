@@ -6,6 +6,7 @@
 #include <csignal>
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -254,8 +255,11 @@ inline void report_study(const TrainConfig& cfg, const std::vector<std::vector<R
     }
     write_file_atomic(join(cfg.out_dir, "results.csv"), csv);
   }
+  std::ostringstream seeds;
+  for (const auto& rs : per_seed)
+    if (!rs.empty()) seeds << " " << rs.front().seed;
   out << "\n== over " << per_seed.size() << " seed" << (per_seed.size() == 1 ? "" : "s")
-      << " (seeds " << cfg.seed << ".." << cfg.seed + per_seed.size() - 1 << ")\n"
+      << " (seeds" << seeds.str() << ")\n"
       << format_study_table(summary)
       << "(vs full: test accuracy minus full fine-tuning's of the same seed, mean and 95 % "
          "interval; speed-up: measured, mean and min-max over the seeds; vs frontier: test "
@@ -264,6 +268,28 @@ inline void report_study(const TrainConfig& cfg, const std::vector<std::vector<R
       << format_verdict(summary, static_cast<int>(per_seed.size()))
       << "summary: " << sum_path << "; picture: " << fr_path
       << " (test accuracy against measured time: the frontier and every strategy)\n";
+}
+
+/// --report: the summary over the seeds of finished runs (each directory's
+/// results.csv: one seed, or every seed of a --seeds run), written to --out.
+inline int report_dirs(TrainConfig cfg, std::ostream& out) {
+  std::map<std::uint64_t, std::vector<RunResult>> by_seed;
+  for (const auto& dir : cfg.report)
+    for (auto& r : read_results_csv(join(dir, "results.csv"))) {
+      auto& rs = by_seed[r.seed];
+      if (find_strategy(rs, r.strategy))
+        throw UsageError("--report: seed " + std::to_string(r.seed) + " of strategy " +
+                         r.strategy + " appears twice (" + dir + " and another directory)");
+      rs.push_back(std::move(r));
+    }
+  std::vector<std::vector<RunResult>> per_seed;
+  for (auto& kv : by_seed) per_seed.push_back(std::move(kv.second));
+  if (per_seed.empty()) throw UsageError("--report: no runs in the results.csv files given");
+  if (cfg.out_dir.empty()) cfg.out_dir = join("out", timestamp() + "-report");
+  make_dirs(cfg.out_dir);
+  cfg.seed = by_seed.begin()->first;
+  report_study(cfg, per_seed, out);
+  return 0;
 }
 
 /// The whole program. Returns the exit status; results go to `out`.
@@ -291,6 +317,7 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
            "it starts)\n";
     return 0;
   }
+  if (!cfg.report.empty()) return report_dirs(cfg, out);
   bool resume = false;
   if (!cfg.resume_dir.empty()) {
     std::ifstream f(join(cfg.resume_dir, "args.txt"));
@@ -461,11 +488,18 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
     }
     frontier.push_back(frontier_strategy(e));
   }
+  // (right after full, so that the last run of a turn stays the user's last)
   std::vector<const Strategy*> runs_of_seed = chosen;
-  if (std::find_if(chosen.begin(), chosen.end(), [](const Strategy* s) { return s->name == "full"; }) !=
-      chosen.end())
-    for (const auto& f : frontier) runs_of_seed.push_back(&f);
-  sets.resize(runs_of_seed.size());
+  std::vector<std::vector<std::pair<std::string, std::string>>> run_sets = sets;
+  const auto full = std::find_if(chosen.begin(), chosen.end(),
+                                 [](const Strategy* s) { return s->name == "full"; });
+  if (full != chosen.end()) {
+    const auto at = static_cast<std::ptrdiff_t>(full - chosen.begin()) + 1;
+    for (std::size_t i = 0; i < frontier.size(); ++i) {
+      runs_of_seed.insert(runs_of_seed.begin() + at + static_cast<std::ptrdiff_t>(i), &frontier[i]);
+      run_sets.insert(run_sets.begin() + at + static_cast<std::ptrdiff_t>(i), {});
+    }
+  }
 
   SeedRunner runner{cfg, data, device, world, resume, log, out};
   std::vector<std::vector<RunResult>> per_seed;
@@ -474,7 +508,7 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
     c.seed = cfg.seed + static_cast<std::uint64_t>(k);
     if (cfg.seeds > 1) c.out_dir = join(cfg.out_dir, "seed" + std::to_string(c.seed));
     std::vector<RunResult> rs;
-    const int status = runner.run(c, runs_of_seed, sets, rs);
+    const int status = runner.run(c, runs_of_seed, run_sets, rs);
     if (status != 0) {
       if (results) *results = std::move(rs);
       return status;

@@ -45,6 +45,7 @@ struct TrainConfig {
   // its own cosine schedule to its own end, next to every comparison (two in
   // the default run, which must stay within about 8 minutes on 2 cores)
   std::vector<double> frontier = {4, 8};
+  std::vector<std::string> report;  // --report DIR,...: summarise finished runs' results.csv
   bool study = false;               // --study: the study's strategies, 5 seeds and the
                                     // frontier 3,4,6,8 unless --seeds / --frontier
   std::int64_t batch_size = 128;
@@ -275,6 +276,12 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
           },
           ""))
       ->trigger_on_parse();
+  app.add_option("--report", cfg.report,
+                 "summarise finished runs over their seeds without training: each DIR\n"
+                 "a frost-train output directory (its results.csv); the summary goes\n"
+                 "to --out (e.g. seeds run in parallel processes or machines)")
+      ->type_name("DIR[,DIR]")
+      ->delimiter(',');
   app.add_flag("--study", cfg.study,
                "the study: the default strategies, each adaptive one also without\n"
                "early stopping, over 5 seeds and with the frontier 3,4,6,8 (unless\n"

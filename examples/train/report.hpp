@@ -2,6 +2,10 @@
 // examples/train/report.hpp — the comparison table (terminal and CSV) and the
 // validation points behind the time-to-accuracy picture (CSV).
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -236,6 +240,78 @@ inline std::string format_evals_csv(const std::vector<RunResult>& rs) {
       os << r.strategy << ',' << e.step << ',' << csv_number(e.time_s) << ','
          << csv_number(e.val_accuracy) << ',' << csv_number(e.val_loss) << '\n';
   return os.str();
+}
+
+/// One line of a CSV file: fields split at commas outside double quotes,
+/// the quotes removed.
+inline std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> out(1);
+  bool quoted = false;
+  for (char c : line) {
+    if (c == '"') quoted = !quoted;
+    else if (c == ',' && !quoted) out.emplace_back();
+    else if (c != '\r') out.back() += c;
+  }
+  return out;
+}
+
+/// The runs of a results.csv written by format_csv (what the study's summary
+/// needs: strategy, seed, budget, accuracies, times, work), so that seeds run
+/// in several processes or on several machines can be summarised together
+/// (--report). A missing file or column is a std::runtime_error naming it.
+inline std::vector<RunResult> read_results_csv(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("--report: cannot read " + path + " (a frost-train results.csv)");
+  std::string line;
+  std::getline(f, line);
+  const auto head = split_csv_line(line);
+  auto col = [&](const char* name) {
+    for (std::size_t i = 0; i < head.size(); ++i)
+      if (head[i] == name) return i;
+    throw std::runtime_error("--report: " + path + " has no column '" + name +
+                             "' (written by an older frost-train?)");
+  };
+  const std::size_t c_strategy = col("strategy"), c_seed = col("seed"), c_epochs = col("epochs"),
+                    c_test = col("test_accuracy"), c_val = col("val_accuracy"),
+                    c_measured = col("measured_s"), c_validation = col("validation_s"),
+                    c_wall = col("wall_s"), c_est = col("time_est_s"),
+                    c_wa = col("work_avoided"), c_wps = col("work_avoided_per_step"),
+                    c_snr = col("steps_not_run"), c_steps = col("steps"),
+                    c_planned = col("planned_steps");
+  auto num = [](const std::string& v) {
+    return v.empty() || v == "null" ? std::numeric_limits<double>::quiet_NaN() : std::strtod(v.c_str(), nullptr);
+  };
+  std::vector<RunResult> rs;
+  while (std::getline(f, line)) {
+    if (line.empty()) continue;
+    const auto v = split_csv_line(line);
+    if (v.size() != head.size())
+      throw std::runtime_error("--report: " + path + ": a line has " + std::to_string(v.size()) +
+                               " fields, the header " + std::to_string(head.size()));
+    RunResult r;
+    r.strategy = v[c_strategy];
+    r.seed = std::strtoull(v[c_seed].c_str(), nullptr, 10);
+    r.epochs = num(v[c_epochs]);
+    r.test_accuracy = num(v[c_test]);
+    r.val_accuracy = num(v[c_val]);
+    r.measured_s = std::isfinite(num(v[c_measured])) ? num(v[c_measured]) : 0.0;
+    r.validation_s = num(v[c_validation]);
+    r.wall_s = num(v[c_wall]);
+    r.time_est_s = std::isfinite(num(v[c_est])) ? num(v[c_est]) : 0.0;
+    r.work_avoided = num(v[c_wa]);
+    r.work_avoided_per_step = num(v[c_wps]);
+    r.steps_not_run = num(v[c_snr]);
+    r.steps = std::strtoll(v[c_steps].c_str(), nullptr, 10);
+    r.planned_steps = std::strtoll(v[c_planned].c_str(), nullptr, 10);
+    r.completed = std::isfinite(r.test_accuracy);
+    // full fine-tuning at some budget: "full" and the frontier's "full-<E>ep"
+    const auto& n = r.strategy;
+    r.on_frontier = n == "full" || (n.rfind("full-", 0) == 0 && n.size() > 7 &&
+                                    n.compare(n.size() - 2, 2, "ep") == 0 &&
+                                    (std::isdigit(static_cast<unsigned char>(n[5])) != 0));
+    rs.push_back(std::move(r));
+  }
+  return rs;
 }
 
 }  // namespace frost_train

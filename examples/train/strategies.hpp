@@ -209,17 +209,22 @@ inline std::vector<Strategy> all_strategies() {
 
 /// The strategies of a bare `--compare` (and of no arguments at all); the
 /// frontier's shorter full fine-tuning runs come with them (--frontier).
+/// The timing control (full-repeat) comes last in every turn, as far from
+/// full as the cycle allows, so that it sees the machine's drift across a
+/// whole round as well as its bursts.
 inline std::vector<std::string> default_comparison() {
-  return {"full",      "full-repeat", "full-early-stop", "freezeout-cubic-scaled",
-          "autofreeze", "dyf",         "simfreeze",   "smartfrz"};
+  return {"full",     "full-early-stop", "freezeout-cubic-scaled", "autofreeze", "dyf",
+          "simfreeze", "smartfrz",       "full-repeat"};
 }
 
 /// The study's set (README): the default comparison and every adaptive
 /// strategy without early stopping.
 inline std::vector<std::string> study_comparison() {
   auto v = default_comparison();
+  v.pop_back();  // full-repeat, the control, stays last
   for (const char* n : {"autofreeze-nostop", "dyf-nostop", "simfreeze-nostop", "smartfrz-nostop"})
     v.push_back(n);
+  v.push_back("full-repeat");
   return v;
 }
 
