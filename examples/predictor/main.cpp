@@ -5,15 +5,18 @@
 //   frost-predictor train      # held-out accuracy per architecture, then the shipped weights
 //
 // generate: for every architecture and seed, a model is built from the seed
-// (and, for odd seeds, pre-trained on classes 0-4: a fine-tuning pattern; even
-// seeds train from scratch), then from that same start
-//   1. the reference: trained 2E epochs on classes 5-9 (its own data order),
+// (and, for odd seeds, pre-trained on some classes, --pretrain-classes: a
+// fine-tuning pattern; even seeds train from scratch), then from that same start
+//   1. the reference: trained 2E epochs on the run's task (--classes for even
+//      seeds, --finetune-classes for odd ones; its own data order),
 //   2. the recorded run: trained E epochs on the same images in another order,
 //      recording every R steps each block's tailored weights
 //      (frost::predictor::Tailor, as the criterion records them) and the linear
 //      CKA (frost::cka) between the block's output and the reference's same
 //      block on a fixed probe batch of 256 held-out images.
-// One file per run: <out>/<arch>-s<seed>.pt.
+// One file per run: <out>/<arch>-s<seed>.pt. Only Fashion-MNIST train images
+// of classes 0-4, and neither frost-train's model nor its lr and epochs: its
+// main job stays out of the predictor's data (predictor_cli.hpp's check).
 //
 // train: the label of record j of a block is "freeze" when its CKA from j on
 // stays within epsilon of its final value (the mean of the last 5 records):
@@ -61,12 +64,14 @@
 #include "frost/predictor/tailor.hpp"
 #include "cli_checks.hpp"
 #include "idx.hpp"
+#include "predictor_cli.hpp"
 #include "progress.hpp"
 #include "system.hpp"
 #include "vit.hpp"
 
 namespace fx = frost_examples;
 namespace fp = frost::predictor;
+namespace fpc = frost_predictor;
 using frost_examples::make_dirs;
 using frost_examples::single_threaded_blas;
 
@@ -82,9 +87,7 @@ struct Net : torch::nn::Module {
 };
 
 struct VitNet : Net {
-  explicit VitNet(std::int64_t depth) {
-    vit = register_module("vit", fx::ViT(fx::ViTOptions::tiny().depth(depth).num_classes(10)));
-  }
+  explicit VitNet(const fx::ViTOptions& o) { vit = register_module("vit", fx::ViT(o)); }
   at::Tensor run(const at::Tensor& x, std::vector<at::Tensor>* outs) override {
     if (!outs) return vit->forward(x);
     const auto nb = vit->options().depth() + 1;  // stem + blocks
@@ -146,13 +149,11 @@ struct CnnNet : Net {
   torch::nn::Linear head{nullptr};
 };
 
-std::shared_ptr<Net> make_net(const std::string& arch) {
-  if (arch == "vit2") return std::make_shared<VitNet>(2);
-  if (arch == "vit4") return std::make_shared<VitNet>(4);
-  if (arch == "vit6") return std::make_shared<VitNet>(6);
-  if (arch == "mlp") return std::make_shared<MlpNet>();
-  if (arch == "cnn") return std::make_shared<CnnNet>();
-  throw std::invalid_argument("unknown architecture '" + arch + "' (vit2, vit4, vit6, mlp, cnn)");
+std::shared_ptr<Net> make_net(const std::string& name) {
+  const auto arch = fpc::parse_arch(name);
+  if (arch.kind == "vit") return std::make_shared<VitNet>(arch.vit_options());
+  if (arch.kind == "mlp") return std::make_shared<MlpNet>();
+  return std::make_shared<CnnNet>();
 }
 
 void copy_state(Net& dst, Net& src) {
@@ -175,25 +176,15 @@ std::vector<std::string> split(const std::string& s) {
 // ---------------------------------------------------------------------------
 // generate
 // ---------------------------------------------------------------------------
-struct GenConfig {
-  std::string data_dir = fx::default_fashion_mnist_dir();  // $FROST_FASHION_MNIST, as frost-train
-  std::string out = "out/predictor-data";
-  std::string archs = "vit2,vit4,vit6,mlp,cnn";
-  std::int64_t seeds = 2;
-  std::int64_t epochs = 6;  // E: the recorded run; the reference trains 2E
-  std::int64_t pretrain_epochs = 2;
-  std::int64_t record_every = 2;
-  std::int64_t images = 5000;
-  std::int64_t batch = 128;
-  std::int64_t subset = 1024;
-  double lr = 1e-3;
-  int threads = 1;  // one thread: the same bits on every run (and the shipped file's)
-};
+using fpc::GenConfig;
 
-void train_epochs(Net& net, const fx::Dataset& ds, std::int64_t epochs, std::int64_t batch,
+void train_epochs(Net& net, const fx::Dataset& ds, std::int64_t epochs, const GenConfig& cfg,
                   double lr, std::uint64_t order_seed, const std::string& label,
                   const std::function<void(std::int64_t)>& before_step = nullptr) {
-  torch::optim::AdamW opt(net.parameters(), torch::optim::AdamWOptions(lr).weight_decay(0.05));
+  const auto batch = cfg.batch;
+  const auto warmup = cfg.warmup;
+  torch::optim::AdamW opt(net.parameters(),
+                          torch::optim::AdamWOptions(lr).weight_decay(cfg.weight_decay));
   const auto spe = (ds.size() + batch - 1) / batch;
   const auto total = spe * epochs;
   frost_train::Progress bar(label, total);
@@ -203,9 +194,10 @@ void train_epochs(Net& net, const fx::Dataset& ds, std::int64_t epochs, std::int
     fx::Batches bs(ds, batch, order_seed * 7919 + static_cast<std::uint64_t>(e));
     for (const auto& b : bs) {
       if (before_step) before_step(step);
-      // Cosine to zero with 10 warm-up steps, as frost-train fine-tunes.
-      const double w = step < 10 ? (step + 1) / 10.0
-                                 : 0.5 * (1 + std::cos(M_PI * (step - 10) / std::max<double>(1, total - 10)));
+      // Cosine to zero after linear warm-up (10 steps), frost-train's schedule shape.
+      const double w = step < warmup ? (step + 1) / static_cast<double>(warmup)
+                                     : 0.5 * (1 + std::cos(M_PI * (step - warmup) /
+                                                           std::max<double>(1, total - warmup)));
       for (auto& g : opt.param_groups()) g.options().set_lr(lr * w);
       opt.zero_grad();
       auto loss = torch::nn::functional::cross_entropy(net.run(b.images, nullptr), b.labels);
@@ -227,31 +219,55 @@ double accuracy(Net& net, const fx::Dataset& ds) {
   return pred.eq(ds.labels).to(at::kDouble).mean().item<double>() * 100.0;
 }
 
+/// A run's task: its training images and the probe, held-out images of the
+/// same classes (the ones after the training images), fixed for every run.
+struct Task {
+  fx::Dataset train, probe;
+  std::vector<std::int64_t> classes;
+};
+
+Task make_task(const fx::Dataset& all, const std::vector<std::int64_t>& classes, const GenConfig& cfg,
+               std::int64_t probe) {
+  const auto ds = fx::filter_classes(all, classes, false);
+  if (ds.size() < cfg.images + probe)
+    throw std::runtime_error("classes " + fpc::join(classes) + " have " + std::to_string(ds.size()) +
+                             " training images, fewer than --images (" + std::to_string(cfg.images) +
+                             ") + " + std::to_string(probe) + " probe images");
+  return {fx::take_first(ds, cfg.images),
+          fx::Dataset{ds.images.narrow(0, cfg.images, probe), ds.labels.narrow(0, cfg.images, probe)},
+          classes};
+}
+
 int generate(const GenConfig& cfg) {
-  if (split(cfg.archs).empty())
-    throw std::runtime_error("--archs is empty; give some of vit2,vit4,vit6,mlp,cnn");
   at::set_num_threads(cfg.threads);
   single_threaded_blas();
+  const auto about = fpc::describe(cfg);
+  std::cout << about << "\n";
+  // Only the train split is read; the main job's classes never are (unless
+  // --allow-main-job let them through).
   const auto train = fx::load_fashion_mnist(cfg.data_dir, true);
-  const auto pre = fx::take_first(fx::filter_classes(train, {0, 1, 2, 3, 4}, false), cfg.images);
-  const auto task_all = fx::filter_classes(train, {5, 6, 7, 8, 9}, false);
-  const auto task = fx::take_first(task_all, cfg.images);
-  // The probe: held-out images (after the training ones), fixed for every run.
-  const fx::Dataset probe{task_all.images.narrow(0, cfg.images, 256),
-                          task_all.labels.narrow(0, cfg.images, 256)};
+  const auto scratch = make_task(train, cfg.classes, cfg, cfg.probe);
+  const bool any_finetune = cfg.seeds > 1;
+  const auto pre = any_finetune ? make_task(train, cfg.pretrain_classes, cfg, 0) : Task{};
+  const auto tuned = any_finetune ? make_task(train, cfg.finetune_classes, cfg, cfg.probe) : Task{};
   make_dirs(cfg.out);
   const auto t0 = std::chrono::steady_clock::now();
-  for (const auto& arch : split(cfg.archs)) {
+  for (const auto& arch : cfg.archs) {
     for (std::int64_t seed = 0; seed < cfg.seeds; ++seed) {
       const bool finetune = seed % 2 == 1;
+      const double lr = cfg.lr_of(seed);
+      const auto& run_task = finetune ? tuned : scratch;
+      const auto& task = run_task.train;
+      const auto& probe = run_task.probe;
       torch::manual_seed(1000 + seed);
       auto start = make_net(arch);
       const std::string tag = arch + "-s" + std::to_string(seed);
       if (finetune)
-        train_epochs(*start, pre, cfg.pretrain_epochs, cfg.batch, cfg.lr, 77 + seed, tag + " pre-train");
+        train_epochs(*start, pre.train, cfg.pretrain_epochs, cfg, cfg.pretrain_lr, 77 + seed,
+                     tag + " pre-train");
       auto reference = make_net(arch);
       copy_state(*reference, *start);
-      train_epochs(*reference, task, 2 * cfg.epochs, cfg.batch, cfg.lr, 101 + seed, tag + " reference");
+      train_epochs(*reference, task, 2 * cfg.epochs, cfg, lr, 101 + seed, tag + " reference");
       std::vector<at::Tensor> ref_out;
       {
         torch::NoGradGuard ng;
@@ -277,13 +293,16 @@ int generate(const GenConfig& cfg) {
         ckas.push_back(at::stack(c));
         steps.push_back(step);
       };
-      train_epochs(*net, task, cfg.epochs, cfg.batch, cfg.lr, 202 + seed, tag + " recorded", record);
+      train_epochs(*net, task, cfg.epochs, cfg, lr, 202 + seed, tag + " recorded", record);
       record(((task.size() + cfg.batch - 1) / cfg.batch) * cfg.epochs);  // the final weights
       torch::serialize::OutputArchive ar;
       ar.write("arch", c10::IValue(arch));
       ar.write("seed", c10::IValue(seed));
       ar.write("finetune", c10::IValue(finetune));
       ar.write("record_every", c10::IValue(cfg.record_every));
+      ar.write("lr", c10::IValue(lr));
+      ar.write("classes", c10::IValue(run_task.classes));
+      ar.write("generated_from", c10::IValue(about));
       ar.write("weights", at::stack(weights), true);  // [N, blocks, subset]
       ar.write("cka", at::stack(ckas), true);         // [N, blocks]
       ar.write("steps", c10::IValue(steps));
@@ -296,10 +315,11 @@ int generate(const GenConfig& cfg) {
                 << " blocks; final CKA per block " << std::fixed << std::setprecision(3);
       for (std::int64_t b = 0; b < last.size(0); ++b) std::cout << " " << last[b].item<double>();
       std::cout << "; probe accuracy " << std::setprecision(1) << accuracy(*net, probe)
-                << " % (reference " << accuracy(*reference, probe) << " %) -> " << path << "\n";
+                << " % (reference " << accuracy(*reference, probe) << " %), lr " << std::defaultfloat
+                << lr << ", classes " << fpc::join(run_task.classes) << " -> " << path << "\n";
     }
   }
-  std::cout << "generated in "
+  std::cout << "generated in " << std::fixed << std::setprecision(0)
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()
             << " s\n";
   return 0;
@@ -316,17 +336,7 @@ struct Sequence {
   std::vector<std::int64_t> steps;  // [N-1]
 };
 
-struct TrainConfig {
-  std::string data = "out/predictor-data";
-  std::string out = "data/smartfrz-predictor.pt";
-  double epsilon = 0.02;
-  std::int64_t epochs = 30;
-  std::int64_t window = 30;
-  bool holdout = true;
-  std::string sweep = "0.01,0.02,0.05";
-  int threads = 1;
-  std::int64_t seed = 0;
-};
+using fpc::TrainConfig;
 
 /// Labels of one sequence: 1 from the first record whose CKA, and every later
 /// one, is within epsilon of the final value (mean of the last 5).
@@ -347,7 +357,8 @@ std::string family_of(const std::string& arch) {
   return arch.compare(0, 3, "vit") == 0 ? "vit" : arch;  // vit2, vit4, vit6: one family
 }
 
-std::vector<Sequence> load_sequences(const std::string& dir, std::int64_t* record_every) {
+std::vector<Sequence> load_sequences(const std::string& dir, std::int64_t* record_every,
+                                     std::vector<std::string>* generated_from) {
   // Every <arch>-s<seed>.pt in the directory, in name order.
   std::vector<std::string> names;
   if (DIR* d = ::opendir(dir.c_str())) {
@@ -361,7 +372,7 @@ std::vector<Sequence> load_sequences(const std::string& dir, std::int64_t* recor
   // The generator's order (its architectures as listed, then by seed), so
   // that a rerun trains on the histories in the same order: the same bits.
   auto key = [](const std::string& n) {
-    static const std::vector<std::string> known{"vit2", "vit4", "vit6", "mlp", "cnn"};
+    static const std::vector<std::string> known = GenConfig().archs;  // others: after, by name
     const auto dash = n.rfind("-s");
     const std::string arch = n.substr(0, dash);
     const auto it = std::find(known.begin(), known.end(), arch);
@@ -384,6 +395,14 @@ std::vector<Sequence> load_sequences(const std::string& dir, std::int64_t* recor
     ar.read("record_every", re);
     ar.read("steps", st);
     ar.read("arch", ar_arch);
+    {
+      c10::IValue from;
+      const std::string what = ar.try_read("generated_from", from)
+                                   ? from.toStringRef()
+                                   : "an unrecorded configuration (a file from before it was recorded)";
+      if (std::find(generated_from->begin(), generated_from->end(), what) == generated_from->end())
+        generated_from->push_back(what);
+    }
     if (*record_every != 0 && re.toInt() != *record_every)
       throw std::runtime_error(path + " records every " + std::to_string(re.toInt()) +
                                " steps, the runs before it every " + std::to_string(*record_every) +
@@ -520,7 +539,9 @@ int train(const TrainConfig& cfg) {
   single_threaded_blas();
   const auto t0 = std::chrono::steady_clock::now();
   std::int64_t record_every = 1;
-  auto seqs = load_sequences(cfg.data, &record_every);
+  g_holdout_by = cfg.holdout_by;
+  std::vector<std::string> generated_from;
+  auto seqs = load_sequences(cfg.data, &record_every, &generated_from);
   std::vector<std::string> archs;
   for (const auto& s : seqs)
     if (std::find(archs.begin(), archs.end(), s.arch) == archs.end()) archs.push_back(s.arch);
@@ -602,7 +623,15 @@ int train(const TrainConfig& cfg) {
   std::ostringstream about;
   about << "SmartFRZ predictor trained by frost-predictor on " << all.size()
         << " block histories (" << cfg.data << "), epsilon " << cfg.epsilon << ", " << cfg.epochs
-        << " epochs; training accuracy " << sc.accuracy() << " %";
+        << " epochs; training accuracy " << sc.accuracy() << " % (balanced " << sc.balanced()
+        << " %); histories from "
+        << (generated_from.size() == 1 ? generated_from.front()
+                                       : std::to_string(generated_from.size()) + " configurations: " +
+                                             [&] {
+                                               std::string j;
+                                               for (const auto& g : generated_from) j += (j.empty() ? "" : " | ") + g;
+                                               return j;
+                                             }());
   {
     const auto slash = cfg.out.rfind('/');
     if (slash != std::string::npos) make_dirs(cfg.out.substr(0, slash));
@@ -619,55 +648,11 @@ int train(const TrainConfig& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const CLI::Validator positive = fx::cli::positive(), non_negative = fx::cli::non_negative();
-  CLI::App app{"frost-predictor: SmartFRZ's CKA-labelled predictor data and training"};
-  app.require_subcommand(1);
-  GenConfig g;
-  auto* gen = app.add_subcommand("generate", "record CKA-labelled weight histories");
-  gen->add_option("--data-dir", g.data_dir, "Fashion-MNIST directory")->capture_default_str();
-  gen->add_option("--out", g.out, "output directory")->capture_default_str();
-  gen->add_option("--archs", g.archs, "architectures (vit2,vit4,vit6,mlp,cnn)")->capture_default_str();
-  gen->add_option("--seeds", g.seeds, "runs per architecture (odd seeds are fine-tuned)")
-      ->check(positive)->capture_default_str();
-  gen->add_option("--epochs", g.epochs, "epochs of the recorded run (the reference trains twice as long)")
-      ->check(positive)->capture_default_str();
-  gen->add_option("--pretrain-epochs", g.pretrain_epochs, "pre-training epochs (odd seeds)")
-      ->check(non_negative)->capture_default_str();
-  gen->add_option("--record-every", g.record_every, "steps between records")
-      ->check(positive)->capture_default_str();
-  gen->add_option("--images", g.images, "training images per task")
-      ->check(positive)->capture_default_str();
-  gen->add_option("--threads", g.threads, "intra-op threads")
-      ->check(positive)->capture_default_str();
-  TrainConfig t;
-  auto* tr = app.add_subcommand("train", "train the predictor (held-out scores, then the shipped file)");
-  tr->add_option("--data", t.data, "directory written by generate")->capture_default_str();
-  tr->add_option("--out", t.out, "predictor file to write")->capture_default_str();
-  tr->add_option("--epsilon", t.epsilon, "labelling rule: CKA within epsilon of its final value")
-      ->check(fx::cli::bound([](double e) { return e > 0 && e < 1; }, "in (0, 1)"))
-      ->capture_default_str();
-  tr->add_option("--sweep", t.sweep, "epsilons whose label statistics are shown")->capture_default_str();
-  tr->add_option("--epochs", t.epochs, "training epochs")
-      ->check(positive)->capture_default_str();
-  tr->add_option("--window", t.window, "records per window (T)")
-      ->check(positive)->capture_default_str();
-  tr->add_option("--holdout", t.holdout, "score each architecture held out first")->capture_default_str();
-  tr->add_option("--threads", t.threads, "intra-op threads")
-      ->check(positive)->capture_default_str();
-  tr->add_option("--holdout-by", g_holdout_by,
-                 "hold out a whole family (the ViTs together) or one model at a time")
-      ->check(CLI::IsMember({"family", "model"}))
-      ->capture_default_str();
-  tr->add_option("--seed", t.seed, "initialisation and order seed")->capture_default_str();
+  fpc::Command cmd;
+  if (const int rc = fpc::parse_command_line(argc, argv, cmd); rc >= 0) return rc;
   try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {  // --help: 0; a bad command line: 2, as frost-train
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
-  }
-  try {
-    if (*gen) return generate(g);
-    return train(t);
+    if (cmd.generate) return generate(cmd.gen);
+    return train(cmd.train);
   } catch (const c10::Error& e) {  // LibTorch's own: its message, not its stack
     std::cerr << "frost-predictor: " << e.what_without_backtrace() << "\n";
     return 1;

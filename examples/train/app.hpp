@@ -497,7 +497,8 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
     const auto at = static_cast<std::ptrdiff_t>(full - chosen.begin()) + 1;
     for (std::size_t i = 0; i < frontier.size(); ++i) {
       runs_of_seed.insert(runs_of_seed.begin() + at + static_cast<std::ptrdiff_t>(i), &frontier[i]);
-      run_sets.insert(run_sets.begin() + at + static_cast<std::ptrdiff_t>(i), {});
+      run_sets.insert(run_sets.begin() + at + static_cast<std::ptrdiff_t>(i),
+                      std::vector<std::pair<std::string, std::string>>());
     }
   }
 
