@@ -34,8 +34,10 @@
 //       time and overhead_diff_pct also contains the controller's GPU work.
 //       train/.../criterion:none is the plain step alone, for reference.
 //
-// Threads: one intra-op thread per core, as frost-train does (FROST_BENCH_THREADS=N
-// to change). FROST_BENCH_OPS=1 prints the ATen calls of one controller step.
+// Threads: as frost-train sets them: on the CPU one intra-op thread (and OpenBLAS
+// single-threaded, examples/common/system.hpp), with a GPU one per core
+// (FROST_BENCH_THREADS=N to change). FROST_BENCH_OPS=1 prints the ATen calls
+// of one controller step.
 //
 // scripts/bench-table.py turns the JSON output into the overhead table
 // (docs/benchmarks.md). Adding a criterion is one FROST_BENCH_CRITERION line.
@@ -60,6 +62,7 @@
 #include <vector>
 
 #include "frost/frost.hpp"
+#include "system.hpp"
 #include "vit.hpp"
 
 #if __has_include("frost/criteria/gradient_threshold.hpp")
@@ -628,15 +631,18 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Like the example trainer (frost-train --threads 0): one intra-op thread per
-  // core. FROST_BENCH_THREADS=N overrides.
-  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  // Like the example trainer (frost-train --threads 0, examples/train/app.hpp):
+  // one intra-op thread when training on the CPU, one per core with a GPU, and
+  // OpenBLAS on one thread. FROST_BENCH_THREADS=N overrides.
+  g_cuda = torch::cuda::is_available();
+  int threads = g_cuda ? static_cast<int>(std::thread::hardware_concurrency()) : 1;
   if (const char* e = std::getenv("FROST_BENCH_THREADS")) threads = std::atoi(e);
   if (threads > 0) at::set_num_threads(threads);
-  g_cuda = torch::cuda::is_available();
+  frost_examples::single_threaded_blas();
   register_all();
   benchmark::AddCustomContext("libtorch", TORCH_VERSION);
   benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
+  benchmark::AddCustomContext("blas_threads", "1");
   benchmark::AddCustomContext("cuda", g_cuda ? "available" : "not available");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

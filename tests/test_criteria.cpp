@@ -426,6 +426,97 @@ TEST_SUITE("criteria") {
     }
   }
 
+  TEST_CASE("BlockGradients: the grouped (CPU) and foreach paths give the formulas' block norms") {
+    // Shapes repeated across blocks, a 0-d parameter, a tensor larger than a
+    // chunk, same-shaped tensors spread over several chunks, a shape only one
+    // block has; then absent gradients, a block that does not train, and back.
+    using BG = frost::detail::BlockGradients;
+    struct Part : torch::nn::Module {
+      explicit Part(bool extra) {
+        register_parameter("w", at::randn({3, 5}));
+        register_parameter("v", at::randn({5}));
+        register_parameter("s", at::randn({}));
+        register_parameter("big", at::randn({BG::kChunkValues + 7}));
+        register_parameter("mid", at::randn({BG::kChunkValues / 3 + 1, 1}));  // two per chunk
+        if (extra) register_parameter("x", at::randn({7, 2}));
+      }
+    };
+    struct Model : torch::nn::Module {
+      Model() {
+        for (int i = 0; i < 4; ++i) register_module("b" + std::to_string(i), std::make_shared<Part>(i == 2));
+      }
+    };
+    torch::manual_seed(11);
+    Model model;
+    const auto map = frost::BlockMap::from_prefixes(model, {"b0", "b1", "b2", "b3"});
+    BG grouped, foreach;
+    grouped.setup(map, "test", BG::Path::grouped);
+    foreach.setup(map, "test", BG::Path::foreach);
+    CHECK(grouped.grouped());
+    CHECK_FALSE(foreach.grouped());
+    BG automatic;
+    automatic.setup(map, "test");
+    CHECK(automatic.grouped());  // CPU parameters
+    std::vector<frost::BlockState> states(4, frost::BlockState::training);
+    frost::StepState st;
+    st.states = &states;
+    // The formulas, in double on the host.
+    auto expected = [&](const std::vector<at::Tensor>& list, GradNorm kind) {
+      std::vector<double> n(4, 0.0);
+      for (std::size_t i = 0; i < list.size(); ++i)
+        if (list[i].defined()) {
+          const auto d = list[i].to(at::kDouble);
+          n[static_cast<std::size_t>(grouped.block_of(i))] +=
+              kind == GradNorm::l1 ? d.abs().sum().item<double>() : d.mul(d).sum().item<double>();
+        }
+      if (kind == GradNorm::l2)
+        for (auto& v : n) v = std::sqrt(v);
+      return n;
+    };
+    auto check = [&](const std::string& what) {
+      CAPTURE(what);
+      std::vector<char> had(4, 0), had2(4, 0);
+      const auto list = grouped.grads(st, had, "test");
+      const auto list2 = foreach.grads(st, had2, "test");
+      CHECK(had == had2);
+      for (auto kind : {GradNorm::l1, GradNorm::l2}) {
+        const std::string norm = frost::criteria::to_string(kind);
+        CAPTURE(norm);
+        const auto want = expected(list, kind);
+        for (int rep = 0; rep < 2; ++rep) {  // the second time from the cached layout
+          const auto a = grouped.norms(list, kind), b = foreach.norms(list2, kind);
+          CHECK((a.scalar_type() == at::kFloat));
+          REQUIRE(a.numel() == 4);
+          for (std::int64_t k = 0; k < 4; ++k) {
+            CAPTURE(k);
+            CHECK(a[k].item<double>() == doctest::Approx(want[static_cast<std::size_t>(k)]).epsilon(1e-5));
+            // (LibTorch's CPU L1 norm kernel sums sequentially in float32:
+            // ~1e-5 off over this block's 0.35 M values; abs + sum is pairwise)
+            CHECK(b[k].item<double>() == doctest::Approx(want[static_cast<std::size_t>(k)]).epsilon(1e-4));
+          }
+        }
+      }
+    };
+    for (auto& p : model.parameters()) p.mutable_grad() = at::randn_like(p);
+    check("all gradients");
+    map[1].params[0].mutable_grad() = at::Tensor();
+    map[2].params[3].mutable_grad() = at::Tensor();
+    for (auto& p : map[3].params) p.mutable_grad() = at::Tensor();
+    check("some gradients undefined, block 3 none");
+    states[0] = frost::BlockState::frozen;
+    states[2] = frost::BlockState::trial;
+    check("blocks 0 and 2 not training");
+    states[0] = states[2] = frost::BlockState::training;
+    for (auto& p : model.parameters()) p.mutable_grad() = at::randn_like(p).mul_(1e-3);
+    check("all again, new values");
+    // NaN and Inf propagate (the criteria warn on them)
+    map[1].params[1].mutable_grad()[0] = std::numeric_limits<double>::quiet_NaN();
+    std::vector<char> had(4, 0);
+    const auto n = grouped.norms(grouped.grads(st, had, "test"), GradNorm::l1);
+    CHECK(std::isnan(n[1].item<double>()));
+    CHECK(std::isfinite(n[0].item<double>()));
+  }
+
   TEST_CASE("GradientNormChange prefix_to_slowest: the prefix up to the slowest block, at once") {
     Toy toy(4);
     Driver<GradientNormChange> d(gnc(FreezeMode::prefix_to_slowest), toy.blocks());

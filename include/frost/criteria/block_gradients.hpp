@@ -1,32 +1,62 @@
 #pragma once
 // Shared machinery of the gradient-based criteria (GradientThreshold,
-// GradientNormChange): per-block gradient norms computed on the device with a
-// fixed number of fused kernels per step and no host synchronisation.
+// GradientNormChange): per-block norms of one tensor per block parameter (this
+// step's gradients, or GradientNormChange's accumulators), computed on the
+// device with a number of kernels that does not grow with the number of
+// parameter tensors, and no host synchronisation.
 //
-// Every step the criterion builds one list with an entry per block parameter:
-// the parameter's .grad() when its block is active and the gradient is defined
-// (checking `.defined()` is host metadata), otherwise a preallocated
-// one-element zero tensor (an undefined gradient *is* a zero gradient), plus a
-// trailing zero. Then
+// grads() gives one entry per block parameter: the parameter's .grad() when
+// its block trains and the gradient is defined (checking `.defined()` is host
+// metadata), otherwise an undefined tensor, which counts as a zero gradient.
+// norms() turns such a list into [num_blocks] float32 norms, L1 (sum of |g|
+// over the block's parameters) or L2 (sqrt of the sum of g^2). Two ways,
+// chosen in setup() from the parameters' device:
+//
+// CPU ("grouped"). LibTorch has no fused _foreach kernels on the CPU: its
+// _foreach_norm runs one linalg_vector_norm per tensor (a dispatch each, ~2-4
+// us), and the L1 norm itself takes a generic, non-vectorised reduction that is
+// 15-30x slower than abs() + sum() over the same values (1.13 and 2.x). So the
+// entries are grouped by shape (in setup, and again only when the set of
+// defined entries changes), and per group of same-shaped tensors, in chunks of
+// at most 2^18 values (1 MiB, so the chunk stays in cache between the three
+// passes):
+//
+//   at::cat_out(scratch, members, 0)         // one copy (a lone member: abs_out / mul_out)
+//   rows.abs_()  (L1) | rows.mul_(rows) (L2) // rows = scratch viewed [members, numel]
+//   at::sum_out(sums.narrow(...), rows, {1}) // one sum per member, into its slot
+//
+// then per_block = sums.index_select(0, gather).view({B, maxP}).sum(1) (and a
+// sqrt for L2), where `gather` maps block b's k-th parameter to its slot and
+// absent entries to a trailing zero. A ViT has about ten distinct parameter
+// shapes whatever its depth, so that is ~30 small ops per step instead of 2-4
+// per tensor. The only memory is one 1 MiB scratch buffer and a [tensors]
+// vector (no copy of the gradients is kept). On the CPU nothing here
+// synchronises (no host read; building a layout's index is a host copy).
+//
+// Other devices (CUDA: "foreach"). The list, with a preallocated one-element
+// zero for every absent entry plus a trailing zero, goes through
 //
 //   norms = at::_foreach_norm(list, ord)        // one fused kernel (1.13 and 2.x)
 //   flat  = at::stack(norms)                    // [P + 1]
 //   per_block = flat.index_select(0, gather)    // [B * maxP], padded with the trailing 0
 //                   .view({B, maxP}).sum(1)     // L1: sum of norms; L2: sqrt(sum of squares)
 //
-// The gather index is built once in setup() and stays on the parameters'
-// device, so the list's shape never changes when blocks freeze or parameters
-// go unused, and no host->device copy (a synchronising cudaMemcpy) happens
-// while training. index_select + sum is used rather than index_add_ because
-// it is deterministic on CUDA (index_add_ raises under
+// with a gather index built once in setup() on the parameters' device, so the
+// list's shape never changes when blocks freeze or parameters go unused, and
+// no host->device copy (a synchronising cudaMemcpy) happens while training.
+// index_select + sum is used rather than index_add_ because it is
+// deterministic on CUDA (index_add_ raises under
 // at::globalContext().setDeterministicAlgorithms(true)).
 //
+// Both give the same statistic (the formulas above) up to float32 rounding.
+//
 // Precision: every statistic is computed and accumulated in float32 whatever
-// the gradients' dtype. A bf16/fp16 gradient is converted to float32 before
-// its norm (one conversion kernel per such tensor; nothing extra for float32
-// models): in fp16 the sum of |g| over a block overflows at 65504, and in bf16
-// the per-step norms keep only 3 significant digits, which is below the
-// changes the gradient-norm test compares. The placeholders are float32 too.
+// the gradients' dtype. A gradient that is not float32 (bf16, fp16, float64)
+// is converted to float32 before its norm (one conversion kernel per such
+// tensor; nothing extra for float32 models): in fp16 the sum of |g| over a
+// block overflows at 65504, and in bf16 the per-step norms keep only 3
+// significant digits, which is below the changes the gradient-norm test
+// compares.
 //
 // A block is observed while it trains (StepState::trains): blocks in trial or
 // frozen have no gradient.
@@ -34,7 +64,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "frost/block_map.hpp"
@@ -63,7 +96,14 @@ namespace frost::detail {
 
 class BlockGradients {
  public:
-  void setup(const BlockMap& blocks, const std::string& who) {
+  /// How norms() reduces (see the header comment); automatic: grouped on the
+  /// CPU, foreach elsewhere. The others are for tests and measurements.
+  enum class Path { automatic, grouped, foreach };
+
+  /// Values per chunk of the grouped path (a larger tensor is a chunk alone).
+  static constexpr std::int64_t kChunkValues = std::int64_t{1} << 18;
+
+  void setup(const BlockMap& blocks, const std::string& who, Path path = Path::automatic) {
     nb_ = static_cast<std::int64_t>(blocks.size());
     params_.clear();
     block_of_.clear();
@@ -82,7 +122,6 @@ class BlockGradients {
     }
     frost::detail::require(!params_.empty(), who, ": the block map has no parameters");
     device_ = params_.front().device();
-    uniform_ = true;
     for (std::size_t i = 0; i < params_.size(); ++i) {
       const auto b = static_cast<std::size_t>(block_of_[i]);
       frost::detail::require(params_[i].device() == device_, who,
@@ -92,25 +131,31 @@ class BlockGradients {
                              " but the first block parameter is on ", device_.str(),
                              "; move the model to one device before building the controller");
     }
-    at::NoGradGuard ng;
-    zeros_.clear();
-    low_.clear();
+    maxp_ = maxp;
+    convert_.clear();
+    bool floating = true;
     for (const auto& p : params_) {
-      low_.push_back(p.scalar_type() == at::kHalf || p.scalar_type() == at::kBFloat16);
-      if (p.scalar_type() != at::kFloat) uniform_ = false;
-      zeros_.push_back(at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(device_)));
+      const bool f = at::isFloatingType(p.scalar_type());
+      convert_.push_back(f && p.scalar_type() != at::kFloat);
+      floating = floating && f;
     }
-    zeros_.push_back(at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(device_)));
+    // Complex parameters (no float32 conversion) keep the foreach path.
+    grouped_ = path == Path::grouped || (path == Path::automatic && device_.is_cpu() && floating);
+    plans_.clear();
+    at::NoGradGuard ng;
+    const auto P = static_cast<std::int64_t>(params_.size());
+    zeros_.clear();
+    if (!grouped_)  // placeholders of the foreach path
+      for (std::int64_t i = 0; i <= P; ++i)
+        zeros_.push_back(at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(device_)));
     // gather[b * maxp + k] = position (in the list) of block b's k-th parameter;
     // the padding points at the trailing zero.
-    const auto P = static_cast<std::int64_t>(params_.size());
-    std::vector<std::int64_t> gather(static_cast<std::size_t>(nb_ * maxp), P);
+    std::vector<std::int64_t> gather(static_cast<std::size_t>(nb_ * maxp_), P);
     std::vector<std::int64_t> fill(static_cast<std::size_t>(nb_), 0);
     for (std::int64_t i = 0; i < P; ++i) {
       const auto b = block_of_[static_cast<std::size_t>(i)];
-      gather[static_cast<std::size_t>(b * maxp + fill[static_cast<std::size_t>(b)]++)] = i;
+      gather[static_cast<std::size_t>(b * maxp_ + fill[static_cast<std::size_t>(b)]++)] = i;
     }
-    maxp_ = maxp;
     // One host->device copy, here in setup, never while training.
     gather_ = at::tensor(gather, at::TensorOptions().dtype(at::kLong)).to(device_);
   }
@@ -119,81 +164,212 @@ class BlockGradients {
   std::size_t num_params() const noexcept { return params_.size(); }
   std::int64_t block_of(std::size_t i) const { return block_of_[i]; }
   const at::Tensor& param(std::size_t i) const { return params_[i]; }
-  const at::Tensor& zero(std::size_t i) const { return zeros_[i]; }
-  /// The trailing zero entry of every list.
-  const at::Tensor& tail() const { return zeros_.back(); }
   const at::Device& device() const noexcept { return device_; }
   double numel(std::size_t b) const { return static_cast<double>(numel_[b]); }
+  /// Whether norms() takes the grouped (CPU) path.
+  bool grouped() const noexcept { return grouped_; }
 
   /// Whether block b trains (neither in trial nor frozen).
   static bool active(const StepState& s, std::size_t b) {
     return s.trains(static_cast<std::int64_t>(b));
   }
 
-  /// This step's list: defined gradients of training blocks (as float32 when
-  /// they are bf16/fp16), zeros elsewhere, and the trailing zero.
-  /// `had_grad[b]` is set when block b has at least one defined gradient.
-  /// Host metadata only (plus the conversions of low-precision gradients).
+  /// This step's list, one entry per block parameter: the defined gradient of
+  /// a training block (as float32 when it is another dtype), an undefined
+  /// tensor elsewhere. `had_grad[b]` is set when block b has at least one
+  /// defined gradient. Host metadata only (plus the dtype conversions).
   std::vector<at::Tensor> grads(const StepState& s, std::vector<char>& had_grad,
                                 const std::string& who) const {
-    std::vector<at::Tensor> list;
-    list.reserve(params_.size() + 1);
+    std::vector<at::Tensor> list(params_.size());
     std::fill(had_grad.begin(), had_grad.end(), 0);
     for (std::size_t i = 0; i < params_.size(); ++i) {
       const auto b = static_cast<std::size_t>(block_of_[i]);
+      if (!active(s, b)) continue;
       const at::Tensor& g = params_[i].grad();
-      if (active(s, b) && g.defined()) {
-        // Checked with plain ifs: the messages' strings must not be built
-        // every step for every parameter.
-        if (g.device() != device_)
-          frost::detail::fail(who, ": a gradient is on ", g.device().str(),
-                              " but the criterion was set up on ", device_.str(),
-                              "; move the model before building the controller, not after");
-        if (g.is_sparse())
-          frost::detail::fail(who, ": sparse gradients are not supported (an Embedding with "
-                                   "sparse=true?); leave that module out of the block map");
-        list.push_back(low_[i] ? g.to(at::kFloat) : g);
-        had_grad[b] = 1;
-      } else {
-        list.push_back(zeros_[i]);
-      }
+      if (!g.defined()) continue;
+      // Checked with plain ifs: the messages' strings must not be built
+      // every step for every parameter.
+      if (g.device() != device_)
+        frost::detail::fail(who, ": a gradient is on ", g.device().str(),
+                            " but the criterion was set up on ", device_.str(),
+                            "; move the model before building the controller, not after");
+      if (g.is_sparse())
+        frost::detail::fail(who, ": sparse gradients are not supported (an Embedding with "
+                                 "sparse=true?); leave that module out of the block map");
+      list[i] = convert_[i] ? g.to(at::kFloat) : g;
+      had_grad[b] = 1;
     }
-    list.push_back(zeros_.back());
     return list;
   }
 
-  /// Whether parameter i is bf16/fp16 (its gradient is converted to float32).
-  bool low_precision(std::size_t i) const { return low_[i] != 0; }
+  /// Per-block norms ([num_blocks], float32, on the device, a new tensor) of a
+  /// list built like grads() (one float32 entry per block parameter, shaped
+  /// like it; undefined = zero): L1 adds the entries' sums of |x|, L2 takes
+  /// sqrt of the sum of the entries' sums of x^2.
+  at::Tensor norms(const std::vector<at::Tensor>& list, criteria::GradNorm kind) const {
+    frost::detail::require(list.size() == params_.size(), "BlockGradients::norms: ", list.size(),
+                           " entries for ", params_.size(), " parameters");
+    at::NoGradGuard ng;
+    return grouped_ ? grouped(list, kind) : foreach(list, kind);
+  }
 
-  /// Per-block norms (float32, [num_blocks], on the device) from per-entry
-  /// norms of a list built like grads(): L1 adds the entries' L1 norms, L2
-  /// takes sqrt of the sum of the entries' squared L2 norms.
-  at::Tensor per_block(const std::vector<at::Tensor>& norms, criteria::GradNorm kind) const {
-    at::Tensor flat;
-    if (uniform_) {
-      flat = at::stack(norms).to(at::kFloat);
-    } else {
-      std::vector<at::Tensor> f;
-      f.reserve(norms.size());
-      for (const auto& n : norms) f.push_back(n.to(at::kFloat));
-      flat = at::stack(f);
+ private:
+  // --- grouped path (CPU) ---------------------------------------------------
+  struct Chunk {
+    std::vector<std::size_t> members;  // list positions, all of one shape
+    at::Tensor in;    // scratch shaped like the members concatenated on dim 0 (one: its shape)
+    at::Tensor rows;  // the same values as [members, numel]
+    at::Tensor out;   // the members' slots in Plan::sums
+  };
+  // The layout for one set of defined entries.
+  struct Plan {
+    std::vector<char> present;
+    std::vector<Chunk> chunks;
+    at::Tensor sums;    // [defined entries + 1], the last one stays 0
+    at::Tensor gather;  // [B * maxP] slots in sums (absent parameters: the trailing 0)
+  };
+
+  Plan make_plan(std::vector<char> present) const {
+    Plan plan;
+    plan.present = std::move(present);
+    const auto opts = at::TensorOptions().dtype(at::kFloat).device(device_);
+    // Same-shaped entries, in order of first appearance; 0-d ones alone (cat
+    // takes no 0-d tensors).
+    std::vector<std::vector<std::size_t>> groups;
+    std::map<std::vector<std::int64_t>, std::size_t> where;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      if (!plan.present[i]) continue;
+      const auto sizes = params_[i].sizes().vec();
+      if (sizes.empty()) {
+        groups.push_back({i});
+        continue;
+      }
+      auto it = where.find(sizes);
+      if (it == where.end()) {
+        where.emplace(sizes, groups.size());
+        groups.push_back({i});
+      } else {
+        groups[it->second].push_back(i);
+      }
     }
+    for (const auto& g : groups) {
+      const std::int64_t n = params_[g.front()].numel();
+      Chunk c;
+      for (std::size_t i : g) {
+        if (!c.members.empty() &&
+            static_cast<std::int64_t>(c.members.size() + 1) * n > kChunkValues) {
+          plan.chunks.push_back(std::move(c));
+          c = Chunk();
+        }
+        c.members.push_back(i);
+      }
+      plan.chunks.push_back(std::move(c));
+    }
+    std::int64_t scratch = 1, slots = 0;
+    for (const auto& c : plan.chunks) {
+      scratch = std::max<std::int64_t>(
+          scratch, static_cast<std::int64_t>(c.members.size()) * params_[c.members.front()].numel());
+      slots += static_cast<std::int64_t>(c.members.size());
+    }
+    at::Tensor buf = at::empty({scratch}, opts);
+    plan.sums = at::zeros({slots + 1}, opts);
+    std::vector<std::int64_t> slot(params_.size(), slots);  // absent: the trailing zero
+    std::int64_t off = 0;
+    for (auto& c : plan.chunks) {
+      const auto k = static_cast<std::int64_t>(c.members.size());
+      const auto& p = params_[c.members.front()];
+      const std::int64_t n = p.numel();
+      auto shape = p.sizes().vec();
+      if (k > 1) shape[0] *= k;
+      c.in = buf.narrow(0, 0, k * n).view(shape);
+      c.rows = buf.narrow(0, 0, k * n).view({k, n});
+      c.out = plan.sums.narrow(0, off, k);
+      for (std::int64_t j = 0; j < k; ++j) slot[c.members[static_cast<std::size_t>(j)]] = off + j;
+      off += k;
+    }
+    std::vector<std::int64_t> gather(static_cast<std::size_t>(nb_ * maxp_), slots);
+    std::vector<std::int64_t> fill(static_cast<std::size_t>(nb_), 0);
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      const auto b = static_cast<std::size_t>(block_of_[i]);
+      gather[static_cast<std::size_t>(block_of_[i] * maxp_ + fill[b]++)] = slot[i];
+    }
+    plan.gather = at::tensor(gather, at::TensorOptions().dtype(at::kLong)).to(device_);
+    return plan;
+  }
+
+  // The plan for this list's defined entries: the last two are kept (the
+  // gradients' and, in GradientNormChange exact, the accumulators'), a new one
+  // is made when blocks freeze or come back, or a parameter starts or stops
+  // getting a gradient.
+  Plan& plan_for(const std::vector<at::Tensor>& list) const {
+    present_.resize(list.size());
+    for (std::size_t i = 0; i < list.size(); ++i) present_[i] = list[i].defined() ? 1 : 0;
+    for (std::size_t k = 0; k < plans_.size(); ++k)
+      if (plans_[k].present == present_) {
+        if (k != 0) std::swap(plans_[0], plans_[k]);
+        return plans_[0];
+      }
+    plans_.insert(plans_.begin(), make_plan(present_));
+    if (plans_.size() > 2) plans_.pop_back();
+    return plans_[0];
+  }
+
+  at::Tensor grouped(const std::vector<at::Tensor>& list, criteria::GradNorm kind) const {
+    Plan& plan = plan_for(list);
+    const bool l1 = kind == criteria::GradNorm::l1;
+    const std::int64_t dim1[] = {1};
+    for (auto& c : plan.chunks) {
+      if (c.members.size() == 1) {
+        const at::Tensor& t = list[c.members.front()];
+        if (l1)
+          at::abs_out(c.in, t);
+        else
+          at::mul_out(c.in, t, t);
+      } else {
+        cat_.clear();
+        for (std::size_t i : c.members) cat_.push_back(list[i]);
+        at::cat_out(c.in, cat_, 0);
+        cat_.clear();
+        if (l1)
+          c.rows.abs_();
+        else
+          c.rows.mul_(c.rows);
+      }
+      at::sum_out(c.out, c.rows, at::IntArrayRef(dim1));
+    }
+    at::Tensor m = plan.sums.index_select(0, plan.gather).view({nb_, maxp_}).sum(1);
+    return l1 ? m : m.sqrt();
+  }
+
+  // --- foreach path (CUDA and other devices) --------------------------------
+  at::Tensor foreach(const std::vector<at::Tensor>& list, criteria::GradNorm kind) const {
+    std::vector<at::Tensor> full;
+    full.reserve(list.size() + 1);
+    for (std::size_t i = 0; i < list.size(); ++i)
+      full.push_back(list[i].defined() ? list[i] : zeros_[i]);
+    full.push_back(zeros_.back());
+    const double ord = kind == criteria::GradNorm::l1 ? 1.0 : 2.0;
+    at::Tensor flat = at::stack(at::_foreach_norm(full, ord)).to(at::kFloat);
     at::Tensor m = flat.index_select(0, gather_).view({nb_, maxp_});
     return kind == criteria::GradNorm::l1 ? m.sum(1) : m.mul(m).sum(1).sqrt();
   }
 
- private:
   std::int64_t nb_ = 0;
   std::int64_t maxp_ = 1;
   std::vector<at::Tensor> params_;
   std::vector<std::int64_t> block_of_;
   std::vector<std::size_t> local_;  // index of each parameter inside its block
   std::vector<std::int64_t> numel_;
-  std::vector<at::Tensor> zeros_;  // float32 placeholders, one per parameter + the tail
-  std::vector<char> low_;          // per parameter: bf16/fp16, converted before its norm
+  std::vector<char> convert_;       // per parameter: floating but not float32, converted first
+  bool grouped_ = false;
+  // foreach path
+  std::vector<at::Tensor> zeros_;   // float32 placeholders, one per parameter + the tail
   at::Tensor gather_;
+  // grouped path
+  mutable std::vector<Plan> plans_;      // most recently used first
+  mutable std::vector<char> present_;    // scratch
+  mutable std::vector<at::Tensor> cat_;  // scratch
   at::Device device_{at::kCPU};
-  bool uniform_ = true;
 };
 
 }  // namespace frost::detail

@@ -72,11 +72,15 @@
 //       less to gradients that cancel out near a minimum. eta is computed the
 //       same way from it.
 //
-// Cost: observe() issues _foreach_norm (cheap) or _foreach_add_ (exact) plus a
-// few small kernels per step, never synchronises; at the end of an interval
-// statistics() hands the [num_blocks] norms to the controller, which reads
-// them once (through the reducer) and passes them to decide(). Accumulators
-// are float32 whatever the gradients' dtype (block_gradients.hpp).
+// Cost: per step, cheap takes the block norms of the step's gradients (block_
+// gradients.hpp: a fixed handful of ops whatever the number of tensors; one
+// fused _foreach_norm on CUDA) and adds them up; exact issues one
+// _foreach_add_ (one fused kernel on CUDA, one vectorised add_ per tensor on
+// the CPU) and takes the norms only at the end of an interval. Neither
+// synchronises; at the end of an interval statistics() hands the [num_blocks]
+// norms to the controller, which reads them once (through the reducer) and
+// passes them to decide(). Accumulators are float32 whatever the gradients'
+// dtype (block_gradients.hpp).
 #include <ATen/ATen.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
@@ -200,7 +204,6 @@ class GradientNormChange {
       live_.assign(bg_.num_params(), 1);
       for (std::size_t i = 0; i < bg_.num_params(); ++i)
         acc_.push_back(at::zeros(bg_.param(i).sizes(), opts));
-      acc_.push_back(bg_.tail());
     } else {
       block_acc_ = at::zeros({bg_.num_blocks()}, opts);
     }
@@ -219,14 +222,13 @@ class GradientNormChange {
     if (o_.accumulate() == Accumulate::exact) {
       std::vector<at::Tensor> acc, g;
       for (std::size_t i = 0; i < bg_.num_params(); ++i) {
-        if (!live_[i] || !had_grad_[static_cast<std::size_t>(bg_.block_of(i))]) continue;
-        if (!bg_.param(i).grad().defined()) continue;
+        if (!live_[i] || !list[i].defined()) continue;  // defined: its block trains
         acc.push_back(acc_[i]);
         g.push_back(list[i]);
       }
-      if (!acc.empty()) at::_foreach_add_(acc, g);  // Delta += g, one fused kernel
+      if (!acc.empty()) at::_foreach_add_(acc, g);  // Delta += g (one fused kernel on CUDA)
     } else {
-      block_acc_.add_(bg_.per_block(at::_foreach_norm(list, ord()), o_.norm()));
+      block_acc_.add_(bg_.norms(list, o_.norm()));
     }
   }
 
@@ -247,9 +249,11 @@ class GradientNormChange {
     for (std::size_t b = 0; b < steps_.size(); ++b) any = any || BD::active(s, b);
     if (!any) return at::Tensor();
     at::NoGradGuard ng;
-    return o_.accumulate() == Accumulate::exact
-               ? bg_.per_block(at::_foreach_norm(acc_, ord()), o_.norm())
-               : block_acc_.clone();
+    if (o_.accumulate() == Accumulate::cheap) return block_acc_.clone();
+    std::vector<at::Tensor> acc(bg_.num_params());  // the freed ones (undefined) count as 0
+    for (std::size_t i = 0; i < bg_.num_params(); ++i)
+      if (live_[i]) acc[i] = acc_[i];
+    return bg_.norms(acc, o_.norm());
   }
 
   /// Eq. (1), the percentile and the mode, on the host values of statistics().
@@ -360,7 +364,7 @@ class GradientNormChange {
                               at::TensorOptions().dtype(at::kFloat).device(bg_.device()));
           live_[i] = 1;
         } else {
-          acc_[i] = bg_.zero(i);  // freed
+          acc_[i] = at::Tensor();  // freed
           live_[i] = 0;
         }
       }
@@ -417,7 +421,7 @@ class GradientNormChange {
                              live.size(), " parameters, this block map has ", bg_.num_params());
       for (std::size_t i = 0; i < bg_.num_params(); ++i) {
         if (!live[i]) {
-          acc.push_back(bg_.zero(i));
+          acc.emplace_back();
           continue;
         }
         at::Tensor t;
@@ -426,7 +430,6 @@ class GradientNormChange {
                                " has shape ", t.sizes(), ", its parameter ", bg_.param(i).sizes());
         acc.push_back(t.to(opts).clone());
       }
-      acc.push_back(bg_.tail());
     } else {
       ar.read("block_acc", block_acc, /*is_buffer=*/true);
       frost::detail::require(block_acc.numel() == static_cast<std::int64_t>(nb), name,
@@ -475,7 +478,6 @@ class GradientNormChange {
  private:
   using BD = frost::detail::BlockGradients;
   static double nan() { return std::numeric_limits<double>::quiet_NaN(); }
-  double ord() const { return o_.norm() == GradNorm::l1 ? 1.0 : 2.0; }
 
   void reset() {
     at::NoGradGuard ng;
@@ -495,7 +497,7 @@ class GradientNormChange {
   BD bg_;
   std::int64_t spe_ = 0;
   std::int64_t evaluations_ = 0;
-  std::vector<at::Tensor> acc_;        // exact: Delta per parameter, float32 (+ the trailing zero)
+  std::vector<at::Tensor> acc_;        // exact: Delta per parameter, float32 (undefined: freed)
   std::vector<char> live_;             // exact: per parameter, acc_ holds a real buffer
   at::Tensor block_acc_;               // cheap: sum of per-step block norms
   std::vector<char> had_grad_;

@@ -26,10 +26,12 @@
 // block freezes once its gradient has shrunk to r of where it started, with no
 // hand-tuned absolute value. `relative(0)` (the default) uses `threshold`.
 //
-// Cost: observe() issues _foreach_norm + stack + index_select + sum + add_ on
-// the device every step (no host synchronisation); at the end of each window
-// statistics() hands the [num_blocks] sums to the controller, which reads them
-// once (through the reducer) and passes the host values to decide().
+// Cost: observe() computes the per-block sums of |g| on the device every step
+// with a fixed handful of ops (block_gradients.hpp: on the CPU a cat, abs_ and
+// sum per group of same-shaped tensors, on CUDA one fused _foreach_norm; then
+// index_select + sum + add_), no host synchronisation; at the end of each
+// window statistics() hands the [num_blocks] sums to the controller, which
+// reads them once (through the reducer) and passes the host values to decide().
 //
 // DyF's own run (its Table 2) trains one more epoch with only the head after
 // the last block froze: stop::AllFrozenOptions().extra_epochs(1).
@@ -124,7 +126,7 @@ class GradientThreshold {
         any = true;
       }
     if (!any) return;
-    acc_.add_(bg_.per_block(at::_foreach_norm(list, 1), GradNorm::l1));
+    acc_.add_(bg_.norms(list, GradNorm::l1));
   }
 
   /// The end of every window.

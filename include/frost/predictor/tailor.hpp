@@ -14,8 +14,8 @@
 // than the subset repeats them (a random permutation, cycled).
 //
 // gather() copies the current subset of every block into one [blocks, subset]
-// float32 tensor on the parameters' device: one index_select per parameter and
-// one cat, no host read.
+// float32 tensor on the parameters' device: one take() per parameter, one cat
+// and one index_select for the whole block map, no host read.
 //
 // encode() turns two consecutive records into the predictor's input (the
 // reading frost chose, see freeze_predictor.hpp): the weight change since the
@@ -97,6 +97,8 @@ class Tailor {
     subset_ = subset;
     seed_ = seed;
     picks_.clear();
+    std::vector<std::int64_t> inverse_all;  // into the concatenation of every block's parts
+    std::int64_t gathered = 0;
     indices_ = at::empty({static_cast<std::int64_t>(blocks.size()), subset}, at::kLong);
     auto acc = indices_.accessor<std::int64_t, 2>();
     for (std::size_t b = 0; b < blocks.size(); ++b) {
@@ -132,9 +134,11 @@ class Tailor {
       // inverse permutation: element k of the concatenation goes to order[k]
       std::vector<std::int64_t> inverse(order.size());
       for (std::size_t k = 0; k < order.size(); ++k) inverse[static_cast<std::size_t>(order[k])] = static_cast<std::int64_t>(k);
-      picks_.push_back({std::move(per_param),
-                        at::tensor(inverse, at::kLong).to(blk.params.front().device())});
+      for (auto k : inverse) inverse_all.push_back(gathered + k);
+      gathered += static_cast<std::int64_t>(order.size());
+      picks_.push_back({std::move(per_param)});
     }
+    inverse_ = at::tensor(inverse_all, at::kLong).to(blocks[0].params.front().device());
   }
 
   /// Every block's subset now: [blocks, subset] float32 on the parameters'
@@ -142,15 +146,16 @@ class Tailor {
   at::Tensor gather() const {
     frost::detail::require(!params_.empty(), "predictor::Tailor: gather() before setup()");
     at::NoGradGuard ng;
-    std::vector<at::Tensor> rows;
-    rows.reserve(picks_.size());
-    for (std::size_t b = 0; b < picks_.size(); ++b) {
-      std::vector<at::Tensor> parts;
-      for (const auto& pick : picks_[b].parts)
-        parts.push_back(params_[b][pick.param].detach().reshape({-1}).index_select(0, pick.local));
-      rows.push_back(at::cat(parts).index_select(0, picks_[b].inverse).to(at::kFloat));
-    }
-    return at::stack(rows);
+    std::vector<at::Tensor> parts;
+    for (std::size_t b = 0; b < picks_.size(); ++b)
+      for (const auto& pick : picks_[b].parts) {
+        // take(): the flattened parameter's elements, one op (no view, no copy of it)
+        at::Tensor t = at::take(params_[b][pick.param], pick.local);
+        parts.push_back(t.scalar_type() == at::kFloat ? t : t.to(at::kFloat));
+      }
+    return at::cat(parts)
+        .index_select(0, inverse_)
+        .view({static_cast<std::int64_t>(picks_.size()), subset_});
   }
 
   /// [blocks, subset] int64 on the host: the drawn indices into each block's
@@ -166,7 +171,6 @@ class Tailor {
   };
   struct BlockPicks {
     std::vector<Pick> parts;
-    at::Tensor inverse;
   };
   // The parameters themselves (they share storage with the model), not the
   // block map: a controller holding this Tailor may be moved or copied.
@@ -175,6 +179,7 @@ class Tailor {
   std::uint64_t seed_ = 0;
   at::Tensor indices_;
   std::vector<BlockPicks> picks_;
+  at::Tensor inverse_;  // [blocks * subset]: the drawn order, from the concatenated parts
 };
 
 /// The predictor's input for one record: the change since the previous record
