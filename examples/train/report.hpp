@@ -121,6 +121,32 @@ inline double cache_hit_rate(const RunResult& r) {
                            : std::numeric_limits<double>::quiet_NaN();
 }
 
+/// Rows as aligned columns (two blanks apart), a rule under the header; the
+/// columns `left(i)` says are left-aligned, the others right-aligned.
+template <class Left>
+std::string format_columns(const std::vector<std::vector<std::string>>& rows, Left left) {
+  std::vector<std::size_t> w(rows[0].size(), 0);
+  for (const auto& row : rows)
+    for (std::size_t i = 0; i < row.size(); ++i) w[i] = std::max(w[i], row[i].size());
+  std::ostringstream os;
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    std::string line;
+    for (std::size_t i = 0; i < rows[k].size(); ++i) {
+      const std::string& c = rows[k][i];
+      const std::string pad(w[i] - c.size(), ' ');
+      line += (i ? "  " : "") + (left(i) ? c + pad : pad + c);
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    os << line << "\n";
+    if (k == 0) {
+      std::size_t total = 0;
+      for (auto x : w) total += x + 2;
+      os << std::string(total - 2, '-') << "\n";
+    }
+  }
+  return os.str();
+}
+
 inline std::string format_table(const std::vector<RunResult>& rs) {
   const RunResult* base = baseline(rs);
   const RunResult* early = early_stop_baseline(rs);
@@ -173,27 +199,9 @@ inline std::string format_table(const std::vector<RunResult>& rs) {
     row.push_back(freeze_steps_text(r));
     rows.push_back(row);
   }
-  std::vector<std::size_t> w(rows[0].size(), 0);
-  for (const auto& row : rows)
-    for (std::size_t i = 0; i < row.size(); ++i) w[i] = std::max(w[i], row[i].size());
-  std::ostringstream os;
-  for (std::size_t k = 0; k < rows.size(); ++k) {
-    std::string line;
-    for (std::size_t i = 0; i < rows[k].size(); ++i) {
-      const bool left = rows[0][i] == "strategy" || rows[0][i] == freeze_header;
-      const std::string& c = rows[k][i];
-      const std::string pad(w[i] - c.size(), ' ');
-      line += (i ? "  " : "") + (left ? c + pad : pad + c);
-    }
-    line.erase(line.find_last_not_of(' ') + 1);
-    os << line << "\n";
-    if (k == 0) {
-      std::size_t total = 0;
-      for (auto x : w) total += x + 2;
-      os << std::string(total - 2, '-') << "\n";
-    }
-  }
-  return os.str();
+  return format_columns(rows, [&](std::size_t i) {
+    return rows[0][i] == "strategy" || rows[0][i] == freeze_header;
+  });
 }
 
 inline std::string format_csv(const std::vector<RunResult>& rs) {

@@ -236,26 +236,8 @@ inline std::string format_study_table(const std::vector<StrategySummary>& ss) {
                     fmt("%.0f%%", 100 * s.steps_not_run),
                     s.on_frontier ? "-" : detail::fmt_interval(s.vs_frontier), frontier_verdict(s)});
   }
-  std::vector<std::size_t> w(rows[0].size(), 0);
-  for (const auto& r : rows)
-    for (std::size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], r[i].size());
-  std::ostringstream os;
-  for (std::size_t k = 0; k < rows.size(); ++k) {
-    std::string line;
-    for (std::size_t i = 0; i < rows[k].size(); ++i) {
-      const bool left = i == 0 || i + 1 == rows[k].size();
-      const std::string pad(w[i] - rows[k][i].size(), ' ');
-      line += (i ? "  " : "") + (left ? rows[k][i] + pad : pad + rows[k][i]);
-    }
-    line.erase(line.find_last_not_of(' ') + 1);
-    os << line << "\n";
-    if (k == 0) {
-      std::size_t total = 0;
-      for (auto x : w) total += x + 2;
-      os << std::string(total - 2, '-') << "\n";
-    }
-  }
-  return os.str();
+  const std::size_t last = rows[0].size() - 1;
+  return format_columns(rows, [last](std::size_t i) { return i == 0 || i == last; });
 }
 
 /// The verdict: the fastest strategy whose accuracy is not below full's by
