@@ -10,8 +10,10 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -258,6 +260,124 @@ bool decided_after(const Run& r, std::int64_t step) {
     if (e.step >= step && e.kind != frost::EventKind::warning) return true;
   for (const auto& e : r.timeline) MESSAGE("nothing decided after the cut: " << e);
   return false;
+}
+
+// --- checkpoints written before the controller was split keep loading ------
+// tests/data/checkpoints/<name>.frost were written by frost at commit 0b90791
+// (checkpoint format 2, the controller in one class). Set
+// FROST_WRITE_CHECKPOINT_FIXTURES=<dir> to write them again with today's code.
+
+/// Whether two values read from archives are equal, NaNs equal to NaNs and
+/// tensors bit for bit; nested archives are compared key by key.
+bool same_value(const c10::IValue& a, const c10::IValue& b);
+bool same_archive(torch::serialize::InputArchive& a, torch::serialize::InputArchive& b,
+                  const std::string& where) {
+  auto ka = a.keys(), kb = b.keys();
+  std::sort(ka.begin(), ka.end());
+  std::sort(kb.begin(), kb.end());
+  if (ka != kb) {
+    std::string la, lb;
+    for (const auto& k : ka) la += k + " ";
+    for (const auto& k : kb) lb += k + " ";
+    MESSAGE(where << ": keys differ: [" << la << "] vs [" << lb << "]");
+    return false;
+  }
+  bool ok = true;
+  for (const auto& k : ka) {
+    torch::serialize::InputArchive sa, sb;
+    if (a.try_read(k, sa) && b.try_read(k, sb)) {
+      ok = same_archive(sa, sb, where + "/" + k) && ok;
+      continue;
+    }
+    c10::IValue va, vb;
+    REQUIRE(a.try_read(k, va));
+    REQUIRE(b.try_read(k, vb));
+    if (!same_value(va, vb)) {
+      MESSAGE(where << "/" << k << " differs: " << va << " vs " << vb);
+      ok = false;
+    }
+  }
+  return ok;
+}
+bool same_value(const c10::IValue& a, const c10::IValue& b) {
+  if (a.isTensor() && b.isTensor()) {
+    const auto x = a.toTensor(), y = b.toTensor();
+    if (x.sizes() != y.sizes() || x.scalar_type() != y.scalar_type()) return false;
+    if (at::isFloatingType(x.scalar_type()))
+      return ((x == y) | (x.isnan() & y.isnan())).all().item<bool>();
+    return at::equal(x, y);
+  }
+  if (a.isDoubleList() && b.isDoubleList()) {
+    const auto x = a.toDoubleVector(), y = b.toDoubleVector();
+    if (x.size() != y.size()) return false;
+    for (std::size_t i = 0; i < x.size(); ++i)
+      if (!(x[i] == y[i] || (std::isnan(x[i]) && std::isnan(y[i])))) return false;
+    return true;
+  }
+  if (a.isDouble() && b.isDouble())
+    return a.toDouble() == b.toDouble() || (std::isnan(a.toDouble()) && std::isnan(b.toDouble()));
+  std::ostringstream x, y;
+  x << a;
+  y << b;
+  return a.tagKind() == b.tagKind() && x.str() == y.str();
+}
+
+/// The nested archive frost::save writes under "frost.state".
+void open_frost_state(torch::serialize::InputArchive& outer, torch::serialize::InputArchive& state) {
+  at::Tensor bytes;
+  REQUIRE(outer.try_read("frost.state", bytes, /*is_buffer=*/true));
+  bytes = bytes.contiguous();
+  state.load_from(static_cast<const char*>(bytes.data_ptr()), static_cast<std::size_t>(bytes.numel()));
+}
+
+/// Trains a deterministic run for `steps` steps (a validation loss every 5)
+/// and either writes its checkpoint (FROST_WRITE_CHECKPOINT_FIXTURES) or
+/// loads the committed one into a fresh controller, checks that re-saving
+/// it gives back every value of the file, and trains on from it.
+template <class Ctl>
+void check_fixture(const std::string& name, const typename Ctl::Options& o, std::int64_t steps,
+                   const std::function<void(Ctl&)>& prepare = {}) {
+  const auto task = frost_test::make_task(96, at::kCPU);
+  auto build = [&](Net& net, frost::BlockMap& blocks, std::unique_ptr<torch::optim::AdamW>& opt,
+                   std::unique_ptr<Ctl>& ctl) {
+    blocks = frost::BlockMap::detect(*net);
+    opt = std::make_unique<torch::optim::AdamW>(frost::param_groups(blocks, *net),
+                                                torch::optim::AdamWOptions(5e-3));
+    ctl = std::make_unique<Ctl>(net, *opt, blocks, o);
+  };
+  torch::manual_seed(5);
+  Net net;
+  frost::BlockMap blocks;
+  std::unique_ptr<torch::optim::AdamW> opt;
+  std::unique_ptr<Ctl> ctl;
+  build(net, blocks, opt, ctl);
+  if (const char* dir = std::getenv("FROST_WRITE_CHECKPOINT_FIXTURES")) {
+    if (prepare) prepare(*ctl);
+    for (std::int64_t s = 0; s < steps && !ctl->should_stop(); ++s) {
+      step(*ctl, net, *opt, task);
+      if ((s + 1) % 5 == 0) ctl->report_validation(1.0 / static_cast<double>(s + 2));
+    }
+    frost::save_checkpoint(*ctl, std::string(dir) + "/" + name + ".frost");
+    return;
+  }
+  const std::string path = std::string(FROST_TEST_DATA_DIR) + "/checkpoints/" + name + ".frost";
+  REQUIRE(std::filesystem::exists(path));
+  frost::load_checkpoint(*ctl, path);
+  if (prepare) prepare(*ctl);  // a test criterion's script is configuration, not state
+  CHECK(ctl->step() > 0);
+  CHECK(ctl->num_frozen() + ctl->num_trial() > 0);  // the file holds decisions, not a fresh run
+  torch::serialize::InputArchive file, file_state, again, again_state;
+  frost::load_file(file, path);
+  open_frost_state(file, file_state);
+  torch::serialize::OutputArchive out;
+  frost::save(*ctl, out);
+  read_bytes(again, bytes_of(out));
+  open_frost_state(again, again_state);
+  CHECK(same_archive(file_state, again_state, name));
+  c10::IValue format;
+  REQUIRE(again.try_read("frost.format", format));
+  CHECK(format.toInt() == frost::kCheckpointFormat);
+  for (int s = 0; s < 5 && !ctl->should_stop(); ++s) CHECK_NOTHROW(step(*ctl, net, *opt, task));
 }
 
 }  // namespace
@@ -802,6 +922,43 @@ TEST_SUITE("protocol") {
       for (const auto& kv : Ctl::describe(Ctl::Options()))
         if (kv.first == "schedule.t0") t0 = kv.second;
       CHECK(t0 == "0.5");
+    }
+  }
+
+  TEST_CASE("resume: checkpoints written before the controller was split still load, value for value") {
+    namespace c = frost::criteria;
+    namespace sch = frost::schedules;
+    namespace st = frost::stop;
+    {
+      using Ctl = frost::FreezeController<c::AnyOf<c::GradientNormChange, c::GradientThreshold>,
+                                          sch::Constant, st::Patience>;
+      Ctl::Options o;
+      std::get<0>(o.criterion()).interval(5).mode(c::FreezeMode::any_order);
+      std::get<1>(o.criterion()).window(10).relative(0.9);
+      o.stop().patience(30).min_delta(0.02);
+      check_fixture<Ctl>("anyof-gnc-gt-constant-patience", o, 17);
+    }
+    {
+      using Ctl = frost::FreezeController<c::AllOf<c::GradientThreshold, c::GradientNormChange>,
+                                          sch::Cosine, st::AnyOf<st::AllFrozen, st::MaxSteps>>;
+      Ctl::Options o;
+      o.controller().total_steps(60).steps_per_epoch(10);
+      std::get<0>(o.criterion()).window(6).relative(0.95);
+      std::get<1>(o.criterion()).interval(4).mode(c::FreezeMode::any_order)
+          .accumulate(c::Accumulate::cheap);
+      std::get<1>(o.stop()).steps(50);
+      check_fixture<Ctl>("allof-gt-gnc-cosine-allfrozen-maxsteps", o, 27);
+    }
+    {
+      using Ctl = frost::FreezeController<Actions, sch::FreezeOut<frost::Cubic, frost::Scaled>,
+                                          st::AllFrozen>;
+      Ctl::Options o;
+      o.controller().total_steps(40).warmup_steps(4).steps_per_epoch(8);
+      o.stop().extra_epochs(1);
+      check_fixture<Ctl>("trial-freezeout-allfrozen", o, 16, [](Ctl& ctl) {
+        ctl.criterion().script = {{5, 1, Act::trial, 0.1}, {9, 1, Act::revert, 0.2},
+                                  {11, 2, Act::trial, 0.3}, {13, 0, Act::freeze, 0.4}};
+      });
     }
   }
 }
