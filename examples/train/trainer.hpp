@@ -503,7 +503,7 @@ inline std::string concepts_names(const frost::OptionList& config) {
   return c + " / " + s + " / " + p;
 }
 
-/// One strategy's fine-tuning, a step at a time, so that run_app can
+/// One strategy's fine-tuning, a step at a time, so that the runner (runner.hpp) can
 /// interleave the strategies (an epoch of each in turn): every strategy then
 /// meets the same machine, and a timing comparison says something on a shared
 /// 2-core box. See docs/main-job.md.
