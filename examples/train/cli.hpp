@@ -137,32 +137,13 @@ inline void append_names(std::vector<std::string>& to, const std::vector<std::st
     if (!n.empty()) to.push_back(n);
 }
 
-}  // namespace detail
-
-/// Declares every flag of frost-train on `app`, bound to the fields of `cfg`
-/// (whose current values are the defaults --help shows).
-inline void add_flags(CLI::App& app, TrainConfig& cfg) {
-  app.description(
-      "frost-train: fine-tune a small vision transformer on Fashion-MNIST with frost.\n\n"
-      "Pre-trains a ViT on classes 0-4 (cached, reused on later runs), then fine-tunes it on\n"
-      "classes 5-9 with one or several freezing strategies and reports accuracy, wall time,\n"
-      "speed-up over full fine-tuning and when each block froze.\n\n"
-      "With no arguments: --compare with the default strategies (about 5 minutes on 2 CPU "
-      "cores).\n");
-  app.set_help_flag();  // -h/--help is a plain flag below: run_app prints the help, exit 0
-  app.get_formatter()->column_width(34);
-  // A repeated flag: the last one counts. Defaults are shown in --help.
-  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.option_defaults()->always_capture_default();
-  using detail::non_negative;
-  using detail::number;
-  using detail::positive;
-
+/// What to run: the strategies, --compare, --list, --set, --help.
+inline void add_run_flags(CLI::App& app, TrainConfig& cfg) {
   app.option_defaults()->group("What to run");
   // --strategy and --compare append, in command-line order (trigger_on_parse).
   app.add_option_function<std::vector<std::string>>(
          "--strategy",
-         [&cfg](const std::vector<std::string>& v) { detail::append_names(cfg.strategies, v); },
+         [&cfg](const std::vector<std::string>& v) { append_names(cfg.strategies, v); },
          "run these strategies (see --list)")
       ->type_name("NAME[,NAME]")
       ->delimiter(',')
@@ -173,7 +154,7 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
          "--compare",
          [&cfg](const std::vector<std::string>& v) {
            cfg.compare = true;
-           detail::append_names(cfg.strategies, v);
+           append_names(cfg.strategies, v);
          },
          "run several on the same data and seed and print a table\n"
          "(the default set when NAMES is omitted)")
@@ -204,7 +185,10 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
           ""))
       ->trigger_on_parse();
   app.add_flag("-h,--help", cfg.help, "print this help and exit");
+}
 
+/// Data and output: --data, --out, --cache, --resume.
+inline void add_output_flags(CLI::App& app, TrainConfig& cfg) {
   app.option_defaults()->group("Data and output");
   app.add_option("--data", cfg.data_dir,
                  "Fashion-MNIST IDX files (default $FROST_FASHION_MNIST, else\n"
@@ -219,7 +203,10 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
                  "(DIR/args.txt; only --max-steps, --threads, --progress, --quiet and the\n"
                  "data-parallel flags may be given again)")
       ->type_name("DIR");
+}
 
+/// Model and device: --model, --device, --threads.
+inline void add_model_flags(CLI::App& app, TrainConfig& cfg) {
   app.option_defaults()->group("Model and device");
   app.add_option("--model", cfg.model,
                  "tiny: 6 blocks width 64 (CPU); small: ViT-S, 12 blocks width 384")
@@ -236,7 +223,10 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
       ->type_name("N")
       ->transform(number<int>())
       ->check(non_negative("0 (automatic) or more"));
+}
 
+/// Training, what is compared: --seed, --seeds, --frontier, --report, --study.
+inline void add_seed_flags(CLI::App& app, TrainConfig& cfg) {
   app.option_defaults()->group("Training");
   app.add_option("--seed", cfg.seed, "seed for initialisation and data order (0 or more)")
       ->type_name("N")
@@ -252,9 +242,9 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
          [&cfg](const std::string& list) {
            cfg.frontier.clear();
            if (list == "none") return;
-           for (const auto& e : detail::split(list, ',')) {
+           for (const auto& e : split(list, ',')) {
              double v = 0;
-             detail::read_number(e, v);
+             read_number(e, v);
              cfg.frontier.push_back(v);
            }
          },
@@ -265,11 +255,11 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
       ->check(CLI::Validator(
           [](std::string& list) -> std::string {
             if (list == "none") return {};
-            const auto items = detail::split(list, ',');
+            const auto items = split(list, ',');
             if (items.empty()) return "expects epochs like 3,4,6,8 or none, got '" + list + "'";
             for (const auto& e : items) {
               double v = 0;
-              if (!detail::read_number(e, v) || !std::isfinite(v) || !(v > 0))
+              if (!read_number(e, v) || !std::isfinite(v) || !(v > 0))
                 return "expects positive epochs like 3,4,6,8 or none, got '" + e + "'";
             }
             return {};
@@ -286,6 +276,10 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
                "the study: the default strategies, each adaptive one also without\n"
                "early stopping, over 5 seeds and with the frontier 3,4,6,8 (unless\n"
                "--seeds or --frontier are given)");
+}
+
+/// Training, the budget: epochs, batch, learning rate, data sizes, the cache, --interleave.
+inline void add_budget_flags(CLI::App& app, TrainConfig& cfg) {
   app.add_option("--epochs", cfg.epochs, "fine-tuning epochs (> 0)")
       ->type_name("X")
       ->transform(number<double>())
@@ -310,11 +304,11 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
                  "fine-tuning images from classes 5-9 (-1: all 30000)")
       ->type_name("N")
       ->transform(number<std::int64_t>())
-      ->check(detail::count_or_all());
+      ->check(count_or_all());
   app.add_option("--test-limit", cfg.test_limit, "test images from classes 5-9 (-1: all 5000)")
       ->type_name("N")
       ->transform(number<std::int64_t>())
-      ->check(detail::count_or_all());
+      ->check(count_or_all());
   app.add_option("--val-limit", cfg.val_limit,
                  "validation images: held-out training images of classes 5-9 (> 0)")
       ->type_name("N")
@@ -339,7 +333,10 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
       ->type_name("N")
       ->transform(number<std::int64_t>())
       ->check(non_negative());
+}
 
+/// Pre-training (classes 0-4).
+inline void add_pretrain_flags(CLI::App& app, TrainConfig& cfg) {
   app.option_defaults()->group("Pre-training (classes 0-4)");
   app.add_option("--pretrain-epochs", cfg.pretrain_epochs,
                  "pre-training epochs on classes 0-4 (0 or more)")
@@ -350,12 +347,15 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
                  "pre-training images from classes 0-4 (-1: all 30000)")
       ->type_name("N")
       ->transform(number<std::int64_t>())
-      ->check(detail::count_or_all());
+      ->check(count_or_all());
   app.add_option("--pretrain-lr", cfg.pretrain_lr, "pre-training learning rate, AdamW (> 0)")
       ->type_name("X")
       ->transform(number<double>())
       ->check(positive());
+}
 
+/// Bookkeeping: checkpoints, evaluation, --max-steps, progress.
+inline void add_bookkeeping_flags(CLI::App& app, TrainConfig& cfg) {
   app.option_defaults()->group("Bookkeeping");
   app.add_option("--checkpoint-every", cfg.checkpoint_every,
                  "write the checkpoint every N steps (0: at the end)")
@@ -379,7 +379,10 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
   app.add_flag_callback("--no-progress", [&cfg] { cfg.progress = 0; }, "no progress bar")
       ->trigger_on_parse();
   app.add_flag("--quiet", cfg.quiet, "only the final table");
+}
 
+/// Data-parallel: the ranks (torchrun's environment unless given).
+inline void add_parallel_flags(CLI::App& app, TrainConfig& cfg) {
   app.option_defaults()->group("Data-parallel (default: torchrun's environment variables)");
   app.add_option("--world-size", cfg.world_size,
                  "ranks in the run (WORLD_SIZE; 1: a single process)")
@@ -407,6 +410,33 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
       ->type_name("S")
       ->transform(number<double>())
       ->check(positive());
+}
+
+}  // namespace detail
+
+/// Declares every flag of frost-train on `app`, bound to the fields of `cfg`
+/// (whose current values are the defaults --help shows).
+inline void add_flags(CLI::App& app, TrainConfig& cfg) {
+  app.description(
+      "frost-train: fine-tune a small vision transformer on Fashion-MNIST with frost.\n\n"
+      "Pre-trains a ViT on classes 0-4 (cached, reused on later runs), then fine-tunes it on\n"
+      "classes 5-9 with one or several freezing strategies and reports accuracy, wall time,\n"
+      "speed-up over full fine-tuning and when each block froze.\n\n"
+      "With no arguments: --compare with the default strategies (about 5 minutes on 2 CPU "
+      "cores).\n");
+  app.set_help_flag();  // -h/--help is a plain flag below: run_app prints the help, exit 0
+  app.get_formatter()->column_width(34);
+  // A repeated flag: the last one counts. Defaults are shown in --help.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.option_defaults()->always_capture_default();
+  detail::add_run_flags(app, cfg);
+  detail::add_output_flags(app, cfg);
+  detail::add_model_flags(app, cfg);
+  detail::add_seed_flags(app, cfg);
+  detail::add_budget_flags(app, cfg);
+  detail::add_pretrain_flags(app, cfg);
+  detail::add_bookkeeping_flags(app, cfg);
+  detail::add_parallel_flags(app, cfg);
 }
 
 /// The --help text: every flag with its default.

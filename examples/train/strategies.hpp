@@ -87,12 +87,14 @@ inline constexpr std::int64_t kSimRecord = 20;
 inline constexpr std::int64_t kSimCompare = 10;
 }  // namespace strategy_defaults
 
-/// All strategies, in table order.
-inline std::vector<Strategy> all_strategies() {
+namespace detail {
+
+/// Full fine-tuning (with its timing control and early stopping) and the
+/// plans fixed in advance: static freezing and FreezeOut's four variants.
+inline void add_planned_strategies(std::vector<Strategy>& v) {
   namespace c = frost::criteria;
   namespace sch = frost::schedules;
   namespace st = frost::stop;
-  std::vector<Strategy> v;
   v.push_back(make_strategy<c::Never, sch::Cosine, st::Never>(
       "full", "full fine-tuning: every block trains for the whole budget (cosine lr)", false,
       nullptr));
@@ -129,6 +131,13 @@ inline std::vector<Strategy> all_strategies() {
   freezeout(frost::Cubic{}, frost::Scaled{}, "freezeout-cubic-scaled", "cubic spacing, scaled lr");
   freezeout(frost::Cubic{}, frost::Unscaled{}, "freezeout-cubic-unscaled",
             "cubic spacing, unscaled lr");
+}
+
+/// The adaptive strategies that read the gradients: DyF and AutoFreeze.
+inline void add_gradient_strategies(std::vector<Strategy>& v) {
+  namespace c = frost::criteria;
+  namespace sch = frost::schedules;
+  namespace st = frost::stop;
   // DyF as its paper ran it: the threshold test per window, in order, and once
   // every block is frozen one more epoch with only the head (its Table 2).
   // The adaptive strategies compose their criterion with early stopping, as
@@ -173,6 +182,14 @@ inline std::vector<Strategy> all_strategies() {
   v.push_back(make_strategy<c::GradientNormChange, sch::Cosine, st::Never>(
       "autofreeze-nostop", "AutoFreeze without early stopping: the whole budget",
       true, [autofreeze](auto& o, const Plan&, const frost::BlockMap&) { autofreeze(o); }));
+}
+
+/// The adaptive strategies that read features or weights: SimFreeze (class
+/// tokens) and SmartFRZ (the learned predictor).
+inline void add_representation_strategies(std::vector<Strategy>& v) {
+  namespace c = frost::criteria;
+  namespace sch = frost::schedules;
+  namespace st = frost::stop;
   auto simfreeze = [](auto& o) {
     o.criterion()
         .num_classes(strategy_defaults::kNumClasses)
@@ -204,6 +221,16 @@ inline std::vector<Strategy> all_strategies() {
       }));
   v.push_back(make_strategy<c::AttentionPredictor, sch::Cosine, st::Never>(
       "smartfrz-nostop", "SmartFRZ without early stopping: the whole budget", true, nullptr));
+}
+
+}  // namespace detail
+
+/// All strategies, in table order.
+inline std::vector<Strategy> all_strategies() {
+  std::vector<Strategy> v;
+  detail::add_planned_strategies(v);
+  detail::add_gradient_strategies(v);
+  detail::add_representation_strategies(v);
   return v;
 }
 

@@ -105,6 +105,111 @@ inline void svg_y_range(double lo, double hi, double& y0, double& y1, double& st
   y1 = std::ceil(hi / step) * step;
 }
 
+/// The freeze timeline's geometry: the plot area's left edge and width, the
+/// rows, and the common step axis (0..xmax) and loss axis (0..lmax).
+struct TimelineFrame {
+  double left, plot_w, row_h;
+  std::int64_t xmax;
+  double lmax;
+  double X(double step) const { return left + plot_w * step / static_cast<double>(xmax); }
+};
+
+/// A strategy panel's two title lines: its result and its composition.
+inline void svg_timeline_title(std::ostream& o, const TimelineFrame& f, const RunResult& r,
+                               const RunResult* base, double y0) {
+  const double left = f.left;
+  std::ostringstream title;
+  char t[160];
+  std::snprintf(t, sizeof t, "%s: test acc %.2f%%, %.1f s", r.strategy.c_str(), r.test_accuracy,
+                r.wall_s);
+  title << t;
+  if (base && std::isfinite(speedup_over(*base, r))) {
+    std::snprintf(t, sizeof t, " (%.2fx vs full)", speedup_over(*base, r));
+    title << t;
+  }
+  std::snprintf(t, sizeof t, ", %.0f%% backward avoided", 100 * r.backward_avoided);
+  title << t;
+  o << "<text x=\"" << left << "\" y=\"" << y0 + 14 << "\" font-size=\"13\" font-weight=\"bold\">"
+    << svg_escape(title.str()) << "</text>\n";
+  o << "<text x=\"" << left << "\" y=\"" << y0 + 28 << "\" fill=\"#555\">"
+    << svg_escape(r.composition) << "</text>\n";
+}
+
+/// A strategy's rows, one per block: training, frozen, not run (stopped).
+inline void svg_timeline_rows(std::ostream& o, const TimelineFrame& f, const RunResult& r, double top) {
+  const double left = f.left, row_h = f.row_h;
+  const std::int64_t xmax = f.xmax;
+  auto X = [&](double step) { return f.X(step); };
+  char b[512];
+  for (std::size_t i = 0; i < r.block_names.size(); ++i) {
+    const double y = top + row_h * static_cast<double>(i);
+    const std::int64_t fz = r.freeze_step[i];
+    const double end_train = fz < 0 ? static_cast<double>(r.steps) : static_cast<double>(std::min(fz, r.steps));
+    std::snprintf(b, sizeof b,
+                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n"
+                  "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#f4c27a\"/>\n",
+                  left - 6, y + row_h - 4, svg_escape(r.block_names[i]).c_str(), X(0), y + 1,
+                  X(end_train) - X(0), row_h - 2);
+    o << b;
+    if (fz >= 0 && fz < r.steps) {
+      std::snprintf(b, sizeof b,
+                    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#5b8fd0\"/>\n",
+                    X(static_cast<double>(fz)), y + 1,
+                    X(static_cast<double>(r.steps)) - X(static_cast<double>(fz)), row_h - 2);
+      o << b;
+    }
+    if (r.steps < xmax) {
+      std::snprintf(b, sizeof b,
+                    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#eeeeee\"/>\n",
+                    X(static_cast<double>(r.steps)), y + 1,
+                    X(static_cast<double>(xmax)) - X(static_cast<double>(r.steps)), row_h - 2);
+      o << b;
+    }
+  }
+}
+
+/// The training loss over a strategy's rows (moving average over 5 steps),
+/// with its frame and the step axis.
+inline void svg_timeline_loss(std::ostream& o, const TimelineFrame& f, const RunResult& r, double top,
+                              double ph) {
+  const double plot_w = f.plot_w, lmax = f.lmax;
+  const std::int64_t xmax = f.xmax;
+  auto X = [&](double step) { return f.X(step); };
+  char b[512];
+  // loss curve (moving average over 5 steps), right axis 0..lmax
+  if (!r.losses.empty()) {
+    o << "<polyline fill=\"none\" stroke=\"#b22222\" stroke-width=\"1.5\" points=\"";
+    const std::size_t n = r.losses.size();
+    const std::size_t stride = std::max<std::size_t>(1, n / 600);
+    for (std::size_t s = 0; s < n; s += stride) {
+      double sum = 0;
+      int k = 0;
+      for (std::size_t j = s >= 4 ? s - 4 : 0; j <= s; ++j)
+        if (std::isfinite(r.losses[j])) sum += r.losses[j], ++k;
+      if (!k) continue;
+      const double l = sum / k;
+      std::snprintf(b, sizeof b, "%.1f,%.1f ", X(static_cast<double>(s)), top + ph - ph * l / lmax);
+      o << b;
+    }
+    o << "\"/>\n";
+  }
+  std::snprintf(b, sizeof b,
+                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n"
+                "<text x=\"%.1f\" y=\"%.1f\" fill=\"#b22222\">loss %.2f</text>\n"
+                "<text x=\"%.1f\" y=\"%.1f\" fill=\"#b22222\">0</text>\n",
+                X(0), top, plot_w, ph, X(static_cast<double>(xmax)) + 4, top + 9, lmax,
+                X(static_cast<double>(xmax)) + 4, top + ph);
+  o << b;
+  for (int k = 0; k <= 4; ++k) {
+    const double s = static_cast<double>(xmax) * k / 4.0;
+    std::snprintf(b, sizeof b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#555\">%lld</text>\n",
+                  X(s), top + ph + 12, static_cast<long long>(std::llround(s)));
+    o << b;
+  }
+}
+
+/// The freeze timeline: a panel per strategy (blocks x steps) with its
+/// training loss over it, on a common step axis.
 inline std::string render_svg(const std::vector<RunResult>& rs) {
   const double left = 110, right = 60, width = 960, row_h = 16, head = 34, gap = 26;
   const double plot_w = width - left - right;
@@ -125,81 +230,14 @@ inline std::string render_svg(const std::vector<RunResult>& rs) {
   o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
     << "\" font-family=\"sans-serif\" font-size=\"11\">\n"
     << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  auto X = [&](double step) { return left + plot_w * step / static_cast<double>(xmax); };
+  const TimelineFrame f{left, plot_w, row_h, xmax, lmax};
   double y0 = 10;
   for (const auto& r : rs) {
     const double rows = static_cast<double>(r.block_names.size());
     const double top = y0 + head, ph = row_h * rows;
-    std::ostringstream title;
-    char t[160];
-    std::snprintf(t, sizeof t, "%s: test acc %.2f%%, %.1f s", r.strategy.c_str(), r.test_accuracy,
-                  r.wall_s);
-    title << t;
-    if (base && std::isfinite(speedup_over(*base, r))) {
-      std::snprintf(t, sizeof t, " (%.2fx vs full)", speedup_over(*base, r));
-      title << t;
-    }
-    std::snprintf(t, sizeof t, ", %.0f%% backward avoided", 100 * r.backward_avoided);
-    title << t;
-    o << "<text x=\"" << left << "\" y=\"" << y0 + 14 << "\" font-size=\"13\" font-weight=\"bold\">"
-      << svg_escape(title.str()) << "</text>\n";
-    o << "<text x=\"" << left << "\" y=\"" << y0 + 28 << "\" fill=\"#555\">"
-      << svg_escape(r.composition) << "</text>\n";
-    for (std::size_t i = 0; i < r.block_names.size(); ++i) {
-      const double y = top + row_h * static_cast<double>(i);
-      const std::int64_t fz = r.freeze_step[i];
-      const double end_train = fz < 0 ? static_cast<double>(r.steps) : static_cast<double>(std::min(fz, r.steps));
-      std::snprintf(b, sizeof b,
-                    "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n"
-                    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#f4c27a\"/>\n",
-                    left - 6, y + row_h - 4, svg_escape(r.block_names[i]).c_str(), X(0), y + 1,
-                    X(end_train) - X(0), row_h - 2);
-      o << b;
-      if (fz >= 0 && fz < r.steps) {
-        std::snprintf(b, sizeof b,
-                      "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#5b8fd0\"/>\n",
-                      X(static_cast<double>(fz)), y + 1,
-                      X(static_cast<double>(r.steps)) - X(static_cast<double>(fz)), row_h - 2);
-        o << b;
-      }
-      if (r.steps < xmax) {
-        std::snprintf(b, sizeof b,
-                      "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#eeeeee\"/>\n",
-                      X(static_cast<double>(r.steps)), y + 1,
-                      X(static_cast<double>(xmax)) - X(static_cast<double>(r.steps)), row_h - 2);
-        o << b;
-      }
-    }
-    // loss curve (moving average over 5 steps), right axis 0..lmax
-    if (!r.losses.empty()) {
-      o << "<polyline fill=\"none\" stroke=\"#b22222\" stroke-width=\"1.5\" points=\"";
-      const std::size_t n = r.losses.size();
-      const std::size_t stride = std::max<std::size_t>(1, n / 600);
-      for (std::size_t s = 0; s < n; s += stride) {
-        double sum = 0;
-        int k = 0;
-        for (std::size_t j = s >= 4 ? s - 4 : 0; j <= s; ++j)
-          if (std::isfinite(r.losses[j])) sum += r.losses[j], ++k;
-        if (!k) continue;
-        const double l = sum / k;
-        std::snprintf(b, sizeof b, "%.1f,%.1f ", X(static_cast<double>(s)), top + ph - ph * l / lmax);
-        o << b;
-      }
-      o << "\"/>\n";
-    }
-    std::snprintf(b, sizeof b,
-                  "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n"
-                  "<text x=\"%.1f\" y=\"%.1f\" fill=\"#b22222\">loss %.2f</text>\n"
-                  "<text x=\"%.1f\" y=\"%.1f\" fill=\"#b22222\">0</text>\n",
-                  X(0), top, plot_w, ph, X(static_cast<double>(xmax)) + 4, top + 9, lmax,
-                  X(static_cast<double>(xmax)) + 4, top + ph);
-    o << b;
-    for (int k = 0; k <= 4; ++k) {
-      const double s = static_cast<double>(xmax) * k / 4.0;
-      std::snprintf(b, sizeof b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#555\">%lld</text>\n",
-                    X(s), top + ph + 12, static_cast<long long>(std::llround(s)));
-      o << b;
-    }
+    svg_timeline_title(o, f, r, base, y0);
+    svg_timeline_rows(o, f, r, top);
+    svg_timeline_loss(o, f, r, top, ph);
     y0 = top + ph + gap;
   }
   std::snprintf(b, sizeof b,
@@ -213,6 +251,60 @@ inline std::string render_svg(const std::vector<RunResult>& rs) {
   return o.str();
 }
 
+/// A validation point that can be drawn (a finite time and accuracy).
+inline bool usable_eval(const EvalPoint& e) {
+  return std::isfinite(e.time_s) && e.time_s >= 0 && std::isfinite(e.val_accuracy);
+}
+
+/// A strategy's validation accuracy against time: a line with markers, in
+/// colour `c`; returns how many points it has.
+inline std::size_t svg_accuracy_line(std::ostream& o, const SvgFrame& f, const RunResult& r,
+                                     const char* c) {
+  char b[512];
+  std::ostringstream pts, marks;
+  std::size_t n = 0;
+  for (const auto& e : r.evals) {
+    if (!usable_eval(e)) continue;
+    ++n;
+    std::snprintf(b, sizeof b, "%.1f,%.1f ", f.X(e.time_s), f.Y(e.val_accuracy));
+    pts << b;
+    std::snprintf(b, sizeof b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", f.X(e.time_s),
+                  f.Y(e.val_accuracy), c);
+    marks << b;
+  }
+  if (n) {
+    o << "<polyline fill=\"none\" stroke=\"" << c << "\" stroke-width=\"2\" points=\"" << pts.str()
+      << "\"/>\n"
+      << marks.str();
+  }
+  return n;
+}
+
+/// A strategy's legend entry at (lx, ly): its name, and when it reached the
+/// target (full's final validation accuracy minus 0.3 points).
+inline void svg_accuracy_legend(std::ostream& o, const RunResult& r, const char* c, std::size_t n,
+                                double lx, double ly, double target) {
+  char b[512];
+  std::string note;
+  if (!n) {
+    note = "no validation points";
+  } else if (std::isfinite(target)) {
+    const double t = time_to_target_s(r, target);
+    char tb[64];
+    std::snprintf(tb, sizeof tb, "%.1f s", t);
+    note = std::string("to full - 0.3: ") + (std::isfinite(t) ? tb : "never");
+  }
+  std::snprintf(b, sizeof b,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"/>"
+                "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n",
+                lx, ly + 6, lx + 20, ly + 6, c, lx + 10, ly + 6, c);
+  o << b << "<text x=\"" << lx + 26 << "\" y=\"" << ly + 10 << "\">" << svg_escape(r.strategy)
+    << "</text>\n";
+  if (!note.empty())
+    o << "<text x=\"" << lx + 26 << "\" y=\"" << ly + 23 << "\" fill=\"#555\" font-size=\"10\">"
+      << svg_escape(note) << "</text>\n";
+}
+
 /// Validation accuracy (y, %) against fine-tuning time (x, s; EvalPoint::time_s),
 /// one line with markers per strategy, and the target the table's "to full-0.3"
 /// column measures against: full's final validation accuracy minus 0.3 points.
@@ -221,14 +313,11 @@ inline std::string render_accuracy_svg(const std::vector<RunResult>& rs) {
   const double height = std::max(520.0, top + legend_row * static_cast<double>(rs.size()) + 20);
   const double plot_w = width - left - right, plot_h = height - top - bottom;
   const double target = accuracy_target(rs);
-  auto usable = [](const EvalPoint& e) {
-    return std::isfinite(e.time_s) && e.time_s >= 0 && std::isfinite(e.val_accuracy);
-  };
   double tmax = 0, ylo = HUGE_VAL, yhi = -HUGE_VAL;
   bool any = false;
   for (const auto& r : rs)
     for (const auto& e : r.evals)
-      if (usable(e)) {
+      if (usable_eval(e)) {
         any = true;
         tmax = std::max(tmax, e.time_s);
         ylo = std::min(ylo, e.val_accuracy);
@@ -239,8 +328,7 @@ inline std::string render_accuracy_svg(const std::vector<RunResult>& rs) {
   svg_y_range(ylo, yhi, y0, y1, ystep);
   const double xstep = svg_tick_step(tmax > 0 ? tmax : 1.0, 6);
   const double x1 = std::max(xstep, std::ceil((tmax > 0 ? tmax : 1.0) / xstep) * xstep);
-  auto X = [&](double t) { return left + plot_w * t / x1; };
-  auto Y = [&](double a) { return top + plot_h - plot_h * (a - y0) / (y1 - y0); };
+  const SvgFrame f{left, top, plot_w, plot_h, x1, xstep, y0, y1, ystep};
 
   std::ostringstream o;
   char b[512];
@@ -254,14 +342,13 @@ inline std::string render_accuracy_svg(const std::vector<RunResult>& rs) {
                 "steps, and the validation passes the strategy's early stopping needs)</text>\n",
                 left, left);
   o << b;
-  svg_frame(o, {left, top, plot_w, plot_h, x1, xstep, y0, y1, ystep}, "fine-tuning time (s)",
-            "validation accuracy (%)");
+  svg_frame(o, f, "fine-tuning time (s)", "validation accuracy (%)");
   if (std::isfinite(target)) {
     std::snprintf(b, sizeof b,
                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" "
                   "stroke-dasharray=\"6,4\"/>\n"
                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#555\">full - 0.3 (%.2f%%)</text>\n",
-                  left, Y(target), left + plot_w, Y(target), left + plot_w - 4, Y(target) - 4, target);
+                  left, f.Y(target), left + plot_w, f.Y(target), left + plot_w - 4, f.Y(target) - 4, target);
     o << b;
   }
   if (!any) {
@@ -272,44 +359,11 @@ inline std::string render_accuracy_svg(const std::vector<RunResult>& rs) {
     o << b;
   }
   for (std::size_t i = 0; i < rs.size(); ++i) {
-    const RunResult& r = rs[i];
     const char* c = svg_colour(i);
-    std::ostringstream pts, marks;
-    std::size_t n = 0;
-    for (const auto& e : r.evals) {
-      if (!usable(e)) continue;
-      ++n;
-      std::snprintf(b, sizeof b, "%.1f,%.1f ", X(e.time_s), Y(e.val_accuracy));
-      pts << b;
-      std::snprintf(b, sizeof b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", X(e.time_s),
-                    Y(e.val_accuracy), c);
-      marks << b;
-    }
-    if (n) {
-      o << "<polyline fill=\"none\" stroke=\"" << c << "\" stroke-width=\"2\" points=\"" << pts.str()
-        << "\"/>\n"
-        << marks.str();
-    }
+    const std::size_t n = svg_accuracy_line(o, f, rs[i], c);
     // legend: the name, and when it reached the target
-    const double lx = left + plot_w + 16, ly = top + legend_row * static_cast<double>(i);
-    std::string note;
-    if (!n) {
-      note = "no validation points";
-    } else if (std::isfinite(target)) {
-      const double t = time_to_target_s(r, target);
-      char tb[64];
-      std::snprintf(tb, sizeof tb, "%.1f s", t);
-      note = std::string("to full - 0.3: ") + (std::isfinite(t) ? tb : "never");
-    }
-    std::snprintf(b, sizeof b,
-                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"/>"
-                  "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n",
-                  lx, ly + 6, lx + 20, ly + 6, c, lx + 10, ly + 6, c);
-    o << b << "<text x=\"" << lx + 26 << "\" y=\"" << ly + 10 << "\">" << svg_escape(r.strategy)
-      << "</text>\n";
-    if (!note.empty())
-      o << "<text x=\"" << lx + 26 << "\" y=\"" << ly + 23 << "\" fill=\"#555\" font-size=\"10\">"
-        << svg_escape(note) << "</text>\n";
+    svg_accuracy_legend(o, rs[i], c, n, left + plot_w + 16,
+                        top + legend_row * static_cast<double>(i), target);
   }
   o << "</svg>\n";
   return o.str();

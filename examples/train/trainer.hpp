@@ -503,7 +503,7 @@ inline std::string concepts_names(const frost::OptionList& config) {
   return c + " / " + s + " / " + p;
 }
 
-/// One strategy's fine-tuning, a step at a time, so that run_app can
+/// One strategy's fine-tuning, a step at a time, so that the runner (runner.hpp) can
 /// interleave the strategies (an epoch of each in turn): every strategy then
 /// meets the same machine, and a timing comparison says something on a shared
 /// 2-core box. See docs/main-job.md.
@@ -588,118 +588,28 @@ class StrategyRun final : public Run {
     // Everything the step causes is timed: the batch, the cache's fills and
     // catch-up passes, the criterion's work (a predictor stage included).
     const auto t0 = std::chrono::steady_clock::now();
-    const std::int64_t epoch = step_ / plan_.steps_per_epoch;
-    if (epoch != batches_epoch_) {
-      batches_ = std::make_unique<fx::Batches>(train_, batch_size_, data_seed(cfg_, epoch));
-      batches_epoch_ = epoch;
-    }
-    const auto batch = (*batches_)[std::min(step_ % plan_.steps_per_epoch, batches_->size() - 1)];
-
+    const fx::Batch batch = next_batch();
     ctl_.before_step();
-    // Which blocks get a gradient this step (the states after_step may change).
-    StepShape shape;
-    shape.trains.resize(ctl_.blocks().size());
-    std::int64_t no_grad_blocks = 0;
-    for (std::size_t b = 0; b < shape.trains.size(); ++b) {
-      shape.trains[b] = ctl_.block_state(b) == frost::BlockState::training;
-      no_grad_blocks += shape.trains[b] ? 0 : 1;
-    }
+    StepShape shape = training_blocks();  // the states after_step may change
     const double ff = ctl_.frozen_fraction();
     const double no_grad = ctl_.no_grad_fraction();
     frozen_sum_ += ff;
     busy_sum_ += 1.0 - no_grad;  // blocks in trial get no gradient either
     opt_.zero_grad();
-    const auto labels = batch.labels.to(device_, /*non_blocking=*/true);
-    // The frozen prefix (frozen for good, never a trial) from the cache.
-    const std::int64_t k = cache_ ? ctl_.frozen_prefix() : 0;
-    const auto hits_before = cache_ ? cache_->stats().hits : 0;
-    const auto advanced_before = cache_ ? cache_->stats().advanced : 0;
-    const auto depth_before = cache_ ? cache_->stats().depth : 0;
-    at::Tensor h = cache_ ? cache_->activations(model_, batch.index, batch.images.to(device_), k)
-                          : batch.images.to(device_, /*non_blocking=*/true);
-    const double hit_share =
-        cache_ && k > 0 ? static_cast<double>(cache_->stats().hits - hits_before) /
-                              static_cast<double>(std::max<std::int64_t>(1, batch.index.numel()))
-                        : 0.0;
-    at::Tensor logits;
-    if constexpr (frost::concepts::uses_features<C>()) {
-      // The class token the head sees (after the final norm), for criteria
-      // that compare features (token similarity).
-      const auto cls = model_->class_token_from(h, k);
-      ctl_.observe_features(cls, labels);
-      logits = model_->head->forward(cls);
-    } else {
-      logits = model_->forward_range(h, k, frost::cache::kOutput);
-    }
-    auto loss = torch::nn::functional::cross_entropy(logits, labels);
-    loss.backward();
-#ifdef FROST_TRAIN_DISTRIBUTED
-    if (grad_sync_) {
-      grad_sync_->synchronize();  // before the criterion reads the gradients
-      comm_bytes_ += grad_sync_->bytes_last_step();
-      comm_full_bytes_ += full_numel_ * 4;
-    }
-#endif
+    const CacheMark mark = cache_mark();
+    const at::Tensor loss = forward_backward(batch, mark.k);
+    grads_.after_backward();  // before the criterion reads the gradients (several ranks)
     ctl_.after_backward();
     opt_.step();
     ctl_.after_step();
     sync(device_);  // the step's time, not the queue's (CUDA)
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-    // The step's work, FLOP-weighted (accounting.hpp): forward through the
-    // blocks not served from the cache, backward down to the first block
-    // with a gradient; a catch-up pass of the cache through newly frozen
-    // blocks counts against the strategy.
-    shape.samples = batch.index.numel();
-    shape.cached_depth = k;
-    shape.cache_hits = cache_ ? cache_->stats().hits - hits_before : 0;
-    const double catch_up =
-        cache_ ? catch_up_work(work_model_, cache_->stats().advanced - advanced_before, depth_before,
-                               cache_->stats().depth)
-               : 0.0;
-    // The phase: which blocks this step skipped (a step's cost depends on it).
-    const auto phase = no_grad_blocks * 1000 + k * 10 + (hit_share >= 1.0 ? 1 : 0);
-    bill_.add_step(work_model_, shape, dt, phase, catch_up);
-
-    Row row;
-    row.step = step_;
-    row.lr_head = opt_.param_groups().back().options().get_lr();
-    for (std::size_t g = 0; g < ctl_.blocks().size(); ++g)
-      row.lr.push_back(opt_.param_groups()[g].options().get_lr());
-    row.frozen = ctl_.num_frozen();
-    row.frozen_fraction = ff;
-    row.step_ms = dt * 1000.0;
-    for (; seen_events_ < ctl_.timeline().size(); ++seen_events_) {
-      const auto& e = ctl_.timeline()[seen_events_];
-      row.events.push_back(Json{{"kind", frost::to_string(e.kind)},
-                                {"step", e.step},
-                                {"block", e.block},
-                                {"block_name", e.block_name},
-                                {"policy", e.policy},
-                                {"statistic", json_number(e.statistic)},
-                                {"detail", e.detail}});
-    }
-    rows_.push_back(std::move(row));
-    pending_.push_back(loss.detach());
+    account(shape, batch, mark, dt);
+    record(ff, dt, loss);
     ++step_;
     ++session_steps_;
-
-    const bool epoch_end = step_ % plan_.steps_per_epoch == 0 || step_ == plan_.total_steps;
-    const bool ckpt_due = cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0 &&
-                          step_ < plan_.total_steps;
-    const bool eval_due = cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0;
-    // Flushes are collectives with several ranks: every rank flushes at the
-    // same steps.
-    if (rows_.size() >= 25 || ckpt_due || eval_due || epoch_end) {
-      flush();
-      if (epoch_end) validate();
-      if (eval_due) {
-        const double acc = evaluate(model_, data_.test, device_, world_);
-        log_ << json_line({{"step", step_ - 1}, {"test_accuracy", json_number(acc)}});
-        log_.flush();
-      }
-      if (ckpt_due && !ctl_.should_stop()) save_checkpoint();
-    }
+    after_step_io();
   }
 
   RunResult finish() override {
@@ -737,10 +647,8 @@ class StrategyRun final : public Run {
       r_.cache_samples = st.cached_samples;
       r_.cache_mib = static_cast<double>(st.bytes) / (1024.0 * 1024.0);
     }
-#ifdef FROST_TRAIN_DISTRIBUTED
-    r_.comm_mib = static_cast<double>(comm_bytes_) / (1024.0 * 1024.0);
-    r_.comm_full_mib = static_cast<double>(comm_full_bytes_) / (1024.0 * 1024.0);
-#endif
+    r_.comm_mib = grads_.mib();
+    r_.comm_full_mib = grads_.full_mib();
     if (world_.parallel()) {
       // Every rank's own timeline: identical across ranks by construction.
       const std::string mine = join(ctx_.out_dir, "rank" + std::to_string(world_.rank));
@@ -769,6 +677,127 @@ class StrategyRun final : public Run {
     Json events = Json::array();
   };
 
+  /// Where the activation cache stood before a step's forward pass.
+  struct CacheMark {
+    std::int64_t k = 0;  ///< the frozen prefix (frozen for good, never a trial) it serves
+    std::int64_t hits = 0, advanced = 0, depth = 0;
+  };
+
+  /// This step's batch (a new shuffle at each epoch).
+  fx::Batch next_batch() {
+    const std::int64_t epoch = step_ / plan_.steps_per_epoch;
+    if (epoch != batches_epoch_) {
+      batches_ = std::make_unique<fx::Batches>(train_, batch_size_, data_seed(cfg_, epoch));
+      batches_epoch_ = epoch;
+    }
+    return (*batches_)[std::min(step_ % plan_.steps_per_epoch, batches_->size() - 1)];
+  }
+
+  /// Which blocks get a gradient this step.
+  StepShape training_blocks() const {
+    StepShape shape;
+    shape.trains.resize(ctl_.blocks().size());
+    for (std::size_t b = 0; b < shape.trains.size(); ++b)
+      shape.trains[b] = ctl_.block_state(b) == frost::BlockState::training;
+    return shape;
+  }
+
+  CacheMark cache_mark() const {
+    if (!cache_) return {};
+    const auto& st = cache_->stats();
+    return {ctl_.frozen_prefix(), st.hits, st.advanced, st.depth};
+  }
+
+  /// The forward pass (the frozen prefix from the cache) and the backward
+  /// pass; the loss stays on the device.
+  at::Tensor forward_backward(const fx::Batch& batch, std::int64_t k) {
+    const auto labels = batch.labels.to(device_, /*non_blocking=*/true);
+    at::Tensor h = cache_ ? cache_->activations(model_, batch.index, batch.images.to(device_), k)
+                          : batch.images.to(device_, /*non_blocking=*/true);
+    at::Tensor logits;
+    if constexpr (frost::concepts::uses_features<C>()) {
+      // The class token the head sees (after the final norm), for criteria
+      // that compare features (token similarity).
+      const auto cls = model_->class_token_from(h, k);
+      ctl_.observe_features(cls, labels);
+      logits = model_->head->forward(cls);
+    } else {
+      logits = model_->forward_range(h, k, frost::cache::kOutput);
+    }
+    auto loss = torch::nn::functional::cross_entropy(logits, labels);
+    loss.backward();
+    return loss;
+  }
+
+  // The step's work, FLOP-weighted (accounting.hpp): forward through the
+  // blocks not served from the cache, backward down to the first block with
+  // a gradient; a catch-up pass of the cache through newly frozen blocks
+  // counts against the strategy.
+  void account(StepShape& shape, const fx::Batch& batch, const CacheMark& mark, double dt) {
+    const std::int64_t hits = cache_ ? cache_->stats().hits - mark.hits : 0;
+    const double hit_share =
+        cache_ && mark.k > 0
+            ? static_cast<double>(hits) /
+                  static_cast<double>(std::max<std::int64_t>(1, batch.index.numel()))
+            : 0.0;
+    shape.samples = batch.index.numel();
+    shape.cached_depth = mark.k;
+    shape.cache_hits = hits;
+    const double catch_up =
+        cache_ ? catch_up_work(work_model_, cache_->stats().advanced - mark.advanced, mark.depth,
+                               cache_->stats().depth)
+               : 0.0;
+    std::int64_t no_grad_blocks = 0;
+    for (const bool t : shape.trains) no_grad_blocks += t ? 0 : 1;
+    // The phase: which blocks this step skipped (a step's cost depends on it).
+    const auto phase = no_grad_blocks * 1000 + mark.k * 10 + (hit_share >= 1.0 ? 1 : 0);
+    bill_.add_step(work_model_, shape, dt, phase, catch_up);
+  }
+
+  /// The step's row of steps.jsonl, written at the next flush (its loss is
+  /// read then), with the timeline's new events.
+  void record(double frozen_fraction, double dt, const at::Tensor& loss) {
+    Row row;
+    row.step = step_;
+    row.lr_head = opt_.param_groups().back().options().get_lr();
+    for (std::size_t g = 0; g < ctl_.blocks().size(); ++g)
+      row.lr.push_back(opt_.param_groups()[g].options().get_lr());
+    row.frozen = ctl_.num_frozen();
+    row.frozen_fraction = frozen_fraction;
+    row.step_ms = dt * 1000.0;
+    for (; seen_events_ < ctl_.timeline().size(); ++seen_events_) {
+      const auto& e = ctl_.timeline()[seen_events_];
+      row.events.push_back(Json{{"kind", frost::to_string(e.kind)},
+                                {"step", e.step},
+                                {"block", e.block},
+                                {"block_name", e.block_name},
+                                {"policy", e.policy},
+                                {"statistic", json_number(e.statistic)},
+                                {"detail", e.detail}});
+    }
+    rows_.push_back(std::move(row));
+    pending_.push_back(loss.detach());
+  }
+
+  // After a completed step: the log, and at an epoch's end the validation;
+  // the test accuracy (--eval-every) and the checkpoint when due. Flushes
+  // are collectives with several ranks: every rank flushes at the same steps.
+  void after_step_io() {
+    const bool epoch_end = step_ % plan_.steps_per_epoch == 0 || step_ == plan_.total_steps;
+    const bool ckpt_due = cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0 &&
+                          step_ < plan_.total_steps;
+    const bool eval_due = cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0;
+    if (rows_.size() < 25 && !ckpt_due && !eval_due && !epoch_end) return;
+    flush();
+    if (epoch_end) validate();
+    if (eval_due) {
+      const double acc = evaluate(model_, data_.test, device_, world_);
+      log_ << json_line({{"step", step_ - 1}, {"test_accuracy", json_number(acc)}});
+      log_.flush();
+    }
+    if (ckpt_due && !ctl_.should_stop()) save_checkpoint();
+  }
+
   fx::ViT make_model() {
     // Model from the pre-trained weights, optimizer with one group per block.
     torch::manual_seed(cfg_.seed + 1);
@@ -784,12 +813,9 @@ class StrategyRun final : public Run {
     }
     model->to(device_);
     model->train();
-#ifdef FROST_TRAIN_DISTRIBUTED
-    // Rank 0's weights everywhere; then gradients averaged over the ranks,
-    // frozen blocks left out of the all-reduce.
-    if (world_.parallel()) grad_sync_ = std::make_unique<frost::dist::GradientSync>(*model, world_.group);
-    for (const auto& p : model->parameters()) full_numel_ += p.numel();
-#endif
+    // With several ranks: rank 0's weights everywhere; then gradients averaged
+    // over the ranks, frozen blocks left out of the all-reduce.
+    grads_ = world_.gradient_exchange(*model);
     return model;
   }
 
@@ -801,9 +827,7 @@ class StrategyRun final : public Run {
         .warmup_steps(std::min(cfg_.warmup_steps, plan_.total_steps - 1));
     if (configure) configure(opts, plan_, blocks_);
     for (const auto& kv : ctx_.sets) Ctl::set_option(opts, kv.first, kv.second);
-#ifdef FROST_TRAIN_DISTRIBUTED
-    opts.reducer().group(world_.group);  // every rank takes every decision
-#endif
+    world_.bind_reducer(opts.reducer());  // every rank takes every decision
     return opts;
   }
 
@@ -965,10 +989,7 @@ class StrategyRun final : public Run {
   fx::Dataset train_;  // this rank's shard
   std::int64_t batch_size_;
   std::string name_;
-#ifdef FROST_TRAIN_DISTRIBUTED
-  std::unique_ptr<frost::dist::GradientSync> grad_sync_;
-  std::int64_t comm_bytes_ = 0, comm_full_bytes_ = 0, full_numel_ = 0;
-#endif
+  GradientExchange grads_;  // the all-reduce of the gradients (world.hpp)
   fx::ViT model_;
   frost::BlockMap blocks_;
   torch::optim::AdamW opt_;

@@ -1,6 +1,7 @@
-// The README's "Quick start", compiled and run by scripts/test.sh against the
-// installed package (find_package) and the source tree (add_subdirectory).
-// Keep the two in sync.
+// examples/quickstart.cpp — the README's "Quick start", quoted there as it is
+// below these lines (ctest example.quickstart_in_readme checks that). ctest
+// example.quickstart runs it; scripts/test.sh also builds it against the
+// installed package and the source tree (tests/package).
 #include <frost/frost.hpp>
 #include <torch/torch.h>
 

@@ -1,0 +1,189 @@
+#pragma once
+// examples/train/plan.hpp — the run plan: what one frost-train invocation
+// runs, decided from the command line before any rank joins or any data is
+// read. The settings (those of the run being resumed with --resume; the
+// study's and the comparison's defaults), the strategies chosen by name with
+// their --set options, and the runs of every seed: the chosen strategies and
+// the frontier's shorter full fine-tuning budgets.
+// (Plan, in trainer.hpp, is one run's step budget; RunPlan is the whole
+// invocation's.)
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cli.hpp"
+#include "strategies.hpp"
+
+namespace frost_train {
+
+/// --set options for one strategy: (key, value) in command-line order.
+using StrategySets = std::vector<std::pair<std::string, std::string>>;
+
+/// What one invocation runs (see the file's comment). It holds the strategies
+/// its pointers point to, so it moves but does not copy.
+struct RunPlan {
+  TrainConfig cfg;                        ///< the settings the runs use
+  bool resume = false;                    ///< continuing cfg.out_dir (--resume)
+  std::vector<Strategy> all;              ///< every strategy compiled in
+  std::vector<const Strategy*> chosen;    ///< the user's, in command-line order
+  std::vector<StrategySets> sets;         ///< --set, per chosen strategy
+  std::vector<Strategy> frontier;         ///< full-<E>ep, one per --frontier budget
+  std::vector<const Strategy*> runs;      ///< the runs of every seed
+  std::vector<StrategySets> run_sets;     ///< --set, per run
+
+  RunPlan() = default;
+  RunPlan(RunPlan&&) = default;
+  RunPlan& operator=(RunPlan&&) = default;
+  RunPlan(const RunPlan&) = delete;
+  RunPlan& operator=(const RunPlan&) = delete;
+};
+
+/// --resume DIR: the settings DIR's run was started with (DIR/args.txt), and
+/// of `cfg` only what does not change its results.
+inline TrainConfig resumed_config(const TrainConfig& cfg) {
+  std::ifstream f(join(cfg.resume_dir, "args.txt"));
+  if (!f)
+    throw UsageError("--resume " + cfg.resume_dir + ": no args.txt there (not a frost-train "
+                     "output directory)");
+  static const char* const may_repeat[] = {
+      "--resume", "--max-steps", "--threads", "--progress", "--no-progress", "--quiet",
+      "--rank", "--local-rank", "--world-size", "--master-addr", "--master-port",
+      "--dist-timeout"};
+  for (const auto& g : cfg.given)
+    if (std::find(std::begin(may_repeat), std::end(may_repeat), g) == std::end(may_repeat))
+      throw UsageError("--resume " + cfg.resume_dir + " continues the run with the settings it "
+                       "was started with (" + join(cfg.resume_dir, "args.txt") + "); " + g +
+                       " cannot change them. Start a new run (--out) for other settings");
+  std::vector<std::string> args;
+  std::string line;
+  while (std::getline(f, line)) args.push_back(line);
+  TrainConfig again;
+  parse_args(args, again);
+  again.out_dir = cfg.resume_dir;
+  again.max_steps = cfg.max_steps;
+  if (cfg.progress != -1) again.progress = cfg.progress;
+  return again;
+}
+
+/// --study's strategies, seeds and frontier, and the default comparison,
+/// where the command line left them out.
+inline void apply_defaults(TrainConfig& cfg) {
+  if (cfg.study) {
+    if (cfg.strategies.empty()) cfg.strategies = study_comparison();
+    auto given = [&](const char* f) {
+      return std::find(cfg.given.begin(), cfg.given.end(), f) != cfg.given.end();
+    };
+    if (!given("--seeds")) cfg.seeds = 5;
+    if (!given("--frontier")) cfg.frontier = {3, 4, 6, 8};
+  }
+  if (cfg.strategies.empty()) {
+    cfg.strategies = default_comparison();
+    cfg.compare = true;
+  }
+  if (cfg.strategies.size() > 1) cfg.compare = true;
+}
+
+/// The strategies named, in order; an unknown name is a UsageError that lists
+/// those compiled in.
+inline std::vector<const Strategy*> choose_strategies(const std::vector<Strategy>& all,
+                                                      const std::vector<std::string>& names) {
+  std::vector<const Strategy*> chosen;
+  for (const auto& n : names) {
+    const Strategy* s = find_strategy(all, n);
+    if (!s) {
+      std::string list;
+      for (const auto& x : all) list += " " + x.name;
+      throw UsageError("unknown strategy '" + n + "'; compiled in:" + list);
+    }
+    chosen.push_back(s);
+  }
+  return chosen;
+}
+
+/// The option keys of `s` (those with a dot: the policies'), for a message.
+inline std::string option_keys(const Strategy& s) {
+  std::string keys;
+  for (const auto& o : s.options())
+    if (o.first.find('.') != std::string::npos) keys += " " + o.first;
+  return keys;
+}
+
+/// --set routing: "name:key=value" for one strategy, "key=value" for those
+/// that have the key. A key no chosen strategy has is a UsageError.
+inline std::vector<StrategySets> route_sets(const StrategySets& given, const std::vector<Strategy>& all,
+                                            const std::vector<const Strategy*>& chosen) {
+  std::vector<StrategySets> sets(chosen.size());
+  for (const auto& kv : given) {
+    std::string key = kv.first, only;
+    const auto colon = key.find(':');
+    if (colon != std::string::npos) {
+      only = key.substr(0, colon);
+      key = key.substr(colon + 1);
+      if (!find_strategy(all, only)) throw UsageError("--set " + kv.first + ": no strategy '" + only + "'");
+    }
+    bool used = false;
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+      if (!only.empty() && chosen[i]->name != only) continue;
+      if (has_option(*chosen[i], key)) {
+        sets[i].emplace_back(key, kv.second);
+        used = true;
+      } else if (!only.empty() || chosen.size() == 1) {
+        throw UsageError("--set " + kv.first + ": strategy " + chosen[i]->name +
+                         " has no option '" + key + "'; its options:" + option_keys(*chosen[i]));
+      }
+    }
+    if (!used)
+      throw UsageError("--set " + kv.first + ": none of the chosen strategies has option '" + key +
+                       "' (see --list)");
+  }
+  return sets;
+}
+
+/// The plan from the command line (after --help, --list and --report): the
+/// settings, the strategies and their --set options. The frontier's runs come
+/// later (add_frontier), once the run has said what it is.
+inline RunPlan make_run_plan(TrainConfig cfg) {
+  RunPlan p;
+  if (!cfg.resume_dir.empty()) {
+    cfg = resumed_config(cfg);
+    p.resume = true;
+  }
+  apply_defaults(cfg);
+  p.all = all_strategies();
+  p.chosen = choose_strategies(p.all, cfg.strategies);
+  p.sets = route_sets(cfg.sets, p.all, p.chosen);
+  p.cfg = std::move(cfg);
+  p.runs = p.chosen;
+  p.run_sets = p.sets;
+  return p;
+}
+
+/// The frontier's runs: full fine-tuning at each --frontier budget shorter
+/// than --epochs (a longer one is left out, with a line in `log`), right after
+/// full, so that the last run of a turn stays the user's last.
+inline void add_frontier(RunPlan& p, const std::function<void(const std::string&)>& log) {
+  for (const double e : p.cfg.frontier) {
+    if (e >= p.cfg.epochs) {
+      log("frontier: a budget of " + frontier_strategy(e).name.substr(5) + " is not shorter than "
+          "the full budget; left out");
+      continue;
+    }
+    p.frontier.push_back(frontier_strategy(e));
+  }
+  p.runs = p.chosen;
+  p.run_sets = p.sets;
+  const auto full = std::find_if(p.chosen.begin(), p.chosen.end(),
+                                 [](const Strategy* s) { return s->name == "full"; });
+  if (full == p.chosen.end()) return;
+  const auto at = static_cast<std::ptrdiff_t>(full - p.chosen.begin()) + 1;
+  for (std::size_t i = 0; i < p.frontier.size(); ++i) {
+    p.runs.insert(p.runs.begin() + at + static_cast<std::ptrdiff_t>(i), &p.frontier[i]);
+    p.run_sets.insert(p.run_sets.begin() + at + static_cast<std::ptrdiff_t>(i), StrategySets());
+  }
+}
+
+}  // namespace frost_train

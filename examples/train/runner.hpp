@@ -1,0 +1,229 @@
+#pragma once
+// examples/train/runner.hpp — the interleaved runner: one seed's runs built
+// first, then taking turns (an epoch each, or --interleave steps) so that
+// machine noise falls on all of them alike; the results, that seed's report;
+// and the loop over the seeds. Ctrl-C ends a run after the step in flight,
+// with a checkpoint to --resume from.
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <functional>
+#include <iomanip>
+#include <memory>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "output.hpp"
+#include "plan.hpp"
+#include "progress.hpp"
+#include "strategies.hpp"
+#include "trainer.hpp"
+#include "world.hpp"
+
+namespace frost_train {
+
+namespace detail {
+inline volatile std::sig_atomic_t g_interrupted = 0;
+inline void on_interrupt(int sig) {
+  g_interrupted = 1;
+  std::signal(sig, SIG_DFL);  // a second one kills at once
+}
+}  // namespace detail
+
+/// Whether Ctrl-C (SIGINT) or SIGTERM arrived while an InterruptGuard was on.
+inline bool interrupted() { return detail::g_interrupted != 0; }
+
+/// Turns SIGINT and SIGTERM into interrupted() while it lives (when `on`).
+class InterruptGuard {
+ public:
+  explicit InterruptGuard(bool on) : on_(on) {
+    if (!on_) return;
+    detail::g_interrupted = 0;
+    old_int_ = std::signal(SIGINT, detail::on_interrupt);
+    old_term_ = std::signal(SIGTERM, detail::on_interrupt);
+  }
+  ~InterruptGuard() {
+    if (!on_) return;
+    std::signal(SIGINT, old_int_);
+    std::signal(SIGTERM, old_term_);
+  }
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+ private:
+  bool on_;
+  void (*old_int_)(int) = SIG_DFL;
+  void (*old_term_)(int) = SIG_DFL;
+};
+
+/// One seed's comparison: pre-training (or its cache), every run built first,
+/// then taking turns (an epoch each, or --interleave steps) so that machine
+/// noise falls on all of them alike, then the results and that seed's table.
+struct SeedRunner {
+  const TrainConfig& base;
+  const TaskData& data;
+  torch::Device device;
+  const World& world;
+  bool resume;
+  std::function<void(const std::string&)> log;
+  std::ostream& out;
+
+  /// 0, or the exit status (130 interrupted, 3 stopped by --max-steps).
+  int run(const TrainConfig& cfg, const std::vector<const Strategy*>& chosen,
+          const std::vector<StrategySets>& sets, std::vector<RunResult>& rs) const {
+    if (base.seeds > 1) log("\n=== seed " + std::to_string(cfg.seed) + " (" + cfg.out_dir + ")");
+    make_dirs(cfg.out_dir);
+    // Rank 0 pre-trains (or finds the cache); the others wait for its path.
+    std::string pretrained;
+    if (world.root()) pretrained = ensure_pretrained(cfg, data, device, log);
+    pretrained = world.share("pretrained", pretrained);
+
+    std::vector<std::unique_ptr<Run>> runs;
+    std::vector<RunContext> ctxs;
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+      RunContext ctx;
+      ctx.cfg = cfg;
+      ctx.data = &data;
+      ctx.pretrained = pretrained;
+      ctx.device = device;
+      ctx.out_dir = join(cfg.out_dir, chosen[i]->name);
+      ctx.resume = resume;
+      ctx.sets = sets[i];
+      ctx.log = log;
+      ctx.world = &world;
+      ctx.validation_needed = chosen[i]->validation_needed;
+      ctxs.push_back(ctx);
+    }
+    for (std::size_t i = 0; i < chosen.size(); ++i) runs.push_back(chosen[i]->start(ctxs[i]));
+    take_turns(cfg, runs);
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      log("\n== " + chosen[i]->name + ": " + chosen[i]->summary);
+      RunResult r = runs[i]->finish();
+      runs[i].reset();
+      r.on_frontier = chosen[i]->on_frontier;
+      log_result(r);
+      if (r.completed && world.root())
+        write_file_atomic(join(ctxs[i].out_dir, "timeline.svg"), render_svg({r}));
+      rs.push_back(std::move(r));
+    }
+    bool all_done = rs.size() == chosen.size();
+    for (const auto& r : rs) all_done = all_done && r.completed;
+    if (!all_done) return interrupted() ? 130 : 3;
+    if (world.root()) write_seed_report(cfg, rs, out);
+    return 0;
+  }
+
+ private:
+  // Ctrl-C (or SIGTERM) in one process ends the run after the step in
+  // flight, with a checkpoint to --resume from; a second one kills at once.
+  // Not with several ranks: they would stop at different steps.
+  void take_turns(const TrainConfig& cfg, std::vector<std::unique_ptr<Run>>& runs) const {
+    std::int64_t total = 0;
+    for (const auto& r : runs) total += r->planned_steps();
+    const Plan plan = make_plan(cfg, data.train.size());
+    const std::int64_t turn = cfg.interleave > 0 ? cfg.interleave : plan.steps_per_epoch;
+    const InterruptGuard interrupt(!world.parallel());
+    Progress bar("fine-tune", total, cfg.quiet || !world.root() ? 0 : cfg.progress);
+    // Without a bar (not a terminal: a pipe, CI, a batch job) one line per
+    // turn says where each run stands.
+    const bool lines = !bar.enabled() && !cfg.quiet && world.root();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (bool any = true; any && !interrupted();) {
+      any = false;
+      for (auto& r : runs) {
+        if (r->done()) continue;
+        for (std::int64_t k = 0; k < turn && !r->done() && !interrupted(); ++k) r->step();
+        any = any || !r->done();
+        if (bar.enabled()) {
+          std::int64_t done = 0;
+          for (const auto& x : runs) done += x->done() ? x->planned_steps() : x->steps_done();
+          bar.update(done, r->name());
+        }
+        if (lines) out << progress_line(cfg, *r, plan, t0) << std::endl;
+      }
+    }
+    bar.finish();
+  }
+
+  static std::string progress_line(const TrainConfig& cfg, const Run& r, const Plan& plan,
+                                   std::chrono::steady_clock::time_point t0) {
+    std::ostringstream m;
+    const double spe = static_cast<double>(plan.steps_per_epoch);
+    m << "  [seed " << cfg.seed << " " << format_duration(std::chrono::duration<double>(
+                                                                std::chrono::steady_clock::now() - t0)
+                                                                .count())
+      << "] " << r.name() << ": epoch " << std::fixed << std::setprecision(0)
+      << std::ceil(static_cast<double>(r.steps_done()) / spe) << "/"
+      << static_cast<double>(r.planned_steps()) / spe << ", " << std::setprecision(1)
+      << r.measured_s() << " s measured";
+    if (!r.evals().empty()) m << std::setprecision(2) << ", validation " << r.evals().back().val_accuracy << " %";
+    if (r.done()) m << " (done)";
+    return m.str();
+  }
+
+  void log_result(const RunResult& r) const {
+    std::ostringstream m;
+    m << "   config:";
+    std::size_t width = 10;
+    for (const auto& kv : r.config) {
+      const std::string item = " " + kv.first + "=" + kv.second;
+      if (width + item.size() > 100) {
+        m << "\n          ";
+        width = 10;
+      }
+      m << item;
+      width += item.size();
+    }
+    log(m.str());
+    if (!r.completed) {
+      log("   stopped after " + std::to_string(r.steps) + " of " + std::to_string(r.planned_steps) +
+          " steps (" + (interrupted() ? "interrupted" : "--max-steps") + "); continue with --resume " +
+          base.out_dir);
+      return;
+    }
+    std::ostringstream o;
+    o << std::fixed << std::setprecision(2) << "   test accuracy " << r.test_accuracy << "%, "
+      << "validation " << r.val_accuracy << "%, " << std::setprecision(1) << r.measured_s
+      << " s measured (validation " << r.validation_s << " s of it), " << r.steps << "/"
+      << r.planned_steps << " steps, froze at: " << freeze_steps_text(r);
+    if (r.cached && r.cache_hits + r.cache_misses > 0)
+      o << "\n   activation cache: " << r.cache_samples << " samples, " << std::setprecision(1)
+        << r.cache_mib << " MiB, " << std::setprecision(0)
+        << 100.0 * static_cast<double>(r.cache_hits) / static_cast<double>(r.cache_hits + r.cache_misses)
+        << "% of frozen-prefix forwards served from it";
+    if (world.parallel() && r.comm_full_mib > 0)
+      o << "\n   gradients all-reduced: " << std::setprecision(1) << r.comm_mib << " MiB per rank ("
+        << std::setprecision(0) << 100.0 * r.comm_mib / r.comm_full_mib
+        << "% of what an all-reduce of every gradient sends)";
+    log(o.str());
+  }
+};
+
+/// Every seed's runs in turn (seed, seed+1, ...; each in <out>/seed<N> when
+/// there are several), then, on rank 0, the summary over the seeds. Returns
+/// the exit status; the last seed's results (of the seed that stopped, if one
+/// did) go to `results` when given.
+inline int run_seeds(const SeedRunner& runner, const RunPlan& plan, std::ostream& out,
+                     std::vector<RunResult>* results) {
+  const TrainConfig& cfg = plan.cfg;
+  std::vector<std::vector<RunResult>> per_seed;
+  for (std::int64_t k = 0; k < cfg.seeds; ++k) {
+    TrainConfig c = cfg;
+    c.seed = cfg.seed + static_cast<std::uint64_t>(k);
+    if (cfg.seeds > 1) c.out_dir = join(cfg.out_dir, "seed" + std::to_string(c.seed));
+    std::vector<RunResult> rs;
+    const int status = runner.run(c, plan.runs, plan.run_sets, rs);
+    if (status != 0) {
+      if (results) *results = std::move(rs);
+      return status;
+    }
+    per_seed.push_back(std::move(rs));
+  }
+  if (runner.world.root()) report_study(cfg, per_seed, out);  // rank 0 writes the summary
+  if (results) *results = std::move(per_seed.back());
+  return 0;
+}
+
+}  // namespace frost_train
