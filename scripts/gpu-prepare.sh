@@ -168,7 +168,7 @@ tree_b=$(git ls-files -z --cached --others --exclude-standard | xargs -0 -r stat
 total_b=$((folder_b + tree_b))
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
 {
-  echo "prepared $(date -u '+%Y-%m-%d %H:%M UTC') from commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "prepared $(date -u "+%Y-%m-%d %H:%M UTC") from commit $(git describe --always --dirty=+uncommitted 2>/dev/null || echo "?")"
   echo "folder $(mib "$folder_b") MiB; working tree $(mib "$tree_b") MiB; together $(mib "$total_b") MiB (limit $LIMIT_MIB MiB)"
   (cd "$DIR" && du -sh include lib data/fashion-mnist data/pretrained | sed 's/^/  /')
 } | tee "$DIR/MANIFEST.txt"
