@@ -39,7 +39,7 @@
 # python3 that holds torch; the dry run defaults to scripts/test-torch2.sh's
 # cached venv), FROST_GPU_LIMIT_<PART>_S to change one part's limit
 # (CONFIGURE, BUILD, TESTS, BENCH, TRAIN, DIST, EFFNET), FROST_TRAIN_ARGS,
-# FROST_DP_ARGS, FROST_GPU_BENCH_FILTER, FROST_GPU_CTEST_ARGS.
+# FROST_DP_ARGS, FROST_GPU_BENCH_FILTER, FROST_GPU_CTEST_ARGS, FROST_GPU_TARGETS.
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 
@@ -115,11 +115,22 @@ FAILED=0
 elapsed() { echo $(($(date +%s) - START)); }
 log() { echo "[gpu-check $(elapsed)s] $*" >&2; }
 
-# run_part LIMIT LOG CMD...: CMD under LIMIT seconds (0: no limit), output to
-# LOG. Returns CMD's status; 124/137 on a timeout.
+# The budget's clock; the dry run's unlimited build is not counted (OFFSET).
+OFFSET=0
+budget_left() { echo $((BUDGET_S - ($(date +%s) - START) + OFFSET)); }
+
+# run_part LIMIT LOG CMD...: CMD under LIMIT seconds (0: no limit), never past
+# the budget, output to LOG. Returns CMD's status; 124/137 on a timeout, 125
+# when the budget had no 5 s left for it.
 run_part() {
-  local limit=$1 logf=$2
+  local limit=$1 logf=$2 left
   shift 2
+  left=$(budget_left)
+  if [ "$limit" -gt 0 ] && [ "$left" -lt "$limit" ]; then limit=$left; fi
+  if [ "$limit" -ne 0 ] && [ "$limit" -lt 5 ]; then
+    echo "(skipped: the ${BUDGET_S}s budget is spent)" >"$logf"
+    return 125
+  fi
   log "$* (limit ${limit}s)"
   if [ "$limit" -gt 0 ]; then
     timeout --kill-after=5 "$limit" "$@" >"$logf" 2>&1
@@ -205,7 +216,8 @@ fi
 NVCC=$(command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 [ -z "$NVCC" ] || cfg+=("-DCUDAToolkit_ROOT=$(dirname "$(dirname "$NVCC")")")
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
-TARGETS=(frost_tests frost_dist_tests frost_bench frost-train frost-schedule)
+# shellcheck disable=SC2206  # FROST_GPU_TARGETS is a list of names
+TARGETS=(${FROST_GPU_TARGETS:-frost_tests frost_dist_tests frost_bench frost-train frost-schedule})
 if [ ! -f "$CARRY/MANIFEST.txt" ]; then
   echo "configure: $CARRY/MANIFEST.txt missing" >"$LOGS/configure.log"
   CONFIGURE_RC=1
@@ -219,8 +231,10 @@ if [ "$CONFIGURE_RC" -eq 0 ]; then
   for t in "${TARGETS[@]}"; do
     ninja -C "$BUILD_DIR" -t targets all 2>/dev/null | grep -q "^$t:" && present+=("$t")
   done
+  b0=$(date +%s)
   run_part "$L_BUILD" "$LOGS/build.log" ninja -C "$BUILD_DIR" -k 0 -j "$JOBS" "${present[@]}"
   BUILD_RC=$?
+  [ "$L_BUILD" -ne 0 ] || OFFSET=$(($(date +%s) - b0))
 fi
 BUILD_S=$(elapsed)
 note_rc "$CONFIGURE_RC"
