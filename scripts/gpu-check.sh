@@ -131,7 +131,7 @@ run_part() {
     echo "(skipped: the ${BUDGET_S}s budget is spent)" >"$logf"
     return 125
   fi
-  log "$* (limit ${limit}s)"
+  if [ "$limit" -gt 0 ]; then log "$* (limit ${limit}s)"; else log "$* (no limit)"; fi
   if [ "$limit" -gt 0 ]; then
     timeout --kill-after=5 "$limit" "$@" >"$logf" 2>&1
   else
@@ -298,7 +298,9 @@ fi
 note_rc "$SYNC_RC"
 note_rc "$CTEST_RC"
 {
-  if grep -q 'skipped: no CUDA device' "$LOGS/sync-debug.log" 2>/dev/null; then
+  if [ "$SYNC_RC" -eq 126 ]; then
+    where="not run"
+  elif grep -q 'skipped: no CUDA device' "$LOGS/sync-debug.log" 2>/dev/null; then
     where="skipped inside: no CUDA device"
   elif grep -q 'skipped: built without CUDA headers' "$LOGS/sync-debug.log" 2>/dev/null; then
     where="skipped inside: built without CUDA headers"
@@ -381,9 +383,11 @@ else:
 EOF
 fi
 SUMMARY=$(ls "$WORK"/train/summary.csv 2>/dev/null | head -n 1)
-{ echo; echo "Last lines of the run (the table and the frontier):"; echo; } >>"$REPORT"
-code_tail "$LOGS/train.log" 40
-tail -n 120 "$LOGS/train.log" >"$OUT_DIR/train-summary.txt" 2>/dev/null
+if [ -f "$LOGS/train.log" ]; then
+  { echo; echo "Last lines of the run (the table and the frontier):"; echo; } >>"$REPORT"
+  code_tail "$LOGS/train.log" 40
+  tail -n 120 "$LOGS/train.log" >"$OUT_DIR/train-summary.txt"
+fi
 [ -n "$SUMMARY" ] && { echo; echo "== summary.csv"; cat "$SUMMARY"; } >>"$OUT_DIR/train-summary.txt"
 cp "$WORK/train/frontier.svg" "$OUT_DIR/train-frontier.svg" 2>/dev/null
 
@@ -443,6 +447,7 @@ EOF
   fi
 fi
 note_rc "$DIST_RC"
+[ "$DIST_RC" -ne 126 ] || echo "- **skipped: not built** (frost-train)" >>"$REPORT"
 [ "$DIST_RC" -eq 0 ] || [ ! -f "$DIST_LOG" ] || code_tail "$DIST_LOG" 15
 
 # ---------------------------------------------------------------------------
