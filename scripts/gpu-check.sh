@@ -85,8 +85,8 @@ else
   L_CONFIGURE=120 L_BUILD=0 L_TESTS=60 L_BENCH=60 L_TRAIN=150 L_DIST=80 L_EFFNET=0
   CTEST_ARGS=${FROST_GPU_CTEST_ARGS:--R synchronisation|host.reads.happen|IDX.reader --timeout 60}
   BENCH_FILTERS=${FROST_GPU_BENCH_FILTER:-^ctl/model:tiny/criterion:[^/]*/schedule:Constant/mode:step/device:cpu/ ^train/model:tiny/criterion:(none|GradientThreshold)/schedule:[^/]*/device:cpu/}
-  TRAIN_ARGS=${FROST_TRAIN_ARGS:---device cpu --model tiny --compare --seeds 2 --frontier 1 --epochs 2 --batch-size 64 --train-limit 256 --val-limit 128 --test-limit 256 --pretrain-epochs 1 --pretrain-limit 256}
-  DP_ARGS=${FROST_DP_ARGS:---device cpu --model tiny --compare full,autofreeze --epochs 2 --batch-size 64 --train-limit 256 --val-limit 128 --test-limit 256 --pretrain-epochs 1 --pretrain-limit 256 --frontier none}
+  TRAIN_ARGS=${FROST_TRAIN_ARGS:---device cpu --model tiny --compare --seeds 2 --frontier 1 --epochs 2 --batch-size 64 --train-limit 256 --val-limit 128 --test-limit 256 --pretrain-epochs 1 --pretrain-limit 256 --warmup 2}
+  DP_ARGS=${FROST_DP_ARGS:---device cpu --model tiny --compare full,autofreeze --epochs 2 --batch-size 64 --train-limit 256 --val-limit 128 --test-limit 256 --pretrain-epochs 1 --pretrain-limit 256 --warmup 2 --frontier none}
   # pip's torch 2.11 as on the GPU machine: scripts/test-torch2.sh's cached venv.
   if [ -n "${FROST_GPU_PYTHON:-}" ]; then
     PYTHON=$FROST_GPU_PYTHON
@@ -156,7 +156,7 @@ verdict() {  # verdict RC LOG
 }
 first_error() {
   local l
-  l=$(grep -m1 -E 'error|Error|ERROR|FAILED|failed|Traceback|terminate called' "$1" 2>/dev/null |
+  l=$(grep -m1 -E '^frost-train: |what\(\)|error|Error|ERROR|FAILED|failed|Traceback|terminate called' "$1" 2>/dev/null |
     cut -c1-240)
   [ -n "$l" ] || l=$(tail -n 1 "$1" 2>/dev/null | cut -c1-240)
   echo "\`${l:-no output}\`"
