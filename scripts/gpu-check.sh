@@ -66,7 +66,7 @@ if [ "$MODE" = device ]; then
   DEVICE=cuda
   JOBS=${FROST_GPU_JOBS:-16}
   BUDGET_S=${FROST_GPU_BUDGET_S:-480}
-  L_CONFIGURE=25 L_BUILD=205 L_TESTS=80 L_BENCH=60 L_TRAIN=65 L_DIST=30 L_EFFNET=0
+  L_CONFIGURE=20 L_BUILD=240 L_TESTS=70 L_BENCH=50 L_TRAIN=55 L_DIST=30 L_EFFNET=0
   # compile_fail.* builds a translation unit to see it rejected: a compiler
   # check, the same on any machine (CI runs it), a minute of the budget here.
   CTEST_ARGS=${FROST_GPU_CTEST_ARGS:--j 8 --timeout 70 -E ^compile_fail}
