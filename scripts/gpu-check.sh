@@ -402,14 +402,15 @@ print("|---|---|---|---|---|---|---|---|")
 silent = set()
 for r in rows:
     name = r["strategy"]
-    if not r.get("freeze_steps") and not name.startswith("full"):
+    froze = any(t not in ("-", "") for t in (r.get("freeze_steps") or "").split())
+    if not froze and not name.startswith("full"):
         silent.add(name)
     print(f"| {name} | {r['seed']} | {r['test_accuracy']} | {r['measured_s']} | {r['speedup']} | "
           f"{r.get('freeze_steps') or '-'} | {r['steps']}/{r['planned_steps']} | "
-          f"{r.get('peak_mem_mib')} ({r.get('peak_mem_kind')}) |")
+          f"{r.get('peak_mem_mib')} ({r.get('peak_mem_kind') or 'not measured'}) |")
 print()
 if silent:
-    print("- strategies that froze nothing (budget too short for their decisions?): " + ", ".join(sorted(silent)))
+    print("- strategies that froze nothing (at these sizes, or decisions that kept every block): " + ", ".join(sorted(silent)))
 else:
     print("- every freezing strategy froze at least one block")
 EOF
@@ -464,13 +465,16 @@ for i, l in enumerate(lines):
     m = re.search(r"gradients all-reduced: ([0-9.]+) MiB per rank \(([0-9]+)%", l)
     if not m:
         continue
-    steps = None
-    for k in range(i - 1, max(i - 4, -1), -1):
+    steps, name = None, "?"
+    for k in range(i - 1, max(i - 8, -1), -1):
         s = re.search(r"([0-9]+)/[0-9]+ steps", lines[k])
-        if s:
-            steps = int(s.group(1)); break
+        if s and steps is None:
+            steps = int(s.group(1))
+        n = re.match(r"== ([^:]+):", lines[k])
+        if n:
+            name = n.group(1); break
     per = f", {float(m.group(1)) * 1048576 / steps / 1e6:.2f} MB per step over {steps} steps" if steps else ""
-    print(f"- gradients all-reduced per rank: {m.group(1)} MiB ({m.group(2)}% of all gradients){per}")
+    print(f"- {name}: gradients all-reduced per rank: {m.group(1)} MiB ({m.group(2)}% of all gradients){per}")
 sys.exit(1 if differ or not same else 0)
 EOF
     [ $? -eq 0 ] || FAILED=1

@@ -588,6 +588,9 @@ class StrategyRun final : public Run {
     // Everything the step causes is timed: the batch, the cache's fills and
     // catch-up passes, the criterion's work (a predictor stage included).
     const auto t0 = std::chrono::steady_clock::now();
+    // Peak device memory: the strategies interleave, so the counter restarts
+    // with each of this strategy's steps (a host call, no synchronisation).
+    if (device_.is_cuda()) detail::reset_peak_memory(device_);
     const std::int64_t epoch = step_ / plan_.steps_per_epoch;
     if (epoch != batches_epoch_) {
       batches_ = std::make_unique<fx::Batches>(train_, batch_size_, data_seed(cfg_, epoch));
@@ -645,6 +648,11 @@ class StrategyRun final : public Run {
     ctl_.after_step();
     sync(device_);  // the step's time, not the queue's (CUDA)
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (device_.is_cuda()) {  // the largest of its steps (every strategy's weights resident)
+      const auto mem = detail::peak_memory_mib(device_);
+      if (!(r_.peak_mem_mib >= mem.first)) r_.peak_mem_mib = mem.first;
+      r_.peak_mem_kind = mem.second;
+    }
 
     // The step's work, FLOP-weighted (accounting.hpp): forward through the
     // blocks not served from the cache, backward down to the first block
