@@ -590,7 +590,7 @@ class StrategyRun final : public Run {
     const auto t0 = std::chrono::steady_clock::now();
     // Peak device memory: the strategies interleave, so the counter restarts
     // with each of this strategy's steps (a host call, no synchronisation).
-    if (device_.is_cuda()) detail::reset_peak_memory(device_);
+    if (device_.is_cuda()) reset_peak_memory(device_);
     const std::int64_t epoch = step_ / plan_.steps_per_epoch;
     if (epoch != batches_epoch_) {
       batches_ = std::make_unique<fx::Batches>(train_, batch_size_, data_seed(cfg_, epoch));
@@ -649,7 +649,7 @@ class StrategyRun final : public Run {
     sync(device_);  // the step's time, not the queue's (CUDA)
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (device_.is_cuda()) {  // the largest of its steps (every strategy's weights resident)
-      const auto mem = detail::peak_memory_mib(device_);
+      const auto mem = peak_memory_mib(device_);
       if (!(r_.peak_mem_mib >= mem.first)) r_.peak_mem_mib = mem.first;
       r_.peak_mem_kind = mem.second;
     }
