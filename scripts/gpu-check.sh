@@ -466,7 +466,7 @@ for i, l in enumerate(lines):
     if not m:
         continue
     steps, name = None, "?"
-    for k in range(i - 1, max(i - 8, -1), -1):
+    for k in range(i - 1, max(i - 40, -1), -1):
         s = re.search(r"([0-9]+)/[0-9]+ steps", lines[k])
         if s and steps is None:
             steps = int(s.group(1))
