@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# The LibTorch 2.x leg: build everything (tests, examples, benchmarks) against
-# pip's `torch` (LibTorch 2.x, with CUDA) in ./build-torch2 and run the suite on
-# the CPU. The CUDA code paths (sync-debug test, CUDA benchmarks) compile
-# whether or not this machine has a GPU; at run time they skip without one.
+# The LibTorch 2.x leg, and the GPU check's dry run: build everything (tests,
+# examples, benchmarks) against pip's `torch` (LibTorch 2.x, with CUDA) in
+# ./build-torch2 the way the GPU machine builds it, and run the suite on the CPU.
+#   1. scripts/gpu-prepare.sh fills .gpu-carry/ (what the GPU machine lacks);
+#   2. scripts/gpu-check.sh --dry-run configures against pip's torch and that
+#      folder only (Debian's packages hidden from CMake), builds the GPU check's
+#      targets, fails if any header came from Debian's dev packages, and runs
+#      every part of the GPU check on the CPU at tiny sizes (report in
+#      build-torch2/gpu-dry-run/gpu-report.md);
+#   3. builds the remaining targets in the same tree and runs the whole suite.
+# The CUDA code paths (sync-debug test, CUDA benchmarks) compile whether or not
+# this machine has a GPU; at run time they skip without one.
 #
 #   bash scripts/test-torch2.sh
+#   bash scripts/test-torch2.sh --install-only   # only the cached venv (below)
 #
 # Environment:
 #   FROST_TORCH2_VERSION  pip version of torch (default 2.11.0, the GPU machine's)
@@ -30,6 +39,9 @@ have_torch() {
       >/dev/null 2>&1
 }
 
+install_only=0
+[ "${1:-}" = --install-only ] && install_only=1
+
 if ! have_torch; then
   echo "== torch2: installing torch==$VERSION into $VENV (once per machine)"
   if ! python3 -m venv "$VENV" 2>/dev/null; then
@@ -44,26 +56,21 @@ if ! have_torch; then
     exit 3
   fi
 fi
-PREFIX=$("$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null)
-echo "== torch2: LibTorch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null) at $PREFIX"
+[ "$install_only" -eq 1 ] && exit 0
+echo "== torch2: LibTorch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
 
-gen=()
-if [ ! -f "$BUILD_DIR/CMakeCache.txt" ] && command -v ninja >/dev/null 2>&1; then
-  gen=(-G Ninja)
-fi
-# No kernels of frost's own are compiled for a GPU: one architecture keeps
-# Torch's CMake config from probing for a device.
-export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
-cuda=()
-if command -v nvcc >/dev/null 2>&1; then
-  # Torch's CMake config looks for the CUDA toolkit its wheel was built with.
-  cuda=(-DCUDAToolkit_ROOT="$(dirname "$(dirname "$(command -v nvcc)")")")
-fi
-echo "== torch2: configure ($BUILD_DIR)"
-cmake -S . -B "$BUILD_DIR" "${gen[@]}" "${cuda[@]}" \
-  -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PREFIX" \
-  -DFROST_BUILD_TESTS=ON -DFROST_BUILD_EXAMPLES=ON -DFROST_BUILD_BENCHMARKS=ON
-echo "== torch2: build (-j$JOBS)"
+echo "== torch2: prepare .gpu-carry (scripts/gpu-prepare.sh)"
+bash scripts/gpu-prepare.sh
+echo "== torch2: the GPU check's dry run (scripts/gpu-check.sh --dry-run, $BUILD_DIR)"
+dry_rc=0
+FROST_GPU_PYTHON="$VENV/bin/python" FROST_GPU_BUILD_DIR="$BUILD_DIR" FROST_GPU_JOBS="$JOBS" \
+  OUT="$BUILD_DIR/gpu-dry-run" bash scripts/gpu-check.sh --dry-run || dry_rc=$?
+sed -n '/^## Summary/,$p' "$BUILD_DIR/gpu-dry-run/gpu-report.md" 2>/dev/null || true
+echo "== torch2: build the rest (-j$JOBS)"
 cmake --build "$BUILD_DIR" -j"$JOBS"
 echo "== torch2: test (CPU)"
 ctest --test-dir "$BUILD_DIR" --output-on-failure
+if [ "$dry_rc" -ne 0 ]; then
+  echo "torch2: the GPU check's dry run failed ($BUILD_DIR/gpu-dry-run/gpu-report.md)" >&2
+  exit 1
+fi

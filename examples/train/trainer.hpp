@@ -588,6 +588,9 @@ class StrategyRun final : public Run {
     // Everything the step causes is timed: the batch, the cache's fills and
     // catch-up passes, the criterion's work (a predictor stage included).
     const auto t0 = std::chrono::steady_clock::now();
+    // Peak device memory: the strategies interleave, so the counter restarts
+    // with each of this strategy's steps (a host call, no synchronisation).
+    if (device_.is_cuda()) reset_peak_memory(device_);
     const fx::Batch batch = next_batch();
     ctl_.before_step();
     StepShape shape = training_blocks();  // the states after_step may change
@@ -604,6 +607,11 @@ class StrategyRun final : public Run {
     ctl_.after_step();
     sync(device_);  // the step's time, not the queue's (CUDA)
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (device_.is_cuda()) {  // the largest of its steps (every strategy's weights resident)
+      const auto mem = peak_memory_mib(device_);
+      if (!(r_.peak_mem_mib >= mem.first)) r_.peak_mem_mib = mem.first;
+      r_.peak_mem_kind = mem.second;
+    }
 
     account(shape, batch, mark, dt);
     record(ff, dt, loss);
