@@ -35,6 +35,7 @@ struct ControllerOptions {
   /// block) is a frost::Error instead of a warning (frost/controller/lr_book.hpp).
   FROST_ARG(bool, strict_lr) = false;
 
+ public:
   /// An epoch loop: `epochs` epochs of `batches_per_epoch` optimizer steps
   /// each (total_steps = epochs x batches_per_epoch, steps_per_epoch =
   /// batches_per_epoch); e.g. `.epochs(10, loader_size / batch_size)` (with
