@@ -142,6 +142,12 @@ struct GradientNormChangeOptions {
   FROST_ARG(FreezeMode, mode) = FreezeMode::sequential;
   FROST_ARG(GradNorm, norm) = GradNorm::l1;
   FROST_ARG(Accumulate, accumulate) = Accumulate::exact;
+  /// No freeze before this many epochs have run (needs controller.steps_per_epoch;
+  /// without it nothing is held back). Evaluations before still record each
+  /// block's norm, so the first decision after the guard has an eta to judge.
+  /// 0: AutoFreeze's behaviour, decisions from the second evaluation on.
+  /// See docs/from-scratch.md for why and when.
+  FROST_ARG(double, min_epochs) = 0.0;
 };
 
 class GradientNormChange {
@@ -157,6 +163,9 @@ class GradientNormChange {
                            "; give a percentile in [0, 100] (AutoFreeze: 50)");
     frost::detail::require(o_.interval() >= 0, "criterion.interval is ", o_.interval(),
                            "; give the interval in steps, or 0 to use evals_per_epoch");
+    frost::detail::require(std::isfinite(o_.min_epochs()) && o_.min_epochs() >= 0.0,
+                           "criterion.min_epochs is ", o_.min_epochs(),
+                           "; give 0 (decide from the second evaluation, as AutoFreeze) or more");
     frost::detail::require(o_.interval() > 0 || o_.evals_per_epoch() > 0,
                            "criterion.evals_per_epoch is ", o_.evals_per_epoch(),
                            "; give 1 or more evaluations per epoch, or an interval in steps");
@@ -232,6 +241,12 @@ class GradientNormChange {
     }
   }
 
+  /// Whether min_epochs still holds decisions back at this step.
+  bool held(const StepState& s) const {
+    return spe_ > 0 && static_cast<double>(s.step + 1) <
+                           o_.min_epochs() * static_cast<double>(spe_) - 1e-9;
+  }
+
   /// Whether `step` ends an evaluation interval.
   bool decision_point(const StepState& s) const { return decision_point(s.step); }
   bool decision_point(std::int64_t step) const {
@@ -304,7 +319,7 @@ class GradientNormChange {
       finite_etas.push_back(eta_[b]);
     }
     bar_ = percentile(finite_etas, o_.percentile());
-    if (finite_etas.empty()) return;
+    if (finite_etas.empty() || held(s)) return;
 
     auto ask = [&](std::size_t b, const std::string& why) {
       std::ostringstream d;
@@ -511,4 +526,4 @@ class GradientNormChange {
 }  // namespace frost::criteria
 
 FROST_REFLECT(frost::criteria::GradientNormChangeOptions, percentile, evals_per_epoch, interval,
-              mode, norm, accumulate);
+              mode, norm, accumulate, min_epochs);
