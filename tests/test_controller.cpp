@@ -6,12 +6,15 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/optim/adamw.h>
+#include <torch/optim/schedulers/step_lr.h>
 #include <torch/optim/sgd.h>
+#include <torch/version.h>
 
 #include <cmath>
 #include <limits>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <unordered_set>
 
 #include "frost/frost.hpp"
@@ -96,6 +99,62 @@ at::Tensor controlled_step(Ctl& ctl, Net& net, torch::optim::Optimizer& opt,
   ctl.after_step();
   return loss.detach();
 }
+
+// A c10 warning handler that keeps what it is given (LibTorch 1.x and 2.x
+// differ in its signature and in where the guard lives).
+struct KeepWarnings : c10::WarningHandler {
+#if TORCH_VERSION_MAJOR >= 2
+  void process(const c10::Warning& w) override { messages.push_back(w.msg()); }
+#else
+  void process(const c10::SourceLocation&, const std::string& msg, const bool) override {
+    messages.push_back(msg);
+  }
+#endif
+  std::vector<std::string> messages;
+};
+#if TORCH_VERSION_MAJOR >= 2
+using WarningGuard = c10::WarningUtils::WarningHandlerGuard;
+#else
+using WarningGuard = c10::Warning::WarningHandlerGuard;
+#endif
+
+/// A FreezeOut controller over frost_test::Net (5 blocks and the head, one
+/// group each) whose blocks have different multipliers, 3 steps in, block 2
+/// frozen by hand (its group at rate 0).
+using FoCtl = frost::FreezeController<frost::criteria::Never,
+                                      frost::schedules::FreezeOut<frost::Linear, frost::Scaled>,
+                                      frost::stop::Never>;
+struct DecayRig {
+  explicit DecayRig(frost::ControllerOptions c = {}, bool warm = true)
+      : blocks(frost::BlockMap::detect(*net)),
+        opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1)),
+        ctl(net, opt, blocks, FoCtl::Options().controller(c.total_steps(40))) {
+    if (!warm) return;
+    for (int i = 0; i < 3; ++i) controlled_step(ctl, net, opt, task);
+    ctl.freeze(2);
+  }
+  std::vector<double> bases() const {
+    std::vector<double> b;
+    for (std::size_t g = 0; g < opt.param_groups().size(); ++g) b.push_back(ctl.base_lr(g));
+    return b;
+  }
+  /// Every group's base is `base` and its rate base x this step's multiplier.
+  void check_all(double base) {
+    const std::int64_t step = ctl.step();
+    for (std::size_t g = 0; g < opt.param_groups().size(); ++g) {
+      CAPTURE(g);
+      const std::int64_t b = ctl.lr_book().block_of(g);
+      CHECK(ctl.base_lr(g) == doctest::Approx(base).epsilon(1e-12));
+      CHECK(opt.param_groups()[g].options().get_lr() ==
+            doctest::Approx(base * ctl.lr_scale(step, b)).epsilon(1e-12));
+    }
+  }
+  Net net;
+  frost::BlockMap blocks;
+  torch::optim::SGD opt;
+  FoCtl ctl;
+  frost_test::Task task = frost_test::make_task(64, at::kCPU);
+};
 
 
 }  // namespace
@@ -198,6 +257,185 @@ TEST_SUITE("controller") {
     const std::vector<std::int64_t> notified{3};
     CHECK(ctl.criterion().notified == notified);
     CHECK(ctl.criterion().observed == 8);
+  }
+
+  TEST_CASE("learning-rate decay patterns under FreezeOut's per-block multipliers") {
+    SUBCASE("the multipliers differ per block, so the patterns are distinguishable") {
+      DecayRig r;
+      r.ctl.before_step();
+      CHECK(r.ctl.lr_scale(3, 0) != doctest::Approx(r.ctl.lr_scale(3, 4)));
+      CHECK(r.opt.param_groups()[2].options().get_lr() == 0.0);  // frozen by hand
+    }
+    SUBCASE("a torch::optim scheduler (StepLR) scales every base, the frozen group's too") {
+      DecayRig r;
+      torch::optim::StepLR sched(r.opt, /*step_size=*/1, /*gamma=*/0.5);
+      sched.step();  // LibTorch's first step() sets the current rates
+      sched.step();  // the decay
+      r.ctl.before_step();
+      r.check_all(0.05);
+      CHECK(r.ctl.timeline().size() == 1);  // the freeze only: no warning
+    }
+    SUBCASE("multiplying every group's rate by one factor scales every base") {
+      DecayRig r;
+      for (auto& g : r.opt.param_groups()) g.options().set_lr(g.options().get_lr() / 3.0);
+      r.ctl.before_step();
+      r.check_all(0.1 / 3.0);
+    }
+    SUBCASE("one absolute rate on every group becomes every base") {
+      DecayRig r;
+      for (auto& g : r.opt.param_groups()) g.options().set_lr(0.02);
+      r.ctl.before_step();
+      r.check_all(0.02);
+      CHECK(r.opt.param_groups()[2].options().get_lr() == 0.0);  // still frozen
+      CHECK(r.ctl.timeline().size() == 1);
+    }
+    SUBCASE("ctl.set_base_lr sets every base, over a change made since") {
+      DecayRig r;
+      r.opt.param_groups()[0].options().set_lr(0.5);
+      r.ctl.set_base_lr(0.03);
+      r.ctl.before_step();
+      r.check_all(0.03);
+      CHECK(r.ctl.timeline().size() == 1);
+    }
+    SUBCASE("a decay before a transition by hand is taken first") {
+      DecayRig r;
+      for (auto& g : r.opt.param_groups()) g.options().set_lr(g.options().get_lr() * 0.5);
+      r.ctl.freeze(4);  // rewrites block 4's rate to 0
+      r.ctl.before_step();
+      r.check_all(0.05);
+    }
+    SUBCASE("changing only the first group is a warning at that step, with the fix") {
+      DecayRig r;
+      KeepWarnings keep;
+      WarningGuard guard(&keep);
+      const double scale0 = r.ctl.lr_book().scale(0);
+      const std::vector<double> before = r.bases();
+      r.opt.param_groups().front().options().set_lr(0.01);  // the tutorial's decay
+      r.ctl.before_step();
+      REQUIRE(r.ctl.timeline().size() == 2);
+      const frost::Event& e = r.ctl.timeline().back();
+      CHECK(e.kind == frost::EventKind::warning);
+      CHECK(e.step == 3);
+      CHECK(e.block == 0);
+      CHECK(contains(e.detail, "1 of 6 param groups"));
+      CHECK(contains(e.detail, "ctl.set_base_lr(lr)"));
+      CHECK(r.ctl.base_lr(0) == doctest::Approx(0.01 / scale0));  // that group follows
+      for (std::size_t g = 1; g < before.size(); ++g) CHECK(r.ctl.base_lr(g) == before[g]);
+      REQUIRE(keep.messages.size() == 1);
+      CHECK(contains(keep.messages[0], "frost: step 3, block 0"));
+    }
+    SUBCASE("with strict_lr it is an error at that step, and nothing changes") {
+      DecayRig r(frost::ControllerOptions().strict_lr(true));
+      const std::vector<double> before = r.bases();
+      r.opt.param_groups().front().options().set_lr(0.01);
+      CHECK_FROST_ERROR(r.ctl.before_step(), "ctl.set_base_lr(group, lr)");
+      CHECK(r.bases() == before);
+      CHECK(r.ctl.step() == 3);
+      r.ctl.set_base_lr(0.01);  // what was meant; the step goes ahead
+      r.ctl.before_step();
+      r.check_all(0.01);
+    }
+    SUBCASE("a rate that is not finite is refused") {
+      DecayRig r;
+      for (auto& g : r.opt.param_groups())
+        g.options().set_lr(std::numeric_limits<double>::quiet_NaN());
+      CHECK_FROST_ERROR(r.ctl.before_step(), "finite rate");
+    }
+    SUBCASE("bases and multipliers survive a checkpoint") {
+      DecayRig r;
+      for (auto& g : r.opt.param_groups()) g.options().set_lr(0.02);
+      r.ctl.before_step();
+      torch::serialize::OutputArchive out;
+      frost::save(r.ctl, out);
+      std::ostringstream bytes;
+      out.save_to(bytes);
+      DecayRig fresh({}, /*warm=*/false);
+      torch::serialize::InputArchive in;
+      std::istringstream is(bytes.str());
+      in.load_from(is);
+      frost::load(fresh.ctl, in);
+      for (std::size_t g = 0; g < r.opt.param_groups().size(); ++g) {
+        CHECK(fresh.ctl.base_lr(g) == r.ctl.base_lr(g));
+        CHECK(fresh.opt.param_groups()[g].options().get_lr() ==
+              r.opt.param_groups()[g].options().get_lr());
+      }
+    }
+  }
+
+  TEST_CASE("min_epochs holds the gradient criteria's decisions back for the first epochs") {
+    // The first freeze's step, or -1: 3 epochs of 8 steps.
+    auto first_freeze = [](auto* tag, const auto& criterion_options) {
+      using Ctl = std::remove_pointer_t<decltype(tag)>;
+      torch::manual_seed(3);
+      Net net;
+      auto blocks = frost::BlockMap::detect(*net);
+      torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.05));
+      Ctl ctl(net, opt, blocks,
+              typename Ctl::Options()
+                  .controller(frost::ControllerOptions().epochs(3, 8))
+                  .criterion(criterion_options));
+      auto task = frost_test::make_task(64, at::kCPU);
+      for (int i = 0; i < 24; ++i) controlled_step(ctl, net, opt, task);
+      for (const auto& e : ctl.timeline())
+        if (e.kind == frost::EventKind::freeze) return e.step;
+      return std::int64_t{-1};
+    };
+    using Afz = frost::FreezeController<frost::criteria::GradientNormChange,
+                                        frost::schedules::Constant, frost::stop::Never>;
+    using Dyf = frost::FreezeController<frost::criteria::GradientThreshold,
+                                        frost::schedules::Constant, frost::stop::Never>;
+    using GO = frost::criteria::GradientNormChangeOptions;
+    using TO = frost::criteria::GradientThresholdOptions;
+    // AutoFreeze: 4 evaluations per epoch (every 2 steps); percentile 100 makes
+    // the leading blocks freeze as soon as an eta is below the largest.
+    const auto afz0 = first_freeze(static_cast<Afz*>(nullptr), GO().percentile(100).min_epochs(0));
+    CHECK(afz0 >= 3);  // the second evaluation is the first that compares
+    CHECK(afz0 < 7);   // ... and, unguarded, it freezes in the first epoch
+    const auto afz1 = first_freeze(static_cast<Afz*>(nullptr), GO().percentile(100).min_epochs(1));
+    CHECK(afz1 >= 7);  // not before the first epoch's last step
+    const auto afz2 = first_freeze(static_cast<Afz*>(nullptr), GO().percentile(100).min_epochs(2));
+    CHECK(afz2 >= 15);
+    // DyF with a threshold every block is below: a window of 2 steps.
+    CHECK(first_freeze(static_cast<Dyf*>(nullptr), TO().threshold(1e9).window(2).min_epochs(0)) == 1);
+    CHECK(first_freeze(static_cast<Dyf*>(nullptr), TO().threshold(1e9).window(2).min_epochs(1)) == 7);
+    CHECK(first_freeze(static_cast<Dyf*>(nullptr), TO().threshold(1e9).window(2).min_epochs(1.5)) == 11);
+    CHECK_FROST_ERROR(frost::criteria::GradientNormChange(GO().min_epochs(-1)), "min_epochs");
+    CHECK_FROST_ERROR(frost::criteria::GradientThreshold(TO().min_epochs(std::numeric_limits<double>::quiet_NaN())), "min_epochs");
+    CHECK_FROST_ERROR(frost::ControllerOptions().epochs(0, 8), "epochs(0, 8)");
+  }
+
+  TEST_CASE("frost's warnings reach the c10 warning handler, once per kind and block") {
+    KeepWarnings keep;
+    WarningGuard guard(&keep);
+    Net net;
+    auto blocks = frost::BlockMap::from_prefixes(*net, {"blocks.0.norm"});  // little coverage
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1));
+    using Ctl = frost::FreezeController<frost::criteria::Never, frost::schedules::Constant,
+                                        frost::stop::Never>;
+    Ctl ctl(net, opt, blocks);
+    REQUIRE(keep.messages.size() == 1);
+    CHECK(contains(keep.messages[0], "frost: step 0, controller: the block map holds"));
+    auto task = frost_test::make_task(64, at::kCPU);
+    // Two partial changes of the same group: two timeline events, one message.
+    for (int i = 0; i < 2; ++i) {
+      opt.param_groups()[0].options().set_lr(0.05 / (i + 1));
+      controlled_step(ctl, net, opt, task);
+    }
+    std::size_t lr_events = 0;
+    for (const auto& e : ctl.timeline()) lr_events += contains(e.detail, "param groups changed");
+    CHECK(lr_events == 2);
+    REQUIRE(keep.messages.size() == 2);
+    CHECK(contains(keep.messages[1], "param groups changed"));
+    // The train-mode warning of a frozen block with batch norm.
+    ctl.freeze(0);
+    ctl.before_step();
+    net->train();
+    train_step(net, opt, task);
+    ctl.after_backward();
+    opt.step();
+    ctl.after_step();
+    REQUIRE(keep.messages.size() == 3);
+    CHECK(contains(keep.messages[2], "model->train()"));
   }
 
   TEST_CASE("freezing a prefix: no grads, no updates, no optimizer state, no graph; head trains") {

@@ -711,11 +711,13 @@ TEST_SUITE("criteria") {
     CHECK(o.accumulate() == Accumulate::cheap);
     CHECK_FROST_ERROR(frost::set_option(o, "mode", "fastest"), "does not accept");
     auto desc = frost::describe(GradientNormChangeOptions());
-    CHECK(desc.size() == 6);
+    CHECK(desc.size() == 7);
     CHECK(desc[0].first == "percentile");
     CHECK(desc[3].second == "sequential");
     CHECK(desc[4].second == "l1");
     CHECK(desc[5].second == "exact");
+    CHECK(desc[6].first == "min_epochs");  // frost's from-scratch guard (docs/from-scratch.md)
+    CHECK(desc[6].second == "1");
     CHECK(frost::describe(GradientThresholdOptions())[0].second == "0.001");
   }
 

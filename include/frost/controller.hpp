@@ -24,16 +24,14 @@
 // three-argument compositions: frost::with_reducer<R>.
 //
 // Learning rates: each param group's rate is the user's base rate times the
-// schedule's multiplier (0 for blocks out of training). The base rate is the
-// group's rate when the controller is built; a change the user makes to a
-// group's rate between steps (a torch::optim::LRScheduler such as StepLR, a
-// manual decay) is noticed at the next before_step() and taken as a change of
-// the base rate by the same factor (new base = new rate / the multiplier frost
-// last applied; where that multiplier was 0, the new rate itself). To set an
-// absolute base rate under a varying schedule, call ctl.set_base_lr(). A
-// multiplicative change to a group whose multiplier is 0 at that moment (a
-// block in trial or frozen, a warm-up's first step) cannot be seen (0 x gamma
-// = 0) and leaves its base rate as it was.
+// schedule's multiplier (0 for blocks out of training), kept by frost::LrBook
+// (frost/controller/lr_book.hpp). A change the user makes to the rates
+// between steps is recognised at the next before_step(): a torch::optim
+// scheduler or one factor on every group scales every base; one rate set on
+// every group becomes every base; ctl.set_base_lr() sets them directly; a
+// change to only some groups is a warning (an error with
+// controller.strict_lr) that says how to do what was probably meant.
+// Warnings (frost/warn.hpp) go to the timeline and to c10's warning handler.
 #include <ATen/ATen.h>
 #include <boost/crc.hpp>
 #include <c10/util/Exception.h>
@@ -60,6 +58,7 @@
 #include "frost/concepts/schedule.hpp"
 #include "frost/concepts/state_io.hpp"
 #include "frost/concepts/stop_rule.hpp"
+#include "frost/controller/lr_book.hpp"
 #include "frost/controller_options.hpp"
 #include "frost/detail/archive.hpp"
 #include "frost/detail/optimizer_access.hpp"
@@ -68,6 +67,7 @@
 #include "frost/host.hpp"
 #include "frost/options.hpp"
 #include "frost/timeline.hpp"
+#include "frost/warn.hpp"
 
 namespace frost {
 
@@ -134,6 +134,7 @@ class FreezeController {
     if (phase_ != Phase::idle)
       detail::fail("before_step() called twice in one step; call ctl.after_step() after "
                    "optimizer.step()");
+    adopt_lr();  // the user's change since the last step, before any transition rewrites a rate
     decisions_.clear();
     concepts::decide_before_step(criterion_, state(), decisions_);
     apply(decisions_, criterion_policy_);
@@ -142,10 +143,8 @@ class FreezeController {
         transition(i, BlockState::frozen, schedule_policy_, static_cast<double>(step_),
                    "the schedule's learning rate reached zero");
     }
-    for (std::size_t g = 0; g < group_block_.size(); ++g) {
-      adopt_user_lr(g);
-      set_group_lr(g, lr_scale(step_, group_block_[g]));  // group_block_: a block or kHead
-    }
+    for (std::size_t g = 0; g < lr_.num_groups(); ++g)
+      lr_.apply(g, lr_scale(step_, lr_.block_of(g)));  // block_of: a block or kHead
     if (options_.controller().eval_frozen()) {
       apply_eval_mode();
       take_due_snapshots();
@@ -244,6 +243,7 @@ class FreezeController {
   /// Freezes a block for good (from training or trial).
   void freeze(std::size_t block, const std::string& reason = "frozen by the user") {
     check_block(block, "freeze");
+    adopt_lr();
     if (state_[block] != BlockState::frozen)
       transition(block, BlockState::frozen, "user", 0.0, reason);
   }
@@ -253,6 +253,7 @@ class FreezeController {
   /// Puts a training block in trial: no gradient, optimizer state kept.
   void trial(std::size_t block, const std::string& reason = "trial by the user") {
     check_block(block, "trial");
+    adopt_lr();
     detail::require(state_[block] != BlockState::frozen, "trial(", blocks_[block].name,
                     "): the block is frozen for good; call ctl.unfreeze() first");
     if (state_[block] == BlockState::training)
@@ -266,6 +267,7 @@ class FreezeController {
   void unfreeze(std::size_t block, const std::string& reason = "unfrozen by the user") {
     check_block(block, "unfreeze");
     if (state_[block] == BlockState::training) return;
+    adopt_lr();
     detail::require(!schedule_.frozen(step_, static_cast<std::int64_t>(block)), "unfreeze(",
                     blocks_[block].name, "): schedule ", concepts::name_of<Schedule>(),
                     " has annealed this block's learning rate to 0 for good at step ", step_,
@@ -279,19 +281,13 @@ class FreezeController {
 
   /// Sets the base learning rate of every param group (or one group): the
   /// rate the schedule's multiplier applies to from the next before_step().
-  void set_base_lr(double lr) {
-    for (std::size_t g = 0; g < base_lr_.size(); ++g) set_base_lr(g, lr);
-  }
-  void set_base_lr(std::size_t group, double lr) {
-    detail::require(group < base_lr_.size(), "set_base_lr: there are ", base_lr_.size(),
-                    " param groups");
-    detail::require(std::isfinite(lr) && lr >= 0.0, "set_base_lr: the rate is ", lr,
-                    "; give a finite rate of 0 or more");
-    adopt_user_lr(group);
-    base_lr_[group] = lr;
-  }
+  /// It supersedes a change made to the same groups' rates since the last step.
+  void set_base_lr(double lr) { lr_.set_base(lr); }
+  void set_base_lr(std::size_t group, double lr) { lr_.set_base(group, lr); }
   /// The base learning rate of a param group (the user's rate, before the schedule).
-  double base_lr(std::size_t group) const { return base_lr_.at(group); }
+  double base_lr(std::size_t group) const { return lr_.base(group); }
+  /// The learning-rate bookkeeping: groups, blocks, bases, multipliers.
+  const LrBook& lr_book() const noexcept { return lr_; }
 
   // --- queries --------------------------------------------------------------
 
@@ -413,8 +409,7 @@ class FreezeController {
     }
     f.write("states", c10::IValue(st));
     f.write("was_training", c10::IValue(wt));
-    f.write("base_lr", c10::IValue(base_lr_));
-    f.write("lr_scale", c10::IValue(last_scale_));
+    lr_.save(f);  // "base_lr", "lr_scale"
     write_timeline(f, timeline_);
     concepts::save_state(criterion_, f, "criterion");
     concepts::save_state(schedule_, f, "schedule");
@@ -486,8 +481,8 @@ class FreezeController {
         set_params(b, L.states[b]);
       state_[b] = L.states[b];
     }
-    base_lr_ = L.base_lr;
-    for (std::size_t g = 0; g < base_lr_.size(); ++g) set_group_lr(g, L.lr_scale[g]);
+    lr_ = std::move(L.lr);
+    lr_.reapply();
     if (options_.controller().eval_frozen()) apply_eval_mode();
     criterion_ = std::move(criterion);
     schedule_ = std::move(schedule);
@@ -507,7 +502,7 @@ class FreezeController {
     bool stopped = false;
     std::vector<BlockState> states;
     std::vector<char> was_training;
-    std::vector<double> base_lr, lr_scale;
+    LrBook lr;
     Timeline timeline;
   };
 
@@ -596,15 +591,12 @@ class FreezeController {
       L.states.push_back(static_cast<BlockState>(st[b]));
       L.was_training.push_back(static_cast<char>(wt[b] != 0));
     }
-    L.base_lr = value("base_lr", doubles).toDoubleVector();
-    L.lr_scale = value("lr_scale", doubles).toDoubleVector();
-    detail::require(L.base_lr.size() == base_lr_.size() && L.lr_scale.size() == base_lr_.size(),
-                    source, " was written for an optimizer with ", L.base_lr.size(),
-                    " param groups; this one has ", base_lr_.size());
-    for (std::size_t g = 0; g < L.base_lr.size(); ++g)
-      detail::require(std::isfinite(L.base_lr[g]) && L.base_lr[g] >= 0.0 &&
-                          std::isfinite(L.lr_scale[g]) && L.lr_scale[g] >= 0.0,
-                      source, " is corrupt: learning rate of param group ", g);
+    L.lr = lr_;  // a copy: only swapped in once everything fitted
+    try {
+      L.lr.load(f);
+    } catch (const Error& e) {
+      detail::fail(source, ": ", std::string(e.what()).substr(7));  // drop "frost: "
+    }
     const auto steps = value("timeline.step", ints).toIntVector();
     const auto blocks = value("timeline.block", ints).toIntVector();
     const auto kinds = value("timeline.kind", ints).toIntVector();
@@ -775,7 +767,8 @@ class FreezeController {
               const std::string& why) {
     record(EventKind::warning, b, policy, it.statistic,
            std::string(to_string(it.action)) + " refused: " + why +
-               (it.detail.empty() ? std::string() : " (" + it.detail + ")"));
+               (it.detail.empty() ? std::string() : " (" + it.detail + ")"),
+           policy + ":refused");
   }
 
   void apply(const Decisions& d, const std::string& policy) {
@@ -829,16 +822,25 @@ class FreezeController {
     }
   }
 
+  /// An event about block b; a warning is also emitted (push_event) under
+  /// `topic` (default: the policy).
   void record(EventKind kind, std::size_t b, const std::string& policy, double stat,
-              std::string detail) {
+              std::string detail, const std::string& topic = {}) {
     Event e;
-    e.step = step_;
     e.block = static_cast<std::int64_t>(b);
     e.block_name = blocks_[b].name;
     e.kind = kind;
     e.policy = policy;
     e.statistic = stat;
     e.detail = std::move(detail);
+    push_event(std::move(e), topic.empty() ? policy : topic);
+  }
+
+  /// The one place events enter the timeline (at this step). Warnings also go
+  /// to c10's warning handler, once per topic and block (frost/warn.hpp).
+  void push_event(Event e, const std::string& topic) {
+    e.step = step_;
+    if (e.kind == EventKind::warning) warnings_.emit(e, topic);
     timeline_.push_back(std::move(e));
   }
 
@@ -872,8 +874,7 @@ class FreezeController {
     if (to == BlockState::training) {
       for (std::size_t i = 0; i < blk.params.size(); ++i)
         if (!fixed_[b][i]) blk.params[i].requires_grad_(true);
-      for (const std::size_t g : block_groups_[b])
-        set_group_lr(g, schedule_.lr_scale(step_, static_cast<std::int64_t>(b)));
+      lr_.apply_block(b, schedule_.lr_scale(step_, static_cast<std::int64_t>(b)));
       if (options_.controller().eval_frozen())
         for (const auto& m : blk.modules) m->train(was_training_[b] != 0);
       snapshot_due_[b] = 0;
@@ -886,28 +887,27 @@ class FreezeController {
       if (p.grad().defined()) p.mutable_grad() = at::Tensor();
       if (to == BlockState::frozen) detail::drop_state(*optimizer_, p);
     }
-    for (const std::size_t g : block_groups_[b]) set_group_lr(g, 0.0);
+    lr_.apply_block(b, 0.0);
     if (options_.controller().eval_frozen()) {
       for (const auto& m : blk.modules) m->eval();
       if (saved_buffers_[b].empty()) snapshot_due_[b] = 1;  // trial -> frozen keeps its snapshot
     }
   }
 
-
-  void set_group_lr(std::size_t g, double scale) {
-    const double lr = base_lr_[g] * scale;
-    optimizer_->param_groups()[g].options().set_lr(lr);
-    last_lr_[g] = lr;
-    last_scale_[g] = scale;
-  }
-
-  /// A rate the user changed since frost last set it becomes the new base
-  /// (see the header comment).
-  void adopt_user_lr(std::size_t g) {
-    const double cur = optimizer_->param_groups()[g].options().get_lr();
-    if (cur == last_lr_[g]) return;
-    base_lr_[g] = last_scale_[g] > 0.0 ? cur / last_scale_[g] : cur;
-    last_lr_[g] = cur;
+  /// Takes the user's change of the optimizer's rates since frost set them
+  /// into the bases (LrBook::adopt); a change to only some groups is a
+  /// warning (with controller.strict_lr, adopt throws and nothing changes).
+  void adopt_lr() {
+    const LrChange c = lr_.adopt(options_.controller().strict_lr());
+    if (c.kind != LrChange::Kind::partial) return;
+    Event e;
+    e.block = lr_.block_of(c.groups.front());
+    if (e.block >= 0) e.block_name = blocks_[static_cast<std::size_t>(e.block)].name;
+    e.kind = EventKind::warning;
+    e.policy = "controller";
+    e.statistic = static_cast<double>(c.groups.size());
+    e.detail = c.message;
+    push_event(std::move(e), "controller:lr");
   }
 
   void apply_eval_mode() {
@@ -997,7 +997,6 @@ class FreezeController {
     const std::int64_t in = static_cast<std::int64_t>(std::llround(share * static_cast<double>(total)));
     if (share >= options_.controller().min_coverage()) return;
     Event e;
-    e.step = 0;
     e.kind = EventKind::warning;
     e.policy = "controller";
     e.statistic = share;
@@ -1007,7 +1006,7 @@ class FreezeController {
                "%); the rest trains like the head and is never frozen. Check what "
                "BlockMap::detect found, or name the blocks (from_prefixes); "
                "controller.min_coverage(0) silences this";
-    timeline_.push_back(std::move(e));
+    push_event(std::move(e), "controller:coverage");
   }
 
   void validate_options() const {
@@ -1044,58 +1043,9 @@ class FreezeController {
     }
   }
 
-  // A block may span several param groups (e.g. weights with weight decay,
-  // biases and norms without), but a group must not mix blocks, or a block
-  // and parameters outside the map: its learning rate follows one block.
-  void map_groups() {
-    auto& groups = optimizer_->param_groups();
-    std::unordered_map<const void*, std::size_t> group_of;
-    for (std::size_t g = 0; g < groups.size(); ++g)
-      for (const auto& p : groups[g].params()) group_of[p.unsafeGetTensorImpl()] = g;
-    std::unordered_map<const void*, std::size_t> block_of;
-    for (std::size_t b = 0; b < blocks_.size(); ++b)
-      for (const auto& p : blocks_[b].params) block_of[p.unsafeGetTensorImpl()] = b;
-    group_block_.assign(groups.size(), kHead);
-    block_groups_.assign(blocks_.size(), {});
-    for (std::size_t b = 0; b < blocks_.size(); ++b) {
-      const auto& blk = blocks_[b];
-      for (std::size_t i = 0; i < blk.params.size(); ++i) {
-        auto it = group_of.find(blk.params[i].unsafeGetTensorImpl());
-        detail::require(it != group_of.end(), "parameter '", blk.param_names[i], "' of block '",
-                        blk.name,
-                        "' is not in the optimizer; build the optimizer with "
-                        "frost::param_groups(blocks, model) so every block has its own group");
-        const std::size_t g = it->second;
-        auto& mine = block_groups_[b];
-        if (std::find(mine.begin(), mine.end(), g) != mine.end()) continue;
-        mine.push_back(g);
-        group_block_[g] = static_cast<std::int64_t>(b);
-        std::size_t others = 0;
-        std::string other_block;
-        for (const auto& p : groups[g].params()) {
-          auto ob = block_of.find(p.unsafeGetTensorImpl());
-          if (ob != block_of.end() && ob->second == b) continue;
-          ++others;
-          if (ob != block_of.end() && other_block.empty()) other_block = blocks_[ob->second].name;
-        }
-        detail::require(others == 0, "optimizer param group ", g, " holds block '", blk.name,
-                        "' and ", others, " other parameters",
-                        other_block.empty() ? std::string(" (outside the block map)")
-                                            : " (of block '" + other_block + "')",
-                        "; a group's learning rate follows one block, so give each block groups "
-                        "of its own (one or several), e.g. with frost::param_groups(blocks, "
-                        "model)");
-      }
-    }
-    base_lr_.resize(groups.size());
-    for (std::size_t g = 0; g < groups.size(); ++g) {
-      // A group added without options uses the optimizer's defaults.
-      base_lr_[g] = groups[g].has_options() ? groups[g].options().get_lr()
-                                            : optimizer_->defaults().get_lr();
-    }
-    last_lr_ = base_lr_;
-    last_scale_.assign(groups.size(), 1.0);
-  }
+  // A block may span several param groups, but a group must not mix blocks
+  // (LrBook checks it): its learning rate follows one block.
+  void map_groups() { lr_ = LrBook(*optimizer_, blocks_); }
 
   torch::optim::Optimizer* optimizer_;
   BlockMap blocks_;
@@ -1111,11 +1061,8 @@ class FreezeController {
   std::vector<std::vector<at::Tensor>> saved_buffers_;  // ... and their values when it left
   bool mode_warned_ = false;               // the train-mode warning was recorded
   std::vector<std::vector<char>> fixed_;   // per block parameter: the user froze it before us
-  std::vector<std::int64_t> group_block_;  // per param group: its block, or kHead
-  std::vector<std::vector<std::size_t>> block_groups_;  // per block: its param groups
-  std::vector<double> base_lr_;            // per param group: the user's rate
-  std::vector<double> last_lr_;            // per param group: the rate frost set last
-  std::vector<double> last_scale_;         // per param group: the multiplier of that rate
+  LrBook lr_;                              // per param group: base rate, multiplier, block
+  WarningLog warnings_;                    // warnings passed to c10's handler (once per topic, block)
   Decisions decisions_;
   // Timeline labels, built once (not on every step).
   std::string criterion_policy_ = "criterion:" + concepts::name_of<Criterion>();

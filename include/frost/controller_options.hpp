@@ -2,6 +2,7 @@
 // Options of the controller itself (the policies have their own).
 #include <cstdint>
 
+#include "frost/error.hpp"
 #include "frost/options.hpp"
 
 namespace frost {
@@ -29,9 +30,38 @@ struct ControllerOptions {
   /// controller records a warning in the timeline at step 0 (most of the model
   /// would then train like the head). 0 silences it.
   FROST_ARG(double, min_coverage) = 0.5;
+  /// A change of the learning rate of only some param groups between steps
+  /// (e.g. `optimizer.param_groups().front()` with frost's one group per
+  /// block) is a frost::Error instead of a warning (frost/controller/lr_book.hpp).
+  FROST_ARG(bool, strict_lr) = false;
+
+ public:
+  /// An epoch loop: `epochs` epochs of `batches_per_epoch` optimizer steps
+  /// each (total_steps = epochs x batches_per_epoch, steps_per_epoch =
+  /// batches_per_epoch); e.g. `.epochs(10, loader_size / batch_size)` (with
+  /// drop_last; round up without it).
+  ControllerOptions& epochs(std::int64_t epochs, std::int64_t batches_per_epoch) {
+    detail::require(epochs >= 1 && batches_per_epoch >= 1, "ControllerOptions::epochs(", epochs,
+                    ", ", batches_per_epoch,
+                    "): give 1 or more epochs of 1 or more batches (optimizer steps)");
+    total_steps(epochs * batches_per_epoch);
+    return steps_per_epoch(batches_per_epoch);
+  }
 };
+
+/// The epoch of the controller's next step, from ctl.step() and
+/// controller.steps_per_epoch: where a resumed epoch loop starts. (With
+/// checkpoints written at the end of an epoch, no step of it is done yet:
+/// ctl.step() % steps_per_epoch == 0.)
+template <class Controller>
+std::int64_t next_epoch(const Controller& ctl) {
+  const std::int64_t spe = ctl.options().controller().steps_per_epoch();
+  detail::require(spe > 0, "next_epoch: controller.steps_per_epoch is 0 (unknown); set it, e.g. "
+                  "with ControllerOptions().epochs(epochs, batches_per_epoch)");
+  return ctl.step() / spe;
+}
 
 }  // namespace frost
 
 FROST_REFLECT(frost::ControllerOptions, total_steps, warmup_steps, steps_per_epoch, eval_frozen,
-              in_order, min_coverage);
+              in_order, min_coverage, strict_lr);

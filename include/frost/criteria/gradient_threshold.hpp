@@ -78,6 +78,10 @@ struct GradientThresholdOptions {
   FROST_ARG(double, relative) = 0.0;
   /// With `relative`: the block's first-window average (default) or its peak.
   FROST_ARG(Reference, reference) = Reference::first;
+  /// No freeze before this many epochs have run (needs controller.steps_per_epoch;
+  /// without it nothing is held back); windows before still set the relative
+  /// threshold's reference. 0: DyF's behaviour. See docs/from-scratch.md.
+  FROST_ARG(double, min_epochs) = 0.0;
 };
 
 class GradientThreshold {
@@ -92,6 +96,9 @@ class GradientThreshold {
                     "; give a finite mean |grad| of 0 or more (DyF used 0.001)");
     detail::require(o_.window() >= 0, "criterion.window is ", o_.window(),
                     "; give a window in steps, or 0 for one epoch");
+    detail::require(std::isfinite(o_.min_epochs()) && o_.min_epochs() >= 0.0,
+                    "criterion.min_epochs is ", o_.min_epochs(),
+                    "; give 0 (decide from the first window, as DyF) or more");
     detail::require(std::isfinite(o_.relative()) && o_.relative() >= 0.0 && o_.relative() < 1.0,
                     "criterion.relative is ", o_.relative(),
                     "; give 0 (off, use criterion.threshold) or a fraction in (0, 1) of each "
@@ -101,6 +108,7 @@ class GradientThreshold {
   void setup(const CriterionSetup& s) {
     detail::require(s.blocks != nullptr && !s.blocks->empty(), "GradientThreshold: no blocks");
     window_ = o_.window() > 0 ? o_.window() : s.steps_per_epoch;
+    spe_ = s.steps_per_epoch;
     detail::require(window_ > 0,
                     "GradientThreshold evaluates once per epoch by default but "
                     "controller.steps_per_epoch is 0 (unknown); set controller.steps_per_epoch "
@@ -169,7 +177,7 @@ class GradientThreshold {
           reference_[b] = avg;  // the first judged window, or the peak so far
         thr = o_.relative() * reference_[b];
       }
-      if (avg <= thr) {  // DyF: freeze when the gradient is small (see the note above)
+      if (avg <= thr && !held(s)) {  // DyF: freeze when the gradient is small (see the note above)
         std::ostringstream d;
         d << "mean |grad| " << avg << " <= threshold " << thr << " over " << steps_[b]
           << " steps";
@@ -230,6 +238,12 @@ class GradientThreshold {
  private:
   using BD = detail::BlockGradients;
 
+  /// Whether min_epochs still holds decisions back at this step.
+  bool held(const StepState& s) const {
+    return spe_ > 0 && static_cast<double>(s.step + 1) <
+                           o_.min_epochs() * static_cast<double>(spe_) - 1e-9;
+  }
+
   void reset() {
     at::NoGradGuard ng;
     acc_.zero_();
@@ -239,6 +253,7 @@ class GradientThreshold {
   Options o_;
   BD bg_;
   std::int64_t window_ = 0;
+  std::int64_t spe_ = 0;  // controller.steps_per_epoch (0: unknown)
   std::int64_t evaluations_ = 0;
   at::Tensor acc_;                   // [num_blocks] sum over the window of sum |g|
   std::vector<char> had_grad_;       // scratch: this step
@@ -249,4 +264,5 @@ class GradientThreshold {
 
 }  // namespace frost::criteria
 
-FROST_REFLECT(frost::criteria::GradientThresholdOptions, threshold, window, relative, reference);
+FROST_REFLECT(frost::criteria::GradientThresholdOptions, threshold, window, relative, reference,
+              min_epochs);
