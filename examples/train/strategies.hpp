@@ -170,7 +170,12 @@ inline void add_gradient_strategies(std::vector<Strategy>& v) {
         dyf(o);
         o.stop().extra_epochs(1);
       }));
-  auto autofreeze = [](auto& o) { o.criterion().interval(strategy_defaults::kAutoFreezeInterval); };
+  // Fine-tuning a pre-trained model: AutoFreeze's own behaviour, decisions from
+  // the first evaluation (min_epochs 0); the library's default waits an epoch,
+  // which suits training from scratch (docs/from-scratch.md).
+  auto autofreeze = [](auto& o) {
+    o.criterion().interval(strategy_defaults::kAutoFreezeInterval).min_epochs(0);
+  };
   v.push_back(make_strategy<c::GradientNormChange, sch::Cosine, st::Patience>(
       "autofreeze",
       "AutoFreeze: every interval, leading blocks whose accumulated-gradient-norm change is below "
