@@ -756,6 +756,50 @@ TEST_SUITE("criteria") {
     CHECK(G::name() == "AnyOf<GradientThreshold,GradientNormChange>");
   }
 
+  // A Script that also reads features (the hook alone is the capability), and
+  // one that has the hook but declares it does not need features.
+  template <int N, bool Flag>
+  struct Featured : Script<N> {
+    using Script<N>::Script;
+    void observe_features(const frost::StepState&, const at::Tensor& f, const at::Tensor&) {
+      features += f.size(0);
+    }
+    std::int64_t features = 0;
+  };
+  template <int N>
+  struct Featured<N, false> : Featured<N, true> {
+    using Featured<N, true>::Featured;
+    static constexpr bool uses_features = false;  // has the hook, wants nothing
+  };
+
+  TEST_CASE("capabilities: explicit flags, re-exported by AnyOf and AllOf from their members") {
+    namespace fc = frost::criteria;
+    using frost::concepts::uses_features;
+    using frost::concepts::uses_gradients;
+    // a criterion: its flag, else whether it has the hook
+    static_assert(!uses_features<GradientThreshold>() && uses_gradients<GradientThreshold>());
+    static_assert(uses_features<fc::TokenSimilarity>() && !uses_gradients<fc::TokenSimilarity>());
+    static_assert(uses_features<Featured<1, true>>());
+    static_assert(!uses_features<Featured<1, false>>());
+    // combinators: what their members need, not which hooks they forward
+    static_assert(!uses_features<fc::AnyOf<GradientThreshold, GradientNormChange>>());
+    static_assert(!uses_features<fc::AllOf<GradientThreshold, GradientNormChange>>());
+    static_assert(uses_gradients<fc::AllOf<Script<1>, GradientNormChange>>());
+    static_assert(!uses_gradients<fc::AnyOf<Script<1>, Script<2>>>());
+    static_assert(uses_features<fc::AnyOf<GradientThreshold, fc::TokenSimilarity>>());
+    static_assert(uses_features<fc::AllOf<fc::TokenSimilarity, GradientNormChange>>());
+    static_assert(!uses_features<fc::AnyOf<Featured<1, false>, Script<2>>>());
+    static_assert(uses_features<fc::AnyOf<fc::AllOf<Script<1>, Featured<2, true>>, Script<3>>>());
+    // and the forwarded hook still reaches the members that have it, nested too
+    using A = fc::AnyOf<fc::AllOf<Script<1>, Featured<2, true>>, Featured<3, true>>;
+    Toy toy(3);
+    Driver<A> d(A(), toy.blocks());
+    d.crit.observe_features(d.state(), at::zeros({5, 4}), at::zeros({5}, at::kLong));
+    CHECK(d.crit.get<0>().get<1>().features == 5);
+    CHECK(d.crit.get<1>().features == 5);
+    CHECK(d.crit.get<0>().get<0>().setups == 1);
+  }
+
   TEST_CASE("AllOf: sticky votes; the completing vote's statistic; NaN is not a vote") {
     using A = frost::criteria::AllOf<Script<1>, Script<2>>;
     CHECK(A::name() == "AllOf<S1,S2>");
