@@ -385,6 +385,21 @@ class EfficientNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(EfficientNet);
 
+/// Fashion-MNIST images as frost's IDX reader gives them ([N, 1, 28, 28],
+/// normalised with the dataset's mean and std) -> the pretrained network's
+/// input: pixels back in [0, 1], bilinear upsampling to size x size, the gray
+/// channel repeated into RGB, and EfficientNet-Lite's own normalisation
+/// ((x - 0.5) / 0.5, TensorFlow's Lite preprocessing: (pixel - 127) / 128 up
+/// to rounding; the Lite models were trained with it, not with ImageNet's
+/// per-channel mean and std).
+inline at::Tensor fashion_mnist_to_rgb(const at::Tensor& images, int64_t size,
+                                       double mean = 0.2860, double std = 0.3530) {
+  at::Tensor x = images * std + mean;
+  if (x.size(2) != size || x.size(3) != size)
+    x = at::upsample_bilinear2d(x, {size, size}, /*align_corners=*/false);
+  return ((x.clamp(0.0, 1.0) - 0.5) / 0.5).expand({-1, 3, -1, -1}).contiguous();
+}
+
 /// Where scripts/effnet-weights.sh puts the converted weights:
 /// $FROST_EFFNET_WEIGHTS if set, else ${FROST_CACHE_DIR:-$HOME/.cache/frost}/effnet-lite0/efficientnet-lite0.safetensors.
 inline std::string effnet_weights_path() {

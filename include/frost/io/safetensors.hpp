@@ -471,7 +471,9 @@ inline std::string serialize_safetensors(
             " which safetensors cannot hold; convert it first");
     const at::Tensor c = t.detach().to(at::kCPU).contiguous();
     const auto begin = data.size();
-    data.append(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
+    if (c.numel() > 0)
+      data.append(static_cast<const char*>(c.data_ptr()),
+                  static_cast<std::size_t>(c.numel()) * c.element_size());
     if (header.tellp() > 1) header << ',';
     detail::json_string(header, name);
     header << ":{\"dtype\":\"" << dt << "\",\"shape\":[";
