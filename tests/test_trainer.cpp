@@ -306,6 +306,9 @@ TEST_CASE("train: every command-line flag sets its TrainConfig field and --help 
       {"--cache", {"--cache", "c"}, [](const Cfg& c) { return c.cache_dir == "c"; }},
       {"--resume", {"--resume", "r"}, [](const Cfg& c) { return c.resume_dir == "r"; }},
       {"--model", {"--model", "small"}, [](const Cfg& c) { return c.model == "small"; }},
+      {"--weights", {"--weights", "w.safetensors"},
+       [](const Cfg& c) { return c.weights == "w.safetensors"; }},
+      {"--resolution", {"--resolution", "96"}, [](const Cfg& c) { return c.resolution == 96; }},
       {"--device", {"--device", "cuda:1"}, [](const Cfg& c) { return c.device == "cuda:1"; }},
       {"--threads", {"--threads", "3"}, [](const Cfg& c) { return c.threads == 3; }},
       {"--seed", {"--seed", "7"}, [](const Cfg& c) { return c.seed == 7; }},
@@ -375,7 +378,7 @@ TEST_CASE("train: every command-line flag sets its TrainConfig field and --help 
       if (name[0] == '-') CHECK_MESSAGE(tested.count(name) == 1, name << " is not tested");
   }
   // the defaults are in the help
-  for (const char* d : {"--cache DIR=out/cache", "--model tiny|small=tiny", "--device cpu|cuda[:N]=cpu",
+  for (const char* d : {"--cache DIR=out/cache", "--model tiny|small|effnet-lite0=tiny", "--resolution N=64", "--device cpu|cuda[:N]=cpu",
                         "--threads N=0", "--seed N=0", "--seeds N=1", "--frontier E[,E]|none=4,8",
                         "--epochs X=12", "--batch-size N=128",
                         "--lr X=0.001", "--weight-decay X=0.05", "--warmup N=10",
@@ -440,6 +443,7 @@ TEST_CASE("train: a bad command line is a UsageError naming the flag") {
       {{"--eval-every", "2.5"}, "--eval-every"},
       {{"--max-steps", "many"}, "--max-steps"},
       {{"--model", "huge"}, "--model"},
+      {{"--resolution", "16"}, "--resolution"},
       {{"--set", "criterion.threshold"}, "--set"},
       {{"--set", "=1"}, "--set"},
       {{"--bogus"}, "--bogus"},
@@ -1053,4 +1057,99 @@ TEST_CASE("train: a real run counts its catch-up passes, the validation its earl
                     doctest::Contains("appears twice"));
   CHECK_THROWS_WITH(frost_train::run_app(parsed({"--report", dir + "/nothing"}), rep),
                     doctest::Contains(("cannot read " + dir + "/nothing/results.csv").c_str()));
+}
+
+TEST_CASE("train: effnet-lite0 fine-tunes from a weights file; frozen blocks keep their batch-norm "
+          "statistics") {
+  // The effnet path of frost-train without the real ImageNet weights: a
+  // randomly initialised EfficientNet-Lite0 of the file's shape (1000
+  // classes) written as safetensors, as scripts/effnet-weights.sh writes the
+  // real one; 32x32 inputs and a few steps keep it to seconds.
+  const std::string data = fashion_mnist_dir();
+  if (data.empty()) return;
+  const std::string dir = temp_dir();
+  auto args = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a{"--model", "effnet-lite0", "--data", data, "--out", dir + "/run",
+                               "--cache", dir + "/cache", "--resolution", "32",
+                               "--train-limit", "64", "--val-limit", "32", "--test-limit", "64",
+                               "--batch-size", "16", "--epochs", "2", "--warmup", "1",
+                               "--frontier", "none", "--no-progress", "--quiet"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    frost_train::TrainConfig cfg;
+    frost_train::parse_args(a, cfg);
+    return cfg;
+  };
+  {  // no weights file: an error naming the set-up step, before anything runs
+    std::ostringstream out;
+    CHECK_THROWS_WITH_AS(frost_train::run_app(args({"--weights", dir + "/none.safetensors"}), out),
+                         doctest::Contains("bash scripts/effnet-weights.sh"),
+                         frost_train::UsageError);
+  }
+  torch::manual_seed(0);
+  frost_examples::EfficientNet file_net(frost_examples::EfficientNetOptions::lite0());
+  {
+    // BN running statistics away from (0, 1), so that "unchanged" means something
+    torch::NoGradGuard ng;
+    for (auto& b : file_net->named_buffers())
+      if (b.key().find("running_") != std::string::npos) b.value().uniform_(0.5, 1.5);
+  }
+  const std::string weights = dir + "/lite0.safetensors";
+  frost::save_state_dict(*file_net, weights);
+
+  // static: the stem and _blocks.0-7 frozen from step 0; dyf: freezes as it
+  // goes, the activation cache serving the frozen prefix's feature maps;
+  // simfreeze: the pooled head features as its "class token".
+  std::ostringstream out;
+  std::vector<frost_train::RunResult> rs;
+  REQUIRE(frost_train::run_app(
+              args({"--weights", weights, "--compare", "static,dyf,simfreeze", "--set",
+                    "dyf:criterion.window=2", "--set", "dyf:criterion.threshold=1e9", "--set",
+                    "dyf:criterion.relative=0", "--set", "simfreeze:criterion.record_steps=2",
+                    "--set", "simfreeze:criterion.compare_steps=1"}),
+              out, &rs) == 0);
+  REQUIRE(rs.size() == 3);
+  for (const auto& r : rs) {
+    CAPTURE(r.strategy);
+    CHECK(r.completed);
+    REQUIRE(r.block_names.size() == 17);  // the stem and the 16 MBConv blocks
+    CHECK(r.block_names[1] == "_blocks.0");
+    CHECK(r.block_names[16] == "_blocks.15");
+    CHECK(r.test_accuracy >= 0.0);
+    CHECK(r.test_accuracy <= 100.0);
+  }
+  CHECK(rs[0].freeze_step[0] == 0);
+  CHECK(rs[0].freeze_step[8] == 0);
+  CHECK(rs[0].freeze_step[9] == -1);
+  CHECK(rs[1].freeze_step[0] >= 0);  // DyF froze the stem ...
+  CHECK(rs[1].cached);
+  CHECK(rs[1].cache_samples > 0);    // ... and the cache kept feature maps
+
+  // The static run's final weights: the frozen blocks' batch-norm statistics
+  // are the file's, bit for bit (frozen blocks run in eval mode); a block that
+  // trained moved its own.
+  frost_examples::EfficientNet trained(frost_examples::EfficientNetOptions::lite0(10, 32));
+  {
+    torch::serialize::InputArchive ar, msub;
+    frost::load_file(ar, rs[0].out_dir + "/checkpoint.pt", torch::kCPU);
+    ar.read("model", msub);
+    trained->load(msub);
+  }
+  const auto file_buffers = file_net->named_buffers();
+  const auto trained_buffers = trained->named_buffers();
+  int frozen_checked = 0, moved = 0;
+  for (const auto& b : trained_buffers) {
+    if (b.key().find("running_") == std::string::npos) continue;
+    const bool frozen_block = b.key().rfind("_bn0.", 0) == 0 ||
+                              (b.key().rfind("_blocks.", 0) == 0 && std::stoi(b.key().substr(8)) < 8);
+    const at::Tensor before = file_buffers[b.key()];
+    if (frozen_block) {
+      CAPTURE(b.key());
+      CHECK(at::equal(b.value(), before));
+      ++frozen_checked;
+    } else if (!at::equal(b.value(), before)) {
+      ++moved;
+    }
+  }
+  CHECK(frozen_checked == 2 * (1 + 8 * 3 - 1));  // the stem's BN; blocks 0-7 (block 0 has no expansion)
+  CHECK(moved > 0);
 }

@@ -111,12 +111,14 @@ inline std::string run_header(const RunPlan& plan, const TaskData& data, const P
                               const torch::Device& device, int threads, const World& world) {
   const TrainConfig& cfg = plan.cfg;
   std::ostringstream m;
-  const auto mo = model_options(cfg.model);
-  m << "frost-train: ViT-" << cfg.model << " (" << mo.depth() << " blocks, width " << mo.dim()
-    << ", patch " << mo.patch_size() << ") on " << device.str() << ", " << threads
+  m << "frost-train: " << describe_model(cfg) << " on " << device.str() << ", " << threads
     << " threads, seed " << cfg.seed << "\n"
-    << "  data: " << cfg.data_dir << "; pre-train on classes 0-4 (" << data.pretrain.size()
-    << " images), fine-tune on classes 5-9 (" << data.train.size() << " images, test "
+    << "  data: " << cfg.data_dir << "; ";
+  if (pretrains_itself(cfg.model))
+    m << "pre-train on classes 0-4 (" << data.pretrain.size() << " images)";
+  else
+    m << "no pre-training (ImageNet weights)";
+  m << ", fine-tune on classes 5-9 (" << data.train.size() << " images, test "
     << data.test.size() << ")\n"
     << "  fine-tuning budget: " << cfg.epochs << " epochs = " << budget.total_steps
     << " steps of batch " << cfg.batch_size << ", AdamW lr " << cfg.lr << " wd "

@@ -35,7 +35,9 @@ struct TrainConfig {
   bool list = false;                // --list
   bool help = false;
   // model and device
-  std::string model = "tiny";       // tiny | small
+  std::string model = "tiny";       // tiny | small | effnet-lite0 (examples/train/model.hpp)
+  std::string weights;              // --weights: effnet-lite0's pretrained weights (safetensors)
+  std::int64_t resolution = 64;     // --resolution: effnet-lite0's input size (images upsampled)
   std::string device = "cpu";       // cpu | cuda | cuda:N
   int threads = 0;                  // 0: 1 on the CPU, all cores with a GPU
   // training
@@ -209,14 +211,26 @@ inline void add_output_flags(CLI::App& app, TrainConfig& cfg) {
 inline void add_model_flags(CLI::App& app, TrainConfig& cfg) {
   app.option_defaults()->group("Model and device");
   app.add_option("--model", cfg.model,
-                 "tiny: 6 blocks width 64 (CPU); small: ViT-S, 12 blocks width 384")
-      ->type_name("tiny|small")
+                 "tiny: 6 blocks width 64 (CPU); small: ViT-S, 12 blocks width 384;\n"
+                 "effnet-lite0: ImageNet-pretrained EfficientNet-Lite0, no pre-training\n"
+                 "(weights: bash scripts/effnet-weights.sh; docs/effnet.md)")
+      ->type_name("tiny|small|effnet-lite0")
       ->check(CLI::Validator(
           [](std::string& m) -> std::string {
-            if (m != "tiny" && m != "small") return "is tiny or small, got '" + m + "'";
+            if (m != "tiny" && m != "small" && m != "effnet-lite0")
+              return "is tiny or small (the ViT) or effnet-lite0, got '" + m + "'";
             return {};
           },
           ""));
+  app.add_option("--weights", cfg.weights,
+                 "effnet-lite0's pretrained weights, safetensors (default\n"
+                 "${FROST_CACHE_DIR:-~/.cache/frost}/effnet-lite0/efficientnet-lite0.safetensors)")
+      ->type_name("FILE");
+  app.add_option("--resolution", cfg.resolution,
+                 "effnet-lite0: images upsampled to NxN, three channels (32 or more)")
+      ->type_name("N")
+      ->transform(number<std::int64_t>())
+      ->check(bound([](double v) { return v >= 32; }, "32 or more"));
   app.add_option("--device", cfg.device, "training device")->type_name("cpu|cuda[:N]");
   app.add_option("--threads", cfg.threads,
                  "CPU threads (0: one when training on the CPU, all cores with a GPU)")

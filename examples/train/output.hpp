@@ -87,7 +87,7 @@ inline void report_study(const TrainConfig& cfg, const std::vector<std::vector<R
          "interval; speed-up: measured, mean and min-max over the seeds; vs frontier: test "
          "accuracy minus what full fine-tuning reaches in the same measured time, interpolated "
          "between the budgets full-<E>ep and full)\n"
-      << format_verdict(summary, static_cast<int>(per_seed.size()))
+      << format_verdict(summary, static_cast<int>(per_seed.size()), target_speedup(cfg.model))
       << "summary: " << sum_path << "; picture: " << fr_path
       << " (test accuracy against measured time: the frontier and every strategy)\n";
 }

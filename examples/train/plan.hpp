@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "model.hpp"
 #include "strategies.hpp"
 
 namespace frost_train {
@@ -72,6 +73,7 @@ inline TrainConfig resumed_config(const TrainConfig& cfg) {
 /// --study's strategies, seeds and frontier, and the default comparison,
 /// where the command line left them out.
 inline void apply_defaults(TrainConfig& cfg) {
+  const bool default_strategies = cfg.strategies.empty();
   if (cfg.study) {
     if (cfg.strategies.empty()) cfg.strategies = study_comparison();
     auto given = [&](const char* f) {
@@ -85,6 +87,8 @@ inline void apply_defaults(TrainConfig& cfg) {
     cfg.compare = true;
   }
   if (cfg.strategies.size() > 1) cfg.compare = true;
+  // The model family's budget and strategy settings (model.hpp; none for the ViT).
+  apply_model_defaults(cfg, default_strategies);
 }
 
 /// The strategies named, in order; an unknown name is a UsageError that lists

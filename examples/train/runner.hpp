@@ -75,9 +75,10 @@ struct SeedRunner {
           const std::vector<StrategySets>& sets, std::vector<RunResult>& rs) const {
     if (base.seeds > 1) log("\n=== seed " + std::to_string(cfg.seed) + " (" + cfg.out_dir + ")");
     make_dirs(cfg.out_dir);
-    // Rank 0 pre-trains (or finds the cache); the others wait for its path.
+    // Rank 0 pre-trains (or finds the cache, or the family's weights file);
+    // the others wait for its path.
     std::string pretrained;
-    if (world.root()) pretrained = ensure_pretrained(cfg, data, device, log);
+    if (world.root()) pretrained = starting_weights(cfg, data, device, log);
     pretrained = world.share("pretrained", pretrained);
 
     std::vector<std::unique_ptr<Run>> runs;

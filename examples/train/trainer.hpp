@@ -41,10 +41,10 @@
 #include "frost/frost.hpp"
 #include "idx.hpp"
 #include "system.hpp"
-#include "vit.hpp"
 
 #include "accounting.hpp"
 #include "cli.hpp"
+#include "model.hpp"
 #include "progress.hpp"
 #include "world.hpp"
 
@@ -205,11 +205,7 @@ inline TaskData load_task_data(const std::string& dir, std::int64_t pretrain_lim
 
 // --- model ----------------------------------------------------------------------
 
-inline fx::ViTOptions model_options(const std::string& name) {
-  if (name == "small") return fx::ViTOptions::small_fmnist().dropout(0.0);
-  if (name == "tiny") return fx::ViTOptions::tiny().num_classes(10).dropout(0.0);
-  throw UsageError("unknown model '" + name + "' (tiny or small)");
-}
+// model_options (the ViT's), TaskNet and the choice of the family: model.hpp
 
 inline torch::Device parse_device(const std::string& s) {
   torch::Device d(torch::kCPU);
@@ -234,12 +230,12 @@ namespace detail {
 /// Accuracy (%) and mean cross-entropy of `model` on `ds`. With several ranks
 /// each takes its contiguous part and the sums are added (every rank gets
 /// the result).
-inline std::pair<double, double> validate(fx::ViT& model, const fx::Dataset& ds,
+inline std::pair<double, double> validate(TaskNet& model, const fx::Dataset& ds,
                                           const torch::Device& device, const World& world,
                                           std::int64_t batch = 500) {
   torch::NoGradGuard ng;
-  const bool was_training = model->is_training();
-  model->eval();
+  const bool was_training = model.module().is_training();
+  model.module().eval();
   const std::int64_t begin = ds.size() * world.rank / world.size;
   const std::int64_t end = ds.size() * (world.rank + 1) / world.size;
   at::Tensor sums = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device));
@@ -247,13 +243,13 @@ inline std::pair<double, double> validate(fx::ViT& model, const fx::Dataset& ds,
     const auto n = std::min(batch, end - i);
     auto x = ds.images.narrow(0, i, n).to(device);
     auto y = ds.labels.narrow(0, i, n).to(device);
-    const auto logits = model->forward(x);
+    const auto logits = model.forward(x);
     sums[0] += logits.argmax(1).eq(y).sum().to(at::kDouble);
     sums[1] += torch::nn::functional::cross_entropy(
                    logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                    .to(at::kDouble);
   }
-  if (was_training) model->train();
+  if (was_training) model.module().train();
   world.sum_(sums);
   const auto h = sums.cpu();
   const double n = static_cast<double>(std::max<std::int64_t>(1, ds.size()));
@@ -263,7 +259,7 @@ inline std::pair<double, double> validate(fx::ViT& model, const fx::Dataset& ds,
 }  // namespace detail
 
 /// Top-1 accuracy (in %) of `model` on `ds` (see detail::validate).
-inline double evaluate(fx::ViT& model, const fx::Dataset& ds, const torch::Device& device,
+inline double evaluate(TaskNet& model, const fx::Dataset& ds, const torch::Device& device,
                        const World& world = World{}, std::int64_t batch = 500) {
   return detail::validate(model, ds, device, world, batch).first;
 }
@@ -355,6 +351,18 @@ inline std::string ensure_pretrained(const TrainConfig& cfg, const TaskData& dat
   torch::save(model, tmp);
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
     throw std::runtime_error("cannot move " + tmp + " to " + path);
+  return path;
+}
+
+/// The weights a fine-tuning run starts from: frost-train's own pre-training
+/// (the ViT, cached) or the family's file (effnet-lite0; a missing file is an
+/// error naming the set-up step). Rank 0 calls it.
+inline std::string starting_weights(const TrainConfig& cfg, const TaskData& data,
+                                    const torch::Device& device,
+                                    const std::function<void(const std::string&)>& log) {
+  if (pretrains_itself(cfg.model)) return ensure_pretrained(cfg, data, device, log);
+  const std::string path = effnet_weights_path(cfg);
+  log("pretrained model: " + path + " (ImageNet weights; no pre-training)");
   return path;
 }
 
@@ -539,11 +547,11 @@ class StrategyRun final : public Run {
       : ctx_(ctx), cfg_(ctx_.cfg), data_(*ctx.data), device_(ctx.device),
         world_(ctx.world ? *ctx.world : single_), train_(shard(data_.train, world_)),
         batch_size_(cfg_.batch_size / world_.size), name_(std::move(name)),
-        model_(make_model()), blocks_(frost::BlockMap::detect(*model_)),
-        opt_(frost::param_groups(blocks_, *model_),
+        net_(make_model()), blocks_(frost::BlockMap::detect(net_->module())),
+        opt_(frost::param_groups(blocks_, net_->module()),
              torch::optim::AdamWOptions(cfg_.lr).weight_decay(cfg_.weight_decay)),
-        plan_(make_plan(cfg_, data_.train.size())), ctl_(model_, opt_, blocks_, options(configure)),
-        work_model_{model_->block_macs()},
+        plan_(make_plan(cfg_, data_.train.size())), ctl_(net_->module(), opt_, blocks_, options(configure)),
+        work_model_{net_->block_macs()},
         ckpt_path_(join(ctx.out_dir, "checkpoint.pt")), log_path_(join(ctx.out_dir, "steps.jsonl")) {
     make_dirs(ctx.out_dir);
     r_.strategy = name_;
@@ -669,7 +677,7 @@ class StrategyRun final : public Run {
       for (const auto& kv : r_.config) c << kv.first << "=" << kv.second << "\n";
       detail::write_text(join(ctx_.out_dir, "config.txt"), c.str());
     }
-    if (r_.completed) r_.test_accuracy = evaluate(model_, data_.test, device_, world_);
+    if (r_.completed) r_.test_accuracy = evaluate(*net_, data_.test, device_, world_);
     if (!r_.evals.empty()) r_.val_accuracy = r_.evals.back().val_accuracy;
     return r_;
   }
@@ -720,17 +728,17 @@ class StrategyRun final : public Run {
   /// pass; the loss stays on the device.
   at::Tensor forward_backward(const fx::Batch& batch, std::int64_t k) {
     const auto labels = batch.labels.to(device_, /*non_blocking=*/true);
-    at::Tensor h = cache_ ? cache_->activations(model_, batch.index, batch.images.to(device_), k)
+    at::Tensor h = cache_ ? cache_->activations(*net_, batch.index, batch.images.to(device_), k)
                           : batch.images.to(device_, /*non_blocking=*/true);
     at::Tensor logits;
     if constexpr (frost::concepts::uses_features<C>()) {
       // The class token the head sees (after the final norm), for criteria
       // that compare features (token similarity).
-      const auto cls = model_->class_token_from(h, k);
+      const auto cls = net_->features_from(h, k);
       ctl_.observe_features(cls, labels);
-      logits = model_->head->forward(cls);
+      logits = net_->head(cls);
     } else {
-      logits = model_->forward_range(h, k, frost::cache::kOutput);
+      logits = net_->forward_range(h, k, frost::cache::kOutput);
     }
     auto loss = torch::nn::functional::cross_entropy(logits, labels);
     loss.backward();
@@ -799,32 +807,24 @@ class StrategyRun final : public Run {
     flush();
     if (epoch_end) validate();
     if (eval_due) {
-      const double acc = evaluate(model_, data_.test, device_, world_);
+      const double acc = evaluate(*net_, data_.test, device_, world_);
       log_ << json_line({{"step", step_ - 1}, {"test_accuracy", json_number(acc)}});
       log_.flush();
     }
     if (ckpt_due && !ctl_.should_stop()) save_checkpoint();
   }
 
-  fx::ViT make_model() {
-    // Model from the pre-trained weights, optimizer with one group per block.
+  std::unique_ptr<TaskNet> make_model() {
+    // Model from the pre-trained weights with a new head (model.hpp),
+    // optimizer with one group per block.
     torch::manual_seed(cfg_.seed + 1);
-    fx::ViT model(model_options(cfg_.model));
-    torch::load(model, ctx_.pretrained);
-    {
-      // A new classifier for the new classes: the pre-trained head only ever
-      // saw classes 0-4 and pushed the logits of 5-9 down; start it from zero
-      // (loss ln 10) and keep the body's features.
-      torch::NoGradGuard ng;
-      model->head->weight.zero_();
-      model->head->bias.zero_();
-    }
-    model->to(device_);
-    model->train();
+    auto net = make_task_net(cfg_, ctx_.pretrained);
+    net->module().to(device_);
+    net->module().train();
     // With several ranks: rank 0's weights everywhere; then gradients averaged
     // over the ranks, frozen blocks left out of the all-reduce.
-    grads_ = world_.gradient_exchange(*model);
-    return model;
+    grads_ = world_.gradient_exchange(net->module());
+    return net;
   }
 
   typename Ctl::Options options(const Configure& configure) {
@@ -844,7 +844,7 @@ class StrategyRun final : public Run {
     frost::load_file(ar, ckpt_path_, device_);
     torch::serialize::InputArchive msub, osub, fsub;
     ar.read("model", msub);
-    model_->load(msub);
+    net_->module().load(msub);
     ar.read("optimizer", osub);
     opt_.load(osub);
     ar.read("frost", fsub);
@@ -902,7 +902,7 @@ class StrategyRun final : public Run {
   void save_checkpoint() {
     if (!world_.root()) return;  // the ranks hold the same state
     torch::serialize::OutputArchive ar, msub, osub, fsub;
-    model_->save(msub);
+    net_->module().save(msub);
     opt_.save(osub);
     frost::save(ctl_, fsub);
     ar.write("model", msub);
@@ -974,7 +974,7 @@ class StrategyRun final : public Run {
   // strategy's measured time when its decisions listen to it.
   void validate() {
     const auto t0 = std::chrono::steady_clock::now();
-    const auto [acc, loss] = detail::validate(model_, data_.val, device_, world_);
+    const auto [acc, loss] = detail::validate(*net_, data_.val, device_, world_);
     ctl_.report_validation(loss);
     sync(device_);
     bill_.add_validation(
@@ -998,7 +998,7 @@ class StrategyRun final : public Run {
   std::int64_t batch_size_;
   std::string name_;
   GradientExchange grads_;  // the all-reduce of the gradients (world.hpp)
-  fx::ViT model_;
+  std::unique_ptr<TaskNet> net_;  // the model behind the seam (model.hpp)
   frost::BlockMap blocks_;
   torch::optim::AdamW opt_;
   Plan plan_;

@@ -27,6 +27,11 @@
 // build or the installed package put it); a missing or incompatible file is a
 // frost::Error. record_every and window default to what it was trained with.
 //
+// What it reads is weights only (a block's conv kernels and batch-norm scales
+// count like a transformer's matrices; running statistics are buffers, not
+// read), so it works unchanged on a CNN: the "attention" is inside the
+// predictor, over the weight history, not the model's attention maps.
+//
 // Cost between freezing stages: every record_every steps one index_select per
 // parameter, one cat, stack, a few elementwise ops on [blocks, subset] and one
 // copy into the ring: a handful of small kernels, independent of the model's

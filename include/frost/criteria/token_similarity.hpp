@@ -6,7 +6,11 @@
 // Input, every step (§3, Algorithm 1's T_i^cls and y_i^cls): the class token
 // the model feeds to its head, [N, D], and the labels, [N] (integers in
 // [0, num_classes)), through ctl.observe_features(features, labels) after the
-// forward pass.
+// forward pass. On a CNN, which has no class token, the reading is the
+// globally average-pooled feature map the classifier reads, [N, C] (for the
+// example EfficientNet-Lite0, examples/common/efficientnet.hpp: the 1280
+// channels after the head conv, batch norm and ReLU6, before dropout:
+// model->class_token_from(h, k)); README "What the criteria read on a CNN".
 //
 // Blocks are evaluated one at a time, in block-map order from the input side
 // (Algorithm 1's L_n, then L_{n+1}), skipping blocks that are not training

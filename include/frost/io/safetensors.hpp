@@ -1,0 +1,521 @@
+#pragma once
+// frost::io — read and write safetensors files (https://github.com/huggingface/safetensors):
+//
+//   [8 bytes: N, little-endian u64] [N bytes: JSON header] [data buffer]
+//   header = { "<name>": {"dtype": "F32", "shape": [32, 3, 3, 3], "data_offsets": [begin, end]},
+//              ..., "__metadata__": {"<key>": "<string>", ...} }      (optional metadata)
+//   offsets are byte positions in the data buffer; tensors are row-major, little-endian.
+//
+// Why safetensors: it is the ecosystem's standard for weights (Hugging Face,
+// timm, diffusers all ship it), it is read without Python and without
+// unpickling code (a .pth is a pickle: loading one runs code named by the file),
+// and its format is simple enough to validate completely before a single byte
+// reaches a model: sizes, ranges and dtypes are all in the header.
+//
+// The header is parsed by the small JSON reader below rather than by a
+// library: frost depends on LibTorch and Boost headers only, Boost 1.74
+// (Debian 12) has no Boost.JSON, and Boost.PropertyTree's JSON reader keeps
+// every value as a string, splits keys at '.' (every tensor name has dots) and
+// accepts duplicate keys. The reader covers JSON as the safetensors header
+// uses it (objects, arrays, strings with escapes, non-negative integers; true,
+// false and null are refused as no safetensors field has them) and says where
+// it stopped.
+//
+// Every problem is a frost::Error naming the file, the tensor and the fix:
+// a file shorter than its header says (truncated), a header that is not JSON,
+// an entry without dtype/shape/data_offsets, an unknown dtype, offsets out of
+// the data buffer or not matching the shape, overlapping tensors, bytes after
+// the last tensor, a wrong checksum. If the metadata holds "frost.fnv1a64"
+// (written by write_safetensors and scripts/effnet_convert.py: FNV-1a 64 of the
+// data buffer, 16 hex digits), the data is checked against it, so flipped
+// bytes are found too.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "frost/error.hpp"
+
+namespace frost::io {
+
+/// The tensors of a safetensors file, in the order of their data offsets, and its metadata.
+struct SafeTensors {
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+namespace detail {
+
+/// FNV-1a, 64 bits, over a byte range (continues from `h`).
+inline std::uint64_t fnv1a64(const unsigned char* p, std::size_t n,
+                             std::uint64_t h = 0xcbf29ce484222325ULL) {
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+inline std::string hex64(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+inline bool little_endian() {
+  const std::uint16_t probe = 1;
+  unsigned char first;
+  std::memcpy(&first, &probe, 1);
+  return first == 1;
+}
+
+/// safetensors dtype names <-> LibTorch scalar types.
+inline const std::vector<std::pair<std::string, at::ScalarType>>& dtype_table() {
+  static const std::vector<std::pair<std::string, at::ScalarType>> t = {
+      {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf},  {"BF16", at::kBFloat16},
+      {"I64", at::kLong},   {"I32", at::kInt},   {"I16", at::kShort}, {"I8", at::kChar},
+      {"U8", at::kByte},    {"BOOL", at::kBool}};
+  return t;
+}
+
+inline bool dtype_of(const std::string& name, at::ScalarType& out) {
+  for (const auto& [n, t] : dtype_table())
+    if (n == name) {
+      out = t;
+      return true;
+    }
+  return false;
+}
+
+inline std::string dtype_name(at::ScalarType t) {
+  for (const auto& [n, s] : dtype_table())
+    if (s == t) return n;
+  return "";
+}
+
+// ---------------------------------------------------------------------------
+// A JSON value and its reader, for the safetensors header.
+// ---------------------------------------------------------------------------
+struct Json {
+  enum Kind { object, array, string, integer } kind = object;
+  std::vector<std::pair<std::string, Json>> members;  // object, in file order
+  std::vector<Json> items;                            // array
+  std::string text;                                   // string
+  std::uint64_t number = 0;                           // integer
+
+  const Json* find(const std::string& key) const {
+    for (const auto& [k, v] : members)
+      if (k == key) return &v;
+    return nullptr;
+  }
+};
+
+class JsonReader {
+ public:
+  JsonReader(const std::string& text, const std::string& file) : s_(text), file_(file) {}
+
+  Json document() {
+    Json v = value(0);
+    skip_space();
+    if (pos_ != s_.size()) fail("unexpected text after the header's closing brace");
+    return v;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    const std::size_t from = pos_ > 20 ? pos_ - 20 : 0;
+    std::string near = s_.substr(from, 40);
+    for (auto& c : near)
+      if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+    frost::detail::fail("safetensors file '", file_, "': the JSON header is malformed at byte ",
+                        pos_ + 8, " (", what, ", near \"", near,
+                        "\"); the file is corrupt or not a safetensors file: write it again "
+                        "(scripts/effnet-weights.sh, safetensors.torch.save_file or "
+                        "frost::save_state_dict)");
+  }
+
+  void skip_space() {
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
+      ++pos_;
+  }
+
+  void expect(char c) {
+    skip_space();
+    if (pos_ >= s_.size() || s_[pos_] != c) fail(std::string("expected '") + c + "'");
+    ++pos_;
+  }
+
+  Json value(int depth) {
+    if (depth > 8) fail("nested too deeply for a safetensors header");
+    skip_space();
+    if (pos_ >= s_.size()) fail("the header ends inside a value");
+    const char c = s_[pos_];
+    Json v;
+    if (c == '{') {
+      v.kind = Json::object;
+      ++pos_;
+      skip_space();
+      if (pos_ < s_.size() && s_[pos_] == '}') {
+        ++pos_;
+        return v;
+      }
+      for (;;) {
+        skip_space();
+        std::string key = string_literal();
+        if (v.find(key)) fail("the key \"" + key + "\" appears twice");
+        expect(':');
+        v.members.emplace_back(std::move(key), value(depth + 1));
+        skip_space();
+        if (pos_ < s_.size() && s_[pos_] == ',') {
+          ++pos_;
+          continue;
+        }
+        expect('}');
+        return v;
+      }
+    }
+    if (c == '[') {
+      v.kind = Json::array;
+      ++pos_;
+      skip_space();
+      if (pos_ < s_.size() && s_[pos_] == ']') {
+        ++pos_;
+        return v;
+      }
+      for (;;) {
+        v.items.push_back(value(depth + 1));
+        skip_space();
+        if (pos_ < s_.size() && s_[pos_] == ',') {
+          ++pos_;
+          continue;
+        }
+        expect(']');
+        return v;
+      }
+    }
+    if (c == '"') {
+      v.kind = Json::string;
+      v.text = string_literal();
+      return v;
+    }
+    if (c >= '0' && c <= '9') {
+      v.kind = Json::integer;
+      const std::size_t start = pos_;
+      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') {
+        const auto digit = static_cast<std::uint64_t>(s_[pos_] - '0');
+        if (v.number > (std::numeric_limits<std::uint64_t>::max() - digit) / 10)
+          fail("an integer too large for 64 bits");
+        v.number = v.number * 10 + digit;
+        ++pos_;
+      }
+      if (s_[start] == '0' && pos_ - start > 1) fail("an integer with a leading zero");
+      if (pos_ < s_.size() && (s_[pos_] == '.' || s_[pos_] == 'e' || s_[pos_] == 'E'))
+        fail("a fractional number where safetensors has integers");
+      return v;
+    }
+    fail("expected an object, array, string or non-negative integer");
+  }
+
+  static void put_utf8(std::string& out, std::uint32_t cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+
+  std::uint32_t hex4() {
+    if (pos_ + 4 > s_.size()) fail("a \\u escape cut short");
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) {
+      const char h = s_[pos_++];
+      v <<= 4;
+      if (h >= '0' && h <= '9') v |= static_cast<std::uint32_t>(h - '0');
+      else if (h >= 'a' && h <= 'f') v |= static_cast<std::uint32_t>(h - 'a' + 10);
+      else if (h >= 'A' && h <= 'F') v |= static_cast<std::uint32_t>(h - 'A' + 10);
+      else fail("a \\u escape with a non-hex digit");
+    }
+    return v;
+  }
+
+  std::string string_literal() {
+    if (pos_ >= s_.size() || s_[pos_] != '"') fail("expected a string");
+    ++pos_;
+    std::string out;
+    for (;;) {
+      if (pos_ >= s_.size()) fail("a string without its closing quote");
+      const char c = s_[pos_++];
+      if (c == '"') return out;
+      if (static_cast<unsigned char>(c) < 0x20) fail("a control character inside a string");
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (pos_ >= s_.size()) fail("a string ending in a backslash");
+      const char e = s_[pos_++];
+      switch (e) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          std::uint32_t cp = hex4();
+          if (cp >= 0xD800 && cp < 0xDC00) {  // a surrogate pair
+            if (pos_ + 2 > s_.size() || s_[pos_] != '\\' || s_[pos_ + 1] != 'u')
+              fail("a lone UTF-16 surrogate");
+            pos_ += 2;
+            const std::uint32_t lo = hex4();
+            if (lo < 0xDC00 || lo >= 0xE000) fail("a lone UTF-16 surrogate");
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          }
+          put_utf8(out, cp);
+          break;
+        }
+        default: fail(std::string("an unknown escape \\") + e);
+      }
+    }
+  }
+
+  const std::string& s_;
+  const std::string& file_;
+  std::size_t pos_ = 0;
+};
+
+inline void json_string(std::ostringstream& os, const std::string& s) {
+  os << '"';
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') os << '\\' << c;
+    else if (u < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", u);
+      os << buf;
+    } else os << c;
+  }
+  os << '"';
+}
+
+/// The file's bytes; a frost::Error naming it when it cannot be read.
+inline std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  frost::detail::require(in.good(), "cannot open safetensors file '", path,
+                         "'; check the path (the EfficientNet weights are made by "
+                         "scripts/effnet-weights.sh)");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  frost::detail::require(!in.bad(), "cannot read safetensors file '", path, "'");
+  return ss.str();
+}
+
+}  // namespace detail
+
+/// Largest header accepted (the safetensors reference limit): a larger N means
+/// a corrupt length, not a real header.
+inline constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
+/// The metadata key of the data checksum (see the header comment).
+inline constexpr const char* kChecksumKey = "frost.fnv1a64";
+
+/// Parses a safetensors image (`bytes`, read from `path`, which only names it
+/// in messages) and validates it completely; tensors are copies on the CPU.
+inline SafeTensors parse_safetensors(const std::string& bytes, const std::string& path) {
+  using frost::detail::fail;
+  using frost::detail::require;
+  require(detail::little_endian(), "safetensors file '", path,
+          "': this machine is big-endian; frost reads safetensors on little-endian hosts only");
+  const std::string again =
+      "; the file is truncated or corrupt: write it again (scripts/effnet-weights.sh deletes "
+      "and rebuilds the EfficientNet weights)";
+  require(bytes.size() >= 8, "safetensors file '", path, "' has ", bytes.size(),
+          " bytes, fewer than the 8 of its header length", again);
+  std::uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
+  require(n <= kMaxHeaderBytes, "safetensors file '", path, "': header length ", n,
+          " bytes is over the format's limit of ", kMaxHeaderBytes, again);
+  require(n <= bytes.size() - 8, "safetensors file '", path, "': the header says ", n,
+          " bytes of JSON but the file has only ", bytes.size() - 8, " after the length", again);
+  const std::string header = bytes.substr(8, static_cast<std::size_t>(n));
+  const detail::Json root = detail::JsonReader(header, path).document();
+  require(root.kind == detail::Json::object, "safetensors file '", path,
+          "': the header is not a JSON object", again);
+  const std::size_t data_start = 8 + static_cast<std::size_t>(n);
+  const std::uint64_t data_size = bytes.size() - data_start;
+
+  struct Entry {
+    std::string name;
+    at::ScalarType dtype;
+    std::vector<std::int64_t> shape;
+    std::uint64_t begin, end;
+  };
+  std::vector<Entry> entries;
+  SafeTensors out;
+  for (const auto& [name, v] : root.members) {
+    if (name == "__metadata__") {
+      require(v.kind == detail::Json::object, "safetensors file '", path,
+              "': __metadata__ is not an object of strings", again);
+      for (const auto& [k, m] : v.members) {
+        require(m.kind == detail::Json::string, "safetensors file '", path, "': metadata '", k,
+                "' is not a string", again);
+        out.metadata[k] = m.text;
+      }
+      continue;
+    }
+    const std::string where = "safetensors file '" + path + "', tensor '" + name + "': ";
+    require(v.kind == detail::Json::object, where, "its entry is not an object", again);
+    const detail::Json* dt = v.find("dtype");
+    const detail::Json* sh = v.find("shape");
+    const detail::Json* off = v.find("data_offsets");
+    require(dt && sh && off, where, "its entry lacks ", !dt ? "dtype" : !sh ? "shape" : "data_offsets",
+            again);
+    Entry e{name, at::kFloat, {}, 0, 0};
+    require(dt->kind == detail::Json::string && detail::dtype_of(dt->text, e.dtype), where,
+            "dtype '", dt->text, "' is not one frost reads (F64, F32, F16, BF16, I64, I32, I16, I8, "
+            "U8, BOOL); convert the tensor to one of them before saving");
+    require(sh->kind == detail::Json::array, where, "shape is not an array", again);
+    std::uint64_t numel = 1;
+    for (const auto& d : sh->items) {
+      require(d.kind == detail::Json::integer &&
+                  d.number <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()),
+              where, "shape holds something other than a size", again);
+      e.shape.push_back(static_cast<std::int64_t>(d.number));
+      require(d.number == 0 || numel <= std::numeric_limits<std::uint64_t>::max() / d.number, where,
+              "shape overflows", again);
+      numel *= d.number;
+    }
+    require(off->kind == detail::Json::array && off->items.size() == 2 &&
+                off->items[0].kind == detail::Json::integer &&
+                off->items[1].kind == detail::Json::integer,
+            where, "data_offsets is not [begin, end]", again);
+    e.begin = off->items[0].number;
+    e.end = off->items[1].number;
+    require(e.begin <= e.end, where, "data_offsets [", e.begin, ", ", e.end, "] run backwards", again);
+    require(e.end <= data_size, where, "data_offsets [", e.begin, ", ", e.end,
+            "] are out of range: the data buffer has ", data_size, " bytes", again);
+    const auto elem = static_cast<std::uint64_t>(c10::elementSize(e.dtype));
+    require(numel <= std::numeric_limits<std::uint64_t>::max() / elem &&
+                e.end - e.begin == numel * elem,
+            where, "data_offsets [", e.begin, ", ", e.end, "] hold ", e.end - e.begin,
+            " bytes but shape and dtype ", dt->text, " need ", numel * elem, again);
+    entries.push_back(std::move(e));
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+  std::uint64_t covered = 0;
+  for (const auto& e : entries) {
+    require(e.begin >= covered || e.begin == e.end, "safetensors file '", path, "', tensor '",
+            e.name, "': its bytes overlap the previous tensor's", again);
+    covered = std::max(covered, e.end);
+  }
+  require(covered == data_size, "safetensors file '", path, "': ", data_size - covered,
+          " bytes after the last tensor (the header length or the offsets are wrong)", again);
+  const auto* data = reinterpret_cast<const unsigned char*>(bytes.data()) + data_start;
+  if (const auto it = out.metadata.find(kChecksumKey); it != out.metadata.end()) {
+    const std::string got = detail::hex64(detail::fnv1a64(data, static_cast<std::size_t>(data_size)));
+    require(got == it->second, "safetensors file '", path, "': the data's checksum is ", got,
+            " but the file's metadata says ", it->second, again);
+  }
+  for (const auto& e : entries) {
+    at::Tensor t = at::empty(e.shape, at::TensorOptions().dtype(e.dtype));
+    if (e.end > e.begin) std::memcpy(t.data_ptr(), data + e.begin, static_cast<std::size_t>(e.end - e.begin));
+    out.tensors.emplace_back(e.name, std::move(t));
+  }
+  return out;
+}
+
+/// Reads and validates a safetensors file (see parse_safetensors).
+inline SafeTensors read_safetensors(const std::string& path) {
+  return parse_safetensors(detail::read_all(path), path);
+}
+
+/// The safetensors image of `tensors` (names unique, any device, contiguous
+/// copies are made) with `metadata` plus the data checksum (kChecksumKey).
+inline std::string serialize_safetensors(
+    const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+    std::map<std::string, std::string> metadata = {}) {
+  using frost::detail::require;
+  require(detail::little_endian(), "frost writes safetensors on little-endian hosts only");
+  std::vector<at::Tensor> cpu;
+  std::string data;
+  std::ostringstream header;
+  header << '{';
+  std::map<std::string, int> seen;
+  for (const auto& [name, t] : tensors) {
+    require(name != "__metadata__" && seen.emplace(name, 0).second, "save: tensor name '", name,
+            "' is given twice (or is reserved); give every tensor its own name");
+    require(t.defined(), "save: tensor '", name, "' is undefined");
+    const std::string dt = detail::dtype_name(t.scalar_type());
+    require(!dt.empty(), "save: tensor '", name, "' has dtype ", t.scalar_type(),
+            " which safetensors cannot hold; convert it first");
+    const at::Tensor c = t.detach().to(at::kCPU).contiguous();
+    const auto begin = data.size();
+    if (c.numel() > 0)
+      data.append(static_cast<const char*>(c.data_ptr()),
+                  static_cast<std::size_t>(c.numel()) * c.element_size());
+    if (header.tellp() > 1) header << ',';
+    detail::json_string(header, name);
+    header << ":{\"dtype\":\"" << dt << "\",\"shape\":[";
+    for (int64_t i = 0; i < c.dim(); ++i) header << (i ? "," : "") << c.size(i);
+    header << "],\"data_offsets\":[" << begin << ',' << data.size() << "]}";
+  }
+  metadata[kChecksumKey] = detail::hex64(
+      detail::fnv1a64(reinterpret_cast<const unsigned char*>(data.data()), data.size()));
+  header << (tensors.empty() ? "" : ",") << "\"__metadata__\":{";
+  bool first = true;
+  for (const auto& [k, v] : metadata) {
+    if (!first) header << ',';
+    first = false;
+    detail::json_string(header, k);
+    header << ':';
+    detail::json_string(header, v);
+  }
+  header << "}}";
+  std::string h = header.str();
+  h.append((8 - h.size() % 8) % 8, ' ');  // the data starts 8-byte aligned, as the reference writer does
+  std::string out(8, '\0');
+  std::uint64_t n = h.size();
+  for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xFF);
+  return out + h + data;
+}
+
+/// Writes `tensors` to `path` as safetensors (to path + ".tmp", then renamed:
+/// a crash never leaves a half-written file under the real name).
+inline void write_safetensors(const std::string& path,
+                              const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                              std::map<std::string, std::string> metadata = {}) {
+  const std::string image = serialize_safetensors(tensors, std::move(metadata));
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    frost::detail::require(out.good(), "cannot write '", tmp, "'; check the directory exists and is writable");
+    out.write(image.data(), static_cast<std::streamsize>(image.size()));
+    out.close();
+    frost::detail::require(!out.fail(), "writing '", tmp, "' failed (disk full?)");
+  }
+  frost::detail::require(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '", tmp,
+                         "' to '", path, "'");
+}
+
+}  // namespace frost::io
