@@ -18,24 +18,20 @@
 //
 // Blocks are in one of three states (frost/block_state.hpp): training, trial
 // (no gradient, learning rate 0, optimizer state kept) and frozen (for good:
-// optimizer state released). A frozen or trial input-side prefix records no
-// autograd graph and costs no backward work, without any change to the user's
-// forward. Extras (frost/extras.hpp) add policies without changing the
-// three-argument compositions: frost::with_reducer<R>.
+// optimizer state released). Extras (frost/extras.hpp) add policies without
+// changing the three-argument compositions: frost::with_reducer<R>.
 //
-// The controller is a coordinator: it calls the policies at the protocol's
-// points and carries their requests out, and keeps its state in parts, each
-// in frost/controller/ and each saved and loaded like a policy:
-//   StepClock    (step_clock.hpp)    the step counter, the call order, the stop flag
-//   BlockLedger  (block_ledger.hpp)  block states, the lifecycle table
-//                                    (lifecycle.hpp), the timeline, warnings
-//   LrBook       (lr_book.hpp)       each param group's base rate and multiplier;
-//                                    recognises the user's own decay between steps
-//   ModeGuard    (mode_guard.hpp)    eval mode and buffers of blocks out of training
-//   Composition  (composition.hpp)   the options, their names, describe()/set_option()
-// The checkpoint envelope (format, CRC-32, composition and block names) is in
-// frost/checkpoint.hpp. Warnings (frost/warn.hpp) go to the timeline and to
-// c10's warning handler.
+// The controller coordinates: it calls the policies at the protocol's points
+// and carries their requests out on its parts (frost/controller/), each saved
+// and loaded like a policy (the checkpoint envelope is frost/checkpoint.hpp):
+//   StepClock    step_clock.hpp    the step, the call order, the stop flag
+//   BlockLedger  block_ledger.hpp  block states, the lifecycle table (lifecycle.hpp),
+//                                  the timeline and its warnings (frost/warn.hpp)
+//   BlockParams  block_params.hpp  requires_grad, gradients, optimizer state
+//   LrBook       lr_book.hpp       each param group's base rate and multiplier;
+//                                  the user's own decay between steps
+//   ModeGuard    mode_guard.hpp    eval mode and buffers of blocks out of training
+//   Composition  composition.hpp   the options, describe(), set_option(), RunShape
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
@@ -51,23 +47,21 @@
 #include <vector>
 
 #include "frost/block_map.hpp"
-#include "frost/block_state.hpp"
 #include "frost/checkpoint.hpp"
 #include "frost/concepts/criterion.hpp"
 #include "frost/concepts/reducer.hpp"
 #include "frost/concepts/schedule.hpp"
 #include "frost/concepts/stop_rule.hpp"
 #include "frost/controller/block_ledger.hpp"
+#include "frost/controller/block_params.hpp"
 #include "frost/controller/composition.hpp"
 #include "frost/controller/lr_book.hpp"
 #include "frost/controller/mode_guard.hpp"
 #include "frost/controller/step_clock.hpp"
 #include "frost/controller_options.hpp"
-#include "frost/detail/optimizer_access.hpp"
 #include "frost/error.hpp"
 #include "frost/extras.hpp"
 #include "frost/host.hpp"
-#include "frost/timeline.hpp"
 
 namespace frost {
 
@@ -82,7 +76,8 @@ class FreezeController {
   using criterion_type = Criterion;
   using schedule_type = Schedule;
   using stop_type = StopRule;
-  using reducer_type = typename extras::find<extras::reducer_tag, reducers::Identity, Extras...>::type;
+  using reducer_type =
+      typename extras::find<extras::reducer_tag, reducers::Identity, Extras...>::type;
   using composition_type = Composition<Criterion, Schedule, StopRule, reducer_type>;
   /// The whole configuration: the controller's and each policy's options.
   using Options = typename composition_type::Options;
@@ -98,13 +93,15 @@ class FreezeController {
         reducer_(options_.reducer()),
         clock_(options_.controller().steps_per_epoch()),
         ledger_(blocks_),
-        mode_(options_.controller().eval_frozen(), blocks_.size()) {
+        mode_(options_.controller().eval_frozen(), blocks_.size()),
+        params_(blocks_) {
     validate(options_.controller());
     blocks_.check_parameters_of(model);
     lr_ = LrBook(*optimizer_, blocks_);  // a group's rate follows one block (checked there)
-    schedule_.setup(shape());
-    criterion_.setup(shape());
-    concepts::setup_stop(stop_, shape());
+    const RunShape shape = run_shape(blocks_, options_.controller());
+    schedule_.setup(shape);
+    criterion_.setup(shape);
+    concepts::setup_stop(stop_, shape);
     adopt_user_frozen();
     check_coverage(model);
   }
@@ -128,7 +125,7 @@ class FreezeController {
     apply(decisions_, criterion_policy_);
     const std::int64_t step = clock_.step();
     for (std::size_t i = 0; i < blocks_.size(); ++i)
-      if (ledger_.state(i) != BlockState::frozen && schedule_.frozen(step, static_cast<std::int64_t>(i)))
+      if (!is_frozen(i) && schedule_.frozen(step, static_cast<std::int64_t>(i)))
         carry_out(i, Request::freeze, schedule_policy_, static_cast<double>(step),
                   "the schedule's learning rate reached zero");
     for (std::size_t g = 0; g < lr_.num_groups(); ++g)
@@ -181,17 +178,19 @@ class FreezeController {
   /// ranks in a data-parallel run); forwarded to the criterion and the stop
   /// rule (early stopping with patience listens to it).
   void report_validation(double loss) {
-    if constexpr (!concepts::is_identity_reducer<reducer_type>())
-      loss = host::read_scalar(reduce(at::full({1}, loss, at::TensorOptions().dtype(at::kDouble))));
-    validation(loss);
+    if constexpr (concepts::is_identity_reducer<reducer_type>())
+      validation(loss);
+    else
+      report_validation(at::full({1}, loss, at::TensorOptions().dtype(at::kDouble)));
   }
   /// The same for a loss still on the device (one host read, after the reducer).
   void report_validation(const at::Tensor& loss) {
-    detail::require(loss.defined() && loss.numel() == 1,
-                    "report_validation: give a one-element loss tensor (got ",
-                    loss.defined() ? std::to_string(loss.numel()) + " elements" : "an undefined tensor",
-                    ")");
-    validation(host::read_scalar(reduce(loss.detach().reshape({1}).to(at::kDouble))));
+    detail::require(
+        loss.defined() && loss.numel() == 1,
+        "report_validation: give a one-element loss tensor (got ",
+        loss.defined() ? std::to_string(loss.numel()) + " elements" : "an undefined tensor", ")");
+    const at::Tensor l = loss.detach().reshape({1}).to(at::kDouble);
+    validation(host::read_scalar(concepts::reduce(reducer_, l)));
   }
 
   /// Activations of a block (for criteria that look at them). Ignored by
@@ -225,8 +224,8 @@ class FreezeController {
     check_block(block, "trial");
     adopt_lr();
     const Transition t = ledger_.plan(block, Request::trial);
-    detail::require(!t.refused(), "trial(", blocks_[block].name, "): ",
-                    t.refused() ? t.refusal : "", "; call ctl.unfreeze() first");
+    detail::require(!t.refused(), "trial(", blocks_[block].name,
+                    "): ", t.refused() ? t.refusal : "", "; call ctl.unfreeze() first");
     carry_out(block, Request::trial, "user", 0.0, reason);
   }
   void trial(const std::string& block_name, const std::string& reason = "trial by the user") {
@@ -240,7 +239,8 @@ class FreezeController {
     adopt_lr();
     detail::require(!schedule_.frozen(clock_.step(), static_cast<std::int64_t>(block)), "unfreeze(",
                     blocks_[block].name, "): schedule ", concepts::name_of<Schedule>(),
-                    " has annealed this block's learning rate to 0 for good at step ", clock_.step(),
+                    " has annealed this block's learning rate to 0 for good at step ",
+                    clock_.step(),
                     ", so it cannot train again; unfreeze works with schedules that keep a rate "
                     "(Constant, Cosine)");
     carry_out(block, Request::unfreeze, "user", 0.0, reason);
@@ -268,25 +268,14 @@ class FreezeController {
   const std::vector<BlockState>& block_states() const noexcept { return ledger_.states(); }
   /// Frozen for good (a block in trial is not).
   bool is_frozen(std::size_t block) const { return ledger_.state(block) == BlockState::frozen; }
-  std::vector<bool> frozen() const {
-    std::vector<bool> out;
-    for (auto st : ledger_.states()) out.push_back(st == BlockState::frozen);
-    return out;
-  }
+  // Views of the block states (BlockLedger says what each counts).
+  std::vector<bool> frozen() const { return ledger_.frozen(); }
   std::int64_t num_frozen() const { return ledger_.count(BlockState::frozen); }
   std::int64_t num_trial() const { return ledger_.count(BlockState::trial); }
-  /// Number of leading blocks frozen for good, from the input side: the part
-  /// of the network whose outputs no longer change (what an activation cache
-  /// may keep). Trials do not count.
-  std::int64_t frozen_prefix() const { return ledger_.leading(is(BlockState::frozen)); }
-  /// Number of leading blocks that get no gradient (trial or frozen): the part
-  /// of the network that costs no backward work this step.
-  std::int64_t no_grad_prefix() const { return ledger_.leading(out_of_training); }
-  /// Parameters in blocks frozen for good / parameters in all blocks.
-  double frozen_fraction() const { return ledger_.fraction(is(BlockState::frozen)); }
-  /// Parameters in blocks that get no gradient (trial or frozen) / parameters
-  /// in all blocks: the share of the blocks' backward and update work avoided.
-  double no_grad_fraction() const { return ledger_.fraction(out_of_training); }
+  std::int64_t frozen_prefix() const { return ledger_.frozen_prefix(); }
+  std::int64_t no_grad_prefix() const { return ledger_.no_grad_prefix(); }
+  double frozen_fraction() const { return ledger_.frozen_fraction(); }
+  double no_grad_fraction() const { return ledger_.no_grad_fraction(); }
   /// Increases with every state change (data-parallel gradient buckets are
   /// rebuilt when it moves).
   std::uint64_t generation() const noexcept { return generation_; }
@@ -332,7 +321,7 @@ class FreezeController {
   /// the optimizer are the user's to save.
   void save(torch::serialize::OutputArchive& ar) const {
     torch::serialize::OutputArchive f;
-    detail::write_identity(f, composition(), block_names());
+    detail::write_identity(f, composition(), ledger_.names());
     clock_.save(f);   // "step", "stopped"
     ledger_.save(f);  // "states", "timeline.*"
     mode_.save(f);    // "was_training"
@@ -352,7 +341,7 @@ class FreezeController {
   void load(torch::serialize::InputArchive& ar, const std::string& source = "the checkpoint") {
     torch::serialize::InputArchive f;
     detail::open_envelope(ar, f, source);
-    detail::check_identity(f, source, composition(), block_names());
+    detail::check_identity(f, source, composition(), ledger_.names());
     detail::require(clock_.step() == 0 && clock_.idle(), "cannot load ", source,
                     " into a controller that has already stepped (step ", clock_.step(),
                     "); load right after building the controller, before the first before_step()");
@@ -367,9 +356,10 @@ class FreezeController {
     Criterion criterion(options_.criterion());
     Schedule schedule(options_.schedule());
     StopRule stop(options_.stop());
-    detail::load_policy(schedule, f, "schedule", source, [&] { schedule.setup(shape()); });
-    detail::load_policy(criterion, f, "criterion", source, [&] { criterion.setup(shape()); });
-    detail::load_policy(stop, f, "stop", source, [&] { concepts::setup_stop(stop, shape()); });
+    const RunShape shape = run_shape(blocks_, options_.controller());
+    detail::load_policy(schedule, f, "schedule", source, [&] { schedule.setup(shape); });
+    detail::load_policy(criterion, f, "criterion", source, [&] { criterion.setup(shape); });
+    detail::load_policy(stop, f, "stop", source, [&] { concepts::setup_stop(stop, shape); });
     // Everything fitted: apply. A block that trains now and then is left as
     // the user has it (mode included).
     mode_ = std::move(mode);
@@ -388,30 +378,6 @@ class FreezeController {
   }
 
  private:
-  static auto is(BlockState s) {
-    return [s](BlockState st) { return st == s; };
-  }
-  static bool out_of_training(BlockState st) { return st != BlockState::training; }
-
-  std::vector<std::string> block_names() const {
-    std::vector<std::string> names;
-    for (const auto& b : blocks_) names.push_back(b.name);
-    return names;
-  }
-
-  /// What every policy is told about the run (RunShape).
-  RunShape shape() const {
-    RunShape r;
-    r.num_blocks = static_cast<std::int64_t>(blocks_.size());
-    r.blocks = &blocks_;
-    r.stages = blocks_.stages();
-    if (std::all_of(r.stages.begin(), r.stages.end(), [](int s) { return s == 0; })) r.stages.clear();
-    r.total_steps = options_.controller().total_steps();
-    r.warmup_steps = options_.controller().warmup_steps();
-    r.steps_per_epoch = options_.controller().steps_per_epoch();
-    return r;
-  }
-
   void check_block(std::size_t block, const char* what) const {
     detail::require(block < blocks_.size(), what, "(", block, "): there are only ", blocks_.size(),
                     " blocks");
@@ -420,27 +386,13 @@ class FreezeController {
   StepState now() const { return clock_.now(ledger_.states()); }
 
   /// The stop rule's view: after the last completed step.
-  StopState stop_state() const {
-    StopState st = clock_.last_done();
-    st.num_blocks = static_cast<std::int64_t>(blocks_.size());
-    st.num_frozen = num_frozen();
-    st.num_trial = num_trial();
-    st.frozen_prefix = frozen_prefix();
-    return st;
-  }
-
-  at::Tensor reduce(const at::Tensor& t) {
-    at::Tensor r = reducer_.reduce(t);
-    detail::require(r.defined() && r.sizes() == t.sizes(), "reducer ",
-                    concepts::name_of<reducer_type>(), " returned a tensor of another shape (",
-                    r.defined() ? r.sizes() : at::IntArrayRef{}, " for ", t.sizes(), ")");
-    return r;
-  }
+  StopState stop_state() const { return ledger_.with_counts(clock_.last_done()); }
 
   std::vector<double> read_statistics(const StepState& s) {
     at::Tensor t = concepts::statistics_of(criterion_, s);
     if (!t.defined()) return {};
-    return host::read(reduce(t));  // the one synchronisation of a decision point
+    // The one synchronisation of a decision point.
+    return host::read(concepts::reduce(reducer_, t));
   }
 
   void validation(double loss) {
@@ -450,62 +402,45 @@ class FreezeController {
   }
 
   void check_stop() {
-    if (clock_.stopped()) return;
-    const StopState st = stop_state();
-    if (!stop_.should_stop(st)) return;
+    if (clock_.stopped() || !stop_.should_stop(stop_state())) return;
     clock_.stop();
-    Event e;
-    e.step = std::max<std::int64_t>(st.step, 0);
-    e.kind = EventKind::stop;
-    e.policy = stop_policy_;
-    e.statistic = static_cast<double>(num_frozen());
-    e.detail = "after " + std::to_string(clock_.step()) + " steps; " + std::to_string(num_frozen()) +
-               " of " + std::to_string(blocks_.size()) + " blocks frozen";
-    ledger_.note(std::move(e));
+    ledger_.stop(clock_.step(), stop_policy_);
   }
 
   static Request request_of(Decisions::Action a) {
     using A = Decisions::Action;
-    return a == A::trial ? Request::trial
-         : a == A::revert ? Request::revert
-         : a == A::commit ? Request::commit
-                          : Request::freeze;
+    return a == A::trial    ? Request::trial
+           : a == A::revert ? Request::revert
+           : a == A::commit ? Request::commit
+                            : Request::freeze;
   }
 
   /// A policy's requests, in block order (in-order mode may accept a prefix
-  /// requested in one batch in any order): the lifecycle table decides what
-  /// each does; a block never goes out of training on a non-finite
-  /// statistic, nor out of order under in_order.
+  /// requested in one batch in any order); the ledger's verdict on each: the
+  /// lifecycle table and the guards (BlockLedger::review).
   void apply(const Decisions& d, const std::string& policy) {
     if (d.empty()) return;  // the common case: nothing to do, nothing to copy
     std::vector<Decisions::Item> items = d.items();
     std::stable_sort(items.begin(), items.end(),
                      [](const auto& a, const auto& b) { return a.block < b.block; });
     for (const auto& it : items) {
-      detail::require(it.block >= 0 && static_cast<std::size_t>(it.block) < blocks_.size(),
-                      policy, " named block ", it.block, " but there are ", blocks_.size(),
-                      " blocks");
+      detail::require(it.block >= 0 && static_cast<std::size_t>(it.block) < blocks_.size(), policy,
+                      " named block ", it.block, " but there are ", blocks_.size(), " blocks");
       const auto b = static_cast<std::size_t>(it.block);
       if (it.action == Decisions::Action::warn) {
         ledger_.warn(b, clock_.step(), policy, it.statistic, it.detail);
         continue;
       }
-      const Transition t = ledger_.plan(b, request_of(it.action));
-      std::string refused = t.refused() ? t.refusal : "";
-      if (refused.empty() && ends_out_of_training(t)) {
-        if (!std::isfinite(it.statistic)) refused = "the statistic is not finite";
-        else if (options_.controller().in_order() && static_cast<std::int64_t>(b) > frozen_prefix())
-          refused = "in_order: block " + std::to_string(frozen_prefix()) + " (" +
-                    blocks_[static_cast<std::size_t>(frozen_prefix())].name +
-                    ") before it is not frozen for good";
+      const Request r = request_of(it.action);
+      const Verdict v = ledger_.review(b, r, it.statistic, options_.controller().in_order());
+      if (!v.refused()) {
+        carry_out(b, r, policy, it.statistic, it.detail);
+        continue;
       }
-      if (!refused.empty())
-        ledger_.warn(b, clock_.step(), policy, it.statistic,
-                     std::string(to_string(it.action)) + " refused: " + refused +
-                         (it.detail.empty() ? std::string() : " (" + it.detail + ")"),
-                     policy + ":refused");
-      else if (t.moves())
-        carry_out(b, request_of(it.action), policy, it.statistic, it.detail);
+      ledger_.warn(b, clock_.step(), policy, it.statistic,
+                   std::string(to_string(it.action)) + " refused: " + v.refusal +
+                       (it.detail.empty() ? std::string() : " (" + it.detail + ")"),
+                   policy + ":refused");
     }
   }
 
@@ -523,24 +458,17 @@ class FreezeController {
     concepts::notify_state(criterion_, static_cast<std::int64_t>(b), from, t.to);
   }
 
-  /// The parameter side of a state: requires_grad, gradients, optimizer
-  /// state, learning rate, module mode.
+  /// Block b's parameters, learning rate and mode in state `to`.
   void set_params(std::size_t b, BlockState to, bool from_training) {
     const auto& blk = blocks_[b];
+    params_.enter(blk, b, to, *optimizer_);
     if (to == BlockState::training) {
-      for (std::size_t i = 0; i < blk.params.size(); ++i)
-        if (!fixed_[b][i]) blk.params[i].requires_grad_(true);
       lr_.apply_block(b, schedule_.lr_scale(clock_.step(), static_cast<std::int64_t>(b)));
       mode_.rejoin(blk, b);
-      return;
+    } else {
+      lr_.apply_block(b, 0.0);
+      mode_.leave(blk, b, from_training);
     }
-    for (auto p : blk.params) {
-      p.requires_grad_(false);
-      if (p.grad().defined()) p.mutable_grad() = at::Tensor();
-      if (to == BlockState::frozen) detail::drop_state(*optimizer_, p);
-    }
-    lr_.apply_block(b, 0.0);
-    mode_.leave(blk, b, from_training);
   }
 
   /// Takes the user's change of the optimizer's rates since frost set them
@@ -548,50 +476,34 @@ class FreezeController {
   /// warning (with controller.strict_lr, adopt throws and nothing changes).
   void adopt_lr() {
     const LrChange c = lr_.adopt(options_.controller().strict_lr());
-    if (c.kind != LrChange::Kind::partial) return;
-    Event e;
-    e.step = clock_.step();
-    e.block = lr_.block_of(c.groups.front());
-    if (e.block >= 0) e.block_name = blocks_[static_cast<std::size_t>(e.block)].name;
-    e.kind = EventKind::warning;
-    e.policy = "controller";
-    e.statistic = static_cast<double>(c.groups.size());
-    e.detail = c.message;
-    ledger_.note(std::move(e), "controller:lr");
+    if (c.kind == LrChange::Kind::partial)
+      ledger_.note(lr_.warning(c, clock_.step()), "controller:lr");
   }
 
   /// Gives a block out of training found in train mode after a step its
   /// buffers and eval mode back (ModeGuard); the first time, a warning.
   void guard_modes() {
     const auto b = mode_.after_step(blocks_, ledger_.states());
-    if (!b) return;
     const std::int64_t step = clock_.step();
-    ledger_.warn(*b, step, "controller", static_cast<double>(step),
-                 "block '" + blocks_[*b].name + "' is out of training but was in train mode during "
-                 "step " + std::to_string(step) + " (model->train() after ctl.before_step()?): its "
-                 "buffers (batch-norm statistics) were restored and it is in eval mode again; call "
-                 "model->train() before ctl.before_step(). Reported once");
+    if (b)
+      ledger_.warn(*b, step, "controller", static_cast<double>(step),
+                   ModeGuard::warning(blocks_[*b].name, step));
   }
 
   /// Parameters the user froze by hand before building the controller: a
   /// block with none trainable is frozen from step 0 (recorded); in a block
-  /// with some, those stay fixed whatever the block's state.
+  /// with some, those stay fixed whatever the block's state (BlockParams).
   void adopt_user_frozen() {
-    fixed_.assign(blocks_.size(), {});
     for (std::size_t b = 0; b < blocks_.size(); ++b) {
-      const auto& params = blocks_[b].params;
-      for (const auto& p : params) fixed_[b].push_back(!p.requires_grad());
-      const auto off = static_cast<std::size_t>(std::count(fixed_[b].begin(), fixed_[b].end(), 1));
-      if (off == params.size()) {
-        std::fill(fixed_[b].begin(), fixed_[b].end(), 0);
+      const std::size_t off = params_.num_fixed(b), all = blocks_[b].params.size();
+      if (off == all)
         carry_out(b, Request::freeze, "user", 0.0,
                   "every parameter already had requires_grad false when the controller was built");
-      } else if (off > 0) {
+      else if (off > 0)
         ledger_.warn(b, 0, "user", static_cast<double>(off),
-                     std::to_string(off) + " of " + std::to_string(params.size()) +
+                     std::to_string(off) + " of " + std::to_string(all) +
                          " parameters already had requires_grad false; they stay fixed, the "
                          "rest of the block follows its state");
-      }
     }
   }
 
@@ -624,8 +536,8 @@ class FreezeController {
   StepClock clock_;     // the step counter, the call order, the stop flag
   BlockLedger ledger_;  // block states, the timeline
   ModeGuard mode_;      // eval mode and buffers of blocks out of training
+  BlockParams params_;  // requires_grad, gradients, optimizer state; the user's fixed ones
   LrBook lr_;           // per param group: base rate, multiplier, block
-  std::vector<std::vector<char>> fixed_;  // per block parameter: the user froze it before us
   Decisions decisions_;
   // Timeline labels, built once (not on every step).
   std::string criterion_policy_ = "criterion:" + concepts::name_of<Criterion>();

@@ -12,6 +12,7 @@
 #include <torch/serialize/output-archive.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -19,12 +20,20 @@
 
 #include "frost/block_map.hpp"
 #include "frost/block_state.hpp"
+#include "frost/concepts/stop_rule.hpp"
 #include "frost/controller/lifecycle.hpp"
 #include "frost/error.hpp"
 #include "frost/timeline.hpp"
 #include "frost/warn.hpp"
 
 namespace frost {
+
+/// What a policy's request comes to: the lifecycle table's cell, or a refusal.
+struct Verdict {
+  Transition cell;
+  std::string refusal;  ///< why it is refused; empty when it is not
+  bool refused() const noexcept { return !refusal.empty(); }
+};
 
 class BlockLedger {
  public:
@@ -42,6 +51,7 @@ class BlockLedger {
   BlockState state(std::size_t b) const { return states_.at(b); }
   const std::vector<BlockState>& states() const noexcept { return states_; }
   const std::string& name(std::size_t b) const { return names_.at(b); }
+  const std::vector<std::string>& names() const noexcept { return names_; }
   const Timeline& timeline() const noexcept { return timeline_; }
 
   /// What `r` would do to block b now (nothing changes).
@@ -62,17 +72,73 @@ class BlockLedger {
     record(EventKind::warning, b, step, policy, statistic, std::move(detail),
            topic.empty() ? policy : topic);
   }
-  /// Any event as it is (a stop; a warning not about one block, block -1);
+  /// The stop rule ended the run after `steps_done` steps.
+  void stop(std::int64_t steps_done, const std::string& policy) {
+    Event e;
+    e.step = std::max<std::int64_t>(steps_done - 1, 0);  // the last step run
+    e.kind = EventKind::stop;
+    e.policy = policy;
+    e.statistic = static_cast<double>(count(BlockState::frozen));
+    e.detail = "after " + std::to_string(steps_done) + " steps; " +
+               std::to_string(count(BlockState::frozen)) + " of " + std::to_string(size()) +
+               " blocks frozen";
+    note(std::move(e));
+  }
+  /// Any event as it is (a warning not about one block, block -1);
   /// a warning is emitted under `topic` (default: its policy).
   void note(Event e, const std::string& topic = {}) {
     if (e.kind == EventKind::warning) warnings_.emit(e, topic.empty() ? e.policy : topic);
     timeline_.push_back(std::move(e));
   }
 
-  // --- counts over the states ---------------------------------------------
+  /// What a policy's request does to block b: the table's cell, also refused
+  /// when it would end out of training on a statistic that is not finite, or
+  /// (with `in_order`) while a block before b is not frozen for good.
+  Verdict review(std::size_t b, Request r, double statistic, bool in_order) const {
+    Verdict v{plan(b, r), {}};
+    if (v.cell.refused()) {
+      v.refusal = v.cell.refusal;
+    } else if (ends_out_of_training(v.cell)) {
+      const std::int64_t prefix = frozen_prefix();
+      if (!std::isfinite(statistic))
+        v.refusal = "the statistic is not finite";
+      else if (in_order && static_cast<std::int64_t>(b) > prefix)
+        v.refusal = "in_order: block " + std::to_string(prefix) + " (" +
+                    names_[static_cast<std::size_t>(prefix)] + ") before it is not frozen for good";
+    }
+    return v;
+  }
+
+  // --- views of the states (the controller's queries) ----------------------
   std::int64_t count(BlockState s) const {
     return static_cast<std::int64_t>(std::count(states_.begin(), states_.end(), s));
   }
+  /// The stop rule's view `st` (the clock's) with the block counts filled in.
+  StopState with_counts(StopState st) const {
+    st.num_blocks = static_cast<std::int64_t>(size());
+    st.num_frozen = count(BlockState::frozen);
+    st.num_trial = count(BlockState::trial);
+    st.frozen_prefix = frozen_prefix();
+    return st;
+  }
+  /// Per block: frozen for good (a block in trial is not).
+  std::vector<bool> frozen() const {
+    std::vector<bool> out;
+    for (auto s : states_) out.push_back(s == BlockState::frozen);
+    return out;
+  }
+  /// Leading blocks frozen for good, from the input side: the part of the
+  /// network whose outputs no longer change (what an activation cache may
+  /// keep). Trials do not count.
+  std::int64_t frozen_prefix() const { return leading(is_frozen); }
+  /// Leading blocks that get no gradient (trial or frozen): the part of the
+  /// network that costs no backward work this step.
+  std::int64_t no_grad_prefix() const { return leading(out_of_training); }
+  /// Parameters in blocks frozen for good / parameters in all blocks.
+  double frozen_fraction() const { return fraction(is_frozen); }
+  /// Parameters in blocks that get no gradient (trial or frozen) / parameters
+  /// in all blocks: the share of the blocks' backward and update work avoided.
+  double no_grad_fraction() const { return fraction(out_of_training); }
   /// Parameters in blocks whose state satisfies `pred` / parameters in all blocks.
   template <class Pred>
   double fraction(Pred pred) const {
@@ -117,6 +183,9 @@ class BlockLedger {
   }
 
  private:
+  static bool is_frozen(BlockState s) { return s == BlockState::frozen; }
+  static bool out_of_training(BlockState s) { return s != BlockState::training; }
+
   void record(EventKind kind, std::size_t b, std::int64_t step, const std::string& policy,
               double statistic, std::string detail, const std::string& topic) {
     Event e;
@@ -133,8 +202,10 @@ class BlockLedger {
   static c10::IValue read(torch::serialize::InputArchive& ar, const char* key,
                           bool (c10::IValue::*is_type)() const) {
     c10::IValue v;
-    detail::require(ar.try_read(key, v) && (v.*is_type)(), "is corrupt: its frost state has no "
-                    "valid '", key, "'");
+    detail::require(ar.try_read(key, v) && (v.*is_type)(),
+                    "is corrupt: its frost state has no "
+                    "valid '",
+                    key, "'");
     return v;
   }
 

@@ -10,16 +10,34 @@
 //   describe(o)    one `key=value` per option, keys prefixed with the part
 //                  they configure ("controller.", "criterion.", ...)
 //   set_option(o, "schedule.t0", "0.5")   one option by its dotted key
+// and run_shape(): what the policies are told about the run (RunShape).
+#include <algorithm>
+#include <cstdint>
 #include <string>
 
+#include "frost/block_map.hpp"
 #include "frost/concepts/criterion.hpp"
 #include "frost/concepts/detect.hpp"
+#include "frost/concepts/run_shape.hpp"
 #include "frost/concepts/schedule.hpp"
 #include "frost/controller_options.hpp"
 #include "frost/error.hpp"
 #include "frost/options.hpp"
 
 namespace frost {
+
+/// What every policy is told about a run over `blocks` with options `c`.
+inline RunShape run_shape(const BlockMap& blocks, const ControllerOptions& c) {
+  RunShape r;
+  r.num_blocks = static_cast<std::int64_t>(blocks.size());
+  r.blocks = &blocks;
+  r.stages = blocks.stages();
+  if (std::all_of(r.stages.begin(), r.stages.end(), [](int s) { return s == 0; })) r.stages.clear();
+  r.total_steps = c.total_steps();
+  r.warmup_steps = c.warmup_steps();
+  r.steps_per_epoch = c.steps_per_epoch();
+  return r;
+}
 
 template <class Criterion, class Schedule, class StopRule, class Reducer>
 struct Composition {
@@ -33,8 +51,8 @@ struct Composition {
   };
 
   static std::string name() {
-    return "criterion=" + concepts::name_of<Criterion>() + ";schedule=" +
-           concepts::name_of<Schedule>() + ";stop=" + concepts::name_of<StopRule>();
+    return "criterion=" + concepts::name_of<Criterion>() +
+           ";schedule=" + concepts::name_of<Schedule>() + ";stop=" + concepts::name_of<StopRule>();
   }
 
   static OptionList describe(const Options& o) {

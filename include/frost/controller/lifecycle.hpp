@@ -30,6 +30,8 @@ namespace frost {
 /// What someone asks of a block.
 enum class Request : std::uint8_t { freeze, trial, revert, commit, unfreeze };
 
+// One line per cell reads as the table:
+// clang-format off
 inline const char* to_string(Request r) {
   switch (r) {
     case Request::freeze: return "freeze";
@@ -105,6 +107,8 @@ constexpr Transition lifecycle(BlockState from, Request r) {
   }
   return refuse(from, "unknown block state");
 }
+
+// clang-format on
 
 /// Whether the move ends out of training (training -> trial or frozen, trial
 /// -> frozen): the controller's guards on non-finite statistics and in_order

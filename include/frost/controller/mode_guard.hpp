@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "frost/block_map.hpp"
@@ -121,6 +122,15 @@ class ModeGuard {
     return first;
   }
 
+  /// What the controller warns when after_step() returned block `name`.
+  static std::string warning(const std::string& name, std::int64_t step) {
+    return "block '" + name + "' is out of training but was in train mode during step " +
+           std::to_string(step) +
+           " (model->train() after ctl.before_step()?): its buffers "
+           "(batch-norm statistics) were restored and it is in eval mode again; call "
+           "model->train() before ctl.before_step(). Reported once";
+  }
+
   // --- checkpoint: key "was_training" --------------------------------------
   void save(torch::serialize::OutputArchive& ar) const {
     const std::vector<std::int64_t> wt(was_training_.begin(), was_training_.end());
@@ -138,9 +148,9 @@ class ModeGuard {
 
  private:
   bool eval_frozen_ = true;
-  bool warned_ = false;                     // the train-mode warning was given
-  std::vector<char> was_training_;          // per block: its mode when it left training
-  std::vector<char> snapshot_due_;          // per block: copy its buffers at the next before_step
+  bool warned_ = false;             // the train-mode warning was given
+  std::vector<char> was_training_;  // per block: its mode when it left training
+  std::vector<char> snapshot_due_;  // per block: copy its buffers at the next before_step
   std::vector<std::vector<at::Tensor>> live_;   // per block out of training: its buffers
   std::vector<std::vector<at::Tensor>> saved_;  // ... and their values when it left
 };

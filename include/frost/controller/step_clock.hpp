@@ -45,8 +45,9 @@ class StepClock {
   /// before_step() may begin a step: the last one ended.
   void check_begin() const {
     if (phase_ != Phase::idle)
-      detail::fail("before_step() called twice in one step; call ctl.after_step() after "
-                   "optimizer.step()");
+      detail::fail(
+          "before_step() called twice in one step; call ctl.after_step() after "
+          "optimizer.step()");
   }
   void begin() noexcept { phase_ = Phase::stepping; }
   /// after_backward() may read the step's gradients: the step began, once.
@@ -62,8 +63,9 @@ class StepClock {
   /// begin, or (when `criterion` reads gradients) one without after_backward().
   void check_end(bool reads_gradients, const std::string& criterion) const {
     if (phase_ == Phase::idle)
-      detail::fail("after_step() called without before_step(); call ctl.before_step() before the "
-                   "forward pass of every step");
+      detail::fail(
+          "after_step() called without before_step(); call ctl.before_step() before the "
+          "forward pass of every step");
     if (reads_gradients && phase_ != Phase::backward_done)
       detail::fail("after_step() called without after_backward() in step ", step_, ": criterion ",
                    criterion,
