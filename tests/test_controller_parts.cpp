@@ -197,7 +197,7 @@ TEST_SUITE("controller parts") {
 
     frost::BlockLedger back(m.blocks);
     round_trip(ledger, back);
-    CHECK(back.states() == ledger.states());
+    CHECK((back.states() == ledger.states()));
     REQUIRE(back.timeline().size() == ledger.timeline().size());
     for (std::size_t i = 0; i < ledger.timeline().size(); ++i) {
       const auto &a = ledger.timeline()[i], &b = back.timeline()[i];
