@@ -62,6 +62,7 @@
 #include <vector>
 
 #include "frost/frost.hpp"
+#include "frost/predictor.hpp"
 #include "system.hpp"
 #include "vit.hpp"
 

@@ -21,6 +21,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -754,6 +755,126 @@ TEST_SUITE("criteria") {
     CHECK(std::get<0>(go).threshold() == 0.5);
     CHECK(std::get<1>(go).mode() == FreezeMode::any_order);
     CHECK(G::name() == "AnyOf<GradientThreshold,GradientNormChange>");
+  }
+
+  // A Script that also reads features (the hook alone is the capability), and
+  // one that has the hook but declares it does not need features.
+  template <int N, bool Flag>
+  struct Featured : Script<N> {
+    using Script<N>::Script;
+    void observe_features(const frost::StepState&, const at::Tensor& f, const at::Tensor&) {
+      features += f.size(0);
+    }
+    std::int64_t features = 0;
+  };
+  template <int N>
+  struct Featured<N, false> : Featured<N, true> {
+    using Featured<N, true>::Featured;
+    static constexpr bool uses_features = false;  // has the hook, wants nothing
+  };
+
+  TEST_CASE("capabilities: explicit flags, re-exported by AnyOf and AllOf from their members") {
+    namespace fc = frost::criteria;
+    using frost::concepts::uses_features;
+    using frost::concepts::uses_gradients;
+    // a criterion: its flag, else whether it has the hook
+    static_assert(!uses_features<GradientThreshold>() && uses_gradients<GradientThreshold>());
+    static_assert(uses_features<fc::TokenSimilarity>() && !uses_gradients<fc::TokenSimilarity>());
+    static_assert(uses_features<Featured<1, true>>());
+    static_assert(!uses_features<Featured<1, false>>());
+    // combinators: what their members need, not which hooks they forward
+    static_assert(!uses_features<fc::AnyOf<GradientThreshold, GradientNormChange>>());
+    static_assert(!uses_features<fc::AllOf<GradientThreshold, GradientNormChange>>());
+    static_assert(uses_gradients<fc::AllOf<Script<1>, GradientNormChange>>());
+    static_assert(!uses_gradients<fc::AnyOf<Script<1>, Script<2>>>());
+    static_assert(uses_features<fc::AnyOf<GradientThreshold, fc::TokenSimilarity>>());
+    static_assert(uses_features<fc::AllOf<fc::TokenSimilarity, GradientNormChange>>());
+    static_assert(!uses_features<fc::AnyOf<Featured<1, false>, Script<2>>>());
+    static_assert(uses_features<fc::AnyOf<fc::AllOf<Script<1>, Featured<2, true>>, Script<3>>>());
+    // and the forwarded hook still reaches the members that have it, nested too
+    using A = fc::AnyOf<fc::AllOf<Script<1>, Featured<2, true>>, Featured<3, true>>;
+    Toy toy(3);
+    Driver<A> d(A(), toy.blocks());
+    d.crit.observe_features(d.state(), at::zeros({5, 4}), at::zeros({5}, at::kLong));
+    CHECK(d.crit.get<0>().get<1>().features == 5);
+    CHECK(d.crit.get<1>().features == 5);
+    CHECK(d.crit.get<0>().get<0>().setups == 1);
+  }
+
+  // Every kind of field FROST_STATE stores.
+  enum class Mode : std::int64_t { a = 0, b = 7 };
+  struct Fields {
+    std::int64_t n_ = 0;
+    double x_ = 0.0;
+    bool flag_ = false;
+    std::string text_;
+    Mode mode_ = Mode::a;
+    std::vector<std::int64_t> ints_;
+    std::vector<double> reals_;
+    std::vector<char> flags_;
+    std::vector<std::string> words_;
+    at::Tensor t_;
+    FROST_STATE(n, x, flag, text, mode, ints, reals, flags, words, t)
+  };
+
+  TEST_CASE("FROST_STATE: one list saves and loads every field kind; missing or mistyped keys named") {
+    Fields a;
+    a.n_ = -3;
+    a.x_ = 2.5;
+    a.flag_ = true;
+    a.text_ = "hello";
+    a.mode_ = Mode::b;
+    a.ints_ = {1, -2, 3};
+    a.reals_ = {0.5, std::numeric_limits<double>::quiet_NaN()};
+    a.flags_ = {1, 0, 1};
+    a.words_ = {"x", "yz"};
+    a.t_ = at::arange(6, at::kFloat).reshape({2, 3});
+    torch::serialize::OutputArchive out;
+    frost::save_fields(out, a.state_fields());
+    std::stringstream buf;
+    out.save_to(buf);
+    torch::serialize::InputArchive in;
+    in.load_from(buf);
+    Fields b;
+    frost::load_fields(in, b.state_fields());
+    CHECK(b.n_ == -3);
+    CHECK(b.x_ == 2.5);
+    CHECK(b.flag_);
+    CHECK(b.text_ == "hello");
+    CHECK(b.mode_ == Mode::b);
+    CHECK(b.ints_ == a.ints_);
+    REQUIRE(b.reals_.size() == 2);
+    CHECK(b.reals_[0] == 0.5);
+    CHECK(std::isnan(b.reals_[1]));
+    CHECK(b.flags_ == a.flags_);
+    CHECK(b.words_ == a.words_);
+    CHECK(b.t_.equal(a.t_));
+    // the keys are the names without the member suffix, as hand-written code wrote them
+    c10::IValue v;
+    torch::serialize::InputArchive again;
+    buf.seekg(0);
+    again.load_from(buf);
+    CHECK(again.try_read("ints", v));
+    CHECK(v.toIntVector() == std::vector<std::int64_t>{1, -2, 3});
+    CHECK(again.try_read("flags", v));
+    CHECK(v.isIntList());
+    // a missing key and a value of another kind are frost::Errors naming the key
+    torch::serialize::OutputArchive partial;
+    partial.write("n", c10::IValue(std::int64_t{1}));
+    partial.write("x", c10::IValue(std::string("not a number")));
+    std::stringstream pbuf;
+    partial.save_to(pbuf);
+    torch::serialize::InputArchive pin;
+    pin.load_from(pbuf);
+    Fields c;
+    CHECK_THROWS_WITH_AS(frost::load_fields(pin, c.state_fields()), doctest::Contains("'x'"),
+                         frost::Error);
+    struct OnlyN {
+      std::int64_t n_ = 0, missing_ = 0;
+      FROST_STATE(n, missing)
+    } d;
+    CHECK_THROWS_WITH_AS(frost::load_fields(pin, d.state_fields()),
+                         doctest::Contains("no 'missing'"), frost::Error);
   }
 
   TEST_CASE("AllOf: sticky votes; the completing vote's statistic; NaN is not a vote") {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "frost/frost.hpp"
+#include "frost/predictor.hpp"
 #include "trainer.hpp"
 
 namespace frost_train {

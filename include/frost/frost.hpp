@@ -21,5 +21,6 @@
 #include "frost/options.hpp"
 #include "frost/param_groups.hpp"
 #include "frost/schedules.hpp"
+#include "frost/state_fields.hpp"
 #include "frost/stop.hpp"
 #include "frost/timeline.hpp"

@@ -2,6 +2,7 @@
 // frost is used: prints the path it loaded (scripts/test.sh checks that an
 // installed package reads its own copy under the install prefix).
 #include <frost/frost.hpp>
+#include <frost/predictor.hpp>
 
 #include <iostream>
 

@@ -52,7 +52,7 @@
 #include <utility>
 #include <vector>
 
-#include "frost/concepts/detect.hpp"
+#include "frost/detail/detect.hpp"
 #include "frost/error.hpp"
 #include "frost/options.hpp"
 
@@ -104,7 +104,7 @@ using forward_range_op = decltype(at::Tensor{std::declval<M&>().forward_range(
 /// The module behind a ModuleHolder (`ViT` -> `ViTImpl`), or the module itself.
 template <class M>
 auto& module_of(M& m) {
-  if constexpr (concepts::is_detected<forward_range_op, M>)
+  if constexpr (::frost::detail::is_detected<forward_range_op, M>)
     return m;
   else
     return *m;
@@ -140,7 +140,7 @@ class ActivationCache {
   template <class Model>
   at::Tensor activations(Model& model, const at::Tensor& indices, const at::Tensor& inputs,
                          std::int64_t depth) {
-    static_assert(concepts::is_detected<detail::forward_range_op,
+    static_assert(::frost::detail::is_detected<detail::forward_range_op,
                                         std::remove_reference_t<decltype(detail::module_of(model))>>,
                   "frost::cache::ActivationCache: the model needs `at::Tensor forward_range(const "
                   "at::Tensor& input, int64_t from, int64_t to)` running blocks [from, to) (see "

@@ -16,6 +16,8 @@
 //     // optional:
 //     at::Tensor statistics(const frost::StepState&);    // at a decision point: one device tensor
 //     static constexpr bool uses_gradients = true;       // after_backward() is required each step
+//     static constexpr bool uses_features = true;        // capability: wants observe_features()
+//                                                        // (default: whether it has the hook)
 //     void on_state_change(std::int64_t block, frost::BlockState from, frost::BlockState to);
 //     void on_validation(double loss, const frost::StepState&);
 //     void observe_activations(std::int64_t block, const at::Tensor&);
@@ -37,6 +39,15 @@
 //
 // Optional hooks are found by name: a member with one of these names but
 // another signature is a compile error (not silently never called).
+//
+// Capabilities (uses_gradients, uses_features) are what the caller must do
+// for the criterion: call after_backward() every step, compute the features
+// for observe_features(). Each is an explicit flag when the criterion declares
+// it, else derived from the hooks. The combinators (AnyOf, AllOf) forward every
+// hook through one base (criteria/members.hpp) and declare the capabilities of
+// their members, so AnyOf<GradientThreshold, GradientNormChange> asks for no
+// features. A new optional hook: its detector and caller here, its forwarding
+// in criteria::Forwarding; no combinator changes.
 #include <ATen/core/Tensor.h>
 #include <c10/util/ArrayRef.h>
 
@@ -190,6 +201,8 @@ using criterion_before_step_name = decltype(&C::before_step);
 template <class C>
 using uses_gradients = decltype(bool{C::uses_gradients});
 template <class C>
+using uses_features_flag = decltype(bool{C::uses_features});
+template <class C>
 using policy_options = typename C::Options;
 template <class C>
 using policy_name = decltype(C::name);
@@ -289,9 +302,14 @@ template <class C>
 void notify_activations(C& c, std::int64_t block, const at::Tensor& t) {
   if constexpr (is_detected<ops::observe_activations, C>) c.observe_activations(block, t);
 }
+/// Whether the caller should compute features for observe_features(): the
+/// criterion's `uses_features` flag, else whether it has the hook.
 template <class C>
 constexpr bool uses_features() {
-  return is_detected<ops::observe_features, C>;
+  if constexpr (is_detected<ops::uses_features_flag, C>)
+    return C::uses_features;
+  else
+    return is_detected<ops::observe_features, C>;
 }
 template <class C>
 void notify_features(C& c, const StepState& s, const at::Tensor& features,

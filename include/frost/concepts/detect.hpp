@@ -1,25 +1,13 @@
 #pragma once
-// The detection idiom, used by the concept checks: `has_member<Op, T>` is true
-// when Op<T> is well-formed.
-#include <type_traits>
-
-namespace frost::concepts {
-
-namespace detail {
-template <class, template <class...> class Op, class... Args>
-struct detector : std::false_type {};
-template <template <class...> class Op, class... Args>
-struct detector<std::void_t<Op<Args...>>, Op, Args...> : std::true_type {};
-}  // namespace detail
-
-template <template <class...> class Op, class... Args>
-inline constexpr bool is_detected = detail::detector<void, Op, Args...>::value;
-
-}  // namespace frost::concepts
-
+// The concept checks' helpers: `is_detected` (the general detection idiom,
+// frost/detail/detect.hpp) under the concepts' name, and a policy's name.
 #include <string>
 
+#include "frost/detail/detect.hpp"
+
 namespace frost::concepts {
+using ::frost::detail::is_detected;
+
 namespace ops {
 template <class P>
 using name_is_function = decltype(P::name());

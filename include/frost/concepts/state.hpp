@@ -8,6 +8,10 @@
 //   // or
 //   static constexpr bool stateless = true;
 //
+// Write both from one list: FROST_STATE(a, b) in the class and
+// frost::save_fields / frost::load_fields (frost/state_fields.hpp) save and
+// load the members a_, b_ under "a", "b", so save and load cannot drift apart.
+//
 // load() is called on a freshly constructed and set-up policy; it must check
 // what it reads (sizes against the block map) and throw frost::Error on a
 // mismatch. The controller loads into a fresh copy and only swaps it in once

@@ -40,23 +40,22 @@
 namespace frost::criteria {
 
 template <class... Cs>
-class AllOf {
-  using M = Members<Cs...>;
+class AllOf : public Forwarding<Cs...> {
+  using Base = Forwarding<Cs...>;
+  using typename Base::M;
+  using Base::m_;
   static constexpr std::size_t K = M::K;
 
  public:
-  using Options = typename M::Options;
-  static constexpr bool uses_gradients = M::uses_gradients;
+  using Options = typename Base::Options;
   static std::string name() { return M::names("AllOf"); }
-  explicit AllOf(const Options& o = {}) : m_(o) {}
+  explicit AllOf(const Options& o = {}) : Base(o) {}
 
+  /// Forwarding's calls, plus the votes (below) that only AllOf keeps.
   void setup(const CriterionSetup& s) {
     m_.setup(s);
     votes_.assign(s.blocks->size(), std::vector<Vote>(K));
   }
-  void observe(const StepState& s) { m_.observe(s); }
-  bool decision_point(const StepState& s) const { return m_.decision_point(s); }
-  at::Tensor statistics(const StepState& s) { return m_.statistics(s); }
   void decide(const StepState& s, HostValues values, Decisions& out) {
     bool any = false;
     m_.decide_each(s, values, [&](auto& c, std::size_t k, HostValues mine) {
@@ -80,13 +79,6 @@ class AllOf {
     if (block >= 0 && static_cast<std::size_t>(block) < votes_.size())
       for (auto& v : votes_[static_cast<std::size_t>(block)]) v = Vote{};
     m_.on_state_change(block, from, to);
-  }
-  void on_validation(double loss, const StepState& s) { m_.on_validation(loss, s); }
-  void observe_activations(std::int64_t block, const at::Tensor& t) {
-    m_.observe_activations(block, t);
-  }
-  void observe_features(const StepState& s, const at::Tensor& features, const at::Tensor& labels) {
-    m_.observe_features(s, features, labels);
   }
 
   /// The members' states, the standing votes and the vote counter.
@@ -129,10 +121,6 @@ class AllOf {
   bool voted(std::size_t k, std::int64_t block) const {
     return votes_.at(static_cast<std::size_t>(block)).at(k).seq > 0;
   }
-  template <std::size_t I>
-  auto& get() noexcept { return m_.template get<I>(); }
-  template <std::size_t I>
-  const auto& get() const noexcept { return m_.template get<I>(); }
 
  private:
   struct Vote {
@@ -189,7 +177,6 @@ class AllOf {
     }
   }
 
-  M m_;
   std::vector<std::vector<Vote>> votes_;  // [block][member]
   std::uint64_t seq_ = 0;
 };

@@ -5,7 +5,9 @@
 //
 // Every member hears every call (setup, observe, decide, before_step,
 // on_state_change, on_validation, observe_activations, observe_features), in
-// order, so each keeps its own statistics and decision points. At a decision
+// order, so each keeps its own statistics and decision points (the calls it
+// hears unchanged come from criteria::Forwarding, with the members'
+// capabilities: AnyOf<GradientThreshold, GradientNormChange> wants no features). At a decision
 // point the statistics of every member deciding there travel as one tensor
 // (one host read), and each member gets its own slice back. Each member's requests and warnings go
 // to the controller unchanged but for their detail, which is prefixed with the
@@ -33,19 +35,15 @@
 namespace frost::criteria {
 
 template <class... Cs>
-class AnyOf {
- public:
-  using Options = typename Members<Cs...>::Options;
-  static constexpr bool uses_gradients = Members<Cs...>::uses_gradients;
-  static std::string name() { return Members<Cs...>::names("AnyOf"); }
-  explicit AnyOf(const Options& o = {}) : m_(o) {}
+class AnyOf : public Forwarding<Cs...> {
+  using Base = Forwarding<Cs...>;
+  using Base::m_;
 
-  void setup(const CriterionSetup& s) { m_.setup(s); }
-  void observe(const StepState& s) { m_.observe(s); }
-  /// Any member's decision point; only the members at theirs decide.
-  bool decision_point(const StepState& s) const { return m_.decision_point(s); }
-  /// The members' statistics in one tensor: one host read per decision point.
-  at::Tensor statistics(const StepState& s) { return m_.statistics(s); }
+ public:
+  using Options = typename Base::Options;
+  static std::string name() { return Base::M::names("AnyOf"); }
+  explicit AnyOf(const Options& o = {}) : Base(o) {}
+
   void decide(const StepState& s, HostValues values, Decisions& out) {
     m_.decide_each(s, values, [&](auto& c, std::size_t, HostValues mine) {
       run(c, out, [&](auto& m) { m.decide(s, mine, out); });
@@ -56,23 +54,6 @@ class AnyOf {
       run(c, out, [&](auto& m) { concepts::decide_before_step(m, s, out); });
     });
   }
-  void on_state_change(std::int64_t block, BlockState from, BlockState to) {
-    m_.on_state_change(block, from, to);
-  }
-  void on_validation(double loss, const StepState& s) { m_.on_validation(loss, s); }
-  void observe_activations(std::int64_t block, const at::Tensor& t) {
-    m_.observe_activations(block, t);
-  }
-  void observe_features(const StepState& s, const at::Tensor& features, const at::Tensor& labels) {
-    m_.observe_features(s, features, labels);
-  }
-  void save(torch::serialize::OutputArchive& ar) const { m_.save(ar); }
-  void load(torch::serialize::InputArchive& ar) { m_.load(ar); }
-
-  template <std::size_t I>
-  auto& get() noexcept { return m_.template get<I>(); }
-  template <std::size_t I>
-  const auto& get() const noexcept { return m_.template get<I>(); }
 
  private:
   template <class C, class F>
@@ -81,7 +62,6 @@ class AnyOf {
     f(c);
     out.tag(first, concepts::name_of<C>());
   }
-  Members<Cs...> m_;
 };
 
 }  // namespace frost::criteria

@@ -105,6 +105,7 @@
 #include "frost/error.hpp"
 #include "frost/host.hpp"
 #include "frost/options.hpp"
+#include "frost/state_fields.hpp"
 
 namespace frost::criteria {
 
@@ -396,82 +397,55 @@ class GradientNormChange {
   }
 
   // --- checkpointing (frost::save / frost::load) ----------------------------
+ private:
+  // The state, listed once for save() and load() (frost/state_fields.hpp);
+  // before them: their deduced return type must be known where they are used.
+  FROST_STATE(evaluations, steps, last_steps, has_prev, prev, norm, eta, bar)
+
+ public:
   /// The interval's accumulators, counters and previous norms, so a resumed run
   /// decides as an uninterrupted one would (loaded into a freshly set-up criterion).
+  /// (The members FROST_STATE lists below, plus the accumulators of the
+  /// accumulate mode; load runs on a fresh copy.)
   void save(torch::serialize::OutputArchive& ar) const {
-    auto ints = [](const std::vector<char>& v) { return std::vector<std::int64_t>(v.begin(), v.end()); };
-    ar.write("evaluations", c10::IValue(evaluations_));
-    ar.write("steps", c10::IValue(steps_));
-    ar.write("last_steps", c10::IValue(last_steps_));
-    ar.write("has_prev", c10::IValue(ints(has_prev_)));
-    ar.write("prev", c10::IValue(prev_));
-    ar.write("norm", c10::IValue(norm_));
-    ar.write("eta", c10::IValue(eta_));
-    ar.write("bar", c10::IValue(bar_));
+    frost::save_fields(ar, state_fields());
     if (o_.accumulate() == Accumulate::exact) {
       for (std::size_t i = 0; i < bg_.num_params(); ++i)
         if (live_[i]) ar.write("acc." + std::to_string(i), acc_[i], /*is_buffer=*/true);
-      ar.write("acc_live", c10::IValue(ints(live_)));
+      ar.write("acc_live", c10::IValue(std::vector<std::int64_t>(live_.begin(), live_.end())));
     } else {
       ar.write("block_acc", block_acc_, /*is_buffer=*/true);
     }
   }
   void load(torch::serialize::InputArchive& ar) {
-    using frost::detail::read_value;
-    auto chars = [](const std::vector<std::int64_t>& v) { return std::vector<char>(v.begin(), v.end()); };
     const auto nb = steps_.size();
-    const auto evaluations = read_value(ar, "evaluations").toInt();
-    const auto steps = read_value(ar, "steps").toIntVector();
-    const auto last_steps = read_value(ar, "last_steps").toIntVector();
-    const auto has_prev = chars(read_value(ar, "has_prev").toIntVector());
-    const auto prev = read_value(ar, "prev").toDoubleVector();
-    const auto norm = read_value(ar, "norm").toDoubleVector();
-    const auto eta = read_value(ar, "eta").toDoubleVector();
-    const auto bar = read_value(ar, "bar").toDouble();
-    for (std::size_t size : {steps.size(), last_steps.size(), has_prev.size(), prev.size(),
-                             norm.size(), eta.size()})
+    frost::load_fields(ar, state_fields());
+    for (std::size_t size : {steps_.size(), last_steps_.size(), has_prev_.size(), prev_.size(),
+                             norm_.size(), eta_.size()})
       frost::detail::require(size == nb, name, ": the state is for ", size,
                              " blocks, this block map has ", nb);
     at::NoGradGuard ng;
     const auto opts = at::TensorOptions().dtype(at::kFloat).device(bg_.device());
-    std::vector<at::Tensor> acc;
-    std::vector<char> live;
-    at::Tensor block_acc;
     if (o_.accumulate() == Accumulate::exact) {
-      live = chars(read_value(ar, "acc_live").toIntVector());
+      const auto live = frost::detail::read_value(ar, "acc_live").toIntVector();
       frost::detail::require(live.size() == bg_.num_params(), name, ": the state is for ",
                              live.size(), " parameters, this block map has ", bg_.num_params());
+      live_.assign(live.begin(), live.end());
+      acc_.assign(bg_.num_params(), at::Tensor());  // freed where not live
       for (std::size_t i = 0; i < bg_.num_params(); ++i) {
-        if (!live[i]) {
-          acc.emplace_back();
-          continue;
-        }
+        if (!live_[i]) continue;
         at::Tensor t;
         ar.read("acc." + std::to_string(i), t, /*is_buffer=*/true);
         frost::detail::require(t.sizes() == bg_.param(i).sizes(), name, ": accumulator ", i,
                                " has shape ", t.sizes(), ", its parameter ", bg_.param(i).sizes());
-        acc.push_back(t.to(opts).clone());
+        acc_[i] = t.to(opts).clone();
       }
     } else {
-      ar.read("block_acc", block_acc, /*is_buffer=*/true);
-      frost::detail::require(block_acc.numel() == static_cast<std::int64_t>(nb), name,
-                             ": the state is for ", block_acc.numel(), " blocks, this block map has ",
-                             nb);
-      block_acc = block_acc.to(opts).reshape({static_cast<std::int64_t>(nb)}).clone();
-    }
-    evaluations_ = evaluations;
-    steps_ = steps;
-    last_steps_ = last_steps;
-    has_prev_ = has_prev;
-    prev_ = prev;
-    norm_ = norm;
-    eta_ = eta;
-    bar_ = bar;
-    if (o_.accumulate() == Accumulate::exact) {
-      acc_ = std::move(acc);
-      live_ = std::move(live);
-    } else {
-      block_acc_ = block_acc;
+      ar.read("block_acc", block_acc_, /*is_buffer=*/true);
+      frost::detail::require(block_acc_.numel() == static_cast<std::int64_t>(nb), name,
+                             ": the state is for ", block_acc_.numel(),
+                             " blocks, this block map has ", nb);
+      block_acc_ = block_acc_.to(opts).reshape({static_cast<std::int64_t>(nb)}).clone();
     }
   }
 

@@ -52,6 +52,7 @@
 #include "frost/error.hpp"
 #include "frost/host.hpp"
 #include "frost/options.hpp"
+#include "frost/state_fields.hpp"
 
 namespace frost::criteria {
 
@@ -198,33 +199,25 @@ class GradientThreshold {
   }
 
   // --- checkpointing (frost::save / frost::load) ----------------------------
+ private:
+  // The state, listed once for save() and load() (frost/state_fields.hpp);
+  // before them: their deduced return type must be known where they are used.
+  FROST_STATE(evaluations, acc, steps, reference, average)
+
+ public:
   /// The window's accumulator and counters, so a resumed run decides as an
   /// uninterrupted one would (loaded into a freshly set-up criterion).
-  void save(torch::serialize::OutputArchive& ar) const {
-    ar.write("evaluations", c10::IValue(evaluations_));
-    ar.write("acc", acc_, /*is_buffer=*/true);
-    ar.write("steps", c10::IValue(steps_));
-    ar.write("reference", c10::IValue(reference_));
-    ar.write("average", c10::IValue(average_));
-  }
+  /// (The members FROST_STATE lists below; load runs on a fresh copy.)
+  void save(torch::serialize::OutputArchive& ar) const { frost::save_fields(ar, state_fields()); }
   void load(torch::serialize::InputArchive& ar) {
     const auto nb = steps_.size();
-    const auto evaluations = frost::detail::read_value(ar, "evaluations").toInt();
-    at::Tensor acc;
-    ar.read("acc", acc, /*is_buffer=*/true);
-    const auto steps = frost::detail::read_value(ar, "steps").toIntVector();
-    const auto reference = frost::detail::read_value(ar, "reference").toDoubleVector();
-    const auto average = frost::detail::read_value(ar, "average").toDoubleVector();
-    detail::require(acc.numel() == static_cast<std::int64_t>(nb) && steps.size() == nb &&
-                        reference.size() == nb && average.size() == nb,
-                    name, ": the state is for ", steps.size(), " blocks, this block map has ", nb);
-    for (auto n : steps) detail::require(n >= 0, name, ": a negative step count");
+    frost::load_fields(ar, state_fields());
+    detail::require(acc_.numel() == static_cast<std::int64_t>(nb) && steps_.size() == nb &&
+                        reference_.size() == nb && average_.size() == nb,
+                    name, ": the state is for ", steps_.size(), " blocks, this block map has ", nb);
+    for (auto n : steps_) detail::require(n >= 0, name, ": a negative step count");
     at::NoGradGuard ng;
-    acc_ = acc.to(bg_.device(), at::kFloat).reshape({static_cast<std::int64_t>(nb)}).clone();
-    evaluations_ = evaluations;
-    steps_ = steps;
-    reference_ = reference;
-    average_ = average;
+    acc_ = acc_.to(bg_.device(), at::kFloat).reshape({static_cast<std::int64_t>(nb)}).clone();
   }
 
   // --- inspection -----------------------------------------------------------

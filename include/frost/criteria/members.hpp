@@ -3,7 +3,9 @@
 // criteria, each hearing every call in order; their decision-point statistics
 // gathered into one tensor (so a decision point costs one host read however
 // many members decide there) and split back for each member's decide(); their
-// state saved and loaded member by member.
+// state saved and loaded member by member. Forwarding<Cs...> is the
+// combinators' base: every call a member hears unchanged, and the members'
+// capabilities, written once here (a combinator only adds how it decides).
 #include <ATen/ATen.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
@@ -150,6 +152,52 @@ class Members {
   }
   std::tuple<Cs...> cs_;
   std::array<std::size_t, K> lengths_{};  // statistics per member at this decision point
+};
+
+/// The base of a criterion combinator: the calls every member hears unchanged
+/// (setup, observe, decision points, statistics, the optional hooks, state)
+/// and the capabilities its members have, re-exported. A combinator derives
+/// from it, adds name(), decide() and before_step(), and hides what it must
+/// extend (AllOf: setup, on_state_change, save/load). A new optional hook of
+/// the Criterion concept is forwarded here and nowhere else.
+template <class... Cs>
+class Forwarding {
+ protected:
+  using M = Members<Cs...>;
+
+ public:
+  using Options = typename M::Options;
+  static constexpr bool uses_gradients = M::uses_gradients;
+  static constexpr bool uses_features = M::uses_features;
+
+  explicit Forwarding(const Options& o) : m_(o) {}
+
+  void setup(const CriterionSetup& s) { m_.setup(s); }
+  void observe(const StepState& s) { m_.observe(s); }
+  /// Any member's decision point; only the members at theirs decide.
+  bool decision_point(const StepState& s) const { return m_.decision_point(s); }
+  /// The members' statistics in one tensor: one host read per decision point.
+  at::Tensor statistics(const StepState& s) { return m_.statistics(s); }
+  void on_state_change(std::int64_t block, BlockState from, BlockState to) {
+    m_.on_state_change(block, from, to);
+  }
+  void on_validation(double loss, const StepState& s) { m_.on_validation(loss, s); }
+  void observe_activations(std::int64_t block, const at::Tensor& t) {
+    m_.observe_activations(block, t);
+  }
+  void observe_features(const StepState& s, const at::Tensor& features, const at::Tensor& labels) {
+    m_.observe_features(s, features, labels);
+  }
+  void save(torch::serialize::OutputArchive& ar) const { m_.save(ar); }
+  void load(torch::serialize::InputArchive& ar) { m_.load(ar); }
+
+  template <std::size_t I>
+  auto& get() noexcept { return m_.template get<I>(); }
+  template <std::size_t I>
+  const auto& get() const noexcept { return m_.template get<I>(); }
+
+ protected:
+  M m_;
 };
 
 }  // namespace frost::criteria

@@ -72,6 +72,7 @@
 #include "frost/detail/archive.hpp"
 #include "frost/error.hpp"
 #include "frost/options.hpp"
+#include "frost/state_fields.hpp"
 
 namespace frost::criteria {
 
@@ -205,14 +206,16 @@ class TokenSimilarity {
   }
 
   // --- checkpointing ----------------------------------------------------------
+ private:
+  // The state, listed once for save() and load() (frost/state_fields.hpp);
+  // before them: their deduced return type must be known where they are used.
+  FROST_STATE(phase, phase_start, block, seen, eta_prev, last_eta, eta_prev_block)
+
+ public:
+  /// The members FROST_STATE lists below, and the feature memory once
+  /// allocated (load runs on a fresh copy).
   void save(torch::serialize::OutputArchive& ar) const {
-    ar.write("phase", c10::IValue(static_cast<std::int64_t>(phase_)));
-    ar.write("phase_start", c10::IValue(phase_start_));
-    ar.write("block", c10::IValue(block_));
-    ar.write("seen", c10::IValue(seen_));
-    ar.write("eta_prev", c10::IValue(eta_prev_));
-    ar.write("last_eta", c10::IValue(last_eta_));
-    ar.write("eta_prev_block", c10::IValue(eta_prev_block_));
+    frost::save_fields(ar, state_fields());
     ar.write("allocated", c10::IValue(sum_.defined()));
     if (sum_.defined()) {
       ar.write("sum", sum_, true);
@@ -222,46 +225,29 @@ class TokenSimilarity {
     }
   }
   void load(torch::serialize::InputArchive& ar) {
-    using frost::detail::read_value;
-    const auto phase = read_value(ar, "phase").toInt();
-    const auto phase_start = read_value(ar, "phase_start").toInt();
-    const auto block = read_value(ar, "block").toInt();
-    const auto seen = read_value(ar, "seen").toInt();
-    const double eta_prev = read_value(ar, "eta_prev").toDouble();
-    const double last_eta = read_value(ar, "last_eta").toDouble();
-    const auto per_block = read_value(ar, "eta_prev_block").toDoubleVector();
-    const bool allocated = read_value(ar, "allocated").toBool();
-    detail::require(phase >= 0 && phase <= 2 && block >= -1 && block < nb_ &&
-                        per_block.size() == static_cast<std::size_t>(nb_),
-                    name, ": the state is for another block map (", per_block.size(),
+    frost::load_fields(ar, state_fields());
+    const auto phase = static_cast<std::int64_t>(phase_);
+    detail::require(phase >= 0 && phase <= 2 && block_ >= -1 && block_ < nb_ &&
+                        eta_prev_block_.size() == static_cast<std::size_t>(nb_),
+                    name, ": the state is for another block map (", eta_prev_block_.size(),
                     " blocks, this one has ", nb_, ")");
+    if (!frost::detail::read_value(ar, "allocated").toBool()) return;
     at::Tensor sum, count, mean, stats;
-    if (allocated) {
-      ar.read("sum", sum, true);
-      ar.read("count", count, true);
-      ar.read("mean", mean, true);
-      ar.read("stats", stats, true);
-      detail::require(sum.dim() == 2 && sum.size(0) == o_.num_classes() &&
-                          count.numel() == o_.num_classes() && mean.sizes() == sum.sizes() &&
-                          stats.numel() == 3,
-                      name, ": the feature memory is for ", sum.dim() == 2 ? sum.size(0) : -1,
-                      " classes, this criterion has ", o_.num_classes());
-    }
-    phase_ = static_cast<Phase>(phase);
-    phase_start_ = phase_start;
-    block_ = block;
-    seen_ = seen;
-    eta_prev_ = eta_prev;
-    last_eta_ = last_eta;
-    eta_prev_block_ = per_block;
-    if (allocated) {
-      allocate(sum.size(1), sum.device());
-      sum_.copy_(sum);
-      count_.copy_(count);
-      mean_.copy_(mean);
-      stats_.copy_(stats);
-      has_ = count_.gt(0).to(at::kFloat);
-    }
+    ar.read("sum", sum, true);
+    ar.read("count", count, true);
+    ar.read("mean", mean, true);
+    ar.read("stats", stats, true);
+    detail::require(sum.dim() == 2 && sum.size(0) == o_.num_classes() &&
+                        count.numel() == o_.num_classes() && mean.sizes() == sum.sizes() &&
+                        stats.numel() == 3,
+                    name, ": the feature memory is for ", sum.dim() == 2 ? sum.size(0) : -1,
+                    " classes, this criterion has ", o_.num_classes());
+    allocate(sum.size(1), sum.device());
+    sum_.copy_(sum);
+    count_.copy_(count);
+    mean_.copy_(mean);
+    stats_.copy_(stats);
+    has_ = count_.gt(0).to(at::kFloat);
   }
 
   // --- inspection -------------------------------------------------------------

@@ -19,6 +19,7 @@
 #include "frost/detail/archive.hpp"
 #include "frost/error.hpp"
 #include "frost/options.hpp"
+#include "frost/state_fields.hpp"
 
 namespace frost::stop {
 
@@ -57,13 +58,16 @@ class AllFrozen {
     return s.steps_done >= first_end + (o_.extra_epochs() - 1) * spe;
   }
 
-  void save(torch::serialize::OutputArchive& ar) const {
-    ar.write("frozen_at", c10::IValue(frozen_at_));
-  }
-  void load(torch::serialize::InputArchive& ar) {
-    const auto f = frost::detail::read_value(ar, "frozen_at").toInt();
-    detail::require(f >= -1, "frozen_at is ", f);
-    frozen_at_ = f;
+ private:
+  // The state, listed once for save() and load() (frost/state_fields.hpp);
+  // before them: their deduced return type must be known where they are used.
+  FROST_STATE(frozen_at)
+
+ public:
+  void save(torch::serialize::OutputArchive& ar) const { frost::save_fields(ar, state_fields()); }
+  void load(torch::serialize::InputArchive& ar) {  // on a fresh copy
+    frost::load_fields(ar, state_fields());
+    detail::require(frozen_at_ >= -1, "frozen_at is ", frozen_at_);
   }
 
   /// Completed steps when every block was first seen frozen (-1: not yet).

@@ -14,6 +14,7 @@
 #include "frost/detail/archive.hpp"
 #include "frost/error.hpp"
 #include "frost/options.hpp"
+#include "frost/state_fields.hpp"
 
 namespace frost::stop {
 
@@ -41,18 +42,18 @@ class Patience {
     }
   }
   bool should_stop(const StopState&) const { return bad_ >= o_.patience(); }
+ private:
+  // The state, listed once for save() and load() (frost/state_fields.hpp);
+  // before them: their deduced return type must be known where they are used.
+  FROST_STATE(best, bad)
+
+ public:
   /// The best loss so far and the reports since it.
-  void save(torch::serialize::OutputArchive& ar) const {
-    ar.write("best", c10::IValue(best_));
-    ar.write("bad", c10::IValue(bad_));
-  }
-  void load(torch::serialize::InputArchive& ar) {
-    const double best = frost::detail::read_value(ar, "best").toDouble();
-    const auto bad = frost::detail::read_value(ar, "bad").toInt();
-    detail::require(!std::isnan(best) && bad >= 0, "best loss ", best, ", reports without "
-                    "improvement ", bad);
-    best_ = best;
-    bad_ = bad;
+  void save(torch::serialize::OutputArchive& ar) const { frost::save_fields(ar, state_fields()); }
+  void load(torch::serialize::InputArchive& ar) {  // on a fresh copy
+    frost::load_fields(ar, state_fields());
+    detail::require(!std::isnan(best_) && bad_ >= 0, "best loss ", best_, ", reports without "
+                    "improvement ", bad_);
   }
   double best() const noexcept { return best_; }
   std::int64_t reports_without_improvement() const noexcept { return bad_; }
