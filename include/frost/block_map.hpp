@@ -424,6 +424,25 @@ class BlockMap {
     return total == 0 ? 0.0 : static_cast<double>(owned) / static_cast<double>(total);
   }
 
+  /// Refuses a map that cannot drive `model`: an empty map, a block without
+  /// parameters, a parameter that is not the model's.
+  void check_parameters_of(const torch::nn::Module& model) const {
+    detail::require(!blocks_.empty(),
+                    "the block map is empty; build it with frost::BlockMap::detect(model) or "
+                    "from_prefixes/from_children");
+    std::unordered_set<const void*> params;
+    for (const auto& p : model.parameters(/*recurse=*/true)) params.insert(p.unsafeGetTensorImpl());
+    for (const auto& b : blocks_) {
+      detail::require(!b.params.empty(), "block '", b.name,
+                      "' has no parameters; give every block at least one");
+      for (std::size_t i = 0; i < b.params.size(); ++i)
+        detail::require(params.count(b.params[i].unsafeGetTensorImpl()) != 0, "parameter '",
+                        b.param_names[i], "' of block '", b.name,
+                        "' is not a parameter of the model given to the controller; build the "
+                        "block map from the same model");
+    }
+  }
+
   /// Adds the blocks of `other` after this map's blocks (input side first).
   /// Throws (leaving this map unchanged) when they share a parameter or a
   /// block name.

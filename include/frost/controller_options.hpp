@@ -1,5 +1,6 @@
 #pragma once
 // Options of the controller itself (the policies have their own).
+#include <cmath>
 #include <cstdint>
 
 #include "frost/error.hpp"
@@ -48,6 +49,23 @@ struct ControllerOptions {
     return steps_per_epoch(batches_per_epoch);
   }
 };
+
+/// Refuses options that cannot describe a run, naming the option and the fix
+/// (the controller calls it before anything else).
+inline void validate(const ControllerOptions& c) {
+  detail::require(c.total_steps() >= 0, "controller.total_steps is ", c.total_steps(),
+                  "; give the number of training steps (or 0 when unknown)");
+  detail::require(c.warmup_steps() >= 0, "controller.warmup_steps is ", c.warmup_steps(),
+                  "; it must be 0 or more");
+  detail::require(c.total_steps() == 0 || c.warmup_steps() < c.total_steps(),
+                  "controller.warmup_steps (", c.warmup_steps(),
+                  ") must be smaller than total_steps (", c.total_steps(), ")");
+  detail::require(c.steps_per_epoch() >= 0, "controller.steps_per_epoch is ", c.steps_per_epoch(),
+                  "; it must be 0 (unknown) or more");
+  detail::require(std::isfinite(c.min_coverage()) && c.min_coverage() >= 0.0 &&
+                      c.min_coverage() <= 1.0,
+                  "controller.min_coverage is ", c.min_coverage(), "; give a share in [0, 1]");
+}
 
 /// The epoch of the controller's next step, from ctl.step() and
 /// controller.steps_per_epoch: where a resumed epoch loop starts. (With

@@ -60,16 +60,10 @@
 #include "frost/block_map.hpp"
 #include "frost/block_state.hpp"
 #include "frost/concepts/detect.hpp"
+#include "frost/concepts/run_shape.hpp"
 #include "frost/concepts/state.hpp"
 
 namespace frost {
-
-/// What a criterion is told before the first step.
-struct CriterionSetup {
-  const BlockMap* blocks = nullptr;  ///< parameters per block (input side first)
-  std::int64_t steps_per_epoch = 0;  ///< 0 when the user did not say
-  std::int64_t total_steps = 0;      ///< 0 when unknown
-};
 
 /// The state of the run at a per-step call.
 struct StepState {

@@ -24,6 +24,7 @@
 
 #include "frost/concepts/detect.hpp"
 #include "frost/concepts/state.hpp"
+#include "frost/error.hpp"
 
 namespace frost::concepts {
 namespace ops {
@@ -64,5 +65,15 @@ constexpr bool is_identity_reducer() {
     return R::identity;
   else
     return false;
+}
+
+/// r.reduce(t), refused when the reducer gives back another shape.
+template <class R>
+at::Tensor reduce(R& r, const at::Tensor& t) {
+  at::Tensor out = r.reduce(t);
+  frost::detail::require(out.defined() && out.sizes() == t.sizes(), "reducer ", name_of<R>(),
+                         " returned a tensor of another shape (",
+                         out.defined() ? out.sizes() : at::IntArrayRef{}, " for ", t.sizes(), ")");
+  return out;
 }
 }  // namespace frost::concepts

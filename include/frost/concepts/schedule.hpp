@@ -23,20 +23,13 @@
 #include <vector>
 
 #include "frost/concepts/detect.hpp"
+#include "frost/concepts/run_shape.hpp"
 #include "frost/concepts/state.hpp"
 
 namespace frost {
 
 /// Block index that stands for the parameters outside the block map (the head).
 inline constexpr std::int64_t kHead = -1;
-
-/// What a schedule is told about the run before the first step.
-struct ScheduleSetup {
-  std::int64_t num_blocks = 0;    ///< B
-  std::vector<int> stages;        ///< stage (1..S) of each block, input side first; empty if unset
-  std::int64_t total_steps = 0;   ///< N, warm-up included (0 = unknown)
-  std::int64_t warmup_steps = 0;  ///< W
-};
 
 namespace concepts {
 namespace ops {

@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "frost/concepts/detect.hpp"
+#include "frost/concepts/run_shape.hpp"
 #include "frost/concepts/state.hpp"
 
 namespace frost {
@@ -33,15 +34,6 @@ struct StopState {
   std::int64_t num_frozen = 0;     ///< frozen for good (trials do not count)
   std::int64_t num_trial = 0;
   std::int64_t frozen_prefix = 0;  ///< leading blocks frozen for good, from the input side
-};
-
-/// What a stop rule may check once, when the controller is built (and again
-/// for the fresh rule a checkpoint is loaded into): options that need the
-/// run's shape fail then, not deep into the run.
-struct StopSetup {
-  std::int64_t total_steps = 0;      ///< 0 when the user did not say
-  std::int64_t steps_per_epoch = 0;  ///< 0 when the user did not say
-  std::int64_t num_blocks = 0;
 };
 
 namespace concepts {

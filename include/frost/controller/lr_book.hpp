@@ -48,6 +48,7 @@
 #include "frost/block_map.hpp"
 #include "frost/concepts/schedule.hpp"
 #include "frost/error.hpp"
+#include "frost/timeline.hpp"
 
 namespace frost {
 
@@ -162,6 +163,20 @@ class LrBook {
     const std::int64_t b = group_block_.at(g);
     return b == kHead ? std::string("the parameters outside the block map")
                       : "block '" + names_[static_cast<std::size_t>(b)] + "'";
+  }
+
+  /// The warning event of a partial change `c` at `step` (policy
+  /// "controller"; about the first changed group's block).
+  Event warning(const LrChange& c, std::int64_t step) const {
+    Event e;
+    e.step = step;
+    e.block = group_block_.at(c.groups.front());
+    if (e.block >= 0) e.block_name = names_[static_cast<std::size_t>(e.block)];
+    e.kind = EventKind::warning;
+    e.policy = "controller";
+    e.statistic = static_cast<double>(c.groups.size());
+    e.detail = c.message;
+    return e;
   }
 
   void save(torch::serialize::OutputArchive& ar) const {

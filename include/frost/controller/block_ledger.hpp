@@ -1,0 +1,274 @@
+#pragma once
+// frost::BlockLedger: where every block stands and how it got there. It holds
+// the block states, answers what a request would do (the lifecycle table,
+// frost/controller/lifecycle.hpp), records what happened in the timeline
+// (warnings also go to c10's warning handler, once per topic and block:
+// frost/warn.hpp), and saves and loads states and timeline with the same
+// contract as the policies (frost/concepts/state.hpp). It changes no
+// parameter: the controller carries a transition out on the model and the
+// optimizer, then enters it here.
+#include <ATen/core/List.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "frost/block_map.hpp"
+#include "frost/block_state.hpp"
+#include "frost/concepts/stop_rule.hpp"
+#include "frost/controller/lifecycle.hpp"
+#include "frost/error.hpp"
+#include "frost/timeline.hpp"
+#include "frost/warn.hpp"
+
+namespace frost {
+
+/// What a policy's request comes to: the lifecycle table's cell, or a refusal.
+struct Verdict {
+  Transition cell;
+  std::string refusal;  ///< why it is refused; empty when it is not
+  bool refused() const noexcept { return !refusal.empty(); }
+};
+
+class BlockLedger {
+ public:
+  BlockLedger() = default;
+  /// Every block of `blocks` in training, an empty timeline.
+  explicit BlockLedger(const BlockMap& blocks) {
+    for (const auto& b : blocks) {
+      names_.push_back(b.name);
+      numel_.push_back(b.numel);
+    }
+    states_.assign(names_.size(), BlockState::training);
+  }
+
+  std::size_t size() const noexcept { return states_.size(); }
+  BlockState state(std::size_t b) const { return states_.at(b); }
+  const std::vector<BlockState>& states() const noexcept { return states_; }
+  const std::string& name(std::size_t b) const { return names_.at(b); }
+  const std::vector<std::string>& names() const noexcept { return names_; }
+  const Timeline& timeline() const noexcept { return timeline_; }
+
+  /// What `r` would do to block b now (nothing changes).
+  Transition plan(std::size_t b, Request r) const { return lifecycle(states_.at(b), r); }
+
+  /// Records that block b made the move `t` (a cell of the table that moves)
+  /// at `step`; the controller has carried it out.
+  void enter(std::size_t b, const Transition& t, std::int64_t step, const std::string& policy,
+             double statistic, std::string detail) {
+    states_.at(b) = t.to;
+    record(t.event, b, step, policy, statistic, std::move(detail), policy);
+  }
+
+  /// A warning about block b (a refused request, something the user should
+  /// know), emitted under `topic` (default: the policy).
+  void warn(std::size_t b, std::int64_t step, const std::string& policy, double statistic,
+            std::string detail, const std::string& topic = {}) {
+    record(EventKind::warning, b, step, policy, statistic, std::move(detail),
+           topic.empty() ? policy : topic);
+  }
+  /// The stop rule ended the run after `steps_done` steps.
+  void stop(std::int64_t steps_done, const std::string& policy) {
+    Event e;
+    e.step = std::max<std::int64_t>(steps_done - 1, 0);  // the last step run
+    e.kind = EventKind::stop;
+    e.policy = policy;
+    e.statistic = static_cast<double>(count(BlockState::frozen));
+    e.detail = "after " + std::to_string(steps_done) + " steps; " +
+               std::to_string(count(BlockState::frozen)) + " of " + std::to_string(size()) +
+               " blocks frozen";
+    note(std::move(e));
+  }
+  /// Any event as it is (a warning not about one block, block -1);
+  /// a warning is emitted under `topic` (default: its policy).
+  void note(Event e, const std::string& topic = {}) {
+    if (e.kind == EventKind::warning) warnings_.emit(e, topic.empty() ? e.policy : topic);
+    timeline_.push_back(std::move(e));
+  }
+
+  /// What a policy's request does to block b: the table's cell, also refused
+  /// when it would end out of training on a statistic that is not finite, or
+  /// (with `in_order`) while a block before b is not frozen for good.
+  Verdict review(std::size_t b, Request r, double statistic, bool in_order) const {
+    Verdict v{plan(b, r), {}};
+    if (v.cell.refused()) {
+      v.refusal = v.cell.refusal;
+    } else if (ends_out_of_training(v.cell)) {
+      const std::int64_t prefix = frozen_prefix();
+      if (!std::isfinite(statistic))
+        v.refusal = "the statistic is not finite";
+      else if (in_order && static_cast<std::int64_t>(b) > prefix)
+        v.refusal = "in_order: block " + std::to_string(prefix) + " (" +
+                    names_[static_cast<std::size_t>(prefix)] + ") before it is not frozen for good";
+    }
+    return v;
+  }
+
+  // --- views of the states (the controller's queries) ----------------------
+  std::int64_t count(BlockState s) const {
+    return static_cast<std::int64_t>(std::count(states_.begin(), states_.end(), s));
+  }
+  /// The stop rule's view `st` (the clock's) with the block counts filled in.
+  StopState with_counts(StopState st) const {
+    st.num_blocks = static_cast<std::int64_t>(size());
+    st.num_frozen = count(BlockState::frozen);
+    st.num_trial = count(BlockState::trial);
+    st.frozen_prefix = frozen_prefix();
+    return st;
+  }
+  /// Per block: frozen for good (a block in trial is not).
+  std::vector<bool> frozen() const {
+    std::vector<bool> out;
+    for (auto s : states_) out.push_back(s == BlockState::frozen);
+    return out;
+  }
+  /// Leading blocks frozen for good, from the input side: the part of the
+  /// network whose outputs no longer change (what an activation cache may
+  /// keep). Trials do not count.
+  std::int64_t frozen_prefix() const { return leading(is_frozen); }
+  /// Leading blocks that get no gradient (trial or frozen): the part of the
+  /// network that costs no backward work this step.
+  std::int64_t no_grad_prefix() const { return leading(out_of_training); }
+  /// Parameters in blocks frozen for good / parameters in all blocks.
+  double frozen_fraction() const { return fraction(is_frozen); }
+  /// Parameters in blocks that get no gradient (trial or frozen) / parameters
+  /// in all blocks: the share of the blocks' backward and update work avoided.
+  double no_grad_fraction() const { return fraction(out_of_training); }
+  /// Parameters in blocks whose state satisfies `pred` / parameters in all blocks.
+  template <class Pred>
+  double fraction(Pred pred) const {
+    std::int64_t part = 0, all = 0;
+    for (std::size_t i = 0; i < states_.size(); ++i) {
+      all += numel_[i];
+      if (pred(states_[i])) part += numel_[i];
+    }
+    return all ? static_cast<double>(part) / static_cast<double>(all) : 0.0;
+  }
+  /// Number of leading blocks (input side first) whose state satisfies `pred`.
+  template <class Pred>
+  std::int64_t leading(Pred pred) const {
+    return static_cast<std::int64_t>(std::find_if_not(states_.begin(), states_.end(), pred) -
+                                     states_.begin());
+  }
+
+  // --- checkpoint: keys "states" and "timeline.*" --------------------------
+  void save(torch::serialize::OutputArchive& ar) const {
+    std::vector<std::int64_t> st;
+    for (auto s : states_) st.push_back(static_cast<std::int64_t>(s));
+    ar.write("states", c10::IValue(st));
+    write_timeline(ar);
+  }
+  /// Reads states and timeline into this ledger (built over the same block
+  /// map; warnings already emitted stay emitted). On any mismatch a
+  /// frost::Error whose message continues the checkpoint's name ("is
+  /// corrupt: ...") and nothing changes.
+  void load(torch::serialize::InputArchive& ar) {
+    const auto st = read(ar, "states", &c10::IValue::isIntList).toIntVector();
+    detail::require(st.size() == states_.size(), "is corrupt: block states for ", st.size(),
+                    " blocks, ", states_.size(), " expected");
+    std::vector<BlockState> states;
+    for (std::size_t b = 0; b < st.size(); ++b) {
+      detail::require(st[b] >= 0 && st[b] <= 2, "is corrupt: block '", names_[b], "' has state ",
+                      st[b]);
+      states.push_back(static_cast<BlockState>(st[b]));
+    }
+    Timeline tl = read_timeline(ar);
+    states_ = std::move(states);
+    timeline_ = std::move(tl);
+  }
+
+ private:
+  static bool is_frozen(BlockState s) { return s == BlockState::frozen; }
+  static bool out_of_training(BlockState s) { return s != BlockState::training; }
+
+  void record(EventKind kind, std::size_t b, std::int64_t step, const std::string& policy,
+              double statistic, std::string detail, const std::string& topic) {
+    Event e;
+    e.step = step;
+    e.block = static_cast<std::int64_t>(b);
+    e.block_name = names_.at(b);
+    e.kind = kind;
+    e.policy = policy;
+    e.statistic = statistic;
+    e.detail = std::move(detail);
+    note(std::move(e), topic);
+  }
+
+  static c10::IValue read(torch::serialize::InputArchive& ar, const char* key,
+                          bool (c10::IValue::*is_type)() const) {
+    c10::IValue v;
+    detail::require(ar.try_read(key, v) && (v.*is_type)(),
+                    "is corrupt: its frost state has no "
+                    "valid '",
+                    key, "'");
+    return v;
+  }
+
+  // The timeline as seven columns (one list per Event field).
+  void write_timeline(torch::serialize::OutputArchive& ar) const {
+    std::vector<std::int64_t> steps, blocks, kinds;
+    std::vector<double> stats;
+    std::vector<std::string> names, policies, details;
+    for (const auto& e : timeline_) {
+      steps.push_back(e.step);
+      blocks.push_back(e.block);
+      kinds.push_back(static_cast<std::int64_t>(e.kind));
+      stats.push_back(e.statistic);
+      names.push_back(e.block_name);
+      policies.push_back(e.policy);
+      details.push_back(e.detail);
+    }
+    ar.write("timeline.step", c10::IValue(steps));
+    ar.write("timeline.block", c10::IValue(blocks));
+    ar.write("timeline.kind", c10::IValue(kinds));
+    ar.write("timeline.statistic", c10::IValue(stats));
+    ar.write("timeline.block_name", c10::IValue(c10::List<std::string>(names)));
+    ar.write("timeline.policy", c10::IValue(c10::List<std::string>(policies)));
+    ar.write("timeline.detail", c10::IValue(c10::List<std::string>(details)));
+  }
+
+  Timeline read_timeline(torch::serialize::InputArchive& ar) const {
+    const auto steps = read(ar, "timeline.step", &c10::IValue::isIntList).toIntVector();
+    const auto blocks = read(ar, "timeline.block", &c10::IValue::isIntList).toIntVector();
+    const auto kinds = read(ar, "timeline.kind", &c10::IValue::isIntList).toIntVector();
+    const auto stats = read(ar, "timeline.statistic", &c10::IValue::isDoubleList).toDoubleVector();
+    const auto bnames = read(ar, "timeline.block_name", &c10::IValue::isList).toList();
+    const auto policies = read(ar, "timeline.policy", &c10::IValue::isList).toList();
+    const auto details = read(ar, "timeline.detail", &c10::IValue::isList).toList();
+    const std::size_t n = steps.size();
+    detail::require(blocks.size() == n && kinds.size() == n && stats.size() == n &&
+                        bnames.size() == n && policies.size() == n && details.size() == n,
+                    "is corrupt: the timeline's columns differ in length");
+    Timeline tl;
+    for (std::size_t i = 0; i < n; ++i) {
+      detail::require(kinds[i] >= 0 && kinds[i] <= kLastEventKind && blocks[i] >= -1 &&
+                          blocks[i] < static_cast<std::int64_t>(states_.size()) &&
+                          bnames.get(i).isString() && policies.get(i).isString() &&
+                          details.get(i).isString(),
+                      "is corrupt: timeline event ", i);
+      Event e;
+      e.step = steps[i];
+      e.block = blocks[i];
+      e.kind = static_cast<EventKind>(kinds[i]);
+      e.statistic = stats[i];
+      e.block_name = bnames.get(i).toStringRef();
+      e.policy = policies.get(i).toStringRef();
+      e.detail = details.get(i).toStringRef();
+      tl.push_back(std::move(e));
+    }
+    return tl;
+  }
+
+  std::vector<std::string> names_;
+  std::vector<std::int64_t> numel_;
+  std::vector<BlockState> states_;
+  Timeline timeline_;
+  WarningLog warnings_;  // warnings passed to c10's handler (once per topic, block)
+};
+
+}  // namespace frost
