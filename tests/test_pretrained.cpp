@@ -28,6 +28,7 @@
 #include "efficientnet.hpp"
 #include "frost/cache/activation_cache.hpp"
 #include "frost/frost.hpp"
+#include "frost/predictor.hpp"
 #include "frost/state_dict.hpp"
 // last: after every LibTorch header (see doctest_torch.hpp)
 #include "doctest_torch.hpp"
