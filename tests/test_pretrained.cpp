@@ -725,7 +725,7 @@ TEST_SUITE("pretrained") {
 
     m->eval();
     at::NoGradGuard ng;
-    const auto x = at::randn({2, 3, 32, 32});
+    const auto x = at::randn({2, 3, 32, 32}).to(at::kDouble);  // the model is float64 here
     const at::Tensor whole = m->forward(x);
     for (int64_t k : {0, 1, 6, 17}) {
       CAPTURE(k);
