@@ -142,13 +142,16 @@ FROST_BENCH_CRITERION(CGradThreshold, "GradientThreshold", fc::GradientThreshold
 #endif
 #ifdef FROST_BENCH_HAVE_GRADIENT_NORM_CHANGE
 // percentile 0: the bar is the smallest eta and no eta is below it, so the
-// criterion evaluates (AutoFreeze: 4 times per epoch) but never freezes.
+// criterion evaluates (AutoFreeze: 4 times per epoch) but never freezes. Its
+// interval in steps follows the decision points of steps_per_epoch(): every
+// step in mode:decision (4 evaluations in a 1-step epoch is refused), never
+// in mode:step.
 FROST_BENCH_CRITERION(CGradNormExact, "GradientNormChange-exact", fc::GradientNormChange, 4,
                       fc::GradientNormChangeOptions().percentile(0.0).accumulate(
-                          fc::Accumulate::exact))
+                          fc::Accumulate::exact).interval(steps_per_epoch(ctx)))
 FROST_BENCH_CRITERION(CGradNormCheap, "GradientNormChange-cheap", fc::GradientNormChange, 4,
                       fc::GradientNormChangeOptions().percentile(0.0).accumulate(
-                          fc::Accumulate::cheap))
+                          fc::Accumulate::cheap).interval(steps_per_epoch(ctx)))
 #endif
 // R = C = "never": every step records (the hot path: a one-hot, a matmul and a
 // column sum into the class memory), no phase ever ends, nothing is put on trial.
