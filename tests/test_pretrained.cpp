@@ -611,7 +611,7 @@ TEST_SUITE("pretrained") {
     auto buffers_of = [&](const std::string& prefix) {
       Named out;
       for (const auto& b : m->named_buffers())
-        if (frost::detail::under_prefix(b.key(), prefix)) out.emplace_back(b.key(), b.value().clone());
+        if (frost::detail::has_prefix(b.key(), prefix)) out.emplace_back(b.key(), b.value().clone());
       return out;
     };
     Named frozen_stats, training_stats;

@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "frost/block_map.hpp"
 #include "frost/error.hpp"
 #include "frost/io/safetensors.hpp"
 #include "frost/options.hpp"
@@ -90,11 +91,6 @@ inline std::string shape_text(at::IntArrayRef s) {
   std::ostringstream os;
   os << s;
   return os.str();
-}
-
-inline bool under_prefix(const std::string& name, const std::string& prefix) {
-  return name == prefix || (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
-                            name[prefix.size()] == '.');
 }
 
 /// The module's parameters and buffers by name (parameters first, each in model order).
@@ -154,7 +150,7 @@ inline LoadReport load_state_dict(torch::nn::Module& module, const io::SafeTenso
   for (const auto& [name, t] : state) {
     if (source_of.count(name)) continue;
     bool allowed = false;
-    for (const auto& p : options.allow_missing()) allowed = allowed || detail::under_prefix(name, p);
+    for (const auto& p : options.allow_missing()) allowed = allowed || detail::has_prefix(name, p);  // dotted, block_map.hpp
     if (!allowed) report.missing.push_back(name);
   }
   if (options.strict()) {
