@@ -2,7 +2,8 @@
 // table without an optimizer (every cell), the block ledger (verdicts, views,
 // save/load), the mode guard (eval mode, buffers, train mode given back), the
 // step clock (call order, the two views, save/load), the parameter side of a
-// state, and the checkpoint envelope's refusals (frost/checkpoint.hpp). The
+// state, the four policies as one part (set up, saved and loaded together, the
+// host reads), and the checkpoint envelope's refusals (frost/checkpoint.hpp). The
 // controller that coordinates them is tested in test_controller.cpp and
 // test_protocol.cpp.
 #include <torch/nn/modules/batchnorm.h>
@@ -27,7 +28,12 @@
 #include "frost/controller/composition.hpp"
 #include "frost/controller/lifecycle.hpp"
 #include "frost/controller/mode_guard.hpp"
+#include "frost/controller/policies.hpp"
 #include "frost/controller/step_clock.hpp"
+#include "frost/criteria/gradient_threshold.hpp"
+#include "frost/reducers/identity.hpp"
+#include "frost/schedules/freezeout.hpp"
+#include "frost/stop/patience.hpp"
 // last: after every LibTorch header (see doctest_torch.hpp)
 #include "doctest_torch.hpp"
 #include "frost_checks.hpp"
@@ -382,6 +388,136 @@ TEST_SUITE("controller parts") {
     params.enter(m.blocks[2], 2, BlockState::training, opt);
     CHECK(m.net[2]->as<torch::nn::Linear>()->weight.requires_grad());
     CHECK_FALSE(m.net[2]->as<torch::nn::Linear>()->bias.requires_grad());  // stays fixed
+  }
+
+  TEST_CASE("policies: built from the options, set up, saved and loaded as one; a failed load changes none") {
+    using frost::criteria::GradientThreshold;
+    using FreezeOut = frost::schedules::FreezeOut<frost::Linear, frost::Unscaled>;
+    using frost::stop::Patience;
+    using Comp = frost::Composition<GradientThreshold, FreezeOut, Patience, frost::reducers::Identity>;
+    using P = frost::Policies<GradientThreshold, FreezeOut, Patience, frost::reducers::Identity>;
+    Model m;
+    Comp::Options o;
+    o.schedule().t0(0.5);
+    o.stop().patience(2);
+    const frost::RunShape shape =
+        frost::run_shape(m.blocks, frost::ControllerOptions().total_steps(100).steps_per_epoch(10));
+    P p(o);
+    CHECK(p.criterion_label == "criterion:GradientThreshold");
+    CHECK(p.schedule_label == "schedule:FreezeOut<Linear,Unscaled>");
+    CHECK(p.stop_label == "stop:Patience");
+    p.setup(shape);
+    // FreezeOut with linear spacing, t0 = 0.5: block 0 freezes once j > t_0 T = 50.
+    CHECK_FALSE(p.schedule.frozen(50, 0));
+    CHECK(p.schedule.frozen(51, 0));
+    CHECK_FROST_ERROR(p.check_can_train(51, 0, "0"),
+                      "unfreeze(0): schedule FreezeOut<Linear,Unscaled> has annealed this block's "
+                      "learning rate to 0 for good at step 51");
+    p.check_can_train(50, 0, "0");  // still annealing: may train
+
+    // The host reads: the identity reducer hands a double through; a tensor must be one element.
+    CHECK(p.validation_loss(0.25) == 0.25);
+    CHECK(p.validation_loss(at::full({1, 1}, 0.5)) == doctest::Approx(0.5));
+    CHECK_FROST_ERROR(p.validation_loss(at::ones({2})),
+                      "report_validation: give a one-element loss tensor (got 2 elements)");
+    // A decision point's statistics on the host: the criterion's per-block sums (none
+    // observed yet), nothing when no block trains.
+    frost::StepState s;
+    CHECK(p.statistics(s) == std::vector<double>(3, 0.0));
+    const std::vector<BlockState> frozen(3, BlockState::frozen);
+    s.states = &frozen;
+    CHECK(p.statistics(s).empty());
+
+    // Saved and loaded as one part.
+    p.stop.on_validation(1.0, {});
+    p.stop.on_validation(1.5, {});  // one report without improvement
+    torch::serialize::OutputArchive out;
+    p.save(out);
+    const std::string bytes = bytes_of(out);
+    P q(o);
+    q.setup(shape);
+    torch::serialize::InputArchive in;
+    read_bytes(in, bytes);
+    q.load(in, o, shape, "run.frost");
+    CHECK(q.stop.best() == 1.0);
+    CHECK(q.stop.reports_without_improvement() == 1);
+    CHECK(q.schedule.frozen(51, 0));  // set up for the run's shape
+
+    // A checkpoint without the stop rule's state: nothing is swapped in, not even the criterion.
+    torch::serialize::OutputArchive partial;
+    frost::concepts::save_state(p.criterion, partial, "criterion");
+    frost::concepts::save_state(p.schedule, partial, "schedule");
+    P r(o);
+    r.setup(shape);
+    r.stop.on_validation(3.0, {});
+    torch::serialize::InputArchive in2;
+    read_bytes(in2, bytes_of(partial));
+    CHECK_FROST_ERROR(r.load(in2, o, shape, "run.frost"),
+                      "run.frost has no state for the stop (Patience)");
+    CHECK(r.stop.best() == 3.0);
+    CHECK(r.stop.reports_without_improvement() == 0);
+  }
+
+  TEST_CASE("the parts' small helpers: request_of, a refusal's warning, block order, coverage") {
+    using A = frost::Decisions::Action;
+    CHECK(frost::request_of(A::freeze) == Request::freeze);
+    CHECK(frost::request_of(A::trial) == Request::trial);
+    CHECK(frost::request_of(A::revert) == Request::revert);
+    CHECK(frost::request_of(A::commit) == Request::commit);
+
+    frost::Decisions d;
+    d.freeze(2, 0.1, "a");
+    d.trial(0, 0.2, "b");
+    d.warn(2, 0.3, "c");
+    d.commit(1, 0.4, "d");
+    const auto sorted = d.in_block_order();
+    REQUIRE(sorted.size() == 4);
+    CHECK(sorted[0].block == 0);
+    CHECK(sorted[1].block == 1);
+    CHECK(sorted[2].detail == "a");  // stable within a block
+    CHECK(sorted[3].detail == "c");
+    CHECK(d.items()[0].detail == "a");  // the decisions themselves unchanged
+
+    Model m;
+    frost::BlockLedger ledger(m.blocks);
+    const frost::Verdict v = ledger.review(0, Request::commit, 0.5, false);
+    REQUIRE(v.refused());
+    ledger.refused(0, 7, "criterion:X", frost::Decisions::Item{0, 0.5, "why", A::commit}, v);
+    const auto& e = ledger.timeline().back();
+    CHECK(e.kind == EventKind::warning);
+    CHECK(e.step == 7);
+    CHECK(e.policy == "criterion:X");
+    CHECK(e.detail == "commit refused: the block is not in trial (why)");
+
+    // Coverage of a model whose map leaves the last Linear (4*2 + 2 = 10) out.
+    const frost::BlockMap two = frost::BlockMap::from_prefixes(*m.net, {"0", "1"});
+    const frost::BlockMap::Coverage c = two.coverage_of(*m.net);
+    CHECK(c.owned == 20 + 8);  // Linear(4, 4) and BatchNorm1d(4)'s weight and bias
+    CHECK(c.total == 38);
+    CHECK(c.share() == doctest::Approx(28.0 / 38.0));
+    CHECK(two.coverage(*m.net) == c.share());
+    CHECK(c.describe() == "the block map holds 28 of the model's 38 parameters (74%)");
+    CHECK(frost::BlockMap::Coverage{}.share() == 0.0);
+
+    // The user's fixed parameters, told as they are.
+    m.net[2]->as<torch::nn::Linear>()->bias.requires_grad_(false);
+    for (auto& p : m.net[1]->parameters()) p.requires_grad_(false);
+    const frost::BlockParams params(m.blocks);
+    CHECK(params.all_fixed(1));
+    CHECK_FALSE(params.all_fixed(2));
+    CHECK(params.fixed_note(2) ==
+          "1 of 2 parameters already had requires_grad false; they stay fixed, the rest of the "
+          "block follows its state");
+
+    // A checkpoint loads only into a clock that has not begun.
+    frost::StepClock clock(4);
+    clock.check_unstarted("run.frost");
+    clock.begin();
+    CHECK_FROST_ERROR(clock.check_unstarted("run.frost"), "already stepped (step 0)");
+    clock.advance();
+    CHECK_FROST_ERROR(clock.check_unstarted("run.frost"),
+                      "cannot load run.frost into a controller that has already stepped (step 1); "
+                      "load right after building the controller, before the first before_step()");
   }
 
   TEST_CASE("checkpoint envelope: format, checksum and identity are checked, naming the file") {

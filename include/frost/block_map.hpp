@@ -13,6 +13,7 @@
 #include <torch/nn/modules/container/sequential.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -404,25 +405,41 @@ class BlockMap {
     return map;
   }
 
-  /// The fraction (0..1) of the model's parameter elements (numel) that the
-  /// map's blocks own; a parameter registered twice counts once. Every
-  /// parameter counts, whether it requires grad or not: the figure says how
-  /// much of the model the map can freeze, and must not change when the
-  /// controller freezes blocks (requires_grad_(false)) or when the user has
-  /// frozen parts of the model by hand. 0 for a model without parameters.
-  double coverage(const torch::nn::Module& model) const {
+  /// How much of a model the map's blocks own, in parameter elements (numel).
+  struct Coverage {
+    std::int64_t owned = 0, total = 0;
+    /// owned / total (0..1); 0 for a model without parameters.
+    double share() const {
+      return total == 0 ? 0.0 : static_cast<double>(owned) / static_cast<double>(total);
+    }
+    /// "the block map holds 120 of the model's 200 parameters (60%)".
+    std::string describe() const {
+      return "the block map holds " + std::to_string(owned) + " of the model's " +
+             std::to_string(total) + " parameters (" +
+             std::to_string(static_cast<int>(std::lround(100.0 * share()))) + "%)";
+    }
+  };
+  /// What the map's blocks own of `model`; a parameter registered twice
+  /// counts once. Every parameter counts, whether it requires grad or not:
+  /// the figure says how much of the model the map can freeze, and must not
+  /// change when the controller freezes blocks (requires_grad_(false)) or
+  /// when the user has frozen parts of the model by hand.
+  Coverage coverage_of(const torch::nn::Module& model) const {
     std::unordered_set<const void*> mine;
     for (const auto& b : blocks_)
       for (const auto& p : b.params) mine.insert(p.unsafeGetTensorImpl());
     std::unordered_set<const void*> seen;
-    std::int64_t total = 0, owned = 0;
+    Coverage c;
     for (const auto& p : model.parameters(/*recurse=*/true)) {
       if (!seen.insert(p.unsafeGetTensorImpl()).second) continue;
-      total += p.numel();
-      if (mine.count(p.unsafeGetTensorImpl()) != 0) owned += p.numel();
+      c.total += p.numel();
+      if (mine.count(p.unsafeGetTensorImpl()) != 0) c.owned += p.numel();
     }
-    return total == 0 ? 0.0 : static_cast<double>(owned) / static_cast<double>(total);
+    return c;
   }
+  /// The fraction (0..1) of the model's parameter elements that the map's
+  /// blocks own (coverage_of(model).share()).
+  double coverage(const torch::nn::Module& model) const { return coverage_of(model).share(); }
 
   /// Refuses a map that cannot drive `model`: an empty map, a block without
   /// parameters, a parameter that is not the model's.

@@ -169,6 +169,15 @@ void load_part(Part& part, torch::serialize::InputArchive& f, const std::string&
   }
 }
 
+/// A copy of `part` with its state loaded from `f` (load_part): the
+/// controller swaps it in once everything has loaded.
+template <class Part>
+Part loaded(Part part, torch::serialize::InputArchive& f, const std::string& source,
+            const char* join = " ") {
+  load_part(part, f, source, join);
+  return part;
+}
+
 /// Sets policy `p` up and loads its state from `f[key]`; any failure is a
 /// frost::Error naming the source and the policy.
 template <class P, class Setup>

@@ -16,20 +16,17 @@
 //     if (ctl.should_stop()) break;
 //   }
 //
-// Blocks are in one of three states (frost/block_state.hpp): training, trial
-// (no gradient, learning rate 0, optimizer state kept) and frozen (for good:
-// optimizer state released). Extras (frost/extras.hpp) add policies without
-// changing the three-argument compositions: frost::with_reducer<R>.
-//
+// Blocks are training, in trial or frozen (frost/block_state.hpp). Extras
+// (frost/extras.hpp) add policies to a composition: frost::with_reducer<R>.
 // The controller coordinates: it calls the policies at the protocol's points
 // and carries their requests out on its parts (frost/controller/), each saved
 // and loaded like a policy (the checkpoint envelope is frost/checkpoint.hpp):
+//   Policies     policies.hpp      the four policies: setup, save/load, host reads
 //   StepClock    step_clock.hpp    the step, the call order, the stop flag
 //   BlockLedger  block_ledger.hpp  block states, the lifecycle table (lifecycle.hpp),
 //                                  the timeline and its warnings (frost/warn.hpp)
 //   BlockParams  block_params.hpp  requires_grad, gradients, optimizer state
-//   LrBook       lr_book.hpp       each param group's base rate and multiplier;
-//                                  the user's own decay between steps
+//   LrBook       lr_book.hpp       each param group's base rate and multiplier
 //   ModeGuard    mode_guard.hpp    eval mode and buffers of blocks out of training
 //   Composition  composition.hpp   the options, describe(), set_option(), RunShape
 #include <ATen/ATen.h>
@@ -40,7 +37,6 @@
 #include <torch/serialize/output-archive.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -48,20 +44,16 @@
 
 #include "frost/block_map.hpp"
 #include "frost/checkpoint.hpp"
-#include "frost/concepts/criterion.hpp"
-#include "frost/concepts/reducer.hpp"
-#include "frost/concepts/schedule.hpp"
-#include "frost/concepts/stop_rule.hpp"
 #include "frost/controller/block_ledger.hpp"
 #include "frost/controller/block_params.hpp"
 #include "frost/controller/composition.hpp"
 #include "frost/controller/lr_book.hpp"
 #include "frost/controller/mode_guard.hpp"
+#include "frost/controller/policies.hpp"
 #include "frost/controller/step_clock.hpp"
 #include "frost/controller_options.hpp"
 #include "frost/error.hpp"
 #include "frost/extras.hpp"
-#include "frost/host.hpp"
 
 namespace frost {
 
@@ -87,10 +79,7 @@ class FreezeController {
       : optimizer_(&optimizer),
         blocks_(std::move(blocks)),
         options_(std::move(options)),
-        criterion_(options_.criterion()),
-        schedule_(options_.schedule()),
-        stop_(options_.stop()),
-        reducer_(options_.reducer()),
+        policies_(options_),
         clock_(options_.controller().steps_per_epoch()),
         ledger_(blocks_),
         mode_(options_.controller().eval_frozen(), blocks_.size()),
@@ -98,10 +87,7 @@ class FreezeController {
     validate(options_.controller());
     blocks_.check_parameters_of(model);
     lr_ = LrBook(*optimizer_, blocks_);  // a group's rate follows one block (checked there)
-    const RunShape shape = run_shape(blocks_, options_.controller());
-    schedule_.setup(shape);
-    criterion_.setup(shape);
-    concepts::setup_stop(stop_, shape);
+    policies_.setup(run_shape(blocks_, options_.controller()));
     adopt_user_frozen();
     check_coverage(model);
   }
@@ -121,12 +107,12 @@ class FreezeController {
     clock_.check_begin();
     adopt_lr();  // before any transition rewrites a rate
     decisions_.clear();
-    concepts::decide_before_step(criterion_, now(), decisions_);
-    apply(decisions_, criterion_policy_);
+    concepts::decide_before_step(policies_.criterion, now(), decisions_);
+    apply(decisions_, policies_.criterion_label);
     const std::int64_t step = clock_.step();
     for (std::size_t i = 0; i < blocks_.size(); ++i)
-      if (!is_frozen(i) && schedule_.frozen(step, static_cast<std::int64_t>(i)))
-        carry_out(i, Request::freeze, schedule_policy_, static_cast<double>(step),
+      if (!is_frozen(i) && policies_.schedule.frozen(step, static_cast<std::int64_t>(i)))
+        carry_out(i, Request::freeze, policies_.schedule_label, static_cast<double>(step),
                   "the schedule's learning rate reached zero");
     for (std::size_t g = 0; g < lr_.num_groups(); ++g)
       lr_.apply(g, lr_scale(step, lr_.block_of(g)));  // block_of: a block or kHead
@@ -137,7 +123,7 @@ class FreezeController {
   /// After `loss.backward()`: the criterion reads this step's gradients.
   void after_backward() {
     clock_.check_backward();
-    criterion_.observe(now());
+    policies_.criterion.observe(now());
     clock_.backward();
   }
 
@@ -149,11 +135,11 @@ class FreezeController {
     clock_.check_end(concepts::uses_gradients<Criterion>(), concepts::name_of<Criterion>());
     guard_modes();
     const StepState s = now();
-    if (criterion_.decision_point(s)) {
-      const std::vector<double> values = read_statistics(s);
+    if (policies_.criterion.decision_point(s)) {
+      const std::vector<double> values = policies_.statistics(s);
       decisions_.clear();
-      criterion_.decide(s, HostValues(values), decisions_);
-      apply(decisions_, criterion_policy_);
+      policies_.criterion.decide(s, HostValues(values), decisions_);
+      apply(decisions_, policies_.criterion_label);
     }
     clock_.advance();
     check_stop();
@@ -177,26 +163,13 @@ class FreezeController {
   /// A validation loss measured now (through the reducer: the mean over the
   /// ranks in a data-parallel run); forwarded to the criterion and the stop
   /// rule (early stopping with patience listens to it).
-  void report_validation(double loss) {
-    if constexpr (concepts::is_identity_reducer<reducer_type>())
-      validation(loss);
-    else
-      report_validation(at::full({1}, loss, at::TensorOptions().dtype(at::kDouble)));
-  }
+  void report_validation(double loss) { validation(policies_.validation_loss(loss)); }
   /// The same for a loss still on the device (one host read, after the reducer).
-  void report_validation(const at::Tensor& loss) {
-    detail::require(
-        loss.defined() && loss.numel() == 1,
-        "report_validation: give a one-element loss tensor (got ",
-        loss.defined() ? std::to_string(loss.numel()) + " elements" : "an undefined tensor", ")");
-    const at::Tensor l = loss.detach().reshape({1}).to(at::kDouble);
-    validation(host::read_scalar(concepts::reduce(reducer_, l)));
-  }
+  void report_validation(const at::Tensor& loss) { validation(policies_.validation_loss(loss)); }
 
-  /// Activations of a block (for criteria that look at them). Ignored by
-  /// criteria that do not.
+  /// Activations of a block, for criteria that look at them (else ignored).
   void observe_activations(std::int64_t block, const at::Tensor& activations) {
-    concepts::notify_activations(criterion_, block, activations);
+    concepts::notify_activations(policies_.criterion, block, activations);
   }
   /// This step's features (e.g. the class token fed to the head, [N, D]) and
   /// labels ([N]); for criteria that compare features (token similarity).
@@ -205,28 +178,21 @@ class FreezeController {
     detail::require(!clock_.idle(),
                     "observe_features() called outside a step; call it after the forward pass, "
                     "between ctl.before_step() and ctl.after_step()");
-    concepts::notify_features(criterion_, now(), features, labels);
+    concepts::notify_features(policies_.criterion, now(), features, labels);
   }
 
   // --- state changes by hand (recorded with policy "user") -------------------
 
   /// Freezes a block for good (from training or trial).
   void freeze(std::size_t block, const std::string& reason = "frozen by the user") {
-    check_block(block, "freeze");
-    adopt_lr();
-    carry_out(block, Request::freeze, "user", 0.0, reason);
+    by_hand(block, Request::freeze, reason);
   }
   void freeze(const std::string& block_name, const std::string& reason = "frozen by the user") {
     freeze(blocks_.index_of(block_name), reason);
   }
   /// Puts a training block in trial: no gradient, optimizer state kept.
   void trial(std::size_t block, const std::string& reason = "trial by the user") {
-    check_block(block, "trial");
-    adopt_lr();
-    const Transition t = ledger_.plan(block, Request::trial);
-    detail::require(!t.refused(), "trial(", blocks_[block].name,
-                    "): ", t.refused() ? t.refusal : "", "; call ctl.unfreeze() first");
-    carry_out(block, Request::trial, "user", 0.0, reason);
+    by_hand(block, Request::trial, reason);
   }
   void trial(const std::string& block_name, const std::string& reason = "trial by the user") {
     trial(blocks_.index_of(block_name), reason);
@@ -234,16 +200,7 @@ class FreezeController {
   /// Back to training: a trial block trains on from its optimizer state; a
   /// frozen block trains again with fresh optimizer state (gradual unfreezing).
   void unfreeze(std::size_t block, const std::string& reason = "unfrozen by the user") {
-    check_block(block, "unfreeze");
-    if (!ledger_.plan(block, Request::unfreeze).moves()) return;
-    adopt_lr();
-    detail::require(!schedule_.frozen(clock_.step(), static_cast<std::int64_t>(block)), "unfreeze(",
-                    blocks_[block].name, "): schedule ", concepts::name_of<Schedule>(),
-                    " has annealed this block's learning rate to 0 for good at step ",
-                    clock_.step(),
-                    ", so it cannot train again; unfreeze works with schedules that keep a rate "
-                    "(Constant, Cosine)");
-    carry_out(block, Request::unfreeze, "user", 0.0, reason);
+    by_hand(block, Request::unfreeze, reason);
   }
   void unfreeze(const std::string& block_name, const std::string& reason = "unfrozen by the user") {
     unfreeze(blocks_.index_of(block_name), reason);
@@ -284,18 +241,18 @@ class FreezeController {
   const Timeline& timeline() const noexcept { return ledger_.timeline(); }
   const BlockMap& blocks() const noexcept { return blocks_; }
   const Options& options() const noexcept { return options_; }
-  Criterion& criterion() noexcept { return criterion_; }
-  const Criterion& criterion() const noexcept { return criterion_; }
-  const Schedule& schedule() const noexcept { return schedule_; }
-  StopRule& stop_rule() noexcept { return stop_; }
-  const StopRule& stop_rule() const noexcept { return stop_; }
-  reducer_type& reducer() noexcept { return reducer_; }
-  const reducer_type& reducer() const noexcept { return reducer_; }
+  Criterion& criterion() noexcept { return policies_.criterion; }
+  const Criterion& criterion() const noexcept { return policies_.criterion; }
+  const Schedule& schedule() const noexcept { return policies_.schedule; }
+  StopRule& stop_rule() noexcept { return policies_.stop; }
+  const StopRule& stop_rule() const noexcept { return policies_.stop; }
+  reducer_type& reducer() noexcept { return policies_.reducer; }
+  const reducer_type& reducer() const noexcept { return policies_.reducer; }
   /// The learning-rate multiplier a block (or kHead) gets at `step`.
   double lr_scale(std::int64_t step, std::int64_t block) const {
     if (block >= 0 && ledger_.state(static_cast<std::size_t>(block)) != BlockState::training)
       return 0.0;
-    return schedule_.lr_scale(step, block);
+    return policies_.schedule.lr_scale(step, block);
   }
 
   /// "criterion=...;schedule=...;stop=..." (stored in checkpoints and checked on load).
@@ -315,20 +272,17 @@ class FreezeController {
 
   // --- checkpointing (frost/checkpoint.hpp wraps these) -----------------------
 
-  /// Writes the controller's complete state into `ar`: what it was written
-  /// for (composition, block names), each part's and each stateful policy's
-  /// state, in the checkpoint envelope (frost/checkpoint.hpp). The model and
-  /// the optimizer are the user's to save.
+  /// Writes the controller's complete state into `ar` in the checkpoint
+  /// envelope: what it was written for (composition, block names), each
+  /// part's and policy's state. The model and optimizer are the user's to save.
   void save(torch::serialize::OutputArchive& ar) const {
     torch::serialize::OutputArchive f;
     detail::write_identity(f, composition(), ledger_.names());
-    clock_.save(f);   // "step", "stopped"
-    ledger_.save(f);  // "states", "timeline.*"
-    mode_.save(f);    // "was_training"
-    lr_.save(f);      // "base_lr", "lr_scale"
-    concepts::save_state(criterion_, f, "criterion");
-    concepts::save_state(schedule_, f, "schedule");
-    concepts::save_state(stop_, f, "stop");
+    clock_.save(f);     // "step", "stopped"
+    ledger_.save(f);    // "states", "timeline.*"
+    mode_.save(f);      // "was_training"
+    lr_.save(f);        // "base_lr", "lr_scale"
+    policies_.save(f);  // "criterion", "schedule", "stop"
     detail::write_envelope(ar, f);
   }
 
@@ -342,26 +296,14 @@ class FreezeController {
     torch::serialize::InputArchive f;
     detail::open_envelope(ar, f, source);
     detail::check_identity(f, source, composition(), ledger_.names());
-    detail::require(clock_.step() == 0 && clock_.idle(), "cannot load ", source,
-                    " into a controller that has already stepped (step ", clock_.step(),
-                    "); load right after building the controller, before the first before_step()");
-    StepClock clock(options_.controller().steps_per_epoch());
-    BlockLedger ledger = ledger_;
-    ModeGuard mode = mode_;
-    LrBook lr = lr_;
-    detail::load_part(clock, f, source);
-    detail::load_part(ledger, f, source);
-    detail::load_part(mode, f, source);
-    detail::load_part(lr, f, source, ": ");
-    Criterion criterion(options_.criterion());
-    Schedule schedule(options_.schedule());
-    StopRule stop(options_.stop());
-    const RunShape shape = run_shape(blocks_, options_.controller());
-    detail::load_policy(schedule, f, "schedule", source, [&] { schedule.setup(shape); });
-    detail::load_policy(criterion, f, "criterion", source, [&] { criterion.setup(shape); });
-    detail::load_policy(stop, f, "stop", source, [&] { concepts::setup_stop(stop, shape); });
-    // Everything fitted: apply. A block that trains now and then is left as
-    // the user has it (mode included).
+    clock_.check_unstarted(source);
+    const StepClock clock = detail::loaded(clock_, f, source);
+    BlockLedger ledger = detail::loaded(ledger_, f, source);
+    ModeGuard mode = detail::loaded(mode_, f, source);
+    LrBook lr = detail::loaded(lr_, f, source, ": ");
+    // The policies load last: they swap themselves in when they fitted.
+    policies_.load(f, options_, run_shape(blocks_, options_.controller()), source);
+    // Everything fitted: apply. A block training before and after is left as it is.
     mode_ = std::move(mode);
     for (std::size_t b = 0; b < blocks_.size(); ++b)
       if (ledger.state(b) != BlockState::training || ledger_.state(b) != BlockState::training)
@@ -370,17 +312,26 @@ class FreezeController {
     lr_ = std::move(lr);
     lr_.reapply();
     mode_.reapply(blocks_, ledger_.states());
-    criterion_ = std::move(criterion);
-    schedule_ = std::move(schedule);
-    stop_ = std::move(stop);
     clock_ = clock;
     ++generation_;
   }
 
  private:
-  void check_block(std::size_t block, const char* what) const {
-    detail::require(block < blocks_.size(), what, "(", block, "): there are only ", blocks_.size(),
-                    " blocks");
+  /// The user's request `r` on a block (policy "user"), checked before
+  /// anything changes: a block that exists, a move the table allows (only a
+  /// trial of a frozen block is refused), a rate the schedule has not
+  /// annealed to 0 for good (unfreeze).
+  void by_hand(std::size_t block, Request r, const std::string& reason) {
+    detail::require(block < blocks_.size(), to_string(r), "(", block, "): there are only ",
+                    blocks_.size(), " blocks");
+    const Transition t = ledger_.plan(block, r);
+    detail::require(!t.refused(), to_string(r), "(", blocks_[block].name,
+                    "): ", t.refused() ? t.refusal : "", "; call ctl.unfreeze() first");
+    if (r == Request::unfreeze && !t.moves()) return;
+    if (r == Request::unfreeze)
+      policies_.check_can_train(clock_.step(), block, blocks_[block].name);
+    adopt_lr();
+    carry_out(block, r, "user", 0.0, reason);
   }
 
   StepState now() const { return clock_.now(ledger_.states()); }
@@ -388,42 +339,23 @@ class FreezeController {
   /// The stop rule's view: after the last completed step.
   StopState stop_state() const { return ledger_.with_counts(clock_.last_done()); }
 
-  std::vector<double> read_statistics(const StepState& s) {
-    at::Tensor t = concepts::statistics_of(criterion_, s);
-    if (!t.defined()) return {};
-    // The one synchronisation of a decision point.
-    return host::read(concepts::reduce(reducer_, t));
-  }
-
   void validation(double loss) {
-    concepts::notify_validation(criterion_, loss, now());
-    concepts::notify_validation(stop_, loss, stop_state());
+    concepts::notify_validation(policies_.criterion, loss, now());
+    concepts::notify_validation(policies_.stop, loss, stop_state());
     check_stop();
   }
 
   void check_stop() {
-    if (clock_.stopped() || !stop_.should_stop(stop_state())) return;
+    if (clock_.stopped() || !policies_.stop.should_stop(stop_state())) return;
     clock_.stop();
-    ledger_.stop(clock_.step(), stop_policy_);
+    ledger_.stop(clock_.step(), policies_.stop_label);
   }
 
-  static Request request_of(Decisions::Action a) {
-    using A = Decisions::Action;
-    return a == A::trial    ? Request::trial
-           : a == A::revert ? Request::revert
-           : a == A::commit ? Request::commit
-                            : Request::freeze;
-  }
-
-  /// A policy's requests, in block order (in-order mode may accept a prefix
-  /// requested in one batch in any order); the ledger's verdict on each: the
+  /// A policy's requests, in block order; the ledger's verdict on each: the
   /// lifecycle table and the guards (BlockLedger::review).
   void apply(const Decisions& d, const std::string& policy) {
     if (d.empty()) return;  // the common case: nothing to do, nothing to copy
-    std::vector<Decisions::Item> items = d.items();
-    std::stable_sort(items.begin(), items.end(),
-                     [](const auto& a, const auto& b) { return a.block < b.block; });
-    for (const auto& it : items) {
+    for (const auto& it : d.in_block_order()) {
       detail::require(it.block >= 0 && static_cast<std::size_t>(it.block) < blocks_.size(), policy,
                       " named block ", it.block, " but there are ", blocks_.size(), " blocks");
       const auto b = static_cast<std::size_t>(it.block);
@@ -433,14 +365,10 @@ class FreezeController {
       }
       const Request r = request_of(it.action);
       const Verdict v = ledger_.review(b, r, it.statistic, options_.controller().in_order());
-      if (!v.refused()) {
+      if (v.refused())
+        ledger_.refused(b, clock_.step(), policy, it, v);
+      else
         carry_out(b, r, policy, it.statistic, it.detail);
-        continue;
-      }
-      ledger_.warn(b, clock_.step(), policy, it.statistic,
-                   std::string(to_string(it.action)) + " refused: " + v.refusal +
-                       (it.detail.empty() ? std::string() : " (" + it.detail + ")"),
-                   policy + ":refused");
     }
   }
 
@@ -455,7 +383,7 @@ class FreezeController {
     set_params(b, t.to, /*from_training=*/from == BlockState::training);
     ledger_.enter(b, t, clock_.step(), policy, stat, std::move(detail));
     ++generation_;
-    concepts::notify_state(criterion_, static_cast<std::int64_t>(b), from, t.to);
+    concepts::notify_state(policies_.criterion, static_cast<std::int64_t>(b), from, t.to);
   }
 
   /// Block b's parameters, learning rate and mode in state `to`.
@@ -463,7 +391,7 @@ class FreezeController {
     const auto& blk = blocks_[b];
     params_.enter(blk, b, to, *optimizer_);
     if (to == BlockState::training) {
-      lr_.apply_block(b, schedule_.lr_scale(clock_.step(), static_cast<std::int64_t>(b)));
+      lr_.apply_block(b, policies_.schedule.lr_scale(clock_.step(), static_cast<std::int64_t>(b)));
       mode_.rejoin(blk, b);
     } else {
       lr_.apply_block(b, 0.0);
@@ -494,55 +422,38 @@ class FreezeController {
   /// block with none trainable is frozen from step 0 (recorded); in a block
   /// with some, those stay fixed whatever the block's state (BlockParams).
   void adopt_user_frozen() {
-    for (std::size_t b = 0; b < blocks_.size(); ++b) {
-      const std::size_t off = params_.num_fixed(b), all = blocks_[b].params.size();
-      if (off == all)
+    for (std::size_t b = 0; b < blocks_.size(); ++b)
+      if (params_.all_fixed(b))
         carry_out(b, Request::freeze, "user", 0.0,
                   "every parameter already had requires_grad false when the controller was built");
-      else if (off > 0)
-        ledger_.warn(b, 0, "user", static_cast<double>(off),
-                     std::to_string(off) + " of " + std::to_string(all) +
-                         " parameters already had requires_grad false; they stay fixed, the "
-                         "rest of the block follows its state");
-    }
+      else if (params_.num_fixed(b) > 0)
+        ledger_.warn(b, 0, "user", static_cast<double>(params_.num_fixed(b)),
+                     params_.fixed_note(b));
   }
 
+  /// A warning (block -1) when the block map holds less of the model than
+  /// controller.min_coverage.
   void check_coverage(const torch::nn::Module& model) {
-    const double share = blocks_.coverage(model);
-    if (share >= options_.controller().min_coverage()) return;
-    std::int64_t total = 0;
-    for (const auto& p : model.parameters(true)) total += p.numel();
-    const auto in = static_cast<std::int64_t>(std::llround(share * static_cast<double>(total)));
-    Event e;
-    e.kind = EventKind::warning;
-    e.policy = "controller";
-    e.statistic = share;
-    e.detail = "the block map holds " + std::to_string(in) + " of the model's " +
-               std::to_string(total) + " parameters (" +
-               std::to_string(static_cast<int>(std::lround(100.0 * share))) +
-               "%); the rest trains like the head and is never frozen. Check what "
-               "BlockMap::detect found, or name the blocks (from_prefixes); "
-               "controller.min_coverage(0) silences this";
-    ledger_.note(std::move(e), "controller:coverage");
+    const BlockMap::Coverage c = blocks_.coverage_of(model);
+    if (c.share() >= options_.controller().min_coverage()) return;
+    ledger_.note(Event{0, -1, "", EventKind::warning, "controller", c.share(),
+                       c.describe() +
+                           "; the rest trains like the head and is never frozen. "
+                           "Check what BlockMap::detect found, or name the blocks (from_prefixes); "
+                           "controller.min_coverage(0) silences this"},
+                 "controller:coverage");
   }
 
   torch::optim::Optimizer* optimizer_;
   BlockMap blocks_;
   Options options_;
-  Criterion criterion_;
-  Schedule schedule_;
-  StopRule stop_;
-  reducer_type reducer_;
+  Policies<Criterion, Schedule, StopRule, reducer_type> policies_;  // the four, set up
   StepClock clock_;     // the step counter, the call order, the stop flag
   BlockLedger ledger_;  // block states, the timeline
   ModeGuard mode_;      // eval mode and buffers of blocks out of training
   BlockParams params_;  // requires_grad, gradients, optimizer state; the user's fixed ones
   LrBook lr_;           // per param group: base rate, multiplier, block
   Decisions decisions_;
-  // Timeline labels, built once (not on every step).
-  std::string criterion_policy_ = "criterion:" + concepts::name_of<Criterion>();
-  std::string schedule_policy_ = "schedule:" + concepts::name_of<Schedule>();
-  std::string stop_policy_ = "stop:" + concepts::name_of<StopRule>();
   std::uint64_t generation_ = 0;
 };
 

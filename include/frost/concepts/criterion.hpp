@@ -51,6 +51,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/ArrayRef.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -129,6 +130,15 @@ class Decisions {
   }
 
   const std::vector<Item>& items() const noexcept { return items_; }
+  /// The items sorted by block, in their order within a block: the order the
+  /// controller applies them in (in_order mode then accepts a prefix that
+  /// was requested in one batch in any order).
+  std::vector<Item> in_block_order() const {
+    std::vector<Item> out = items_;
+    std::stable_sort(out.begin(), out.end(),
+                     [](const Item& a, const Item& b) { return a.block < b.block; });
+    return out;
+  }
   bool empty() const noexcept { return items_.empty(); }
   void clear() noexcept { items_.clear(); }
   /// Prefixes the detail of the items from `first` on (used by combinators).

@@ -20,6 +20,7 @@
 
 #include "frost/block_map.hpp"
 #include "frost/block_state.hpp"
+#include "frost/concepts/criterion.hpp"
 #include "frost/concepts/stop_rule.hpp"
 #include "frost/controller/lifecycle.hpp"
 #include "frost/error.hpp"
@@ -34,6 +35,15 @@ struct Verdict {
   std::string refusal;  ///< why it is refused; empty when it is not
   bool refused() const noexcept { return !refusal.empty(); }
 };
+
+/// The request a criterion's action makes (a warning makes none).
+inline Request request_of(Decisions::Action a) {
+  using A = Decisions::Action;
+  return a == A::trial    ? Request::trial
+         : a == A::revert ? Request::revert
+         : a == A::commit ? Request::commit
+                          : Request::freeze;
+}
 
 class BlockLedger {
  public:
@@ -71,6 +81,15 @@ class BlockLedger {
             std::string detail, const std::string& topic = {}) {
     record(EventKind::warning, b, step, policy, statistic, std::move(detail),
            topic.empty() ? policy : topic);
+  }
+  /// `policy`'s request `it` on block b was refused (verdict `v`): a warning
+  /// under the topic "<policy>:refused".
+  void refused(std::size_t b, std::int64_t step, const std::string& policy,
+               const Decisions::Item& it, const Verdict& v) {
+    warn(b, step, policy, it.statistic,
+         std::string(to_string(it.action)) + " refused: " + v.refusal +
+             (it.detail.empty() ? std::string() : " (" + it.detail + ")"),
+         policy + ":refused");
   }
   /// The stop rule ended the run after `steps_done` steps.
   void stop(std::int64_t steps_done, const std::string& policy) {

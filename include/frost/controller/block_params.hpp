@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -39,6 +40,14 @@ class BlockParams {
 
   /// How many of block b's parameters the user had fixed.
   std::size_t num_fixed(std::size_t b) const { return num_fixed_.at(b); }
+  /// Whether the user had fixed every parameter of block b.
+  bool all_fixed(std::size_t b) const { return num_fixed_.at(b) == fixed_.at(b).size(); }
+  /// For a block with some parameters fixed, what happens to them.
+  std::string fixed_note(std::size_t b) const {
+    return std::to_string(num_fixed_.at(b)) + " of " + std::to_string(fixed_.at(b).size()) +
+           " parameters already had requires_grad false; they stay fixed, the rest of the block "
+           "follows its state";
+  }
 
   /// Block b (`blk`) moves to `to`.
   void enter(const Block& blk, std::size_t b, BlockState to,

@@ -103,6 +103,12 @@ class StepClock {
   }
 
   // --- checkpoint: keys "step" and "stopped" -------------------------------
+  /// A checkpoint (`source`) may be loaded: the run has not begun.
+  void check_unstarted(const std::string& source) const {
+    detail::require(step_ == 0 && phase_ == Phase::idle, "cannot load ", source,
+                    " into a controller that has already stepped (step ", step_,
+                    "); load right after building the controller, before the first before_step()");
+  }
   void save(torch::serialize::OutputArchive& ar) const {
     ar.write("step", c10::IValue(step_));
     ar.write("stopped", c10::IValue(stopped_));
