@@ -67,12 +67,12 @@ int main(int argc, char** argv) try {
   if (!checkpoint.empty() && std::filesystem::exists(checkpoint)) {  // resume
     torch::serialize::InputArchive ar, model_ar, optimizer_ar, frost_ar;
     frost::load_file(ar, checkpoint);
+    ar.read("frost", frost_ar);  // first: checked before the model and optimizer change
+    frost::load(ctl, frost_ar, checkpoint);
     ar.read("model", model_ar);
     model->load(model_ar);
     ar.read("optimizer", optimizer_ar);
     optimizer.load(optimizer_ar);
-    ar.read("frost", frost_ar);
-    frost::load(ctl, frost_ar, checkpoint);
     lr = frost::read_value(ar, "my.lr").toDouble();  // your values, next to frost's
     first_epoch = frost::next_epoch(ctl);            // ctl.step() / steps_per_epoch
     std::cout << "resumed at epoch " << first_epoch << ", lr " << lr << "\n";

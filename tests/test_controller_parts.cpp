@@ -7,6 +7,7 @@
 // controller that coordinates them is tested in test_controller.cpp and
 // test_protocol.cpp.
 #include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/optim/adam.h>
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -30,6 +32,7 @@
 #include "frost/controller/mode_guard.hpp"
 #include "frost/controller/policies.hpp"
 #include "frost/controller/step_clock.hpp"
+#include "frost/criteria/gradient_norm_change.hpp"
 #include "frost/criteria/gradient_threshold.hpp"
 #include "frost/reducers/identity.hpp"
 #include "frost/schedules/freezeout.hpp"
@@ -295,6 +298,12 @@ TEST_SUITE("controller parts") {
     back.leave(m.blocks[1], 1, /*from_training=*/false);  // keeps the loaded mode
     back.rejoin(m.blocks[1], 1);
     CHECK_FALSE(bn->is_training());
+    // "mode_warned" too: a resumed run does not warn again what was reported once.
+    m.net->train();
+    CHECK_FALSE(back.after_step(m.blocks, states).has_value());
+    frost::ModeGuard fresh(true, 3);
+    m.net->train();
+    CHECK(fresh.after_step(m.blocks, states) == std::optional<std::size_t>(1));
     frost::ModeGuard four(true, 4);
     CHECK_FROST_ERROR(round_trip(guard, four), "block states for 3 blocks, 4 expected");
 
@@ -489,6 +498,13 @@ TEST_SUITE("controller parts") {
     CHECK(e.policy == "criterion:X");
     CHECK(e.detail == "commit refused: the block is not in trial (why)");
 
+    // A wrong block name: the closest block names, not their dotted ancestors.
+    torch::nn::ModuleList nested{
+        torch::nn::Sequential(torch::nn::Linear(2, 2), torch::nn::Linear(2, 2)),
+        torch::nn::Linear(2, 2)};
+    const frost::BlockMap inner = frost::BlockMap::from_prefixes(*nested, {"0.0", "0.1", "1"});
+    CHECK_FROST_ERROR(inner.index_of("0.5"), "no block named '0.5'; closest: '0.0', '0.1', '1'");
+
     // Coverage of a model whose map leaves the last Linear (4*2 + 2 = 10) out.
     const frost::BlockMap two = frost::BlockMap::from_prefixes(*m.net, {"0", "1"});
     const frost::BlockMap::Coverage c = two.coverage_of(*m.net);
@@ -588,6 +604,16 @@ TEST_SUITE("controller parts") {
                         "e.frost is corrupt: its frost state ('frost.state', 'frost.crc32') is "
                         "missing or malformed");
     }
+    {  // a whole-run archive (model, optimizer, frost) given where frost's part was expected
+      torch::serialize::OutputArchive whole;
+      whole.write("model", state);
+      whole.write("frost", outer);
+      torch::serialize::InputArchive in, f;
+      read_bytes(in, bytes_of(whole));
+      CHECK_FROST_ERROR(frost::detail::open_envelope(in, f, "run.pt"),
+                        "run.pt is a whole-run archive with frost's part under the key 'frost'; "
+                        "read that part and load it");
+    }
     {  // a part's error names the file
       Model m;
       frost::BlockLedger ledger(m.blocks);
@@ -596,6 +622,27 @@ TEST_SUITE("controller parts") {
       CHECK_FROST_ERROR(frost::detail::load_part(ledger, f, "run.frost"),
                         "run.frost is corrupt: its frost state has no valid 'states'");
     }
+  }
+
+  TEST_CASE("composition: set_option names the whole key, the accepted values and the kind") {
+    using Comp = frost::Composition<frost::criteria::GradientThreshold,
+                                    frost::schedules::FreezeOut<frost::Linear, frost::Unscaled>,
+                                    frost::stop::Patience, frost::reducers::Identity>;
+    Comp::Options o;
+    Comp::set_option(o, "criterion.window", "7");
+    CHECK(o.criterion().window() == 7);
+    CHECK_FROST_ERROR(Comp::set_option(o, "criterion.windw", "7"),
+                      "unknown option 'criterion.windw'; known options: criterion.");
+    CHECK_FROST_ERROR(Comp::set_option(o, "criterion.window", "2.5"),
+                      "option 'criterion.window' expects a number (an integer), got '2.5'");
+    CHECK_FROST_ERROR(Comp::set_option(o, "schedule.t0", "half"),
+                      "option 'schedule.t0' expects a number, got 'half'");
+    CHECK_FROST_ERROR(Comp::set_option(o, "criterion.reference", "middle"),
+                      "option 'criterion.reference' does not accept 'middle'; it takes first or "
+                      "peak");
+    CHECK(o.criterion().window() == 7);  // a refused value changes nothing
+    CHECK(frost::detail::enum_names<frost::criteria::FreezeMode>() ==
+          "sequential, prefix_to_slowest, slowest_if_first or any_order");
   }
 
   TEST_CASE("run shape: one setup struct for every policy") {

@@ -174,13 +174,19 @@ struct Run {
   std::vector<at::Tensor> params;
 };
 
+/// The order a resume loads the archive's parts in: the README's (frost's
+/// part first: its checks run before the model and optimizer change) or the
+/// model and optimizer first. Both resume exactly.
+enum class LoadOrder { frost_first, model_first };
+
 /// Trains up to `total` steps (or until the stop rule says so), validating
 /// every `validate_every` steps. With save_at >= 0 the run is cut there: model,
 /// optimizer and controller are saved into one archive, everything is rebuilt
-/// from another initialisation, loaded, and training continues.
+/// from another initialisation, loaded in `order`, and training continues.
 template <class Ctl>
 Run cut_run(const typename Ctl::Options& o, std::int64_t total, std::int64_t save_at,
-            std::int64_t validate_every, const std::function<void(Ctl&)>& prepare = {}) {
+            std::int64_t validate_every, const std::function<void(Ctl&)>& prepare = {},
+            LoadOrder order = LoadOrder::model_first) {
   const auto task = frost_test::make_task(96, at::kCPU);
   const auto val = frost_test::make_task(48, at::kCPU, 8, 3, 11);
   torch::manual_seed(5);
@@ -209,12 +215,13 @@ Run cut_run(const typename Ctl::Options& o, std::int64_t total, std::int64_t sav
       ctl = std::make_unique<Ctl>(net, *opt, blocks, o);
       torch::serialize::InputArchive in, mi, oi, fi;
       read_bytes(in, bytes);
+      in.read("frost", fi);
+      if (order == LoadOrder::frost_first) frost::load(*ctl, fi, "the cut");
       in.read("model", mi);
       net->load(mi);
       in.read("optimizer", oi);
       opt->load(oi);
-      in.read("frost", fi);
-      frost::load(*ctl, fi, "the cut");
+      if (order == LoadOrder::model_first) frost::load(*ctl, fi, "the cut");
       if (prepare) prepare(*ctl);  // the test's script lives in the criterion object
     }
     r.losses.push_back(step(*ctl, net, *opt, task));
@@ -239,17 +246,20 @@ template <class Ctl>
 Run check_resume(const typename Ctl::Options& o, std::int64_t total, std::int64_t save_at,
                  std::int64_t validate_every, const std::function<void(Ctl&)>& prepare = {}) {
   const Run a = cut_run<Ctl>(o, total, -1, validate_every, prepare);
-  const Run b = cut_run<Ctl>(o, total, save_at, validate_every, prepare);
-  CHECK(a.losses == b.losses);
-  CHECK(same_events(a.timeline, b.timeline));
-  if (!same_events(a.timeline, b.timeline)) {
-    for (const auto& e : a.timeline) MESSAGE("uninterrupted: " << e);
-    for (const auto& e : b.timeline) MESSAGE("resumed:       " << e);
+  for (const LoadOrder order : {LoadOrder::model_first, LoadOrder::frost_first}) {
+    CAPTURE(order == LoadOrder::frost_first ? "frost's part first" : "model first");
+    const Run b = cut_run<Ctl>(o, total, save_at, validate_every, prepare, order);
+    CHECK(a.losses == b.losses);
+    CHECK(same_events(a.timeline, b.timeline));
+    if (!same_events(a.timeline, b.timeline)) {
+      for (const auto& e : a.timeline) MESSAGE("uninterrupted: " << e);
+      for (const auto& e : b.timeline) MESSAGE("resumed:       " << e);
+    }
+    CHECK(a.stopped == b.stopped);
+    CHECK(a.steps == b.steps);
+    REQUIRE(a.params.size() == b.params.size());
+    for (std::size_t i = 0; i < a.params.size(); ++i) CHECK(at::equal(a.params[i], b.params[i]));
   }
-  CHECK(a.stopped == b.stopped);
-  CHECK(a.steps == b.steps);
-  REQUIRE(a.params.size() == b.params.size());
-  for (std::size_t i = 0; i < a.params.size(); ++i) CHECK(at::equal(a.params[i], b.params[i]));
   return a;
 }
 

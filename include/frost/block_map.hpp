@@ -66,14 +66,8 @@ inline std::size_t edit_distance(const std::string& a, const std::string& b) {
 
 /// The names a prefix could have meant: every parameter name and each of its
 /// dotted ancestors, ranked by edit distance.
-inline std::string closest_names(const std::string& wanted,
-                                 const std::vector<std::string>& param_names) {
-  std::vector<std::string> candidates;
-  for (const auto& n : param_names) {
-    std::string::size_type pos = 0;
-    while ((pos = n.find('.', pos)) != std::string::npos) candidates.push_back(n.substr(0, pos++));
-    candidates.push_back(n);
-  }
+/// The three of `candidates` closest to `wanted` (edit distance), quoted.
+inline std::string closest_of(const std::string& wanted, std::vector<std::string> candidates) {
   std::sort(candidates.begin(), candidates.end());
   candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
   std::stable_sort(candidates.begin(), candidates.end(), [&](const auto& x, const auto& y) {
@@ -83,6 +77,18 @@ inline std::string closest_names(const std::string& wanted,
   for (std::size_t i = 0; i < candidates.size() && i < 3; ++i)
     out += (i ? ", " : "") + ("'" + candidates[i] + "'");
   return out;
+}
+/// The closest prefixes of a model's parameter names: the names and each of
+/// their dotted ancestors ("layer1.0.conv1.weight" -> "layer1", "layer1.0", ...).
+inline std::string closest_names(const std::string& wanted,
+                                 const std::vector<std::string>& param_names) {
+  std::vector<std::string> candidates;
+  for (const auto& n : param_names) {
+    std::string::size_type pos = 0;
+    while ((pos = n.find('.', pos)) != std::string::npos) candidates.push_back(n.substr(0, pos++));
+    candidates.push_back(n);
+  }
+  return closest_of(wanted, std::move(candidates));
 }
 }  // namespace detail
 
@@ -519,7 +525,7 @@ class BlockMap {
       if (blocks_[i].name == name) return i;
     std::vector<std::string> names;
     for (const auto& b : blocks_) names.push_back(b.name);
-    detail::fail("no block named '", name, "'; closest: ", detail::closest_names(name, names));
+    detail::fail("no block named '", name, "'; closest: ", detail::closest_of(name, names));
   }
 
   std::int64_t numel() const {

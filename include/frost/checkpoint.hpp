@@ -89,6 +89,13 @@ inline void write_envelope(torch::serialize::OutputArchive& ar,
 inline void open_envelope(torch::serialize::InputArchive& ar,
                           torch::serialize::InputArchive& state, const std::string& source) {
   c10::IValue v;
+  torch::serialize::InputArchive nested;
+  if (!ar.try_read("frost.format", v) && ar.try_read("frost", nested) &&
+      nested.try_read("frost.format", v))
+    fail(source, " is a whole-run archive with frost's part under the key 'frost'; read that "
+         "part and load it: `torch::serialize::InputArchive f; ar.read(\"frost\", f); "
+         "frost::load(ctl, f, path);` (frost::load_checkpoint reads what "
+         "frost::save_checkpoint wrote: the controller alone)");
   if (!ar.try_read("frost.format", v))
     fail(source, " holds no frost state ('frost.format' is missing): it was not written by "
          "frost::save, or by a frost before checkpoint format ", kCheckpointFormat,

@@ -104,6 +104,23 @@ std::string to_text(const T& v) {
   return os.str();
 }
 
+/// The names an enum's from_string accepts, "a, b or c": the values whose
+/// to_string reads back (both found by ADL next to the enum).
+template <class T>
+std::string enum_names() {
+  std::vector<std::string> names;
+  for (int i = 0; i < 64; ++i) {
+    const T e = static_cast<T>(i);
+    T back{};
+    const std::string n = to_string(e);
+    if (from_string(n, back) && back == e) names.push_back(n);
+  }
+  std::string out;
+  for (std::size_t i = 0; i < names.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  return out;
+}
+
 template <class T>
 T from_text(const std::string& key, const std::string& text) {
   if constexpr (std::is_same_v<T, std::string>) {
@@ -122,7 +139,8 @@ T from_text(const std::string& key, const std::string& text) {
     return out;
   } else if constexpr (std::is_enum_v<T>) {
     T v{};
-    if (!from_string(text, v)) fail("option '", key, "' does not accept '", text, "'");
+    if (!from_string(text, v))
+      fail("option '", key, "' does not accept '", text, "'; it takes ", enum_names<T>());
     return v;
   } else {
     std::istringstream is(text);
@@ -130,7 +148,8 @@ T from_text(const std::string& key, const std::string& text) {
     is >> v;
     char rest = 0;
     if (is.fail() || (is >> rest))
-      fail("option '", key, "' expects a number, got '", text, "'");
+      fail("option '", key, "' expects a number", std::is_integral_v<T> ? " (an integer)" : "",
+           ", got '", text, "'");
     return v;
   }
 }
@@ -179,19 +198,21 @@ OptionList describe(const Opts& opts) {
 }
 
 /// Sets the field `key` (dotted for nested options) from text; throws
-/// frost::Error naming the known keys when there is no such field.
+/// frost::Error naming the known keys when there is no such field. Messages
+/// name keys with `shown_prefix` in front (a controller's "criterion.", ...).
 template <class Opts>
-void set_option(Opts& opts, const std::string& key, const std::string& value) {
+void set_option(Opts& opts, const std::string& key, const std::string& value,
+                const std::string& shown_prefix = "") {
   bool found = false;
   std::string known;
   detail::visit_fields(opts, "", [&](const std::string& k, auto& v) {
-    known += (known.empty() ? "" : ", ") + k;
+    known += (known.empty() ? "" : ", ") + shown_prefix + k;
     if (k == key) {
-      v = detail::from_text<std::decay_t<decltype(v)>>(key, value);
+      v = detail::from_text<std::decay_t<decltype(v)>>(shown_prefix + key, value);
       found = true;
     }
   });
-  if (!found) detail::fail("unknown option '", key, "'; known options: ", known);
+  if (!found) detail::fail("unknown option '", shown_prefix, key, "'; known options: ", known);
 }
 
 }  // namespace frost

@@ -76,11 +76,11 @@ struct Composition {
     const auto dot = key.find('.');
     const std::string part = key.substr(0, dot);
     const std::string rest = dot == std::string::npos ? "" : key.substr(dot + 1);
-    if (part == "controller") return frost::set_option(o.controller(), rest, value);
-    if (part == "criterion") return frost::set_option(o.criterion(), rest, value);
-    if (part == "schedule") return frost::set_option(o.schedule(), rest, value);
-    if (part == "stop") return frost::set_option(o.stop(), rest, value);
-    if (part == "reducer") return frost::set_option(o.reducer(), rest, value);
+    if (part == "controller") return frost::set_option(o.controller(), rest, value, "controller.");
+    if (part == "criterion") return frost::set_option(o.criterion(), rest, value, "criterion.");
+    if (part == "schedule") return frost::set_option(o.schedule(), rest, value, "schedule.");
+    if (part == "stop") return frost::set_option(o.stop(), rest, value, "stop.");
+    if (part == "reducer") return frost::set_option(o.reducer(), rest, value, "reducer.");
     detail::fail("unknown option '", key,
                  "'; options start with controller., criterion., schedule., stop. or reducer.");
   }

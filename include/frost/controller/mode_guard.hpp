@@ -131,19 +131,28 @@ class ModeGuard {
            "model->train() before ctl.before_step(). Reported once";
   }
 
-  // --- checkpoint: key "was_training" --------------------------------------
+  // --- checkpoint: keys "was_training" and "mode_warned" -------------------
+  // "mode_warned" keeps a resumed run from warning again what the first run
+  // already reported once (its timeline would differ). It is written only
+  // once the warning was given, so an absent key means "not warned yet" and
+  // checkpoints written before it existed load, and save again, unchanged.
   void save(torch::serialize::OutputArchive& ar) const {
     const std::vector<std::int64_t> wt(was_training_.begin(), was_training_.end());
     ar.write("was_training", c10::IValue(wt));
+    if (warned_) ar.write("mode_warned", c10::IValue(true));
   }
   void load(torch::serialize::InputArchive& ar) {
-    c10::IValue v;
+    c10::IValue v, w;
     detail::require(ar.try_read("was_training", v) && v.isIntList(),
                     "is corrupt: its frost state has no valid 'was_training'");
     const auto wt = v.toIntVector();
     detail::require(wt.size() == was_training_.size(), "is corrupt: block states for ", wt.size(),
                     " blocks, ", was_training_.size(), " expected");
+    const bool has_warned = ar.try_read("mode_warned", w);
+    detail::require(!has_warned || w.isBool(),
+                    "is corrupt: its frost state's 'mode_warned' is not a bool");
     for (std::size_t b = 0; b < wt.size(); ++b) was_training_[b] = static_cast<char>(wt[b] != 0);
+    warned_ = has_warned && w.toBool();
   }
 
  private:
