@@ -26,7 +26,7 @@ namespace frost_predictor {
 namespace fx = frost_examples;
 
 /// The classes frost-train fine-tunes, validates and tests on (its main job:
-/// examples/train/trainer.hpp, load_task_data). The histories must not see them.
+/// examples/train/data.hpp, load_task_data). The histories must not see them.
 inline const std::vector<std::int64_t>& main_job_classes() {
   static const std::vector<std::int64_t> c{5, 6, 7, 8, 9};
   return c;

@@ -7,7 +7,9 @@
 //   plan.hpp        the run plan: --resume, the strategies, --set, the frontier
 //   world.hpp       the ranks: one process, or several through c10d
 //   strategies.hpp  the freezing strategies, by name
-//   trainer.hpp     the data, pre-training, one strategy's fine-tuning (StrategyRun)
+//   data.hpp        Fashion-MNIST's two tasks, a rank's shard, accuracy on a split
+//   pretraining.hpp the cached pre-training the strategies start from
+//   trainer.hpp     one strategy's fine-tuning (StrategyRun; run.hpp: what a run is)
 //   runner.hpp      the interleaved runner: a seed's runs take turns; the seeds
 //   output.hpp      the report files and tables (report.hpp, study.hpp, svg.hpp)
 #include <algorithm>

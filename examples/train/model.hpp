@@ -7,7 +7,7 @@
 //
 // Which family a run gets is chosen here, once, from --model:
 //   tiny | small   the example ViT (examples/common/vit.hpp), pre-trained by
-//                  frost-train itself on classes 0-4 (ensure_pretrained,
+//                  frost-train itself on classes 0-4 (pretraining.hpp,
 //                  cached), its head started from zero for classes 5-9;
 //   effnet-lite0   ImageNet-pretrained EfficientNet-Lite0
 //                  (effnet_net.hpp): no pre-training, the weights file of

@@ -13,10 +13,11 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "files.hpp"
 #include "report.hpp"
+#include "run.hpp"
 #include "study.hpp"
 #include "svg.hpp"
-#include "trainer.hpp"
 
 namespace frost_train {
 

@@ -5,7 +5,7 @@
 // study's and the comparison's defaults), the strategies chosen by name with
 // their --set options, and the runs of every seed: the chosen strategies and
 // the frontier's shorter full fine-tuning budgets.
-// (Plan, in trainer.hpp, is one run's step budget; RunPlan is the whole
+// (Plan, in run.hpp, is one run's step budget; RunPlan is the whole
 // invocation's.)
 #include <algorithm>
 #include <fstream>

@@ -15,7 +15,8 @@
 #include <utility>
 #include <vector>
 
-#include "trainer.hpp"
+#include "files.hpp"
+#include "run.hpp"
 
 namespace frost_train {
 

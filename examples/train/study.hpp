@@ -15,8 +15,9 @@
 #include <utility>
 #include <vector>
 
+#include "files.hpp"
 #include "report.hpp"
-#include "trainer.hpp"
+#include "run.hpp"
 
 namespace frost_train {
 

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "report.hpp"
+#include "run.hpp"
 #include "study.hpp"
-#include "trainer.hpp"
 
 namespace frost_train {
 

@@ -1,465 +1,46 @@
 #pragma once
-// examples/train/trainer.hpp — frost-train's work: the data (Fashion-MNIST
-// split into a pre-training task, classes 0-4, and a fine-tuning task,
-// classes 5-9), the cached pre-training run, and the fine-tuning loop that
-// drives a frost::FreezeController, logs every step, checkpoints atomically
-// and resumes.
+// examples/train/trainer.hpp — one strategy's fine-tuning (StrategyRun): the
+// loop that drives a frost::FreezeController on classes 5-9, logs every step,
+// checkpoints atomically and resumes. The rooms it stands on:
+//   files.hpp        paths, atomic writes, the numbers of the log files
+//   device.hpp       --device, sync, peak memory
+//   data.hpp         Fashion-MNIST's two tasks, a rank's shard, accuracy on a split
+//   pretraining.hpp  the cached pre-training (the body every strategy starts from)
+//   run.hpp          RunContext, Plan, RunResult and the Run interface
 #include <torch/nn/functional/loss.h>
 #include <torch/optim/adamw.h>
 #include <torch/serialize.h>
-#include <torch/cuda.h>
-
-#include <sys/resource.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdint>
-#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
-#include <iomanip>
-#include <limits>
-#include <map>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
-
-#if defined(FROST_TRAIN_CUDA_STATS) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
-#include <c10/cuda/CUDACachingAllocator.h>
-#define FROST_TRAIN_HAVE_CUDA_STATS 1
-#endif
-
-#include <nlohmann/json.hpp>
 
 #include "frost/cache/activation_cache.hpp"
 #include "frost/checkpoint.hpp"
 #include "frost/frost.hpp"
-#include "idx.hpp"
-#include "system.hpp"
 
 #include "accounting.hpp"
 #include "cli.hpp"
+#include "data.hpp"
+#include "device.hpp"
+#include "files.hpp"
 #include "model.hpp"
-#include "progress.hpp"
+#include "pretraining.hpp"
+#include "run.hpp"
 #include "world.hpp"
 
 namespace frost_train {
 
 namespace fx = frost_examples;
-
-// --- small utilities ----------------------------------------------------------
-
-inline bool path_exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-
-using frost_examples::make_dirs;  // mkdir -p (examples/common/system.hpp)
-
-inline std::string join(const std::string& dir, const std::string& name) {
-  if (dir.empty()) return name;
-  return dir.back() == '/' ? dir + name : dir + "/" + name;
-}
-
-/// Writes `text` to `path` atomically (temporary file + rename).
-inline void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw std::runtime_error("cannot write " + tmp);
-    f << text;
-    if (!f.flush()) throw std::runtime_error("cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw std::runtime_error("cannot rename " + tmp + " to " + path);
-}
-
-/// steps.jsonl: one JSON object per line, keys in the order written.
-using Json = nlohmann::ordered_json;
-
-/// A number for steps.jsonl, to 6 significant digits; null when not finite
-/// (JSON has no NaN or infinity).
-inline Json json_number(double v) {
-  if (!std::isfinite(v)) return nullptr;
-  char b[32];
-  std::snprintf(b, sizeof b, "%.6g", v);
-  return std::strtod(b, nullptr);
-}
-
-/// `j` as one line of a JSON-lines file (invalid UTF-8 replaced, not thrown).
-inline std::string json_line(const Json& j) {
-  return j.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace) + "\n";
-}
-
-/// A number for the CSV files: 6 significant digits, "null" when not finite.
-inline std::string csv_number(double v) {
-  if (!std::isfinite(v)) return "null";
-  std::ostringstream os;
-  os << std::setprecision(6) << v;
-  return os.str();
-}
-
-// --- memory ---------------------------------------------------------------
-
-/// Resets the peak-memory counter of `device` (CUDA: the caching allocator's
-/// peak; CPU: the process' peak RSS through /proc/self/clear_refs, Linux).
-inline void reset_peak_memory(const torch::Device& device) {
-  if (device.is_cuda()) {
-#ifdef FROST_TRAIN_HAVE_CUDA_STATS
-    c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
-#endif
-    return;
-  }
-  if (std::FILE* f = std::fopen("/proc/self/clear_refs", "w")) {
-    std::fputs("5", f);  // resets VmHWM to the current RSS
-    std::fclose(f);
-  }
-}
-
-/// Peak memory in MiB since reset_peak_memory and what it measures; NaN when
-/// not measurable.
-inline std::pair<double, std::string> peak_memory_mib(const torch::Device& device) {
-  if (device.is_cuda()) {
-#ifdef FROST_TRAIN_HAVE_CUDA_STATS
-    const auto stats =
-        c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
-    return {static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0),
-            "CUDA max allocated"};
-#else
-    return {std::numeric_limits<double>::quiet_NaN(), "not measurable in this build"};
-#endif
-  }
-  // CPU: the process' peak resident set (VmHWM; model, data and LibTorch
-  // itself, a rough measure).
-  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
-    char line[256];
-    while (std::fgets(line, sizeof line, f)) {
-      long kb = 0;
-      if (std::sscanf(line, "VmHWM: %ld kB", &kb) == 1) {
-        std::fclose(f);
-        return {static_cast<double>(kb) / 1024.0, "process peak RSS"};
-      }
-    }
-    std::fclose(f);
-  }
-  struct rusage ru {};
-  ::getrusage(RUSAGE_SELF, &ru);
-  return {static_cast<double>(ru.ru_maxrss) / 1024.0, "process max RSS"};
-}
-
-// --- data ---------------------------------------------------------------------
-
-struct TaskData {
-  fx::Dataset pretrain;  ///< train split, classes 0-4
-  fx::Dataset train;     ///< train split, classes 5-9 (labels kept: 5..9)
-  fx::Dataset val;       ///< train split, classes 5-9, the images after `train`'s: validation
-  fx::Dataset test;      ///< t10k split, classes 5-9
-};
-
-/// Adds the package hint to every data error (the reader's "file not found"
-/// already has it; a corrupt file's message does not).
-inline fx::DataError with_package_hint(const fx::DataError& e) {
-  std::string m = e.what();
-  if (m.find("dataset-fashion-mnist") == std::string::npos)
-    m += "\n  (the Fashion-MNIST files come from the Debian package dataset-fashion-mnist: "
-         "apt-get install --reinstall dataset-fashion-mnist, or pass --data DIR with the four "
-         "*-ubyte.gz files)";
-  return fx::DataError(m);
-}
-
-inline TaskData load_task_data(const std::string& dir, std::int64_t pretrain_limit,
-                               std::int64_t train_limit, std::int64_t test_limit,
-                               std::int64_t val_limit = 1000) {
-  try {
-    const auto train = fx::load_fashion_mnist(dir, /*train=*/true);
-    const auto test = fx::load_fashion_mnist(dir, /*train=*/false);
-    TaskData d;
-    d.pretrain = fx::filter_classes(train, {0, 1, 2, 3, 4}, /*relabel=*/false);
-    d.train = fx::filter_classes(train, {5, 6, 7, 8, 9}, /*relabel=*/false);
-    {
-      // Validation: held-out training images of classes 5-9 (never trained
-      // on), the ones after the fine-tuning set; early stopping and the
-      // time-to-accuracy picture read them, the test set stays untouched.
-      const std::int64_t n = d.train.size();
-      const std::int64_t n_val = std::max<std::int64_t>(0, std::min(val_limit, n / 2));
-      const std::int64_t n_train =
-          train_limit >= 0 ? std::min(train_limit, n - n_val) : n - n_val;
-      d.val = {d.train.images.narrow(0, n_train, n_val), d.train.labels.narrow(0, n_train, n_val)};
-      d.train = fx::take_first(d.train, n_train);
-    }
-    d.test = fx::filter_classes(test, {5, 6, 7, 8, 9}, /*relabel=*/false);
-    if (pretrain_limit >= 0) d.pretrain = fx::take_first(d.pretrain, pretrain_limit);
-    if (test_limit >= 0) d.test = fx::take_first(d.test, test_limit);
-    if (d.pretrain.size() == 0 || d.train.size() == 0 || d.test.size() == 0 || d.val.size() == 0)
-      throw fx::DataError("Fashion-MNIST in " + dir + " has no images for one of the tasks");
-    return d;
-  } catch (const fx::DataError& e) {
-    throw with_package_hint(e);
-  }
-}
-
-// --- model ----------------------------------------------------------------------
-
-// model_options (the ViT's), TaskNet and the choice of the family: model.hpp
-
-inline torch::Device parse_device(const std::string& s) {
-  torch::Device d(torch::kCPU);
-  try {
-    d = torch::Device(s);
-  } catch (const std::exception&) {
-    throw UsageError("--device: cannot parse '" + s + "' (cpu, cuda or cuda:N)");
-  }
-  if (d.is_cuda() && !torch::cuda::is_available())
-    throw UsageError("--device " + s +
-                     ": CUDA is not available (a CPU-only LibTorch, or no GPU); use --device cpu");
-  if (!d.is_cpu() && !d.is_cuda()) throw UsageError("--device " + s + ": only cpu and cuda");
-  return d;
-}
-
-inline void sync(const torch::Device& d) {
-  if (d.is_cuda()) torch::cuda::synchronize(d.has_index() ? d.index() : -1);
-}
-
-namespace detail {
-
-/// Accuracy (%) and mean cross-entropy of `model` on `ds`. With several ranks
-/// each takes its contiguous part and the sums are added (every rank gets
-/// the result).
-inline std::pair<double, double> validate(TaskNet& model, const fx::Dataset& ds,
-                                          const torch::Device& device, const World& world,
-                                          std::int64_t batch = 500) {
-  torch::NoGradGuard ng;
-  const bool was_training = model.module().is_training();
-  model.module().eval();
-  const std::int64_t begin = ds.size() * world.rank / world.size;
-  const std::int64_t end = ds.size() * (world.rank + 1) / world.size;
-  at::Tensor sums = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device));
-  for (std::int64_t i = begin; i < end; i += batch) {
-    const auto n = std::min(batch, end - i);
-    auto x = ds.images.narrow(0, i, n).to(device);
-    auto y = ds.labels.narrow(0, i, n).to(device);
-    const auto logits = model.forward(x);
-    sums[0] += logits.argmax(1).eq(y).sum().to(at::kDouble);
-    sums[1] += torch::nn::functional::cross_entropy(
-                   logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                   .to(at::kDouble);
-  }
-  if (was_training) model.module().train();
-  world.sum_(sums);
-  const auto h = sums.cpu();
-  const double n = static_cast<double>(std::max<std::int64_t>(1, ds.size()));
-  return {100.0 * h[0].item<double>() / n, h[1].item<double>() / n};
-}
-
-}  // namespace detail
-
-/// Top-1 accuracy (in %) of `model` on `ds` (see detail::validate).
-inline double evaluate(TaskNet& model, const fx::Dataset& ds, const torch::Device& device,
-                       const World& world = World{}, std::int64_t batch = 500) {
-  return detail::validate(model, ds, device, world, batch).first;
-}
-
-/// Rank r's fixed shard of `ds`: samples r, r + W, r + 2W, ... The same number
-/// on every rank (the last size % W samples are left out), so that every rank
-/// runs the same number of steps; fixed, so that a sample stays on its rank
-/// for the whole run (what a per-rank activation cache needs).
-inline fx::Dataset shard(const fx::Dataset& ds, const World& world) {
-  if (!world.parallel()) return ds;
-  const std::int64_t per = ds.size() / world.size;
-  const auto idx = at::arange(world.rank, per * world.size, world.size, at::kLong);
-  return {ds.images.index_select(0, idx), ds.labels.index_select(0, idx)};
-}
-
-// --- pre-training (classes 0-4), cached -------------------------------------------
-
-inline std::int64_t steps_per_epoch(std::int64_t n, std::int64_t batch) {
-  return std::max<std::int64_t>(1, (n + batch - 1) / batch);
-}
-
-inline std::string pretrain_key(const TrainConfig& cfg, std::int64_t n) {
-  std::ostringstream k;
-  k << "pretrain-" << cfg.model << "-seed" << cfg.seed << "-n" << n << "-ep" << cfg.pretrain_epochs
-    << "-lr" << cfg.pretrain_lr << "-bs" << cfg.batch_size << ".pt";
-  return k.str();
-}
-
-/// Returns the path of the pre-trained weights, training them first when the
-/// cache has none for this configuration. `log` gets one-line messages.
-inline std::string ensure_pretrained(const TrainConfig& cfg, const TaskData& data,
-                                     const torch::Device& device,
-                                     const std::function<void(const std::string&)>& log) {
-  make_dirs(cfg.cache_dir);
-  const std::string path = join(cfg.cache_dir, pretrain_key(cfg, data.pretrain.size()));
-  if (path_exists(path)) {
-    log("pre-trained model: " + path + " (cached)");
-    return path;
-  }
-  torch::manual_seed(cfg.seed);
-  fx::ViT model(model_options(cfg.model));
-  model->to(device);
-  if (cfg.pretrain_epochs > 0) {
-    const auto spe = steps_per_epoch(data.pretrain.size(), cfg.batch_size);
-    const auto total = std::max<std::int64_t>(
-        1, static_cast<std::int64_t>(std::llround(cfg.pretrain_epochs * static_cast<double>(spe))));
-    auto blocks = frost::BlockMap::detect(*model);
-    torch::optim::AdamW opt(frost::param_groups(blocks, *model),
-                            torch::optim::AdamWOptions(cfg.pretrain_lr).weight_decay(cfg.weight_decay));
-    // frost with nothing to freeze is just a warm-up + cosine schedule.
-    using Ctl = frost::FreezeController<frost::criteria::Never, frost::schedules::Cosine,
-                                        frost::stop::Never>;
-    Ctl::Options o;
-    o.controller().total_steps(total).warmup_steps(std::min<std::int64_t>(total / 10, 50));
-    Ctl ctl(model, opt, blocks, o);
-    log("pre-training on classes 0-4: " + std::to_string(data.pretrain.size()) + " images, " +
-        std::to_string(total) + " steps (once; cached in " + path + ")");
-    Progress bar("pre-train", total, cfg.quiet ? 0 : cfg.progress);
-    const auto t0 = std::chrono::steady_clock::now();
-    std::int64_t step = 0;
-    for (std::int64_t epoch = 0; step < total; ++epoch) {
-      fx::Batches bs(data.pretrain, cfg.batch_size, cfg.seed * 1000003ULL + 17 + epoch);
-      for (std::int64_t b = 0; b < bs.size() && step < total; ++b, ++step) {
-        auto batch = bs[b];
-        ctl.before_step();
-        opt.zero_grad();
-        auto loss = torch::nn::functional::cross_entropy(model->forward(batch.images.to(device)),
-                                                         batch.labels.to(device));
-        loss.backward();
-        ctl.after_backward();
-        opt.step();
-        ctl.after_step();
-        if (bar.enabled() && (step % 10 == 0 || step + 1 == total)) {
-          std::ostringstream e;
-          e << "loss " << std::fixed << std::setprecision(3) << loss.item<double>();
-          bar.update(step + 1, e.str());
-        }
-      }
-    }
-    bar.finish();
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::ostringstream m;
-    m << "pre-training done in " << std::fixed << std::setprecision(1) << secs << " s";
-    log(m.str());
-  }
-  model->to(torch::kCPU);
-  const std::string tmp = path + ".tmp";
-  torch::save(model, tmp);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw std::runtime_error("cannot move " + tmp + " to " + path);
-  return path;
-}
-
-/// The weights a fine-tuning run starts from: frost-train's own pre-training
-/// (the ViT, cached) or the family's file (effnet-lite0; a missing file is an
-/// error naming the set-up step). Rank 0 calls it.
-inline std::string starting_weights(const TrainConfig& cfg, const TaskData& data,
-                                    const torch::Device& device,
-                                    const std::function<void(const std::string&)>& log) {
-  if (pretrains_itself(cfg.model)) return ensure_pretrained(cfg, data, device, log);
-  const std::string path = effnet_weights_path(cfg);
-  log("pretrained model: " + path + " (ImageNet weights; no pre-training)");
-  return path;
-}
-
-// --- fine-tuning with one strategy ---------------------------------------------------
-
-/// One validation of a run (at an epoch's end): where it stood, and when.
-struct EvalPoint {
-  std::int64_t step = 0;      ///< the last completed step
-  double time_s = 0.0;        ///< measured time so far (RunBill::measured_s)
-  double val_accuracy = 0.0;  ///< % on the validation split
-  double val_loss = 0.0;
-};
-
-/// What a fine-tuning run produced (one row of the comparison table).
-struct RunResult {
-  std::string strategy;
-  std::string composition;               ///< "criterion / schedule / stop"
-  double test_accuracy = std::numeric_limits<double>::quiet_NaN();  ///< %
-  std::uint64_t seed = 0;                ///< --seed of this run (data order, pre-trained body)
-  double epochs = 0.0;                   ///< its budget in epochs (the frontier's runs differ)
-  bool on_frontier = false;              ///< full fine-tuning at some budget (the frontier's points)
-  // Measured wall-clock time (examples/train/accounting.hpp): the steps, with
-  // the cache's fills and catch-ups and the criterion's stages inside them,
-  // and the validation passes the strategy's decisions listen to. Test-set
-  // evaluation and checkpoint writes stay out, the same for every strategy.
-  double measured_s = 0.0;               ///< steps + needed validation: the headline
-  double validation_s = 0.0;             ///< of which validation (0 when not needed)
-  double wall_s = 0.0;                   ///< the steps alone (sum of step times)
-  std::int64_t steps = 0;                ///< steps run
-  std::int64_t planned_steps = 0;        ///< the full fine-tuning budget
-  double frozen_share = 0.0;             ///< mean over the steps run of frozen_fraction()
-  double backward_avoided = 0.0;         ///< 1 - sum_t (1 - frozen_fraction_t) / planned_steps
-  std::vector<std::string> block_names;
-  std::vector<std::int64_t> freeze_step; ///< per block: step it froze, -1 never
-  double peak_mem_mib = std::numeric_limits<double>::quiet_NaN();
-  std::string peak_mem_kind;
-  // The estimate beside it (see docs/main-job.md): per phase (steps with the
-  // same blocks skipped) steps x median step time, plus validation_s; the
-  // spread from the quartiles. It drops one-off costs by construction.
-  double time_est_s = 0.0;               ///< sum over phases of steps x median (+ validation_s)
-  double time_lo_s = 0.0;                ///< the same with each phase's 25th percentile
-  double time_hi_s = 0.0;                ///< ... and 75th percentile
-  // FLOP-weighted work (accounting.hpp): shares of full fine-tuning's.
-  double work_avoided = 0.0;             ///< over the whole budget (freezing, cache and stopping)
-  double work_avoided_per_step = 0.0;    ///< in the steps run (freezing and cache, catch-ups counted)
-  double catch_up_share = 0.0;           ///< the cache's catch-up passes, share of full's work in the steps run
-  double steps_not_run = 0.0;            ///< share of the planned steps a stop rule left out
-  std::vector<EvalPoint> evals;          ///< validation after every epoch
-  double val_accuracy = std::numeric_limits<double>::quiet_NaN();  ///< % at the end
-  std::int64_t cache_hits = 0;           ///< samples whose frozen prefix came from the cache
-  std::int64_t cache_misses = 0;         ///< samples whose frozen prefix ran (cache on)
-  std::int64_t cache_samples = 0;        ///< samples held at the end
-  double cache_mib = 0.0;                ///< memory held by the cache at the end
-  bool cached = false;                   ///< ran with the activation cache
-  int ranks = 1;                         ///< data-parallel ranks
-  double comm_mib = 0.0;                 ///< gradients all-reduced by this rank (payload)
-  double comm_full_mib = 0.0;            ///< the same had nothing been frozen
-  std::vector<double> losses;            ///< per step
-  frost::Timeline timeline;
-  frost::OptionList config;              ///< ctl.describe()
-  std::string out_dir;
-  bool completed = false;                ///< false: ended by --max-steps (resumable)
-  bool resumed = false;
-};
-
-/// Everything a strategy run needs besides its composition.
-struct RunContext {
-  TrainConfig cfg;
-  const TaskData* data = nullptr;
-  std::string pretrained;                 ///< weights to start from
-  torch::Device device{torch::kCPU};
-  std::string out_dir;                    ///< this strategy's own directory
-  bool resume = false;                    ///< continue from out_dir/checkpoint.pt when present
-  std::vector<std::pair<std::string, std::string>> sets;  ///< --set for this strategy
-  std::function<void(const std::string&)> log = [](const std::string&) {};
-  const World* world = nullptr;           ///< null: one process
-  /// The strategy's decisions listen to the validation loss (early stopping):
-  /// its validation passes count in its measured time.
-  bool validation_needed = false;
-};
-
-/// The fine-tuning budget: steps per epoch and total steps.
-struct Plan {
-  std::int64_t steps_per_epoch = 0;
-  std::int64_t total_steps = 0;
-};
-inline Plan make_plan(const TrainConfig& cfg, std::int64_t n_train) {
-  Plan p;
-  p.steps_per_epoch = steps_per_epoch(n_train, cfg.batch_size);
-  p.total_steps = std::max<std::int64_t>(
-      1, static_cast<std::int64_t>(std::llround(cfg.epochs * static_cast<double>(p.steps_per_epoch))));
-  return p;
-}
-
-inline std::uint64_t data_seed(const TrainConfig& cfg, std::int64_t epoch) {
-  return cfg.seed * 1000003ULL + 1000 + static_cast<std::uint64_t>(epoch);
-}
 
 namespace detail {
 
@@ -499,40 +80,6 @@ inline std::string timeline_csv(const frost::Timeline& tl) {
 }
 
 }  // namespace detail
-
-/// "criterion / schedule / stop" from describe()'s first three entries.
-inline std::string concepts_names(const frost::OptionList& config) {
-  std::string c, s, p;
-  for (const auto& kv : config) {
-    if (kv.first == "criterion") c = kv.second;
-    if (kv.first == "schedule") s = kv.second;
-    if (kv.first == "stop") p = kv.second;
-  }
-  return c + " / " + s + " / " + p;
-}
-
-/// One strategy's fine-tuning, a step at a time, so that the runner (runner.hpp) can
-/// interleave the strategies (an epoch of each in turn): every strategy then
-/// meets the same machine, and a timing comparison says something on a shared
-/// 2-core box. See docs/main-job.md.
-class Run {
- public:
-  virtual ~Run() = default;
-  /// Nothing left to do (budget spent, stopped by the stop rule, or
-  /// --max-steps reached this session).
-  virtual bool done() const = 0;
-  /// One training step; at an epoch's end also the validation.
-  virtual void step() = 0;
-  virtual std::int64_t steps_done() const = 0;
-  virtual std::int64_t planned_steps() const = 0;
-  virtual const std::string& name() const = 0;
-  /// Measured time so far (RunBill::measured_s) and the validations so far:
-  /// the progress lines.
-  virtual double measured_s() const = 0;
-  virtual const std::vector<EvalPoint>& evals() const = 0;
-  /// Final checkpoint, test accuracy, the result row.
-  virtual RunResult finish() = 0;
-};
 
 /// Fine-tunes the pre-trained model on classes 5-9 with the strategy
 /// FreezeController<C, S, P>, configured by `configure` (the strategy's
@@ -853,13 +400,23 @@ class StrategyRun final : public Run {
     frozen_sum_ = frost::read_value(ar, "trainer.frozen_sum").toDouble();
     busy_sum_ = frost::read_value(ar, "trainer.busy_sum").toDouble();
     losses_ = frost::read_value(ar, "trainer.losses").toDoubleVector();
-    // What the report adds up over the whole run (absent in checkpoints of
-    // an older frost-train: then only this session's steps count).
+    // The same number of ranks (absent in checkpoints of an older frost-train).
     c10::IValue v;
     if (ar.try_read("trainer.world_size", v) && v.toInt() != world_.size)
       throw std::runtime_error("--resume: " + ckpt_path_ + " was trained on " +
                                std::to_string(v.toInt()) + " rank(s); resume it on the same " +
                                "number (this is " + std::to_string(world_.size) + ")");
+    read_accounts(ar);
+    step_ = ctl_.step();
+    if (world_.root()) detail::truncate_log(log_path_, step_);
+    r_.resumed = true;
+    ctx_.log("[" + name_ + "] resumed from " + ckpt_path_ + " at step " + std::to_string(step_));
+  }
+
+  // What the report adds up over the whole run (absent in checkpoints of an
+  // older frost-train: then only this session's steps count).
+  void read_accounts(torch::serialize::InputArchive& ar) {
+    c10::IValue v;
     // The work account (absent before the FLOP-weighted one: then it counts
     // this session's steps only, like the other sums of older checkpoints).
     if (ar.try_read("trainer.bill", v)) {
@@ -893,10 +450,6 @@ class StrategyRun final : public Run {
     }
     if (ar.try_read("trainer.cache_hits", v)) cache_hits0_ = v.toInt();
     if (ar.try_read("trainer.cache_misses", v)) cache_misses0_ = v.toInt();
-    step_ = ctl_.step();
-    if (world_.root()) detail::truncate_log(log_path_, step_);
-    r_.resumed = true;
-    ctx_.log("[" + name_ + "] resumed from " + ckpt_path_ + " at step " + std::to_string(step_));
   }
 
   void save_checkpoint() {

@@ -155,6 +155,100 @@ inline std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>> f
   }
   return {};
 }
+
+/// A block BlockMap::detect makes besides the stem, and its stage (1, 2, ...).
+struct DetectedUnit {
+  std::string name;
+  int stage;
+};
+
+/// detect's step 3: the blocks of the stages with parameters, by `granularity`;
+/// `num_stages` counts those stages.
+inline std::vector<DetectedUnit> detected_units(
+    const std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>>& stages,
+    Granularity granularity, int& num_stages) {
+  std::vector<DetectedUnit> units;
+  num_stages = 0;
+  for (const auto& [stage_name, stage] : stages) {
+    if (stage->parameters().empty()) continue;
+    ++num_stages;
+    if (granularity == Granularity::stages) {
+      units.push_back({stage_name, num_stages});
+      continue;
+    }
+    for (const auto& child : stage->named_children())
+      if (!child.value()->parameters().empty())
+        units.push_back({stage_name + "." + child.key(), num_stages});
+  }
+  return units;
+}
+
+/// detect's steps 4-6: which block each parameter (`names`, in the model's
+/// order) goes to: -1 the stem, the units' indices, -2 outside.
+inline std::vector<long> detected_owners(const std::vector<std::string>& names,
+                                         const std::vector<DetectedUnit>& units) {
+  std::vector<long> block_of;
+  for (const auto& name : names) {
+    long b = -2;
+    for (std::size_t u = 0; u < units.size() && b == -2; ++u)
+      if (has_prefix(name, units[u].name)) b = static_cast<long>(u);
+    block_of.push_back(b);
+  }
+  long next = -2;  // the block of the nearest unit parameter after, scanning backwards
+  bool seen_unit = false;
+  std::vector<long> after(names.size(), -2);
+  for (std::size_t i = names.size(); i-- > 0;) {
+    if (block_of[i] >= 0) next = block_of[i];
+    after[i] = next;
+  }
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (block_of[i] >= 0) {
+      seen_unit = true;
+    } else if (!seen_unit) {
+      block_of[i] = -1;  // before the first block: the stem
+    } else {
+      block_of[i] = after[i];  // between stages: the following block (-2 after the last)
+    }
+  }
+  return block_of;
+}
+
+/// `n`'s dotted ancestors, shortest first, and `n` itself.
+inline std::vector<std::string> dotted_ancestors(const std::string& n) {
+  std::vector<std::string> out;
+  for (std::string::size_type pos = 0; (pos = n.find('.', pos)) != std::string::npos; ++pos)
+    out.push_back(n.substr(0, pos));
+  out.push_back(n);
+  return out;
+}
+
+/// The specs detect hands to from_specs: "stem" first, then the units; each
+/// parameter's prefix is its shortest dotted ancestor (or itself) whose
+/// parameters all go to the same block.
+inline std::vector<BlockSpec> detected_specs(const std::vector<std::string>& names,
+                                             const std::vector<long>& block_of,
+                                             const std::vector<DetectedUnit>& units) {
+  std::unordered_map<std::string, long> owner_of_prefix;  // -3: mixed
+  for (std::size_t i = 0; i < names.size(); ++i)
+    for (const auto& a : dotted_ancestors(names[i])) {
+      auto [it, fresh] = owner_of_prefix.emplace(a, block_of[i]);
+      if (!fresh && it->second != block_of[i]) it->second = -3;
+    }
+  std::vector<BlockSpec> specs(units.size() + 1);
+  specs[0].name = "stem";
+  for (std::size_t u = 0; u < units.size(); ++u) specs[u + 1].name = units[u].name;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (block_of[i] == -2) continue;
+    for (const auto& a : dotted_ancestors(names[i])) {
+      if (owner_of_prefix.at(a) != block_of[i]) continue;
+      auto& prefixes = specs[static_cast<std::size_t>(block_of[i] + 1)].prefixes;
+      if (std::find(prefixes.begin(), prefixes.end(), a) == prefixes.end())
+        prefixes.push_back(a);
+      break;
+    }
+  }
+  return specs;
+}
 }  // namespace detail
 
 class BlockMap {
@@ -321,84 +415,15 @@ class BlockMap {
                     "two or more children, nor numbered ones such as layer1, layer2 holding two "
                     "in all); use BlockMap::from_children(model, \"<list name>\") or "
                     "BlockMap::from_prefixes(model, {...})");
-    // The units (future blocks other than the stem) and their stages.
-    struct Unit {
-      std::string name;
-      int stage;
-    };
-    std::vector<Unit> units;
     int num_stages = 0;
-    for (const auto& [stage_name, stage] : stages) {
-      if (stage->parameters().empty()) continue;
-      ++num_stages;
-      if (options.granularity() == Granularity::stages) {
-        units.push_back({stage_name, num_stages});
-        continue;
-      }
-      for (const auto& child : stage->named_children())
-        if (!child.value()->parameters().empty())
-          units.push_back({stage_name + "." + child.key(), num_stages});
-    }
+    const auto units = detail::detected_units(stages, options.granularity(), num_stages);
     detail::require(!units.empty(), "module '", stages.front().first,
                     "' has no children with parameters; name the blocks with "
                     "BlockMap::from_prefixes(model, {...})");
-
-    // Which block each parameter goes to: -1 the stem, units' indices, -2 outside.
-    const auto named = model.named_parameters(/*recurse=*/true);
     std::vector<std::string> names;
-    std::vector<long> block_of;
-    for (const auto& item : named) {
-      names.push_back(item.key());
-      long b = -2;
-      for (std::size_t u = 0; u < units.size() && b == -2; ++u)
-        if (detail::has_prefix(item.key(), units[u].name)) b = static_cast<long>(u);
-      block_of.push_back(b);
-    }
-    long next = -2;  // the block of the nearest unit parameter after, scanning backwards
-    bool seen_unit = false;
-    std::vector<long> after(names.size(), -2);
-    for (std::size_t i = names.size(); i-- > 0;) {
-      if (block_of[i] >= 0) next = block_of[i];
-      after[i] = next;
-    }
-    for (std::size_t i = 0; i < names.size(); ++i) {
-      if (block_of[i] >= 0) {
-        seen_unit = true;
-      } else if (!seen_unit) {
-        block_of[i] = -1;  // before the first block: the stem
-      } else {
-        block_of[i] = after[i];  // between stages: the following block (-2 after the last)
-      }
-    }
-
-    // Each parameter's prefix: its shortest dotted ancestor (or itself) whose
-    // parameters all go to the same block.
-    std::unordered_map<std::string, long> owner_of_prefix;  // -3: mixed
-    auto ancestors = [](const std::string& n) {
-      std::vector<std::string> out;
-      for (std::string::size_type pos = 0; (pos = n.find('.', pos)) != std::string::npos; ++pos)
-        out.push_back(n.substr(0, pos));
-      out.push_back(n);
-      return out;
-    };
-    for (std::size_t i = 0; i < names.size(); ++i)
-      for (const auto& a : ancestors(names[i])) {
-        auto [it, fresh] = owner_of_prefix.emplace(a, block_of[i]);
-        if (!fresh && it->second != block_of[i]) it->second = -3;
-      }
-    std::vector<BlockSpec> specs(units.size() + 1);
-    specs[0].name = "stem";
-    for (std::size_t u = 0; u < units.size(); ++u) specs[u + 1].name = units[u].name;
-    for (std::size_t i = 0; i < names.size(); ++i) {
-      if (block_of[i] == -2) continue;
-      for (const auto& a : ancestors(names[i])) {
-        if (owner_of_prefix.at(a) != block_of[i]) continue;
-        auto& prefixes = specs[static_cast<std::size_t>(block_of[i] + 1)].prefixes;
-        if (std::find(prefixes.begin(), prefixes.end(), a) == prefixes.end())
-          prefixes.push_back(a);
-        break;
-      }
-    }
+    for (const auto& item : model.named_parameters(/*recurse=*/true)) names.push_back(item.key());
+    const auto block_of = detail::detected_owners(names, units);
+    auto specs = detail::detected_specs(names, block_of, units);
     const bool has_stem = !specs[0].prefixes.empty();
     if (!has_stem) specs.erase(specs.begin());
     BlockMap map = from_specs(model, specs);

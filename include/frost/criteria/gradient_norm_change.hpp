@@ -294,47 +294,66 @@ class GradientNormChange {
     // Eq. (1) for every active block; `valid` marks those with a usable eta.
     std::vector<char> valid(nb, 0);
     std::vector<double> finite_etas;
-    for (std::size_t b : active) {
-      const auto blk = static_cast<std::int64_t>(b);
-      eta_[b] = nan();
-      if (last_steps_[b] == 0) {
-        norm_[b] = nan();
-        has_prev_[b] = 0;
-        out.warn(blk, nan(), "no gradient during the interval (unused parameters?); not judged");
-        continue;
+    for (std::size_t b : active)
+      if (judge(b, n[b], out)) {
+        valid[b] = 1;
+        finite_etas.push_back(eta_[b]);
       }
-      const double cur = n[b] / static_cast<double>(last_steps_[b]);
-      norm_[b] = cur;
-      const bool had_prev = has_prev_[b] != 0;
-      const double prev = prev_[b];
-      prev_[b] = cur;
-      has_prev_[b] = 1;
-      if (!had_prev) continue;  // first evaluation of this block: nothing to compare with
-      if (!std::isfinite(cur) || !std::isfinite(prev)) {
-        out.warn(blk, std::isfinite(cur) ? prev : cur,
-                 std::isfinite(cur)
-                     ? "the previous interval's gradient norm was not finite; eta not computed, "
-                       "block not judged (judged again from the next interval)"
-                     : "gradient norm is not finite; eta not computed, block not judged");
-        continue;
-      }
-      if (prev == 0.0) {
-        out.warn(blk, 0.0, "previous gradient norm is 0; eta undefined, block not judged");
-        continue;
-      }
-      eta_[b] = std::abs(prev - cur) / prev;
-      valid[b] = 1;
-      finite_etas.push_back(eta_[b]);
-    }
     bar_ = percentile(finite_etas, o_.percentile());
     if (finite_etas.empty() || held(s)) return;
+    freeze_by_mode(active, valid, out);
+  }
 
-    auto ask = [&](std::size_t b, const std::string& why) {
-      std::ostringstream d;
-      d << "eta " << eta_[b] << " " << why << " (" << to_string(o_.mode()) << ", p"
-        << o_.percentile() << " = " << bar_ << ", norm " << norm_[b] << ")";
-      out.freeze(static_cast<std::int64_t>(b), eta_[b], d.str());
-    };
+ private:
+  /// Eq. (1) for the active block `b`, whose gradient norm summed over the
+  /// interval's last_steps_[b] steps is `sum`: eta = |n_prev - n| / n_prev.
+  /// False (with a warning, or silently at its first evaluation) when the
+  /// block has no usable eta this time.
+  bool judge(std::size_t b, double sum, Decisions& out) {
+    const auto blk = static_cast<std::int64_t>(b);
+    eta_[b] = nan();
+    if (last_steps_[b] == 0) {
+      norm_[b] = nan();
+      has_prev_[b] = 0;
+      out.warn(blk, nan(), "no gradient during the interval (unused parameters?); not judged");
+      return false;
+    }
+    const double cur = sum / static_cast<double>(last_steps_[b]);
+    norm_[b] = cur;
+    const bool had_prev = has_prev_[b] != 0;
+    const double prev = prev_[b];
+    prev_[b] = cur;
+    has_prev_[b] = 1;
+    if (!had_prev) return false;  // first evaluation of this block: nothing to compare with
+    if (!std::isfinite(cur) || !std::isfinite(prev)) {
+      out.warn(blk, std::isfinite(cur) ? prev : cur,
+               std::isfinite(cur)
+                   ? "the previous interval's gradient norm was not finite; eta not computed, "
+                     "block not judged (judged again from the next interval)"
+                   : "gradient norm is not finite; eta not computed, block not judged");
+      return false;
+    }
+    if (prev == 0.0) {
+      out.warn(blk, 0.0, "previous gradient norm is 0; eta undefined, block not judged");
+      return false;
+    }
+    eta_[b] = std::abs(prev - cur) / prev;
+    return true;
+  }
+
+  /// Asks to freeze block `b` on its own eta, saying `why`.
+  void ask(std::size_t b, const std::string& why, Decisions& out) const {
+    std::ostringstream d;
+    d << "eta " << eta_[b] << " " << why << " (" << to_string(o_.mode()) << ", p"
+      << o_.percentile() << " = " << bar_ << ", norm " << norm_[b] << ")";
+    out.freeze(static_cast<std::int64_t>(b), eta_[b], d.str());
+  }
+
+  /// The mode's rule (see the header comment) over the `active` blocks, the
+  /// `valid` ones with their eta against the bar p.
+  void freeze_by_mode(const std::vector<std::size_t>& active, const std::vector<char>& valid,
+                      Decisions& out) const {
+    const std::size_t nb = valid.size();
     std::size_t slowest = nb;  // the valid block with the smallest eta (ties: input side)
     for (std::size_t b : active)
       if (valid[b] && (slowest == nb || eta_[b] < eta_[slowest])) slowest = b;
@@ -342,18 +361,18 @@ class GradientNormChange {
       case FreezeMode::sequential:
         for (std::size_t b : active) {
           if (!valid[b] || !(eta_[b] < bar_)) break;  // the first block not below ends the scan
-          ask(b, "< percentile");
+          ask(b, "< percentile", out);
         }
         break;
       case FreezeMode::any_order:
         for (std::size_t b : active)
-          if (valid[b] && eta_[b] < bar_) ask(b, "< percentile");
+          if (valid[b] && eta_[b] < bar_) ask(b, "< percentile", out);
         break;
       case FreezeMode::prefix_to_slowest:
         for (std::size_t b : active) {
           if (b > slowest) break;
           if (b == slowest) {
-            ask(b, "is the smallest");
+            ask(b, "is the smallest", out);
           } else {
             // Frozen with the slowest block: its own eta may be NaN (not
             // judged this time), so the statistic is the slowest block's.
@@ -366,11 +385,12 @@ class GradientNormChange {
         break;
       case FreezeMode::slowest_if_first:
         if (slowest == active.front())
-          ask(slowest, "is the smallest and every block before it is frozen");
+          ask(slowest, "is the smallest and every block before it is frozen", out);
         break;
     }
   }
 
+ public:
   /// A block that leaves training drops its accumulator (exact mode frees its
   /// copy of the gradients); one that comes back starts afresh.
   void on_state_change(std::int64_t block, BlockState, BlockState to) {

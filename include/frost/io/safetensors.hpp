@@ -160,70 +160,79 @@ class JsonReader {
     skip_space();
     if (pos_ >= s_.size()) fail("the header ends inside a value");
     const char c = s_[pos_];
-    Json v;
-    if (c == '{') {
-      v.kind = Json::object;
-      ++pos_;
-      skip_space();
-      if (pos_ < s_.size() && s_[pos_] == '}') {
-        ++pos_;
-        return v;
-      }
-      for (;;) {
-        skip_space();
-        std::string key = string_literal();
-        if (v.find(key)) fail("the key \"" + key + "\" appears twice");
-        expect(':');
-        v.members.emplace_back(std::move(key), value(depth + 1));
-        skip_space();
-        if (pos_ < s_.size() && s_[pos_] == ',') {
-          ++pos_;
-          continue;
-        }
-        expect('}');
-        return v;
-      }
-    }
-    if (c == '[') {
-      v.kind = Json::array;
-      ++pos_;
-      skip_space();
-      if (pos_ < s_.size() && s_[pos_] == ']') {
-        ++pos_;
-        return v;
-      }
-      for (;;) {
-        v.items.push_back(value(depth + 1));
-        skip_space();
-        if (pos_ < s_.size() && s_[pos_] == ',') {
-          ++pos_;
-          continue;
-        }
-        expect(']');
-        return v;
-      }
-    }
+    if (c == '{') return object(depth);
+    if (c == '[') return array(depth);
     if (c == '"') {
+      Json v;
       v.kind = Json::string;
       v.text = string_literal();
       return v;
     }
-    if (c >= '0' && c <= '9') {
-      v.kind = Json::integer;
-      const std::size_t start = pos_;
-      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') {
-        const auto digit = static_cast<std::uint64_t>(s_[pos_] - '0');
-        if (v.number > (std::numeric_limits<std::uint64_t>::max() - digit) / 10)
-          fail("an integer too large for 64 bits");
-        v.number = v.number * 10 + digit;
-        ++pos_;
-      }
-      if (s_[start] == '0' && pos_ - start > 1) fail("an integer with a leading zero");
-      if (pos_ < s_.size() && (s_[pos_] == '.' || s_[pos_] == 'e' || s_[pos_] == 'E'))
-        fail("a fractional number where safetensors has integers");
-      return v;
-    }
+    if (c >= '0' && c <= '9') return integer();
     fail("expected an object, array, string or non-negative integer");
+  }
+
+  /// After '{' or '[': true (and past it) when `close` comes next, an empty one.
+  bool empty_until(char close) {
+    ++pos_;
+    skip_space();
+    if (pos_ < s_.size() && s_[pos_] == close) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+
+  /// After a member or an item: true (and past it) when a ',' follows,
+  /// otherwise `close` must.
+  bool more_until(char close) {
+    skip_space();
+    if (pos_ < s_.size() && s_[pos_] == ',') {
+      ++pos_;
+      return true;
+    }
+    expect(close);
+    return false;
+  }
+
+  Json object(int depth) {
+    Json v;
+    v.kind = Json::object;
+    if (empty_until('}')) return v;
+    do {
+      skip_space();
+      std::string key = string_literal();
+      if (v.find(key)) fail("the key \"" + key + "\" appears twice");
+      expect(':');
+      v.members.emplace_back(std::move(key), value(depth + 1));
+    } while (more_until('}'));
+    return v;
+  }
+
+  Json array(int depth) {
+    Json v;
+    v.kind = Json::array;
+    if (empty_until(']')) return v;
+    do v.items.push_back(value(depth + 1));
+    while (more_until(']'));
+    return v;
+  }
+
+  Json integer() {
+    Json v;
+    v.kind = Json::integer;
+    const std::size_t start = pos_;
+    while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') {
+      const auto digit = static_cast<std::uint64_t>(s_[pos_] - '0');
+      if (v.number > (std::numeric_limits<std::uint64_t>::max() - digit) / 10)
+        fail("an integer too large for 64 bits");
+      v.number = v.number * 10 + digit;
+      ++pos_;
+    }
+    if (s_[start] == '0' && pos_ - start > 1) fail("an integer with a leading zero");
+    if (pos_ < s_.size() && (s_[pos_] == '.' || s_[pos_] == 'e' || s_[pos_] == 'E'))
+      fail("a fractional number where safetensors has integers");
+    return v;
   }
 
   static void put_utf8(std::string& out, std::uint32_t cp) {
@@ -339,16 +348,21 @@ inline constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
 /// The metadata key of the data checksum (see the header comment).
 inline constexpr const char* kChecksumKey = "frost.fnv1a64";
 
-/// Parses a safetensors image (`bytes`, read from `path`, which only names it
-/// in messages) and validates it completely; tensors are copies on the CPU.
-inline SafeTensors parse_safetensors(const std::string& bytes, const std::string& path) {
-  using frost::detail::fail;
-  using frost::detail::require;
-  require(detail::little_endian(), "safetensors file '", path,
-          "': this machine is big-endian; frost reads safetensors on little-endian hosts only");
-  const std::string again =
+namespace detail {
+
+/// What every message about a damaged file ends with.
+inline const std::string& rewrite_hint() {
+  static const std::string again =
       "; the file is truncated or corrupt: write it again (scripts/effnet-weights.sh deletes "
       "and rebuilds the EfficientNet weights)";
+  return again;
+}
+
+/// The header's length N, the file's first 8 bytes (little-endian), checked
+/// against the format's limit and the file's size.
+inline std::uint64_t header_length(const std::string& bytes, const std::string& path) {
+  using frost::detail::require;
+  const std::string& again = rewrite_hint();
   require(bytes.size() >= 8, "safetensors file '", path, "' has ", bytes.size(),
           " bytes, fewer than the 8 of its header length", again);
   std::uint64_t n = 0;
@@ -357,72 +371,94 @@ inline SafeTensors parse_safetensors(const std::string& bytes, const std::string
           " bytes is over the format's limit of ", kMaxHeaderBytes, again);
   require(n <= bytes.size() - 8, "safetensors file '", path, "': the header says ", n,
           " bytes of JSON but the file has only ", bytes.size() - 8, " after the length", again);
-  const std::string header = bytes.substr(8, static_cast<std::size_t>(n));
-  const detail::Json root = detail::JsonReader(header, path).document();
-  require(root.kind == detail::Json::object, "safetensors file '", path,
-          "': the header is not a JSON object", again);
-  const std::size_t data_start = 8 + static_cast<std::size_t>(n);
-  const std::uint64_t data_size = bytes.size() - data_start;
+  return n;
+}
 
-  struct Entry {
-    std::string name;
-    at::ScalarType dtype;
-    std::vector<std::int64_t> shape;
-    std::uint64_t begin, end;
-  };
-  std::vector<Entry> entries;
-  SafeTensors out;
-  for (const auto& [name, v] : root.members) {
-    if (name == "__metadata__") {
-      require(v.kind == detail::Json::object, "safetensors file '", path,
-              "': __metadata__ is not an object of strings", again);
-      for (const auto& [k, m] : v.members) {
-        require(m.kind == detail::Json::string, "safetensors file '", path, "': metadata '", k,
-                "' is not a string", again);
-        out.metadata[k] = m.text;
-      }
-      continue;
-    }
-    const std::string where = "safetensors file '" + path + "', tensor '" + name + "': ";
-    require(v.kind == detail::Json::object, where, "its entry is not an object", again);
-    const detail::Json* dt = v.find("dtype");
-    const detail::Json* sh = v.find("shape");
-    const detail::Json* off = v.find("data_offsets");
-    require(dt && sh && off, where, "its entry lacks ", !dt ? "dtype" : !sh ? "shape" : "data_offsets",
-            again);
-    Entry e{name, at::kFloat, {}, 0, 0};
-    require(dt->kind == detail::Json::string && detail::dtype_of(dt->text, e.dtype), where,
-            "dtype '", dt->text, "' is not one frost reads (F64, F32, F16, BF16, I64, I32, I16, I8, "
-            "U8, BOOL); convert the tensor to one of them before saving");
-    require(sh->kind == detail::Json::array, where, "shape is not an array", again);
-    std::uint64_t numel = 1;
-    for (const auto& d : sh->items) {
-      require(d.kind == detail::Json::integer &&
-                  d.number <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()),
-              where, "shape holds something other than a size", again);
-      e.shape.push_back(static_cast<std::int64_t>(d.number));
-      require(d.number == 0 || numel <= std::numeric_limits<std::uint64_t>::max() / d.number, where,
-              "shape overflows", again);
-      numel *= d.number;
-    }
-    require(off->kind == detail::Json::array && off->items.size() == 2 &&
-                off->items[0].kind == detail::Json::integer &&
-                off->items[1].kind == detail::Json::integer,
-            where, "data_offsets is not [begin, end]", again);
-    e.begin = off->items[0].number;
-    e.end = off->items[1].number;
-    require(e.begin <= e.end, where, "data_offsets [", e.begin, ", ", e.end, "] run backwards", again);
-    require(e.end <= data_size, where, "data_offsets [", e.begin, ", ", e.end,
-            "] are out of range: the data buffer has ", data_size, " bytes", again);
-    const auto elem = static_cast<std::uint64_t>(c10::elementSize(e.dtype));
-    require(numel <= std::numeric_limits<std::uint64_t>::max() / elem &&
-                e.end - e.begin == numel * elem,
-            where, "data_offsets [", e.begin, ", ", e.end, "] hold ", e.end - e.begin,
-            " bytes but shape and dtype ", dt->text, " need ", numel * elem, again);
-    entries.push_back(std::move(e));
+/// The header's __metadata__: an object of strings.
+inline void read_metadata(const Json& v, const std::string& path,
+                          std::map<std::string, std::string>& metadata) {
+  using frost::detail::require;
+  const std::string& again = rewrite_hint();
+  require(v.kind == Json::object, "safetensors file '", path,
+          "': __metadata__ is not an object of strings", again);
+  for (const auto& [k, m] : v.members) {
+    require(m.kind == Json::string, "safetensors file '", path, "': metadata '", k,
+            "' is not a string", again);
+    metadata[k] = m.text;
   }
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry& a, const Entry& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+}
+
+/// One tensor of the header, its bytes [begin, end) of the data buffer.
+struct TensorEntry {
+  std::string name;
+  at::ScalarType dtype;
+  std::vector<std::int64_t> shape;
+  std::uint64_t begin, end;
+};
+
+/// The elements of `sh`, a shape (sizes that fit in int64, a product that
+/// fits in uint64), appended to `shape`.
+inline std::uint64_t read_shape(const Json& sh, const std::string& where,
+                                std::vector<std::int64_t>& shape) {
+  using frost::detail::require;
+  const std::string& again = rewrite_hint();
+  require(sh.kind == Json::array, where, "shape is not an array", again);
+  std::uint64_t numel = 1;
+  for (const auto& d : sh.items) {
+    require(d.kind == Json::integer &&
+                d.number <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()),
+            where, "shape holds something other than a size", again);
+    shape.push_back(static_cast<std::int64_t>(d.number));
+    require(d.number == 0 || numel <= std::numeric_limits<std::uint64_t>::max() / d.number, where,
+            "shape overflows", again);
+    numel *= d.number;
+  }
+  return numel;
+}
+
+/// Tensor `name`'s entry `v`, validated: dtype, shape and data_offsets that
+/// hold exactly its bytes within the data buffer of `data_size` bytes.
+inline TensorEntry tensor_entry(const std::string& name, const Json& v, const std::string& path,
+                                std::uint64_t data_size) {
+  using frost::detail::require;
+  const std::string& again = rewrite_hint();
+  const std::string where = "safetensors file '" + path + "', tensor '" + name + "': ";
+  require(v.kind == Json::object, where, "its entry is not an object", again);
+  const Json* dt = v.find("dtype");
+  const Json* sh = v.find("shape");
+  const Json* off = v.find("data_offsets");
+  require(dt && sh && off, where, "its entry lacks ", !dt ? "dtype" : !sh ? "shape" : "data_offsets",
+          again);
+  TensorEntry e{name, at::kFloat, {}, 0, 0};
+  require(dt->kind == Json::string && dtype_of(dt->text, e.dtype), where,
+          "dtype '", dt->text, "' is not one frost reads (F64, F32, F16, BF16, I64, I32, I16, I8, "
+          "U8, BOOL); convert the tensor to one of them before saving");
+  const std::uint64_t numel = read_shape(*sh, where, e.shape);
+  require(off->kind == Json::array && off->items.size() == 2 &&
+              off->items[0].kind == Json::integer && off->items[1].kind == Json::integer,
+          where, "data_offsets is not [begin, end]", again);
+  e.begin = off->items[0].number;
+  e.end = off->items[1].number;
+  require(e.begin <= e.end, where, "data_offsets [", e.begin, ", ", e.end, "] run backwards", again);
+  require(e.end <= data_size, where, "data_offsets [", e.begin, ", ", e.end,
+          "] are out of range: the data buffer has ", data_size, " bytes", again);
+  const auto elem = static_cast<std::uint64_t>(c10::elementSize(e.dtype));
+  require(numel <= std::numeric_limits<std::uint64_t>::max() / elem &&
+              e.end - e.begin == numel * elem,
+          where, "data_offsets [", e.begin, ", ", e.end, "] hold ", e.end - e.begin,
+          " bytes but shape and dtype ", dt->text, " need ", numel * elem, again);
+  return e;
+}
+
+/// Sorts `entries` by offset and checks that they tile the data buffer:
+/// no overlap, no bytes after the last tensor.
+inline void check_tiling(std::vector<TensorEntry>& entries, const std::string& path,
+                         std::uint64_t data_size) {
+  using frost::detail::require;
+  const std::string& again = rewrite_hint();
+  std::sort(entries.begin(), entries.end(), [](const TensorEntry& a, const TensorEntry& b) {
+    return a.begin < b.begin || (a.begin == b.begin && a.end < b.end);
+  });
   std::uint64_t covered = 0;
   for (const auto& e : entries) {
     require(e.begin >= covered || e.begin == e.end, "safetensors file '", path, "', tensor '",
@@ -431,6 +467,32 @@ inline SafeTensors parse_safetensors(const std::string& bytes, const std::string
   }
   require(covered == data_size, "safetensors file '", path, "': ", data_size - covered,
           " bytes after the last tensor (the header length or the offsets are wrong)", again);
+}
+
+}  // namespace detail
+
+/// Parses a safetensors image (`bytes`, read from `path`, which only names it
+/// in messages) and validates it completely; tensors are copies on the CPU.
+inline SafeTensors parse_safetensors(const std::string& bytes, const std::string& path) {
+  using frost::detail::require;
+  require(detail::little_endian(), "safetensors file '", path,
+          "': this machine is big-endian; frost reads safetensors on little-endian hosts only");
+  const std::string& again = detail::rewrite_hint();
+  const std::uint64_t n = detail::header_length(bytes, path);
+  const std::string header = bytes.substr(8, static_cast<std::size_t>(n));
+  const detail::Json root = detail::JsonReader(header, path).document();
+  require(root.kind == detail::Json::object, "safetensors file '", path,
+          "': the header is not a JSON object", again);
+  const std::size_t data_start = 8 + static_cast<std::size_t>(n);
+  const std::uint64_t data_size = bytes.size() - data_start;
+
+  std::vector<detail::TensorEntry> entries;
+  SafeTensors out;
+  for (const auto& [name, v] : root.members) {
+    if (name == "__metadata__") detail::read_metadata(v, path, out.metadata);
+    else entries.push_back(detail::tensor_entry(name, v, path, data_size));
+  }
+  detail::check_tiling(entries, path, data_size);
   const auto* data = reinterpret_cast<const unsigned char*>(bytes.data()) + data_start;
   if (const auto it = out.metadata.find(kChecksumKey); it != out.metadata.end()) {
     const std::string got = detail::hex64(detail::fnv1a64(data, static_cast<std::size_t>(data_size)));

@@ -1,0 +1,128 @@
+#pragma once
+// examples/train/pretraining.hpp — the body every strategy fine-tunes:
+// frost-train's own pre-training of the ViT on classes 0-4, run once and
+// cached by its settings, or the family's pretrained file (effnet-lite0).
+#include <torch/nn/functional/loss.h>
+#include <torch/optim/adamw.h>
+#include <torch/serialize.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <iomanip>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include "frost/frost.hpp"
+
+#include "cli.hpp"
+#include "data.hpp"
+#include "files.hpp"
+#include "model.hpp"
+#include "progress.hpp"
+
+namespace frost_train {
+
+namespace fx = frost_examples;
+
+inline std::string pretrain_key(const TrainConfig& cfg, std::int64_t n) {
+  std::ostringstream k;
+  k << "pretrain-" << cfg.model << "-seed" << cfg.seed << "-n" << n << "-ep" << cfg.pretrain_epochs
+    << "-lr" << cfg.pretrain_lr << "-bs" << cfg.batch_size << ".pt";
+  return k.str();
+}
+
+namespace detail {
+
+/// Trains `model` on classes 0-4 for cfg.pretrain_epochs: AdamW under frost
+/// with nothing to freeze (a warm-up + cosine schedule). `path` is where the
+/// weights will be cached (for the log line).
+inline void pretrain(fx::ViT& model, const TrainConfig& cfg, const TaskData& data,
+                     const torch::Device& device, const std::string& path,
+                     const std::function<void(const std::string&)>& log) {
+  const auto spe = steps_per_epoch(data.pretrain.size(), cfg.batch_size);
+  const auto total = std::max<std::int64_t>(
+      1, static_cast<std::int64_t>(std::llround(cfg.pretrain_epochs * static_cast<double>(spe))));
+  auto blocks = frost::BlockMap::detect(*model);
+  torch::optim::AdamW opt(frost::param_groups(blocks, *model),
+                          torch::optim::AdamWOptions(cfg.pretrain_lr).weight_decay(cfg.weight_decay));
+  // frost with nothing to freeze is just a warm-up + cosine schedule.
+  using Ctl = frost::FreezeController<frost::criteria::Never, frost::schedules::Cosine,
+                                      frost::stop::Never>;
+  Ctl::Options o;
+  o.controller().total_steps(total).warmup_steps(std::min<std::int64_t>(total / 10, 50));
+  Ctl ctl(model, opt, blocks, o);
+  log("pre-training on classes 0-4: " + std::to_string(data.pretrain.size()) + " images, " +
+      std::to_string(total) + " steps (once; cached in " + path + ")");
+  Progress bar("pre-train", total, cfg.quiet ? 0 : cfg.progress);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::int64_t step = 0;
+  for (std::int64_t epoch = 0; step < total; ++epoch) {
+    fx::Batches bs(data.pretrain, cfg.batch_size, cfg.seed * 1000003ULL + 17 + epoch);
+    for (std::int64_t b = 0; b < bs.size() && step < total; ++b, ++step) {
+      auto batch = bs[b];
+      ctl.before_step();
+      opt.zero_grad();
+      auto loss = torch::nn::functional::cross_entropy(model->forward(batch.images.to(device)),
+                                                       batch.labels.to(device));
+      loss.backward();
+      ctl.after_backward();
+      opt.step();
+      ctl.after_step();
+      if (bar.enabled() && (step % 10 == 0 || step + 1 == total)) {
+        std::ostringstream e;
+        e << "loss " << std::fixed << std::setprecision(3) << loss.item<double>();
+        bar.update(step + 1, e.str());
+      }
+    }
+  }
+  bar.finish();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::ostringstream m;
+  m << "pre-training done in " << std::fixed << std::setprecision(1) << secs << " s";
+  log(m.str());
+}
+
+}  // namespace detail
+
+/// Returns the path of the pre-trained weights, training them first when the
+/// cache has none for this configuration. `log` gets one-line messages.
+inline std::string ensure_pretrained(const TrainConfig& cfg, const TaskData& data,
+                                     const torch::Device& device,
+                                     const std::function<void(const std::string&)>& log) {
+  make_dirs(cfg.cache_dir);
+  const std::string path = join(cfg.cache_dir, pretrain_key(cfg, data.pretrain.size()));
+  if (path_exists(path)) {
+    log("pre-trained model: " + path + " (cached)");
+    return path;
+  }
+  torch::manual_seed(cfg.seed);
+  fx::ViT model(model_options(cfg.model));
+  model->to(device);
+  if (cfg.pretrain_epochs > 0) detail::pretrain(model, cfg, data, device, path, log);
+  model->to(torch::kCPU);
+  const std::string tmp = path + ".tmp";
+  torch::save(model, tmp);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw std::runtime_error("cannot move " + tmp + " to " + path);
+  return path;
+}
+
+/// The weights a fine-tuning run starts from: frost-train's own pre-training
+/// (the ViT, cached) or the family's file (effnet-lite0; a missing file is an
+/// error naming the set-up step). Rank 0 calls it.
+inline std::string starting_weights(const TrainConfig& cfg, const TaskData& data,
+                                    const torch::Device& device,
+                                    const std::function<void(const std::string&)>& log) {
+  if (pretrains_itself(cfg.model)) return ensure_pretrained(cfg, data, device, log);
+  const std::string path = effnet_weights_path(cfg);
+  log("pretrained model: " + path + " (ImageNet weights; no pre-training)");
+  return path;
+}
+
+}  // namespace frost_train
