@@ -632,7 +632,8 @@ TEST_SUITE("controller parts") {
     Comp::set_option(o, "criterion.window", "7");
     CHECK(o.criterion().window() == 7);
     CHECK_FROST_ERROR(Comp::set_option(o, "criterion.windw", "7"),
-                      "unknown option 'criterion.windw'; known options: criterion.");
+                      "unknown option 'criterion.windw'; known options: threshold, window");
+    CHECK_FROST_ERROR(Comp::set_option(o, "criterion.windw", "7"), "(each after 'criterion.')");
     CHECK_FROST_ERROR(Comp::set_option(o, "criterion.window", "2.5"),
                       "option 'criterion.window' expects a number (an integer), got '2.5'");
     CHECK_FROST_ERROR(Comp::set_option(o, "schedule.t0", "half"),

@@ -390,12 +390,12 @@ class StrategyRun final : public Run {
     torch::serialize::InputArchive ar;
     frost::load_file(ar, ckpt_path_, device_);
     torch::serialize::InputArchive msub, osub, fsub;
+    ar.read("frost", fsub);  // first: checked before the model and optimizer change
+    frost::load(ctl_, fsub, ckpt_path_);
     ar.read("model", msub);
     net_->module().load(msub);
     ar.read("optimizer", osub);
     opt_.load(osub);
-    ar.read("frost", fsub);
-    frost::load(ctl_, fsub, ckpt_path_);
     bill_.step_s = frost::read_value(ar, "trainer.elapsed").toDouble();
     frozen_sum_ = frost::read_value(ar, "trainer.frozen_sum").toDouble();
     busy_sum_ = frost::read_value(ar, "trainer.busy_sum").toDouble();

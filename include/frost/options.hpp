@@ -199,20 +199,22 @@ OptionList describe(const Opts& opts) {
 
 /// Sets the field `key` (dotted for nested options) from text; throws
 /// frost::Error naming the known keys when there is no such field. Messages
-/// name keys with `shown_prefix` in front (a controller's "criterion.", ...).
+/// name the key with `shown_prefix` in front (a controller's "criterion.", ...).
 template <class Opts>
 void set_option(Opts& opts, const std::string& key, const std::string& value,
                 const std::string& shown_prefix = "") {
   bool found = false;
   std::string known;
   detail::visit_fields(opts, "", [&](const std::string& k, auto& v) {
-    known += (known.empty() ? "" : ", ") + shown_prefix + k;
+    known += (known.empty() ? "" : ", ") + k;
     if (k == key) {
       v = detail::from_text<std::decay_t<decltype(v)>>(shown_prefix + key, value);
       found = true;
     }
   });
-  if (!found) detail::fail("unknown option '", shown_prefix, key, "'; known options: ", known);
+  if (!found)
+    detail::fail("unknown option '", shown_prefix, key, "'; known options: ", known,
+                 shown_prefix.empty() ? "" : " (each after '" + shown_prefix + "')");
 }
 
 }  // namespace frost
