@@ -280,7 +280,7 @@ class FreezeController {
     detail::write_identity(f, composition(), ledger_.names());
     clock_.save(f);     // "step", "stopped"
     ledger_.save(f);    // "states", "timeline.*"
-    mode_.save(f);      // "was_training"
+    mode_.save(f);      // "was_training", "mode_warned" once warned
     lr_.save(f);        // "base_lr", "lr_scale"
     policies_.save(f);  // "criterion", "schedule", "stop"
     detail::write_envelope(ar, f);
