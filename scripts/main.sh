@@ -40,5 +40,10 @@ for a in "$@"; do
   prev=$a
 done
 
+# Debian's OpenBLAS starts a pool of its own threads (one per core) next to
+# LibTorch's: with both busy they fight over the cores (a ViT step took
+# 345-392 ms instead of 146 ms, issue 30). frost-train sets it to one thread
+# itself (openblas_set_num_threads); the variable keeps the pool from starting.
+export OPENBLAS_NUM_THREADS=1
 export FROST_FASHION_MNIST=${FROST_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 exec "$BUILD_DIR/examples/frost-train" "$@"

@@ -11,6 +11,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 BUILD_DIR=${BUILD_DIR:-build}
+# Debian's OpenBLAS starts a pool of its own threads (one per core) next to
+# LibTorch's: with both busy they fight over the cores (a ViT step took
+# 345-392 ms instead of 146 ms, issue 30). frost-train sets it to one thread
+# itself; this covers every test and benchmark program as well.
+export OPENBLAS_NUM_THREADS=1
 BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
 JOBS=$(nproc)
 

@@ -1,6 +1,7 @@
 // frost-train (examples/train): the Fashion-MNIST IDX reader on constructed
 // files, the trainer's checkpoint round trip (a resumed run makes the same
 // freeze decisions as an uninterrupted one) and a tiny end-to-end run.
+#include <dlfcn.h>
 #include <zlib.h>
 
 #include <cmath>
@@ -311,6 +312,7 @@ TEST_CASE("train: every command-line flag sets its TrainConfig field and --help 
       {"--resolution", {"--resolution", "96"}, [](const Cfg& c) { return c.resolution == 96; }},
       {"--device", {"--device", "cuda:1"}, [](const Cfg& c) { return c.device == "cuda:1"; }},
       {"--threads", {"--threads", "3"}, [](const Cfg& c) { return c.threads == 3; }},
+      {"--jobs", {"--jobs", "2"}, [](const Cfg& c) { return c.jobs == 2; }},
       {"--seed", {"--seed", "7"}, [](const Cfg& c) { return c.seed == 7; }},
       {"--seeds", {"--seeds", "5"}, [](const Cfg& c) { return c.seeds == 5; }},
       {"--frontier", {"--frontier", "2,4.5"},
@@ -379,7 +381,7 @@ TEST_CASE("train: every command-line flag sets its TrainConfig field and --help 
   }
   // the defaults are in the help
   for (const char* d : {"--cache DIR=out/cache", "--model tiny|small|effnet-lite0=tiny", "--resolution N=64", "--device cpu|cuda[:N]=cpu",
-                        "--threads N=0", "--seed N=0", "--seeds N=1", "--frontier E[,E]|none=4,8",
+                        "--threads N=0", "--jobs N=0", "--seed N=0", "--seeds N=1", "--frontier E[,E]|none=4,8",
                         "--epochs X=12", "--batch-size N=128",
                         "--lr X=0.001", "--weight-decay X=0.05", "--warmup N=10",
                         "--train-limit N=5000", "--test-limit N=-1", "--pretrain-epochs X=4",
@@ -1152,4 +1154,93 @@ TEST_CASE("train: effnet-lite0 fine-tunes from a weights file; frozen blocks kee
   }
   CHECK(frozen_checked == 2 * (1 + 8 * 3 - 1));  // the stem's BN; blocks 0-7 (block 0 has no expansion)
   CHECK(moved > 0);
+}
+
+TEST_CASE("train: --jobs 2 trains two runs side by side with the results of --jobs 1") {
+  const std::string data = fashion_mnist_dir();
+  if (data.empty()) return;
+  const std::string dir = temp_dir();
+  // Turns of 3 steps: the two runs alternate within each epoch (8 steps);
+  // DyF's settings make it freeze within the run. Pre-trained once (cached).
+  auto run = [&](const std::string& jobs, std::vector<frost_train::RunResult>& rs) {
+    std::ostringstream out;
+    REQUIRE(frost_train::run_app(
+                parsed({"--compare", "full,dyf", "--jobs", jobs, "--threads", "1", "--data", data,
+                        "--out", dir + "/jobs" + jobs, "--cache", dir + "/cache",
+                        "--pretrain-limit", "300", "--pretrain-epochs", "1", "--train-limit",
+                        "256", "--test-limit", "200", "--val-limit", "100", "--batch-size", "32",
+                        "--epochs", "2", "--warmup", "2", "--interleave", "3", "--set",
+                        "dyf:criterion.window=3", "--set", "dyf:criterion.threshold=1", "--set",
+                        "dyf:criterion.relative=0", "--no-progress"}),
+                out, &rs) == 0);
+    return out.str();
+  };
+  std::vector<frost_train::RunResult> one, two;
+  const std::string out1 = run("1", one);
+  const std::string out2 = run("2", two);
+  CHECK_FALSE(has(out1, "at a time"));
+  CHECK_MESSAGE(has(out2, "2 runs at a time (--jobs)"), out2);
+  REQUIRE(one.size() == 2);
+  REQUIRE(two.size() == 2);
+  CHECK_FALSE(one[1].timeline.empty());  // DyF froze: there are decisions to compare
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    const auto& a = one[i];
+    const auto& b = two[i];
+    CAPTURE(a.strategy);
+    CHECK(b.strategy == a.strategy);
+    CHECK(b.completed);
+    CHECK(b.steps == a.steps);
+    CHECK(b.losses == a.losses);  // bit for bit: every step's loss
+    CHECK(b.test_accuracy == a.test_accuracy);
+    CHECK(b.val_accuracy == a.val_accuracy);
+    CHECK(b.freeze_step == a.freeze_step);
+    REQUIRE(b.evals.size() == a.evals.size());
+    for (std::size_t e = 0; e < a.evals.size(); ++e) {
+      CHECK(b.evals[e].step == a.evals[e].step);
+      CHECK(b.evals[e].val_loss == a.evals[e].val_loss);
+    }
+    REQUIRE(b.timeline.size() == a.timeline.size());
+    for (std::size_t e = 0; e < a.timeline.size(); ++e) {
+      CHECK(b.timeline[e].step == a.timeline[e].step);
+      CHECK(b.timeline[e].kind == a.timeline[e].kind);
+      CHECK(b.timeline[e].block == a.timeline[e].block);
+      CHECK(b.timeline[e].detail == a.timeline[e].detail);
+    }
+  }
+}
+
+TEST_CASE("train: --jobs: the cores on the CPU, one run at a time on a GPU, refused there") {
+  const frost_train::World one_process;
+  frost_train::TrainConfig cfg;
+  cfg.threads = 1;
+  const int cores = static_cast<int>(frost_train::allowed_cores().size());
+  REQUIRE(cores >= 1);
+  CHECK(frost_train::resolve_jobs(cfg, one_process, torch::kCPU) == cores);
+  cfg.threads = 2 * cores;  // more threads than cores: one run at a time
+  CHECK(frost_train::resolve_jobs(cfg, one_process, torch::kCPU) == 1);
+  cfg.jobs = 3;
+  CHECK(frost_train::resolve_jobs(cfg, one_process, torch::kCPU) == 3);
+  // a GPU: the runs would share one device and its queue
+  cfg.device = "cuda";
+  CHECK_THROWS_WITH_AS(frost_train::resolve_jobs(cfg, one_process, torch::Device(torch::kCUDA)),
+                       "--jobs 3: strategies train side by side only on the CPU of a single "
+                       "process (this run trains on cuda); leave --jobs out or give --jobs 1",
+                       frost_train::UsageError);
+  cfg.jobs = 0;
+  CHECK(frost_train::resolve_jobs(cfg, one_process, torch::Device(torch::kCUDA)) == 1);
+}
+
+TEST_CASE("train: set_threads leaves OpenBLAS one thread, whatever it had") {
+  using SetThreads = void (*)(int);
+  const auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (set == nullptr) {
+    MESSAGE("LibTorch's BLAS is not OpenBLAS here; skipped");
+    return;
+  }
+  set(2);  // its own pool, as OpenBLAS starts on a 2-core machine without OPENBLAS_NUM_THREADS
+  REQUIRE(frost_train::blas_threads() == 2);
+  frost_train::TrainConfig cfg;
+  frost_train::set_threads(cfg, frost_train::World{}, torch::kCPU);
+  CHECK(frost_train::blas_threads() == 1);
+  CHECK(torch::get_num_threads() == 1);
 }

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "device.hpp"
 #include "output.hpp"
 #include "plan.hpp"
 #include "report.hpp"
@@ -77,26 +78,49 @@ inline void prepare_output(RunPlan& plan, const World& world) {
   }
 }
 
-/// Sets LibTorch's threads and returns how many. On the GPU the cores only
+/// LibTorch's intra-op threads of a run. On the GPU the cores only
 /// feed it (all of them, shared by the ranks of this machine: torchrun's
-/// LOCAL_WORLD_SIZE, else all ranks). On the CPU one per process: an OpenMP
+/// LOCAL_WORLD_SIZE, else all ranks). On the CPU one per run: an OpenMP
 /// step waits for its slowest thread, and on a shared 2-core machine a second
 /// process (a compiler) made 2-thread steps of the tiny ViT take 2 s instead
 /// of 68 ms (measured), while one thread only slows by what it loses; one
 /// thread is also as fast here (3.0 s against 2.8 s for an epoch). --threads
-/// N overrides.
-inline int set_threads(const TrainConfig& cfg, const World& world, const torch::Device& requested) {
+/// N overrides. (--jobs puts the other cores to work: runs side by side.)
+inline int thread_count(const TrainConfig& cfg, const World& world, const torch::Device& requested) {
   int local_ranks = world.size;
   if (const char* l = std::getenv("LOCAL_WORLD_SIZE"); l && std::atoi(l) > 0) local_ranks = std::atoi(l);
-  const int threads =
-      cfg.threads > 0 ? cfg.threads
-      : requested.is_cpu()
-          ? 1
-          : std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) /
-                            local_ranks);
+  return cfg.threads > 0 ? cfg.threads
+         : requested.is_cpu()
+             ? 1
+             : std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) /
+                               local_ranks);
+}
+/// Sets them, and OpenBLAS to one thread; returns how many.
+inline int set_threads(const TrainConfig& cfg, const World& world, const torch::Device& requested) {
+  const int threads = thread_count(cfg, world, requested);
   torch::set_num_threads(threads);
   single_threaded_blas();
   return threads;
+}
+
+/// How many strategy turns train at once (--jobs). On the CPU of one
+/// process the cores this process may use, divided by the threads each turn
+/// uses (0), or what was asked; each turn then runs on a core of its own
+/// (runner.hpp). A GPU is one device the runs would share, and ranks must
+/// meet in their collectives in one order: one at a time there.
+inline int resolve_jobs(const TrainConfig& cfg, const World& world, const torch::Device& requested) {
+  if (!requested.is_cpu() || world.parallel()) {
+    if (cfg.jobs > 1)
+      throw UsageError("--jobs " + std::to_string(cfg.jobs) + ": strategies train side by side "
+                       "only on the CPU of a single process (this run " +
+                       (world.parallel() ? "has " + std::to_string(world.size) + " ranks"
+                                         : "trains on " + cfg.device) +
+                       "); leave --jobs out or give --jobs 1");
+    return 1;
+  }
+  if (cfg.jobs > 0) return cfg.jobs;
+  const int cores = std::max(1, static_cast<int>(allowed_cores().size()));
+  return std::max(1, cores / std::max(1, thread_count(cfg, world, requested)));
 }
 
 /// This rank's device: several ranks on one machine share its GPUs by
@@ -114,7 +138,10 @@ inline std::string run_header(const RunPlan& plan, const TaskData& data, const P
   const TrainConfig& cfg = plan.cfg;
   std::ostringstream m;
   m << "frost-train: " << describe_model(cfg) << " on " << device.str() << ", " << threads
-    << " threads, seed " << cfg.seed << "\n"
+    << " threads";
+  if (cfg.jobs > 1)
+    m << " per run, " << cfg.jobs << " runs at a time (--jobs), each on a core of its own";
+  m << ", seed " << cfg.seed << "\n"
     << "  data: " << cfg.data_dir << "; ";
   if (pretrains_itself(cfg.model))
     m << "pre-train on classes 0-4 (" << data.pretrain.size() << " images)";
@@ -150,6 +177,7 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
 
   const torch::Device requested = parse_device(plan.cfg.device);
   const World world = join_world(plan.cfg, requested.is_cuda());
+  plan.cfg.jobs = resolve_jobs(plan.cfg, world, requested);
   prepare_output(plan, world);
   const int threads = set_threads(plan.cfg, world, requested);
   const torch::Device device = rank_device(world, requested);

@@ -40,6 +40,8 @@ struct TrainConfig {
   std::int64_t resolution = 64;     // --resolution: effnet-lite0's input size (images upsampled)
   std::string device = "cpu";       // cpu | cuda | cuda:N
   int threads = 0;                  // 0: 1 on the CPU, all cores with a GPU
+  int jobs = 0;                     // --jobs N: strategy turns trained at once (CPU; 0: the
+                                    // cores / threads, each turn pinned to its own core)
   // training
   std::uint64_t seed = 0;
   std::int64_t seeds = 1;           // --seeds N: the runs of --seed seed, seed+1, ..., seed+N-1
@@ -207,7 +209,7 @@ inline void add_output_flags(CLI::App& app, TrainConfig& cfg) {
       ->type_name("DIR");
 }
 
-/// Model and device: --model, --device, --threads.
+/// Model and device: --model, --device, --threads, --jobs.
 inline void add_model_flags(CLI::App& app, TrainConfig& cfg) {
   app.option_defaults()->group("Model and device");
   app.add_option("--model", cfg.model,
@@ -234,6 +236,13 @@ inline void add_model_flags(CLI::App& app, TrainConfig& cfg) {
   app.add_option("--device", cfg.device, "training device")->type_name("cpu|cuda[:N]");
   app.add_option("--threads", cfg.threads,
                  "CPU threads (0: one when training on the CPU, all cores with a GPU)")
+      ->type_name("N")
+      ->transform(number<int>())
+      ->check(non_negative("0 (automatic) or more"));
+  app.add_option("--jobs", cfg.jobs,
+                 "CPU: strategy turns trained at once, each on a core of its own\n"
+                 "(0: the cores / --threads; 1: one at a time). The results are the\n"
+                 "same for every N, only the times differ")
       ->type_name("N")
       ->transform(number<int>())
       ->check(non_negative("0 (automatic) or more"));

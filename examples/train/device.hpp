@@ -1,15 +1,20 @@
 #pragma once
 // examples/train/device.hpp — the device a run trains on: --device, waiting
-// for its queue (CUDA), and its peak memory.
+// for its queue (CUDA), its peak memory, and the CPU cores a thread may be
+// pinned to (--jobs).
 #include <torch/cuda.h>
 #include <torch/types.h>
 
+#include <dlfcn.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 
 #include <cstdio>
 #include <limits>
 #include <string>
 #include <utility>
+#include <vector>
 
 #if defined(FROST_TRAIN_CUDA_STATS) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -84,6 +89,37 @@ inline std::pair<double, std::string> peak_memory_mib(const torch::Device& devic
   struct rusage ru {};
   ::getrusage(RUSAGE_SELF, &ru);
   return {static_cast<double>(ru.ru_maxrss) / 1024.0, "process max RSS"};
+}
+
+// --- cores ----------------------------------------------------------------
+
+/// The CPUs this process may run on (its affinity mask: taskset, a cgroup's
+/// cpuset), in order; empty when the mask cannot be read.
+inline std::vector<int> allowed_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cores;
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return cores;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) cores.push_back(c);
+  return cores;
+}
+
+/// Pins the calling thread to CPU `core`; false when the system refuses
+/// (the thread then runs wherever the scheduler puts it).
+inline bool pin_to_core(int core) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(core, &set);
+  return ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set) == 0;
+}
+
+/// OpenBLAS's thread count, or 0 when LibTorch's BLAS is not OpenBLAS (the
+/// symbol is looked up at run time, as single_threaded_blas sets it).
+inline int blas_threads() {
+  using Get = int (*)();
+  if (auto f = reinterpret_cast<Get>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) return f();
+  return 0;
 }
 
 }  // namespace frost_train

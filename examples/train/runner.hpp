@@ -1,20 +1,30 @@
 #pragma once
 // examples/train/runner.hpp — the interleaved runner: one seed's runs built
 // first, then taking turns (an epoch each, or --interleave steps) so that
-// machine noise falls on all of them alike; the results, that seed's report;
-// and the loop over the seeds. Ctrl-C ends a run after the step in flight,
-// with a checkpoint to --resume from.
+// machine noise falls on all of them alike, --jobs turns at a time, each on
+// a core of its own; the results, that seed's report; and the loop over the
+// seeds. Ctrl-C ends a run after the step in flight, with a checkpoint to
+// --resume from.
+#include <ATen/Parallel.h>
+
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <csignal>
+#include <deque>
+#include <exception>
 #include <functional>
 #include <iomanip>
 #include <memory>
+#include <mutex>
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
+#include "device.hpp"
 #include "output.hpp"
 #include "plan.hpp"
 #include "progress.hpp"
@@ -58,6 +68,86 @@ class InterruptGuard {
   void (*old_term_)(int) = SIG_DFL;
 };
 
+/// The threads that train turns side by side (--jobs): worker w is pinned to
+/// the w-th core this process may use (when there are enough), so two turns
+/// never share a core and a turn never moves mid-step. A turn goes to
+/// whichever worker is idle: which core a run gets follows which turn ended
+/// first, so no strategy keeps one core.
+class TurnWorkers {
+ public:
+  explicit TurnWorkers(int jobs) {
+    const std::vector<int> cores = allowed_cores();
+    const bool pin = static_cast<int>(cores.size()) >= jobs;
+    for (int w = 0; w < jobs; ++w)
+      threads_.emplace_back(
+          [this, core = pin ? cores[static_cast<std::size_t>(w)] : -1] { work(core); });
+  }
+  ~TurnWorkers() {
+    {
+      std::lock_guard<std::mutex> l(m_);
+      stop_ = true;
+    }
+    todo_cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  TurnWorkers(const TurnWorkers&) = delete;
+  TurnWorkers& operator=(const TurnWorkers&) = delete;
+
+  /// Hands turn `id` to an idle worker.
+  void start(std::size_t id, std::function<void()> turn) {
+    {
+      std::lock_guard<std::mutex> l(m_);
+      todo_.emplace_back(id, std::move(turn));
+    }
+    todo_cv_.notify_one();
+  }
+
+  /// Waits for a turn to end: its id, and what it threw (null: nothing).
+  std::pair<std::size_t, std::exception_ptr> wait() {
+    std::unique_lock<std::mutex> l(m_);
+    done_cv_.wait(l, [&] { return !done_.empty(); });
+    auto d = done_.front();
+    done_.pop_front();
+    return d;
+  }
+
+ private:
+  void work(int core) {
+    if (core >= 0) pin_to_core(core);
+    // This thread's OpenMP team size from set_threads: a new thread would
+    // start from OpenMP's default (every core) and oversubscribe them.
+    at::init_num_threads();
+    for (;;) {
+      std::pair<std::size_t, std::function<void()>> job;
+      {
+        std::unique_lock<std::mutex> l(m_);
+        todo_cv_.wait(l, [&] { return stop_ || !todo_.empty(); });
+        if (todo_.empty()) return;  // stopped
+        job = std::move(todo_.front());
+        todo_.pop_front();
+      }
+      std::exception_ptr error;
+      try {
+        job.second();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      {
+        std::lock_guard<std::mutex> l(m_);
+        done_.emplace_back(job.first, error);
+      }
+      done_cv_.notify_one();
+    }
+  }
+
+  std::mutex m_;
+  std::condition_variable todo_cv_, done_cv_;
+  std::deque<std::pair<std::size_t, std::function<void()>>> todo_;
+  std::deque<std::pair<std::size_t, std::exception_ptr>> done_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;  // last: the members above exist before they start
+};
+
 /// One seed's comparison: pre-training (or its cache), every run built first,
 /// then taking turns (an epoch each, or --interleave steps) so that machine
 /// noise falls on all of them alike, then the results and that seed's table.
@@ -69,6 +159,8 @@ struct SeedRunner {
   bool resume;
   std::function<void(const std::string&)> log;
   std::ostream& out;
+  /// Guards `out` (and `log`, which writes to it) while turns run side by side.
+  std::shared_ptr<std::mutex> out_mutex = std::make_shared<std::mutex>();
 
   /// 0, or the exit status (130 interrupted, 3 stopped by --max-steps).
   int run(const TrainConfig& cfg, const std::vector<const Strategy*>& chosen,
@@ -92,7 +184,7 @@ struct SeedRunner {
       ctx.out_dir = join(cfg.out_dir, chosen[i]->name);
       ctx.resume = resume;
       ctx.sets = sets[i];
-      ctx.log = log;
+      ctx.log = locked_log();  // runs log from their worker threads with --jobs
       ctx.world = &world;
       ctx.validation_needed = chosen[i]->validation_needed;
       ctxs.push_back(ctx);
@@ -131,6 +223,11 @@ struct SeedRunner {
     // turn says where each run stands.
     const bool lines = !bar.enabled() && !cfg.quiet && world.root();
     const auto t0 = std::chrono::steady_clock::now();
+    if (cfg.jobs > 1 && runs.size() > 1) {
+      take_turns_side_by_side(cfg, runs, turn, bar, lines ? &plan : nullptr, t0);
+      bar.finish();
+      return;
+    }
     for (bool any = true; any && !interrupted();) {
       any = false;
       for (auto& r : runs) {
@@ -146,6 +243,67 @@ struct SeedRunner {
       }
     }
     bar.finish();
+  }
+
+  // --jobs N: the same turns in the same cyclic order, N at a time, each on
+  // a worker pinned to its own core. A run's next turn waits for its last;
+  // an idle worker takes the next run in the order that is neither done nor
+  // busy, so the cores stay busy across the rounds' ends (the timing control,
+  // last in every round, does not run alone). The runs share no state, so
+  // their results are those of --jobs 1; only their times differ.
+  void take_turns_side_by_side(const TrainConfig& cfg, std::vector<std::unique_ptr<Run>>& runs,
+                               std::int64_t turn, Progress& bar, const Plan* lines,
+                               std::chrono::steady_clock::time_point t0) const {
+    const std::size_t n = runs.size();
+    const int jobs = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(cfg.jobs), n));
+    std::vector<char> busy(n, 0);
+    // The bar's count, read from each run at its last turn's end (not while it steps).
+    const auto counted = [](const Run& r) { return r.done() ? r.planned_steps() : r.steps_done(); };
+    std::vector<std::int64_t> progress(n, 0);
+    for (std::size_t i = 0; i < n; ++i) progress[i] = counted(*runs[i]);
+    std::size_t cursor = 0;
+    int in_flight = 0;
+    std::exception_ptr error;
+    TurnWorkers workers(jobs);
+    for (;;) {
+      while (!error && !interrupted() && in_flight < jobs) {
+        std::size_t k = 0;
+        while (k < n && (busy[(cursor + k) % n] || runs[(cursor + k) % n]->done())) ++k;
+        if (k == n) break;  // every run done or in flight
+        const std::size_t i = (cursor + k) % n;
+        cursor = (i + 1) % n;
+        busy[i] = 1;
+        ++in_flight;
+        workers.start(i, [&r = *runs[i], turn] {
+          for (std::int64_t s = 0; s < turn && !r.done() && !interrupted(); ++s) r.step();
+        });
+      }
+      if (in_flight == 0) break;
+      const auto [i, e] = workers.wait();
+      busy[i] = 0;
+      --in_flight;
+      if (e && !error) error = e;  // the others finish their turns first: they use the runs
+      const Run& r = *runs[i];
+      progress[i] = counted(r);
+      if (bar.enabled()) {
+        std::int64_t done = 0;
+        for (const auto p : progress) done += p;
+        bar.update(done, r.name());
+      }
+      if (lines) {
+        std::lock_guard<std::mutex> l(*out_mutex);
+        out << progress_line(cfg, r, *lines, t0) << std::endl;
+      }
+    }
+    if (error) std::rethrow_exception(error);
+  }
+
+  /// `log` behind the runner's output lock: one line at a time from any thread.
+  std::function<void(const std::string&)> locked_log() const {
+    return [log = log, m = out_mutex](const std::string& line) {
+      std::lock_guard<std::mutex> l(*m);
+      log(line);
+    };
   }
 
   static std::string progress_line(const TrainConfig& cfg, const Run& r, const Plan& plan,
