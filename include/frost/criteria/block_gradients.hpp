@@ -372,4 +372,23 @@ class BlockGradients {
   at::Device device_{at::kCPU};
 };
 
+/// min_epochs (both gradient criteria): decisions wait until `min_epochs`
+/// epochs of `steps_per_epoch` steps are done. An epoch needs a length, so
+/// min_epochs > 0 with steps_per_epoch 0 (unknown) is refused rather than
+/// silently doing nothing.
+inline void require_epoch_length(const char* criterion, double min_epochs,
+                                 std::int64_t steps_per_epoch) {
+  require(min_epochs == 0.0 || steps_per_epoch > 0, criterion, ": criterion.min_epochs is ",
+          min_epochs,
+          " but controller.steps_per_epoch is 0 (unknown), so an epoch has no length; set "
+          "controller.steps_per_epoch (e.g. ControllerOptions().epochs(epochs, "
+          "batches_per_epoch)) or criterion.min_epochs(0) to decide from the first evaluation");
+}
+/// Whether min_epochs still holds decisions back at `step`.
+inline bool held_by_min_epochs(std::int64_t step, double min_epochs,
+                               std::int64_t steps_per_epoch) {
+  return static_cast<double>(step + 1) <
+         min_epochs * static_cast<double>(steps_per_epoch) - 1e-9;
+}
+
 }  // namespace frost::detail

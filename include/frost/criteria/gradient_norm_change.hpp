@@ -38,7 +38,8 @@
 // evals_per_epoch = 4 comes from SmartFRZ's appendix (the settings of its
 // AutoFreeze baseline), not from AutoFreeze or the data-parallel paper, which
 // evaluate once per interval of their own choosing. min_epochs = 1 is ours: no
-// freeze during the first epoch (when controller.steps_per_epoch is known).
+// freeze during the first epoch. It needs controller.steps_per_epoch: without
+// one an epoch has no length, and the guard is refused (set min_epochs(0)).
 // AutoFreeze fine-tunes pre-trained models; trained from scratch, its test
 // froze most of a ResNet's blocks within the first epoch, while every block
 // still learns fast (issue 22: five of seven within 0.75 epoch; 4.3 of 7 on
@@ -149,8 +150,8 @@ struct GradientNormChangeOptions {
   FROST_ARG(FreezeMode, mode) = FreezeMode::sequential;
   FROST_ARG(GradNorm, norm) = GradNorm::l1;
   FROST_ARG(Accumulate, accumulate) = Accumulate::exact;
-  /// No freeze before this many epochs have run (needs controller.steps_per_epoch;
-  /// without it nothing is held back). Evaluations before still record each
+  /// No freeze before this many epochs have run (needs controller.steps_per_epoch:
+  /// above 0 without it, the controller refuses to start). Evaluations before still record each
   /// block's norm, so the first decision after the guard has an eta to judge.
   /// 1 (frost's guard): trained from scratch, AutoFreeze's test froze most of a
   /// ResNet within the first epoch at a cost in accuracy (docs/from-scratch.md).
@@ -205,6 +206,7 @@ class GradientNormChange {
                            " but an epoch has only ", spe_,
                            " steps (controller.steps_per_epoch); give at most one evaluation per "
                            "step, or criterion.interval in steps");
+    frost::detail::require_epoch_length(name, o_.min_epochs(), spe_);
     bg_.setup(*s.blocks, name);
     const auto nb = static_cast<std::size_t>(bg_.num_blocks());
     had_grad_.assign(nb, 0);
@@ -251,8 +253,7 @@ class GradientNormChange {
 
   /// Whether min_epochs still holds decisions back at this step.
   bool held(const StepState& s) const {
-    return spe_ > 0 && static_cast<double>(s.step + 1) <
-                           o_.min_epochs() * static_cast<double>(spe_) - 1e-9;
+    return frost::detail::held_by_min_epochs(s.step, o_.min_epochs(), spe_);
   }
 
   /// Whether `step` ends an evaluation interval.

@@ -79,8 +79,8 @@ struct GradientThresholdOptions {
   FROST_ARG(double, relative) = 0.0;
   /// With `relative`: the block's first-window average (default) or its peak.
   FROST_ARG(Reference, reference) = Reference::first;
-  /// No freeze before this many epochs have run (needs controller.steps_per_epoch;
-  /// without it nothing is held back); windows before still set the relative
+  /// No freeze before this many epochs have run (needs controller.steps_per_epoch:
+  /// above 0 without it, the controller refuses to start); windows before still set the relative
   /// threshold's reference. 0: DyF's behaviour. See docs/from-scratch.md.
   FROST_ARG(double, min_epochs) = 0.0;
 };
@@ -114,6 +114,7 @@ class GradientThreshold {
                     "GradientThreshold evaluates once per epoch by default but "
                     "controller.steps_per_epoch is 0 (unknown); set controller.steps_per_epoch "
                     "or criterion.window (in steps)");
+    frost::detail::require_epoch_length(name, o_.min_epochs(), spe_);
     bg_.setup(*s.blocks, name);
     const auto nb = static_cast<std::size_t>(bg_.num_blocks());
     had_grad_.assign(nb, 0);
@@ -233,8 +234,7 @@ class GradientThreshold {
 
   /// Whether min_epochs still holds decisions back at this step.
   bool held(const StepState& s) const {
-    return spe_ > 0 && static_cast<double>(s.step + 1) <
-                           o_.min_epochs() * static_cast<double>(spe_) - 1e-9;
+    return frost::detail::held_by_min_epochs(s.step, o_.min_epochs(), spe_);
   }
 
   void reset() {
