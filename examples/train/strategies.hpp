@@ -81,11 +81,14 @@ inline constexpr std::int64_t kPatience = 2;
 // threshold is taken against each block's peak window, not its first.
 inline constexpr std::int64_t kDyfWindow = 20;       // steps per DyF evaluation
 inline constexpr double kDyfRelative = 0.5;          // freeze at half the block's peak mean |grad|
-inline constexpr std::int64_t kAutoFreezeInterval = 20;
+// AutoFreeze's interval: one evaluation per 40-step epoch, chosen on validation
+// (docs/main-job.md, "Settings chosen on validation"; was 20).
+inline constexpr std::int64_t kAutoFreezeInterval = 40;
 inline constexpr std::int64_t kNumClasses = 10;  // the head's outputs (labels 5..9 used)
-// SimFreeze's R and C (the paper gives none): see token_similarity.hpp.
+// SimFreeze's R and C (the paper gives none), chosen on validation: see
+// token_similarity.hpp (C was 10).
 inline constexpr std::int64_t kSimRecord = 20;
-inline constexpr std::int64_t kSimCompare = 10;
+inline constexpr std::int64_t kSimCompare = 20;
 }  // namespace strategy_defaults
 
 namespace detail {
