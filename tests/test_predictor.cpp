@@ -590,6 +590,40 @@ TEST_SUITE("predictor") {
     else ::unsetenv("FROST_PREDICTOR");
   }
 
+  TEST_CASE("FreezePredictor: the file records whether it learned from frost-train's main job") {
+    const TempDir tmp;
+    const std::string dir = tmp.path;
+    fp::FreezePredictor p(small());
+    fp::save(p, dir + "/clean.pt", "histories without the main job");
+    fp::save(p, dir + "/main.pt", "an experiment", /*includes_main_job=*/true);
+    CHECK_FALSE(fp::read_info(dir + "/clean.pt").includes_main_job);
+    CHECK(fp::read_info(dir + "/clean.pt").about == "histories without the main job");
+    CHECK(fp::read_info(dir + "/main.pt").includes_main_job);
+    // the library still loads it: refusing it is frost-train's business
+    CHECK(fp::load(dir + "/main.pt")->options.subset() == 8);
+    // a format-1 file from before the key: its description decides
+    auto old_file = [&](const std::string& name, const std::string& about) {
+      torch::serialize::OutputArchive ar;
+      ar.write("frost_predictor_format", c10::IValue(fp::kFileFormat));
+      ar.write("about", c10::IValue(about));
+      ar.save_to(dir + "/" + name);
+      return dir + "/" + name;
+    };
+    CHECK_FALSE(fp::read_info(old_file("old.pt", "frost-train's main job (...) excluded")).includes_main_job);
+    CHECK(fp::read_info(old_file("old-in.pt", "histories INCLUDES frost-train's main job (--allow-main-job)"))
+              .includes_main_job);
+    CHECK_FROST_ERROR(fp::read_info(dir + "/missing.pt"), "cannot open '" + dir + "/missing.pt'");
+    {
+      torch::serialize::OutputArchive ar;
+      ar.write("weight", at::ones({3}));
+      ar.save_to(dir + "/other.pt");
+    }
+    CHECK_FROST_ERROR(fp::read_info(dir + "/other.pt"), "not a frost predictor file");
+    // the shipped predictor learned without the main job
+    if (!fp::default_path().empty() && std::ifstream(fp::default_path()).good())
+      CHECK_FALSE(fp::read_info(fp::default_path()).includes_main_job);
+  }
+
   // ===========================================================================
   TEST_CASE("AttentionPredictor: record counts, stages, decide()") {
     const Files files;

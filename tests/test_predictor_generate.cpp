@@ -3,6 +3,9 @@
 // classes, its learning rate and epochs) out of the predictor's histories, so
 // that the main job's smartfrz row is scored out of sample. Parsing only:
 // nothing is generated.
+#include <unistd.h>
+
+#include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -75,6 +78,7 @@ TEST_SUITE("predictor") {
       CAPTURE(a);
       const auto arch = fpc::parse_arch(a);
       CHECK_FALSE(arch.is_main_job_model());
+      CHECK_FALSE(arch.is_near_main_job_model());
       if (arch.kind == "vit") {  // other depths AND other widths
         CHECK(arch.depth != tiny.depth());
         CHECK(arch.width != tiny.dim());
@@ -96,11 +100,28 @@ TEST_SUITE("predictor") {
     check_refused({"generate", "--archs", "vit2w96,vit6"},
                   "architecture vit6 is frost-train's main-job model (ViT depth 6, width 64, patch 7");
     check_refused({"generate", "--archs", "vit6w64p7"}, "architecture vit6w64p7");
-    // Another depth, width or patch is another model.
-    for (const char* ok : {"vit5", "vit6w48", "vit6p4", "vit3w96", "mlp", "cnn"}) {
+    // Another depth, width or patch, far enough, is another model.
+    for (const char* ok : {"vit4", "vit6w48", "vit6w96", "vit6p4", "vit7p4", "vit3w96", "mlp", "cnn"}) {
       CAPTURE(ok);
       CHECK(parse({"generate", "--archs", ok}).rc == -1);
     }
+  }
+
+  TEST_CASE("frost-predictor generate: a near copy of the main job's model is refused") {
+    // Exact equality let these through: a block more or less, a few channels
+    // more or less, with the main job's patch, is the main job's model again.
+    for (const char* near : {"vit5", "vit7", "vit6w60", "vit6w68", "vit6w80", "vit5w56", "vit7w72p7"}) {
+      CAPTURE(near);
+      CHECK(fpc::parse_arch(near).is_near_main_job_model());
+      CHECK_FALSE(fpc::parse_arch(near).is_main_job_model());
+      check_refused({"generate", "--archs", std::string("mlp,") + near},
+                    "architecture " + std::string(near) + " is a near copy of frost-train's main-job model");
+    }
+    // The tolerance's edges: width 64 x 1.25 = 80 is in, 84 out; 64 / 1.25 = 51.2: 52 in, 48 out.
+    CHECK(fpc::parse_arch("vit6w52").is_near_main_job_model());
+    CHECK_FALSE(fpc::parse_arch("vit6w84").is_near_main_job_model());
+    CHECK_FALSE(fpc::parse_arch("vit6w48").is_near_main_job_model());
+    CHECK_FALSE(fpc::parse_arch("vit8").is_near_main_job_model());
   }
 
   TEST_CASE("frost-predictor generate: data from the main job's classes 5-9 is refused") {
@@ -117,9 +138,19 @@ TEST_SUITE("predictor") {
                   "--lrs 0.001 with 12 epochs (the reference run, 2 x --epochs) is frost-train's "
                   "main-job schedule (--lr 0.001 --epochs 12)");
     check_refused({"generate", "--lrs", "0.001", "--epochs", "12"}, "(the recorded run)");
-    // The same learning rate for another budget, or another one for 12 epochs: allowed.
-    CHECK(parse({"generate", "--lrs", "1e-3", "--epochs", "5"}).rc == -1);
+    // Near copies, which exact equality let through: within a factor 1.25 of
+    // the lr and 25 % of the epochs (9 to 15).
+    check_refused({"generate", "--lrs", "1.1e-3", "--epochs", "12"}, "--lrs 0.0011 with 12 epochs (the recorded run)");
+    check_refused({"generate", "--lrs", "1e-3", "--epochs", "11"}, "--lrs 0.001 with 11 epochs");
+    check_refused({"generate", "--lrs", "8e-4", "--epochs", "5"}, "--lrs 0.0008 with 10 epochs (the reference run");
+    check_refused({"generate", "--lrs", "2e-3,1.2e-3", "--epochs", "7"}, "--lrs 0.0012 with 14 epochs");
+    // The same learning rate for a budget far enough, or another one for 12 epochs: allowed.
+    CHECK(parse({"generate", "--lrs", "1e-3", "--epochs", "4"}).rc == -1);   // 4 and 8 epochs
+    CHECK(parse({"generate", "--lrs", "1e-3", "--epochs", "16"}).rc == -1);  // 16 and 32
     CHECK(parse({"generate", "--lrs", "2e-3", "--epochs", "6"}).rc == -1);
+    CHECK(parse({"generate", "--lrs", "1.3e-3", "--epochs", "12"}).rc == -1);
+    // a second lr no seed trains at (one seed) is not used
+    CHECK(parse({"generate", "--seeds", "1", "--lrs", "2e-3,1e-3", "--epochs", "12"}).rc == -1);
   }
 
   TEST_CASE("frost-predictor generate: the old defaults are refused on all three counts") {
@@ -158,5 +189,59 @@ TEST_SUITE("predictor") {
     CHECK(parse({"train", "--holdout-by", "model"}).rc == -1);
     CHECK(parse({"train", "--holdout-by", "model"}).cmd.train.holdout_by == "model");
     CHECK(parse({"--help"}).rc == 0);
+  }
+
+  TEST_CASE("frost-predictor train: histories of the main job are refused; --allow-main-job is an experiment") {
+    struct Tmp {  // removed at the end, files first
+      std::string path = frost_test::temp_dir("frost-predictor-train-test");
+      ~Tmp() {
+        for (const char* f : {"mlp-s0.pt", "vit6-s0.pt", "vit6-s1.pt", "cnn-s0.pt"})
+          std::remove((path + "/" + f).c_str());
+        ::rmdir(path.c_str());
+      }
+    } tmp;
+    // Three history files as generate writes them (the flag), and one from
+    // before the flag whose description says INCLUDES.
+    auto write = [&](const std::string& name, int flag, const std::string& from) {
+      torch::serialize::OutputArchive ar;
+      ar.write("generated_from", c10::IValue(from));
+      if (flag >= 0) ar.write("includes_main_job", c10::IValue(flag == 1));
+      const std::string path = tmp.path + "/" + name;
+      ar.save_to(path);
+      torch::serialize::InputArchive in;
+      in.load_from(path);
+      return fpc::history_origin(path, in);
+    };
+    fpc::GenConfig allowed;
+    allowed.archs = {"vit6"};
+    allowed.allow_main_job = true;
+    REQUIRE(fpc::includes_main_job(allowed));
+    CHECK_FALSE(fpc::includes_main_job(fpc::GenConfig()));
+    const auto clean = write("mlp-s0.pt", 0, fpc::describe(fpc::GenConfig()));
+    const auto flagged = write("vit6-s0.pt", 1, fpc::describe(allowed));
+    const auto old_in = write("vit6-s1.pt", -1, fpc::describe(allowed));
+    const auto old_clean = write("cnn-s0.pt", -1, fpc::describe(fpc::GenConfig()));
+    CHECK_FALSE(clean.includes_main_job);
+    CHECK(flagged.includes_main_job);
+    CHECK(old_in.includes_main_job);
+    CHECK_FALSE(old_clean.includes_main_job);
+
+    fpc::TrainConfig cfg;
+    cfg.data = tmp.path;
+    CHECK(fpc::train_refusal({clean, old_clean}, cfg).empty());
+    const auto m = fpc::train_refusal({clean, flagged, old_in}, cfg);
+    CHECK(contains(m, "refused: 2 of the histories in " + tmp.path + " include frost-train's main job"));
+    CHECK(contains(m, flagged.path));
+    CHECK(contains(m, "frost-train refuses it"));
+    CHECK(contains(m, "Regenerate without --allow-main-job"));
+    // --allow-main-job: an experiment's predictor, never over the shipped one
+    const auto p = parse({"train", "--allow-main-job"});
+    REQUIRE(p.rc == -1);
+    REQUIRE(p.cmd.train.allow_main_job);
+    auto exp = p.cmd.train;
+    exp.data = tmp.path;
+    CHECK(contains(fpc::train_refusal({flagged}, exp), "give another --out than data/smartfrz-predictor.pt"));
+    exp.out = tmp.path + "/experiment.pt";
+    CHECK(fpc::train_refusal({flagged}, exp).empty());
   }
 }

@@ -2,6 +2,7 @@
 // files, the trainer's checkpoint round trip (a resumed run makes the same
 // freeze decisions as an uninterrupted one) and a tiny end-to-end run.
 #include <dlfcn.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cmath>
@@ -661,7 +662,7 @@ std::size_t count_of(const std::string& s, const std::string& what) {
 
 }  // namespace
 
-TEST_CASE("train: the timing control line judges strategies that avoided no work") {
+TEST_CASE("train: the timing control line judges the strategies declared controls") {
   using frost_train::RunResult;
   auto run = [](std::string name, double measured, double avoided) {
     RunResult r;
@@ -669,13 +670,15 @@ TEST_CASE("train: the timing control line judges strategies that avoided no work
     r.measured_s = measured;
     r.work_avoided = avoided;
     r.planned_steps = 480;
+    r.steps = avoided > 0 ? 400 : 480;
+    r.timing_control = r.strategy == "full-repeat";
     return r;
   };
   std::vector<RunResult> rs{run("full", 100, 0), run("full-repeat", 97, 0), run("autofreeze", 45, 0.5)};
   auto text = frost_train::format_control(rs);
-  CHECK(has(text, "full-repeat avoided no work and reads 1.031x: within 1.00x +- 5 %"));
+  CHECK(has(text, "full-repeat does full's work again and reads 1.031x: within 1.00x +- 5 %"));
   CHECK_FALSE(has(text, "autofreeze"));  // avoided work: its speed-up is the point
-  CHECK_FALSE(has(text, "full avoided"));  // the reference itself
+  CHECK_FALSE(has(text, "full does"));   // the reference itself
   rs[1].measured_s = 90;  // 1.11x for the same work: noise
   text = frost_train::format_control(rs);
   CHECK(has(text, "reads 1.111x: OUTSIDE 1.00x +- 5 %"));
@@ -685,6 +688,101 @@ TEST_CASE("train: the timing control line judges strategies that avoided no work
   auto shorter = run("full-6ep", 50, 0);
   shorter.planned_steps = 240;
   CHECK_FALSE(has(frost_train::format_control({run("full", 100, 0), shorter}), "full-6ep"));
+  // a declared control that did not do full's work is said so, not judged
+  auto cut = run("full-repeat", 50, 0);
+  cut.steps = 240;
+  text = frost_train::format_control({run("full", 100, 0), cut});
+  CHECK(has(text, "full-repeat did not do full's work (240/480 steps against 480/480"));
+  CHECK_FALSE(has(text, "OUTSIDE"));
+}
+
+TEST_CASE("train: the timing control is declared by the strategy: full-early-stop raises no alarm") {
+  using frost_train::RunResult;
+  // The default run's case (issue 29): full-early-stop did not stop, so it
+  // avoided no work and ran full's steps, but it paid for the validation
+  // passes its early stopping listens to: 0.93x. full-repeat, full's work
+  // again, read 1.00x. Only full-repeat is a control.
+  auto run = [](std::string name, double measured) {
+    RunResult r;
+    r.strategy = std::move(name);
+    r.measured_s = measured;
+    r.planned_steps = r.steps = 240;
+    return r;
+  };
+  const auto all = frost_train::all_strategies();
+  std::vector<RunResult> rs{run("full", 100), run("full-early-stop", 100 / 0.93),
+                            run("full-repeat", 100)};
+  for (auto& r : rs) r.timing_control = frost_train::find_strategy(all, r.strategy)->timing_control;
+  rs[1].validation_s = rs[1].measured_s - 100;  // what it paid for and full did not
+  std::string text = frost_train::format_control(rs);
+  CHECK(has(text, "full-repeat does full's work again and reads 1.000x: within"));
+  CHECK_FALSE(has(text, "full-early-stop"));
+  CHECK_FALSE(has(text, "OUTSIDE"));
+  // full-repeat itself at 0.93x: the alarm
+  rs[2].measured_s = 100 / 0.93;
+  text = frost_train::format_control(rs);
+  CHECK(has(text, "full-repeat does full's work again and reads 0.930x: OUTSIDE 1.00x +- 5 %"));
+  CHECK(count_of(text, "timing control:") == 1);
+  // the strategies' own declarations: full-repeat alone is one
+  for (const auto& s : all) {
+    CAPTURE(s.name);
+    CHECK(s.timing_control == (s.name == "full-repeat"));
+  }
+  // results.csv keeps the declaration for --report; an older file's control is full-repeat
+  const std::string dir = temp_dir();
+  frost_train::write_file_atomic(dir + "/results.csv", frost_train::format_csv(rs));
+  const auto back = frost_train::read_results_csv(dir + "/results.csv");
+  REQUIRE(back.size() == 3);
+  CHECK_FALSE(back[1].timing_control);
+  CHECK(back[2].timing_control);
+  std::string old;  // the same file without the column, as frost-train wrote it before
+  std::istringstream lines(frost_train::format_csv(rs));
+  for (std::string l; std::getline(lines, l);) old += l.substr(0, l.rfind(',')) + "\n";
+  REQUIRE_FALSE(has(old, "timing_control"));
+  frost_train::write_file_atomic(dir + "/results.csv", old);
+  const auto older = frost_train::read_results_csv(dir + "/results.csv");
+  REQUIRE(older.size() == 3);
+  CHECK_FALSE(older[1].timing_control);
+  CHECK(older[2].timing_control);
+}
+
+TEST_CASE("train: frost-train refuses a predictor trained on its main job's histories") {
+  namespace fp = frost::predictor;
+  const std::string dir = temp_dir();
+  fp::FreezePredictor p(fp::FreezePredictorOptions().subset(8).hidden(16).embed(4).head_hidden(4).window(5));
+  fp::save(p, dir + "/main.pt", "an experiment", /*includes_main_job=*/true);
+  fp::save(p, dir + "/clean.pt", "out of sample");
+  auto plan = [&](const std::string& file, const std::string& strategies) {
+    frost_train::TrainConfig cfg;
+    frost_train::parse_args({"--compare", strategies, "--set", "criterion.predictor=" + dir + file}, cfg);
+    return frost_train::make_run_plan(std::move(cfg));
+  };
+  for (const char* s : {"smartfrz", "full,smartfrz-nostop"}) {
+    CAPTURE(s);
+    bool refused = false;
+    try {
+      plan("/main.pt", s);
+    } catch (const frost_train::UsageError& e) {
+      refused = true;
+      const std::string m = e.what();
+      CHECK(has(m, "predictor " + dir + "/main.pt was trained on histories that include "
+                   "frost-train's main job (frost-predictor --allow-main-job"));
+      CHECK(has(m, "--set criterion.predictor=<a file from frost-predictor train without "
+                   "--allow-main-job>"));
+    }
+    CHECK(refused);  // before any data is read
+    CHECK(plan("/clean.pt", s).chosen.size() >= 1);
+  }
+  // start refuses too (a RunContext built another way): before the model exists
+  const auto all = frost_train::all_strategies();
+  frost_train::RunContext ctx;
+  ctx.sets = {{"criterion.predictor", dir + "/main.pt"}};
+  CHECK_THROWS_AS(frost_train::find_strategy(all, "smartfrz")->start(ctx), frost_train::UsageError);
+  // the shipped predictor passes
+  if (!fp::default_path().empty()) CHECK_NOTHROW(frost_train::detail::check_predictor_file({}));
+  std::remove((dir + "/main.pt").c_str());
+  std::remove((dir + "/clean.pt").c_str());
+  ::rmdir(dir.c_str());
 }
 
 TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructed results") {
@@ -788,7 +886,7 @@ TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructe
                   "speedup_lo,speedup_hi,speedup_vs_early_stop,work_avoided,work_avoided_per_step,"
                   "catch_up_share,steps_not_run,backward_avoided,time_to_target_s,cache_hit_rate,"
                   "cache_samples,cache_mib,frozen_share,steps,planned_steps,freeze_steps,"
-                  "peak_mem_mib,peak_mem_kind\n",
+                  "peak_mem_mib,peak_mem_kind,timing_control\n",
                   0) == 0);
   CHECK(csv_cell(csv, "autofreeze", "measured_s") == "40");
   CHECK(csv_cell(csv, "autofreeze", "speedup_estimate") == "2.5");
@@ -924,7 +1022,32 @@ TEST_CASE("train: seed statistics: a constructed set of paired differences gives
   CHECK(one.mean == doctest::Approx(0.7));
   CHECK(std::isnan(one.lo));
   CHECK(frost_train::t_quantile_975(1) == doctest::Approx(12.706));
-  CHECK(frost_train::t_quantile_975(1000) == doctest::Approx(1.96));
+}
+
+TEST_CASE("train: seed statistics: Student's t for every df, not 2.000 from 31 to 59") {
+  using frost_train::t_quantile_975;
+  // the exact 97.5 % quantiles, to four decimals
+  for (const auto& [df, t] : std::vector<std::pair<double, double>>{
+           {30, 2.042}, {31, 2.0395}, {40, 2.0211}, {45, 2.0141}, {59, 2.0010}, {60, 2.0003},
+           {120, 1.9799}, {1000, 1.9623}, {HUGE_VAL, 1.9600}}) {
+    CAPTURE(df);
+    CHECK(std::abs(t_quantile_975(df) - t) < 6e-5);
+  }
+  double last = t_quantile_975(1);
+  for (int df = 2; df <= 200; ++df) {  // falls with df, table and expansion joined
+    CAPTURE(df);
+    CHECK(t_quantile_975(df) < last);
+    last = t_quantile_975(df);
+  }
+  CHECK(std::isnan(t_quantile_975(0)));
+  // 41 seeds: the interval uses t(40) = 2.0211, not 2.000
+  std::vector<double> xs;
+  for (int k = 0; k < 41; ++k) xs.push_back(k % 2 ? 1.0 : -1.0);
+  const auto i = frost_train::mean_ci(xs);
+  double ss = 0;
+  for (double x : xs) ss += (x - i.mean) * (x - i.mean);
+  const double se = std::sqrt(ss / 40) / std::sqrt(41.0);
+  CHECK((i.hi - i.mean) / se == doctest::Approx(2.021075).epsilon(1e-5));
 }
 
 TEST_CASE("train: the frontier: interpolation, envelope, and a strategy's place against it") {
@@ -979,6 +1102,64 @@ TEST_CASE("train: the frontier: interpolation, envelope, and a strategy's place 
   const std::string svg = frost_train::render_frontier_svg(ss);
   CHECK(count_of(svg, "<polyline") == 1);
   CHECK_FALSE(has(svg, "nan"));
+  // the picture's bar is the table's interval vs the frontier, around the
+  // mean accuracy 91.5: [91.5 - 6.353, 91.5 + 6.353]; the frontier's points have none
+  CHECK(count_of(svg, "class=\"ci\"") == 1);
+  CHECK(has(svg, "<g class=\"ci\" data-lo=\"85.15\" data-hi=\"97.85\""));
+  CHECK(has(svg, "<title>freeze: vs frontier +1.00 [-5.35, +7.35] (95 %)</title>"));
+}
+
+TEST_CASE("train: the study: one seed has no side of the frontier; an interval on fewer seeds says so") {
+  using frost_train::RunResult;
+  auto run = [](std::string name, double acc, double t, bool frontier) {
+    RunResult r;
+    r.strategy = std::move(name);
+    r.test_accuracy = acc;
+    r.measured_s = t;
+    r.completed = true;
+    r.on_frontier = frontier;
+    return r;
+  };
+  // One seed: at 25 s the frontier is 90 + (93 - 90) / 2 = 91.5; "same" is
+  // exactly on it (0.00), "ahead" 0.4 above: neither is above or below.
+  const std::vector<std::vector<RunResult>> one{{run("full", 93, 40, true), run("same", 91.5, 25, false),
+                                                 run("ahead", 91.9, 25, false), run("full-3ep", 90, 10, true)}};
+  const auto s1 = frost_train::summarize(one);
+  REQUIRE(s1.size() == 4);
+  CHECK(s1[1].vs_frontier.mean == 0.0);
+  for (const auto* s : {&s1[1], &s1[2]}) {
+    CAPTURE(s->strategy);
+    CHECK(frost_train::frontier_verdict(*s) == "n/a (one seed, no interval)");
+  }
+  const std::string table1 = frost_train::format_study_table(s1);
+  CHECK_FALSE(has(table1, "below"));
+  CHECK_FALSE(has(table1, "above"));
+  CHECK(has(frost_train::format_verdict(s1, 1, 1.0, 2.0), "not shown above the frontier"));
+  const std::string svg1 = frost_train::render_frontier_svg(s1);
+  CHECK(count_of(svg1, "class=\"ci\"") == 0);  // the table reports no interval: no bar
+  CHECK(has(svg1, "same (one seed: no interval)"));
+
+  // Three seeds; in the third "fast" ran in 5 s, under the shortest budget
+  // (10 s): no frontier comparison there, so its interval stands on 2 seeds.
+  const std::vector<std::vector<RunResult>> three{
+      {run("full", 93, 40, true), run("fast", 92.5, 20, false), run("full-3ep", 90, 10, true)},
+      {run("full", 92, 40, true), run("fast", 90.5, 20, false), run("full-3ep", 89, 10, true)},
+      {run("full", 92, 40, true), run("fast", 91.0, 5, false), run("full-3ep", 89, 10, true)}};
+  const auto s3 = frost_train::summarize(three);
+  const auto& fast = s3[1];
+  CHECK(fast.seeds == 3);
+  CHECK(fast.vs_full.n == 3);
+  CHECK(fast.vs_frontier.n == 2);
+  CHECK(fast.below_frontier_range == 1);
+  const std::string table3 = frost_train::format_study_table(s3);
+  CHECK(has(table3, "+1.00 [-5.35, +7.35] (2 of 3 seeds)"));
+  CHECK_FALSE(has(table3, "(3 of 3"));  // vs full used every seed: nothing to say
+  CHECK(has(frost_train::format_verdict(s3, 3, 1.0, 2.0), "(2 of 3 seeds)"));
+  const std::string csv = frost_train::format_study_csv(s3);
+  CHECK(csv_cell(csv, "fast", "seeds") == "3");
+  CHECK(csv_cell(csv, "fast", "vs_full_seeds") == "3");
+  CHECK(csv_cell(csv, "fast", "vs_frontier_seeds") == "2");
+  CHECK(has(frost_train::render_frontier_svg(s3), "(2 of 3 seeds) (95 %)</title>"));
 }
 
 TEST_CASE("train: a real run counts its catch-up passes, the validation its early stopping needs, "

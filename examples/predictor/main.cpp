@@ -303,6 +303,8 @@ int generate(const GenConfig& cfg) {
       ar.write("lr", c10::IValue(lr));
       ar.write("classes", c10::IValue(run_task.classes));
       ar.write("generated_from", c10::IValue(about));
+      // train refuses histories with the flag (and frost-train the predictor)
+      ar.write("includes_main_job", c10::IValue(fpc::includes_main_job(cfg)));
       ar.write("weights", at::stack(weights), true);  // [N, blocks, subset]
       ar.write("cka", at::stack(ckas), true);         // [N, blocks]
       ar.write("steps", c10::IValue(steps));
@@ -358,7 +360,8 @@ std::string family_of(const std::string& arch) {
 }
 
 std::vector<Sequence> load_sequences(const std::string& dir, std::int64_t* record_every,
-                                     std::vector<std::string>* generated_from) {
+                                     std::vector<std::string>* generated_from,
+                                     std::vector<fpc::HistoryOrigin>* origins) {
   // Every <arch>-s<seed>.pt in the directory, in name order.
   std::vector<std::string> names;
   if (DIR* d = ::opendir(dir.c_str())) {
@@ -395,6 +398,7 @@ std::vector<Sequence> load_sequences(const std::string& dir, std::int64_t* recor
     ar.read("record_every", re);
     ar.read("steps", st);
     ar.read("arch", ar_arch);
+    origins->push_back(fpc::history_origin(path, ar));
     {
       c10::IValue from;
       const std::string what = ar.try_read("generated_from", from)
@@ -541,7 +545,12 @@ int train(const TrainConfig& cfg) {
   std::int64_t record_every = 1;
   g_holdout_by = cfg.holdout_by;
   std::vector<std::string> generated_from;
-  auto seqs = load_sequences(cfg.data, &record_every, &generated_from);
+  std::vector<fpc::HistoryOrigin> origins;
+  auto seqs = load_sequences(cfg.data, &record_every, &generated_from, &origins);
+  // before any fitting: a predictor of the main job's histories is refused
+  if (const auto m = fpc::train_refusal(origins, cfg); !m.empty()) throw std::runtime_error(m);
+  bool includes_main_job = false;
+  for (const auto& o : origins) includes_main_job = includes_main_job || o.includes_main_job;
   std::vector<std::string> archs;
   for (const auto& s : seqs)
     if (std::find(archs.begin(), archs.end(), s.arch) == archs.end()) archs.push_back(s.arch);
@@ -636,7 +645,7 @@ int train(const TrainConfig& cfg) {
     const auto slash = cfg.out.rfind('/');
     if (slash != std::string::npos) make_dirs(cfg.out.substr(0, slash));
   }
-  fp::save(net, cfg.out, about.str());
+  fp::save(net, cfg.out, about.str(), includes_main_job);
   std::cout << "\ntraining accuracy (all architectures): " << std::fixed << std::setprecision(1)
             << sc.accuracy()
             << "% (balanced " << sc.balanced() << "%)\nwrote " << cfg.out << " in "

@@ -10,13 +10,18 @@
 #include <cctype>
 #include <cmath>
 #include <cstdint>
+#include <climits>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include <torch/serialize/input-archive.h>
+
 #include "cli.hpp"  // examples/train: frost_train::TrainConfig, the main job's schedule
+#include "frost/predictor/freeze_predictor.hpp"  // the predictor file's main-job flag
 #include "cli_checks.hpp"
 #include "idx.hpp"
 #include "vit.hpp"  // ViTOptions::tiny(), the main job's model
@@ -47,7 +52,41 @@ struct Arch {
     const auto t = fx::ViTOptions::tiny();
     return kind == "vit" && depth == t.depth() && width == t.dim() && patch == t.patch_size();
   }
+  /// The main-job model or a near copy of it (main_job_tolerance): a ViT with
+  /// its patch (the same tokens), a depth within one block and a width within
+  /// a factor 1.25. Its weight histories would teach the predictor the main
+  /// job's own dynamics as surely as the model itself.
+  bool is_near_main_job_model() const;
 };
+
+/// How near to frost-train's main job a setting may come before generate
+/// refuses it: exact equality let a near copy through (vit6w60, lr 1.1e-3
+/// for 12 epochs), so each number is compared within a tolerance. The
+/// shipped defaults keep well clear of every one: depths 2, 4, 8 (the main
+/// job's 6 +- 2 or more), widths 96, 48, 32 (64 x 1.5, x 0.75, x 0.5), learning
+/// rates 2e-3 and 5e-4 (a factor 2), 7 and 14 epochs at those rates.
+struct MainJobTolerance {
+  std::int64_t depth = 1;   ///< blocks either side of the main job's depth
+  double width = 1.25;      ///< factor either side of its width
+  double lr = 1.25;         ///< factor either side of its learning rate
+  double epochs = 0.25;     ///< share either side of its epochs (12: 9 to 15)
+};
+inline const MainJobTolerance& main_job_tolerance() {
+  static const MainJobTolerance t;
+  return t;
+}
+
+/// a / b within a factor f either side.
+inline bool within_factor(double a, double b, double f) {
+  return a > 0 && b > 0 && a <= b * f * (1 + 1e-12) && b <= a * f * (1 + 1e-12);
+}
+
+inline bool Arch::is_near_main_job_model() const {
+  const auto t = fx::ViTOptions::tiny();
+  const auto& tol = main_job_tolerance();
+  return kind == "vit" && patch == t.patch_size() && std::abs(depth - t.depth()) <= tol.depth &&
+         within_factor(static_cast<double>(width), static_cast<double>(t.dim()), tol.width);
+}
 
 /// Parses an architecture name; std::invalid_argument says what is wrong.
 inline Arch parse_arch(const std::string& name) {
@@ -141,14 +180,16 @@ inline std::string number(double x) {
   return s.str();
 }
 
-/// Why `cfg` would put frost-train's main job into the histories: its model
-/// (ViTOptions::tiny(): depth 6, width 64, patch 7), its data (classes 5-9) or
-/// its schedule (TrainConfig's lr for TrainConfig's epochs), one sentence each;
-/// empty when none of them is in.
+/// Why `cfg` would put frost-train's main job, or a near copy of it, into the
+/// histories: its model (ViTOptions::tiny(): depth 6, width 64, patch 7, or
+/// within main_job_tolerance() of it), its data (classes 5-9: any one of
+/// them) or its schedule (TrainConfig's lr for TrainConfig's epochs, each
+/// within the tolerance), one sentence each; empty when none of them is in.
 inline std::vector<std::string> main_job_refusals(const GenConfig& cfg) {
   std::vector<std::string> why;
   const auto tiny = fx::ViTOptions::tiny();
   const frost_train::TrainConfig main_job;
+  const auto& tol = main_job_tolerance();
   for (const auto& name : cfg.archs) {
     Arch a;
     try {
@@ -156,11 +197,13 @@ inline std::vector<std::string> main_job_refusals(const GenConfig& cfg) {
     } catch (const std::invalid_argument&) {
       continue;  // a usage error of its own
     }
-    if (a.is_main_job_model())
-      why.push_back("architecture " + name + " is frost-train's main-job model (ViT depth " +
-                    std::to_string(tiny.depth()) + ", width " + std::to_string(tiny.dim()) +
-                    ", patch " + std::to_string(tiny.patch_size()) +
-                    ": ViTOptions::tiny()); use another depth or width, e.g. vit3w96");
+    if (a.is_near_main_job_model())
+      why.push_back("architecture " + name + " is " +
+                    (a.is_main_job_model() ? "frost-train's main-job model" : "a near copy of frost-train's main-job model") +
+                    " (ViT depth " + std::to_string(tiny.depth()) + ", width " + std::to_string(tiny.dim()) +
+                    ", patch " + std::to_string(tiny.patch_size()) + ": ViTOptions::tiny(); refused within " +
+                    std::to_string(tol.depth) + " block of its depth and a factor " + number(tol.width) +
+                    " of its width, with its patch); use another depth or width, e.g. vit3w96");
   }
   const auto& held = main_job_classes();
   auto check_classes = [&](const char* option, const std::vector<std::int64_t>& cs) {
@@ -177,19 +220,27 @@ inline std::vector<std::string> main_job_refusals(const GenConfig& cfg) {
     check_classes("--pretrain-classes", cfg.pretrain_classes);
     check_classes("--finetune-classes", cfg.finetune_classes);
   }
-  auto same = [](double a, double b) { return std::abs(a - b) <= 1e-9 * std::max(std::abs(a), std::abs(b)); };
+  const auto near_epochs = [&](double e) { return std::abs(e - main_job.epochs) <= tol.epochs * main_job.epochs; };
   for (std::int64_t s = 0; s < std::min<std::int64_t>(cfg.seeds, static_cast<std::int64_t>(cfg.lrs.size())); ++s) {
     const double lr = cfg.lr_of(s);
-    if (!same(lr, main_job.lr)) continue;
+    if (!within_factor(lr, main_job.lr, tol.lr)) continue;
     for (const auto& [what, e] : {std::pair<const char*, std::int64_t>{"the recorded run", cfg.epochs},
                                   {"the reference run, 2 x --epochs", 2 * cfg.epochs}})
-      if (same(static_cast<double>(e), main_job.epochs))
+      if (near_epochs(static_cast<double>(e)))
         why.push_back("--lrs " + number(lr) + " with " + std::to_string(e) + " epochs (" + what +
                       ") is frost-train's main-job schedule (--lr " + number(main_job.lr) +
-                      " --epochs " + number(main_job.epochs) +
-                      "); use another learning rate or --epochs");
+                      " --epochs " + number(main_job.epochs) + ") or within a factor " +
+                      number(tol.lr) + " of its lr and " + number(100 * tol.epochs) +
+                      " % of its epochs; use another learning rate or --epochs");
   }
   return why;
+}
+
+/// Whether generate's histories include the main job: let through by
+/// --allow-main-job, and written into every history file ("includes_main_job")
+/// so that train can refuse them.
+inline bool includes_main_job(const GenConfig& cfg) {
+  return cfg.allow_main_job && !main_job_refusals(cfg).empty();
 }
 
 /// frost-train's main job in words, from ViTOptions::tiny() and TrainConfig's defaults.
@@ -214,8 +265,7 @@ inline std::string describe(const GenConfig& cfg) {
     << " warm-up steps, lr per seed " << join(cfg.lrs) << "; recorded " << cfg.epochs
     << " epochs, reference " << 2 * cfg.epochs << ", record every " << cfg.record_every
     << " steps, CKA on " << cfg.probe << " held-out images; "
-    << (cfg.allow_main_job && !main_job_refusals(cfg).empty()
-            ? "INCLUDES frost-train's main job (--allow-main-job)"
+    << (includes_main_job(cfg) ? std::string(frost::predictor::kMainJobMark) + " (--allow-main-job)"
             : "frost-train's main job (" + main_job_summary() + ") excluded");
   return s.str();
 }
@@ -277,7 +327,72 @@ struct TrainConfig {
   std::string sweep = "0.01,0.02,0.05";
   int threads = 1;
   std::int64_t seed = 0;
+  /// Train on histories that include the main job (an experiment): the file
+  /// then records it, and frost-train refuses it.
+  bool allow_main_job = false;
 };
+
+/// A history file, as far as the main-job check goes.
+struct HistoryOrigin {
+  std::string path;
+  bool includes_main_job = false;
+};
+
+/// Whether a history file's run included frost-train's main job: the flag
+/// generate writes, or for a file from before the flag, the INCLUDES mark its
+/// description (generated_from) carries.
+inline HistoryOrigin history_origin(const std::string& path, torch::serialize::InputArchive& ar) {
+  HistoryOrigin h{path, false};
+  c10::IValue v;
+  if (ar.try_read("includes_main_job", v))
+    h.includes_main_job = v.toBool();
+  else if (ar.try_read("generated_from", v))
+    h.includes_main_job = v.toStringRef().find(frost::predictor::kMainJobMark) != std::string::npos;
+  return h;
+}
+
+/// `p` with its directory resolved (realpath: the file itself may not exist
+/// yet; not std::filesystem, whose copy in pip's libtorch.so crashes), `p`
+/// itself when the directory does not exist.
+inline std::string resolved_path(const std::string& p) {
+  const auto slash = p.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : p.substr(0, slash);
+  char buf[PATH_MAX];
+  if (::realpath(dir.c_str(), buf) == nullptr) return p;
+  return std::string(buf) + "/" + (slash == std::string::npos ? p : p.substr(slash + 1));
+}
+
+/// Whether two paths name the same file (either may not exist yet).
+inline bool same_path(const std::string& a, const std::string& b) {
+  return resolved_path(a) == resolved_path(b);
+}
+
+/// Why `train` refuses these histories, empty when it does not. A predictor
+/// that learned from the main job's histories would score frost-train's
+/// smartfrz rows on the task it was trained on; frost-train refuses such a
+/// file, so train refuses to make one unless told (--allow-main-job, for an
+/// experiment), and never over the shipped predictor.
+inline std::string train_refusal(const std::vector<HistoryOrigin>& histories, const TrainConfig& cfg) {
+  std::vector<std::string> in;
+  for (const auto& h : histories)
+    if (h.includes_main_job) in.push_back(h.path);
+  if (in.empty()) return {};
+  std::string list;
+  for (std::size_t i = 0; i < in.size() && i < 3; ++i) list += (i ? ", " : "") + in[i];
+  if (in.size() > 3) list += " and " + std::to_string(in.size() - 3) + " more";
+  const std::string what = "refused: " + std::to_string(in.size()) + " of the histories in " + cfg.data +
+                           " include frost-train's main job (generated with --allow-main-job: " + list + ")";
+  if (!cfg.allow_main_job)
+    return what + "; a predictor trained on them would score the main job's smartfrz rows in-sample "
+                  "and frost-train refuses it. Regenerate without --allow-main-job "
+                  "(docs/predictor.md), or give train --allow-main-job and another --out for an "
+                  "experiment";
+  const std::string shipped = frost::predictor::default_path();
+  if (same_path(cfg.out, TrainConfig().out) || (!shipped.empty() && same_path(cfg.out, shipped)))
+    return what + "; --allow-main-job makes an experiment's predictor, not the shipped one: give "
+                  "another --out than " + cfg.out;
+  return {};
+}
 
 struct Command {
   bool generate = false;  // else train
@@ -346,6 +461,9 @@ inline int parse_command_line(int argc, const char* const* argv, Command& cmd,
       ->check(CLI::IsMember({"family", "model"}))
       ->capture_default_str();
   tr->add_option("--seed", t.seed, "initialisation and order seed")->capture_default_str();
+  tr->add_flag("--allow-main-job", t.allow_main_job,
+               "train even on histories that include frost-train's main job (an experiment: the "
+               "file records it and frost-train refuses it; not over the shipped predictor)");
   try {
     app.parse(argc, argv);
     cmd.generate = static_cast<bool>(*gen);

@@ -160,6 +160,9 @@ inline RunPlan make_run_plan(TrainConfig cfg) {
   p.all = all_strategies();
   p.chosen = choose_strategies(p.all, cfg.strategies);
   p.sets = route_sets(cfg.sets, p.all, p.chosen);
+  // a strategy's own refusals (SmartFRZ's predictor file) before any data is read
+  for (std::size_t i = 0; i < p.chosen.size(); ++i)
+    if (p.chosen[i]->check) p.chosen[i]->check(p.sets[i]);
   p.cfg = std::move(cfg);
   p.runs = p.chosen;
   p.run_sets = p.sets;

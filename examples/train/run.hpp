@@ -35,6 +35,7 @@ struct RunResult {
   std::uint64_t seed = 0;                ///< --seed of this run (data order, pre-trained body)
   double epochs = 0.0;                   ///< its budget in epochs (the frontier's runs differ)
   bool on_frontier = false;              ///< full fine-tuning at some budget (the frontier's points)
+  bool timing_control = false;           ///< full's work again, judged at 1.00x (Strategy::timing_control)
   // Measured wall-clock time (examples/train/accounting.hpp): the steps, with
   // the cache's fills and catch-ups and the criterion's stages inside them,
   // and the validation passes the strategy's decisions listen to. Test-set

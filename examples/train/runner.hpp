@@ -196,6 +196,7 @@ struct SeedRunner {
       RunResult r = runs[i]->finish();
       runs[i].reset();
       r.on_frontier = chosen[i]->on_frontier;
+      r.timing_control = chosen[i]->timing_control;
       log_result(r);
       if (r.completed && world.root())
         write_file_atomic(join(ctxs[i].out_dir, "timeline.svg"), render_svg({r}));

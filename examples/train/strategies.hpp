@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "frost/frost.hpp"
@@ -25,6 +26,14 @@ struct Strategy {
   bool validation_needed = false;
   /// Full fine-tuning at some budget: a point of the frontier.
   bool on_frontier = false;
+  /// Full's work again, nothing else: its speed-up must read 1.00x, and the
+  /// report judges the machine's noise by it (report.hpp, format_control).
+  /// Declared here, never inferred from "avoided no work": full-early-stop
+  /// avoids none until it stops, yet pays for its validation passes.
+  bool timing_control = false;
+  /// Refuses what it cannot run with (a UsageError), given its --set options;
+  /// run before any data is read (plan.hpp) and again by start. Null: nothing.
+  std::function<void(const std::vector<std::pair<std::string, std::string>>&)> check;
   /// Builds the run (model, optimizer, controller), ready to step.
   std::function<std::unique_ptr<Run>(const RunContext&)> start;
   /// The whole run at once.
@@ -110,6 +119,7 @@ inline void add_planned_strategies(std::vector<Strategy>& v) {
       "full fine-tuning again, the timing control: the same work as full, so its speed-up "
       "must read 1.00x",
       false, nullptr));
+  v.back().timing_control = true;
   v.push_back(make_strategy<c::Never, sch::Cosine, st::Patience>(
       "full-early-stop",
       "full fine-tuning with early stopping: ends when the validation loss has not improved "
@@ -193,6 +203,25 @@ inline void add_gradient_strategies(std::vector<Strategy>& v) {
       true, [autofreeze](auto& o, const Plan&, const frost::BlockMap&) { autofreeze(o); }));
 }
 
+/// SmartFRZ's predictor file as its criterion will load it (--set
+/// criterion.predictor, else the shipped one: $FROST_PREDICTOR or the build's)
+/// is refused when it learned from histories that include this very job
+/// (frost-predictor's --allow-main-job, recorded in the file): its smartfrz
+/// rows would be scored on the task it was trained on.
+inline void check_predictor_file(const std::vector<std::pair<std::string, std::string>>& sets) {
+  std::string path;
+  for (const auto& kv : sets)
+    if (kv.first == "criterion.predictor") path = kv.second;
+  if (path.empty()) path = frost::predictor::default_path();
+  if (path.empty()) return;  // none known: the criterion's own error says so
+  if (!frost::predictor::read_info(path).includes_main_job) return;
+  throw UsageError("SmartFRZ's predictor " + path + " was trained on histories that include "
+                   "frost-train's main job (frost-predictor --allow-main-job, recorded in the "
+                   "file): its smartfrz rows would be scored on the task it learned. Give "
+                   "--set criterion.predictor=<a file from frost-predictor train without "
+                   "--allow-main-job>, or regenerate the shipped one (docs/predictor.md)");
+}
+
 /// The adaptive strategies that read features or weights: SimFreeze (class
 /// tokens) and SmartFRZ (the learned predictor).
 inline void add_representation_strategies(std::vector<Strategy>& v) {
@@ -230,6 +259,13 @@ inline void add_representation_strategies(std::vector<Strategy>& v) {
       }));
   v.push_back(make_strategy<c::AttentionPredictor, sch::Cosine, st::Never>(
       "smartfrz-nostop", "SmartFRZ without early stopping: the whole budget", true, nullptr));
+  for (auto* s : {&v[v.size() - 2], &v.back()}) {
+    s->check = check_predictor_file;
+    s->start = [start = s->start](const RunContext& ctx) {
+      check_predictor_file(ctx.sets);
+      return start(ctx);
+    };
+  }
 }
 
 }  // namespace detail

@@ -8,7 +8,9 @@
 #include <cmath>
 #include <cstdio>
 #include <sstream>
+#include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "report.hpp"
@@ -373,10 +375,62 @@ inline std::string render_accuracy_svg(const std::vector<RunResult>& rs) {
 
 namespace frost_train {
 
+/// The vertical error bar of a strategy in the frontier picture: the same 95 %
+/// interval the study table reports in "vs frontier" (paired by seed), drawn
+/// around the point at its mean accuracy, so that a bar clear of the line is
+/// what the table calls above or below. {NaN, NaN} where the table reports
+/// no interval (the frontier itself, one seed, no comparison).
+inline std::pair<double, double> frontier_error_bar(const StrategySummary& s) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Interval& d = s.vs_frontier;
+  if (s.on_frontier || d.n < 2 || !std::isfinite(d.lo) || !std::isfinite(d.hi)) return {nan, nan};
+  return {s.accuracy.mean + (d.lo - d.mean), s.accuracy.mean + (d.hi - d.mean)};
+}
+
+namespace detail {
+/// One strategy's marks: its time spread (min-max over the seeds) as a
+/// horizontal bar, the table's interval as a vertical one with end caps
+/// (class "ci", its ends in data-lo/data-hi, the table's text in a title),
+/// the point, and its legend entry at (lx, ly).
+inline void svg_frontier_marks(std::ostream& o, const SvgFrame& f, const StrategySummary& s,
+                               const char* c, double lx, double ly) {
+  char b[640];
+  const double x = f.X(s.time_s), y = f.Y(s.accuracy.mean);
+  if (std::isfinite(s.time_min_s) && std::isfinite(s.time_max_s)) {
+    std::snprintf(b, sizeof b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n",
+                  f.X(s.time_min_s), y, f.X(s.time_max_s), y, c);
+    o << b;
+  }
+  const auto bar = frontier_error_bar(s);
+  if (std::isfinite(bar.first)) {
+    const double y_lo = f.Y(bar.first), y_hi = f.Y(bar.second);
+    std::snprintf(b, sizeof b,
+                  "<g class=\"ci\" data-lo=\"%.2f\" data-hi=\"%.2f\" stroke=\"%s\"><title>",
+                  bar.first, bar.second, c);
+    o << b << svg_escape(s.strategy) << ": vs frontier " << fmt_interval(s.vs_frontier, s.seeds)
+      << " (95 %)</title>";
+    std::snprintf(b, sizeof b,
+                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
+                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
+                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/></g>\n",
+                  x, y_lo, x, y_hi, x - 4, y_lo, x + 4, y_lo, x - 4, y_hi, x + 4, y_hi);
+    o << b;
+  }
+  std::snprintf(b, sizeof b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%s\"/>\n", x, y,
+                s.on_frontier ? 3 : 5, c);
+  o << b;
+  std::snprintf(b, sizeof b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>", lx + 6, ly + 6, c);
+  const bool one_seed = !s.on_frontier && s.vs_frontier.n == 1;
+  o << b << "<text x=\"" << lx + 16 << "\" y=\"" << ly + 10 << "\">" << svg_escape(s.strategy)
+    << (s.on_frontier ? " (frontier)" : one_seed ? " (one seed: no interval)" : "") << "</text>\n";
+}
+}  // namespace detail
+
 /// Test accuracy against measured time over the seeds: the frontier (full
 /// fine-tuning at every budget, mean time and accuracy) as a line, every
-/// other strategy as a point at its means with its seed spread (min-max of
-/// time and accuracy) as bars.
+/// other strategy as a point at its means, with the interval the study table
+/// reports against the frontier as its vertical bar (frontier_error_bar) and
+/// its time's min-max over the seeds as its horizontal one.
 inline std::string render_frontier_svg(const std::vector<StrategySummary>& ss) {
   const double width = 960, left = 70, right = 240, top = 52, bottom = 56, legend_row = 18;
   const double height = std::max(520.0, top + legend_row * static_cast<double>(ss.size()) + 20);
@@ -384,8 +438,9 @@ inline std::string render_frontier_svg(const std::vector<StrategySummary>& ss) {
   for (const auto& s : ss) {
     if (!std::isfinite(s.accuracy.mean)) continue;
     tmax = std::max(tmax, std::isfinite(s.time_max_s) ? s.time_max_s : s.time_s);
-    ylo = std::min(ylo, std::isfinite(s.acc_min) ? s.acc_min : s.accuracy.mean);
-    yhi = std::max(yhi, std::isfinite(s.acc_max) ? s.acc_max : s.accuracy.mean);
+    const auto bar = frontier_error_bar(s);
+    ylo = std::min({ylo, s.accuracy.mean, std::isfinite(bar.first) ? bar.first : HUGE_VAL});
+    yhi = std::max({yhi, s.accuracy.mean, std::isfinite(bar.second) ? bar.second : -HUGE_VAL});
   }
   SvgFrame f{left, top, width - left - right, height - top - bottom, 1, 1, 0, 1, 1};
   svg_y_range(ylo, yhi, f.y0, f.y1, f.ystep);
@@ -398,8 +453,9 @@ inline std::string render_frontier_svg(const std::vector<StrategySummary>& ss) {
     << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
     << "<text x=\"" << left << "\" y=\"20\" font-size=\"14\" font-weight=\"bold\">Test accuracy "
        "against measured time: the full fine-tuning frontier and every strategy</text>\n"
-    << "<text x=\"" << left << "\" y=\"36\" fill=\"#555\">means over the seeds; bars: min-max over "
-       "the seeds; a point above the line beats full fine-tuning given the same time</text>\n";
+    << "<text x=\"" << left << "\" y=\"36\" fill=\"#555\">means over the seeds; vertical bars: "
+       "the table's 95 % interval vs the frontier (paired by seed), around the mean; horizontal: "
+       "time min-max</text>\n";
   svg_frame(o, f, "measured time (s)", "test accuracy (%)");
   std::vector<const StrategySummary*> front;
   for (const auto& s : ss)
@@ -415,23 +471,8 @@ inline std::string render_frontier_svg(const std::vector<StrategySummary>& ss) {
   std::size_t i = 0;
   for (const auto& s : ss) {
     if (!std::isfinite(s.time_s) || !std::isfinite(s.accuracy.mean)) continue;
-    const char* c = s.on_frontier ? "#333" : svg_colour(i);
-    const double x = f.X(s.time_s), y = f.Y(s.accuracy.mean);
-    if (std::isfinite(s.time_min_s) && std::isfinite(s.acc_min)) {
-      std::snprintf(b, sizeof b,
-                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>"
-                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n",
-                    f.X(s.time_min_s), y, f.X(s.time_max_s), y, c, x, f.Y(s.acc_min), x,
-                    f.Y(s.acc_max), c);
-      o << b;
-    }
-    std::snprintf(b, sizeof b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%s\"/>\n", x, y,
-                  s.on_frontier ? 3 : 5, c);
-    o << b;
-    const double lx = left + f.w + 16, ly = top + legend_row * static_cast<double>(i);
-    std::snprintf(b, sizeof b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>", lx + 6, ly + 6, c);
-    o << b << "<text x=\"" << lx + 16 << "\" y=\"" << ly + 10 << "\">" << svg_escape(s.strategy)
-      << (s.on_frontier ? " (frontier)" : "") << "</text>\n";
+    detail::svg_frontier_marks(o, f, s, s.on_frontier ? "#333" : svg_colour(i), left + f.w + 16,
+                               top + legend_row * static_cast<double>(i));
     ++i;
   }
   o << "</svg>\n";

@@ -144,9 +144,17 @@ TORCH_MODULE(FreezePredictor);
 /// The file format's version; a file of another version is refused.
 inline constexpr std::int64_t kFileFormat = 1;
 
-/// Writes the predictor (weights, input scale, shape, training cadence) and a
-/// free-text description to `path` (torch::serialize archive).
-inline void save(const FreezePredictor& p, const std::string& path, const std::string& about = {}) {
+/// The description an older file (before "includes_main_job" was written)
+/// carries when its histories included frost-train's main job.
+inline constexpr const char* kMainJobMark = "INCLUDES frost-train's main job";
+
+/// Writes the predictor (weights, input scale, shape, training cadence), a
+/// free-text description and whether the histories it learned from included
+/// frost-train's main job (frost-predictor's --allow-main-job: frost-train
+/// refuses such a file, its smartfrz rows would be scored in-sample) to
+/// `path` (torch::serialize archive).
+inline void save(const FreezePredictor& p, const std::string& path, const std::string& about = {},
+                 bool includes_main_job = false) {
   torch::serialize::OutputArchive ar;
   ar.write("frost_predictor_format", c10::IValue(kFileFormat));
   const auto& o = p->options;
@@ -158,6 +166,9 @@ inline void save(const FreezePredictor& p, const std::string& path, const std::s
   ar.write("record_every", c10::IValue(o.record_every()));
   ar.write("encoding", c10::IValue(std::string("delta-rms-v1")));
   ar.write("about", c10::IValue(about));
+  // An optional key: format 1 files without it still load (read_info: false,
+  // unless their description says INCLUDES).
+  ar.write("includes_main_job", c10::IValue(includes_main_job));
   torch::serialize::OutputArchive weights;
   p->save(weights);
   ar.write("weights", weights);
@@ -208,6 +219,41 @@ inline FreezePredictor load(const std::string& path) {
     throw;
   } catch (const c10::Error& e) {
     frost::detail::fail("predictor: cannot read '", path, "': ", e.what_without_backtrace(), fix);
+  }
+}
+
+/// What a predictor file says about itself, read without building the net.
+struct FileInfo {
+  std::string about;               ///< the description save() was given
+  bool includes_main_job = false;  ///< trained on histories of frost-train's main job
+};
+
+/// The description and the main-job flag of the predictor file at `path`: a
+/// file from before the flag counts as including the main job when its
+/// description says so (kMainJobMark). An unreadable file or one without
+/// frost's format key is a frost::Error, as in load().
+inline FileInfo read_info(const std::string& path) {
+  {
+    std::ifstream f(path, std::ios::binary);
+    frost::detail::require(f.good(), "predictor: cannot open '", path,
+                           "'; give the path of a file written by `frost-predictor train`");
+  }
+  try {
+    torch::serialize::InputArchive ar;
+    ar.load_from(path);
+    c10::IValue v;
+    frost::detail::require(ar.try_read("frost_predictor_format", v), "predictor: '", path,
+                           "' is not a frost predictor file; give one written by `frost-predictor train`");
+    FileInfo info;
+    if (ar.try_read("about", v)) info.about = v.toStringRef();
+    info.includes_main_job = ar.try_read("includes_main_job", v)
+                                 ? v.toBool()
+                                 : info.about.find(kMainJobMark) != std::string::npos;
+    return info;
+  } catch (const frost::Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    frost::detail::fail("predictor: cannot read '", path, "': ", e.what_without_backtrace());
   }
 }
 
