@@ -33,6 +33,9 @@ int main() {
   torch::optim::AdamW optimizer(frost::param_groups(blocks, *model),  // one group per block
                                 torch::optim::AdamWOptions(1e-3));
 
+  // This composition takes over your loop's learning rates (every group's,
+  // the head's too) and its length: see "What the quick start changes in
+  // your loop"; examples/keep_your_plan.cpp keeps your own.
   using Controller = frost::FreezeController<
       frost::criteria::GradientNormChange,                     // AutoFreeze's gradient-norm test
       frost::schedules::FreezeOut<frost::Cubic, frost::Scaled>,  // FreezeOut's per-block rates
@@ -41,7 +44,9 @@ int main() {
   Controller ctl(model, optimizer, blocks,
                  Controller::Options()
                      .controller(frost::ControllerOptions().total_steps(steps).warmup_steps(10))
-                     .criterion(frost::criteria::GradientNormChangeOptions().interval(20))
+                     .criterion(frost::criteria::GradientNormChangeOptions()
+                                    .interval(20)     // judge every 20 steps
+                                    .min_epochs(0))   // no epochs in this loop: from the start
                      .schedule(frost::schedules::FreezeOutOptions().t0(0.5)));
   for (const auto& [key, value] : ctl.describe()) std::cout << key << " = " << value << "\n";
 
@@ -52,7 +57,7 @@ int main() {
     optimizer.zero_grad();
     auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
     loss.backward();
-    ctl.after_backward();  // the criterion reads the gradients (on the device, no sync)
+    ctl.after_backward();  // right after backward(), before any clipping: the raw gradients
     optimizer.step();
     ctl.after_step();      // decisions, freezing, the stop check
   }

@@ -1,7 +1,8 @@
 // BlockMap on real model layouts: what detect finds on a torchvision-style
 // ResNet (stages of residual blocks), a ViT, tests/support.hpp's Net and a
-// torch::nn::TransformerEncoder; stage granularity; coverage; and the errors
-// for duplicate prefixes and block names.
+// torch::nn::TransformerEncoder and recurrent models (an LSTM language model:
+// one block per layer); stage granularity; coverage; the errors for duplicate
+// prefixes and block names; where warnings go.
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/functional/pooling.h>
 #include <torch/nn/modules/activation.h>
@@ -9,15 +10,21 @@
 #include <torch/nn/modules/container/any.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
+#include <torch/nn/modules/rnn.h>
 #include <torch/nn/modules/transformercoder.h>
 #include <torch/nn/modules/transformerlayer.h>
 #include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -147,6 +154,52 @@ struct TextEncoderImpl : nn::Module {
   nn::Linear head;
 };
 TORCH_MODULE(TextEncoder);
+
+/// An LSTM language model as the public LibTorch tutorials write it: an
+/// embedding, a torch::nn::LSTM holding every layer in one module, a head
+/// over the vocabulary.
+struct LstmLmImpl : nn::Module {
+  explicit LstmLmImpl(int64_t layers, bool bidirectional = false)
+      : embed(register_module("embed", nn::Embedding(20, 8))),
+        lstm(register_module("lstm", nn::LSTM(nn::LSTMOptions(8, 12)
+                                                  .num_layers(layers)
+                                                  .batch_first(true)
+                                                  .bidirectional(bidirectional)))),
+        head(register_module("head", nn::Linear(bidirectional ? 24 : 12, 20))) {}
+  at::Tensor forward(const at::Tensor& tokens) {  // [batch, time] -> [batch, time, 20]
+    return head(std::get<0>(lstm(embed(tokens))));
+  }
+  nn::Embedding embed;
+  nn::LSTM lstm;
+  nn::Linear head;
+};
+TORCH_MODULE(LstmLm);
+
+/// A c10 warning handler that keeps what it is given (LibTorch 1.x and 2.x
+/// differ in its signature and in where the guard lives).
+struct KeptWarnings : c10::WarningHandler {
+#if TORCH_VERSION_MAJOR >= 2
+  void process(const c10::Warning& w) override { messages.push_back(w.msg()); }
+#else
+  void process(const c10::SourceLocation&, const std::string& msg, const bool) override {
+    messages.push_back(msg);
+  }
+#endif
+  std::vector<std::string> messages;
+};
+#if TORCH_VERSION_MAJOR >= 2
+using WarningGuard = c10::WarningUtils::WarningHandlerGuard;
+#else
+using WarningGuard = c10::Warning::WarningHandlerGuard;
+#endif
+
+/// std::cerr into a string while it lives.
+struct CaptureCerr {
+  CaptureCerr() : old(std::cerr.rdbuf(text.rdbuf())) {}
+  ~CaptureCerr() { std::cerr.rdbuf(old); }
+  std::ostringstream text;
+  std::streambuf* old;
+};
 
 std::vector<std::string> names_of(const frost::BlockMap& map) {
   std::vector<std::string> out;
@@ -390,6 +443,130 @@ TEST_SUITE("block map") {
   TEST_CASE("BlockMap: detect refuses a model without a ModuleList or Sequential") {
     nn::Linear lin(4, 4);
     CHECK_FROST_ERROR(frost::BlockMap::detect(*lin), "from_children");
+    CHECK_FROST_ERROR(frost::BlockMap::detect(*lin), "nor a recurrent torch::nn::LSTM, GRU or RNN");
+  }
+
+  TEST_CASE("BlockMap: a recurrent module's layers are blocks (detect, from_children)") {
+    const auto layer = [](int k, bool reverse) {
+      std::vector<std::string> names;
+      for (const char* kind : {"weight_ih", "weight_hh", "bias_ih", "bias_hh"})
+        names.push_back(std::string("lstm.") + kind + "_l" + std::to_string(k));
+      if (reverse)
+        for (const char* kind : {"weight_ih", "weight_hh", "bias_ih", "bias_hh"})
+          names.push_back(std::string("lstm.") + kind + "_l" + std::to_string(k) + "_reverse");
+      return names;
+    };
+    SUBCASE("embedding + 2-layer LSTM + head: stem, lstm.l0, lstm.l1; the head trains") {
+      LstmLm net(2);
+      const auto map = frost::BlockMap::detect(*net);
+      CHECK(names_of(map) == std::vector<std::string>{"stem", "lstm.l0", "lstm.l1"});
+      CHECK(map[0].param_names == std::vector<std::string>{"embed.weight"});
+      CHECK(map[1].param_names == layer(0, false));
+      CHECK(map[2].param_names == layer(1, false));
+      CHECK(map[1].numel == 4 * 12 * 8 + 4 * 12 * 12 + 2 * 4 * 12);
+      check_partition(*net, map, {"head"});
+      const auto by_hand = frost::BlockMap::from_children(*net, "lstm");
+      CHECK(names_of(by_hand) == std::vector<std::string>{"lstm.l0", "lstm.l1"});
+      CHECK(by_hand[1].param_names == layer(1, false));
+      const auto staged = frost::BlockMap::detect(
+          *net, frost::DetectOptions().granularity(frost::Granularity::stages));
+      CHECK(names_of(staged) == std::vector<std::string>{"stem", "lstm"});
+      CHECK(staged.numel() == map.numel());
+    }
+    SUBCASE("bidirectional: a layer's _reverse parameters are in its block") {
+      LstmLm net(2, /*bidirectional=*/true);
+      const auto map = frost::BlockMap::detect(*net);
+      CHECK(names_of(map) == std::vector<std::string>{"stem", "lstm.l0", "lstm.l1"});
+      CHECK(map[1].param_names == layer(0, true));
+      CHECK(map[2].param_names == layer(1, true));
+      check_partition(*net, map, {"head"});
+    }
+    SUBCASE("one layer (the tutorials' LSTM): stem and lstm.l0, which holds the module") {
+      LstmLm net(1);
+      const auto map = frost::BlockMap::detect(*net);
+      CHECK(names_of(map) == std::vector<std::string>{"stem", "lstm.l0"});
+      CHECK(map[1].param_names == layer(0, false));
+      CHECK(map[1].prefixes == std::vector<std::string>{"lstm"});
+      CHECK(map[1].modules.size() == 1);  // eval_frozen reaches the whole module
+    }
+    SUBCASE("a GRU and an RNN split the same way; numbered siblings are stages") {
+      nn::GRU gru(nn::GRUOptions(4, 6).num_layers(3));
+      nn::RNN rnn(nn::RNNOptions(6, 6).num_layers(2));
+      // Sequential names its children "0", "1", "2": the GRU and the RNN are
+      // a numbered series, as a ResNet's layer1, layer2 (never run here).
+      nn::Sequential model(nn::Embedding(10, 4), gru, rnn);
+      const auto map = frost::BlockMap::detect(*model);
+      CHECK(names_of(map) ==
+            std::vector<std::string>{"stem", "1.l0", "1.l1", "1.l2", "2.l0", "2.l1"});
+      CHECK(map[3].param_names == std::vector<std::string>{"1.weight_ih_l2", "1.weight_hh_l2",
+                                                           "1.bias_ih_l2", "1.bias_hh_l2"});
+      CHECK(map.stages() == std::vector<int>{1, 1, 1, 1, 2, 2});
+      CHECK(names_of(frost::BlockMap::from_children(*model, "2")) ==
+            std::vector<std::string>{"2.l0", "2.l1"});
+    }
+  }
+
+  TEST_CASE("an LSTM language model under the controller: a frozen layer stays, the next trains") {
+    torch::manual_seed(5);
+    LstmLm net(2);
+    auto blocks = frost::BlockMap::detect(*net);
+    REQUIRE(blocks.size() == 3);
+    torch::optim::AdamW opt(frost::param_groups(blocks, *net), torch::optim::AdamWOptions(1e-2));
+    using Ctl = frost::FreezeController<frost::criteria::Never, frost::schedules::Constant,
+                                        frost::stop::Never>;
+    Ctl ctl(net, opt, blocks);
+    ctl.freeze("lstm.l0");
+    const auto copies = [&](std::size_t b) {
+      std::vector<at::Tensor> out;
+      for (const auto& p : blocks[b].params) out.push_back(p.detach().clone());
+      return out;
+    };
+    const auto stem = copies(0), layer0 = copies(1), layer1 = copies(2);
+    const auto tokens = at::randint(0, 20, {4, 6});
+    const auto targets = at::randint(0, 20, {4 * 6});
+    for (int step = 0; step < 3; ++step) {
+      ctl.before_step();
+      opt.zero_grad();
+      const auto logits = net->forward(tokens).reshape({-1, 20});
+      torch::nn::functional::cross_entropy(logits, targets).backward();
+      ctl.after_backward();
+      opt.step();
+      ctl.after_step();
+    }
+    for (std::size_t i = 0; i < layer0.size(); ++i) {
+      CAPTURE(blocks[1].param_names[i]);
+      CHECK(at::equal(blocks[1].params[i], layer0[i]));
+      CHECK_FALSE(blocks[1].params[i].grad().defined());  // autograd left it out
+    }
+    for (std::size_t i = 0; i < layer1.size(); ++i) {
+      CAPTURE(blocks[2].param_names[i]);
+      CHECK_FALSE(at::equal(blocks[2].params[i], layer1[i]));
+    }
+    // The gradient still flows through the frozen layer to the embedding.
+    CHECK_FALSE(at::equal(blocks[0].params[0], stem[0]));
+  }
+
+  TEST_CASE("warnings: with c10's default handler on std::cerr (not glog); else to the handler") {
+    Net net;
+    // blocks.0 alone holds little of the model: the coverage warning at construction
+    auto blocks = frost::BlockMap::from_prefixes(*net, {"blocks.0"});
+    torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1));
+    using Ctl = frost::FreezeController<frost::criteria::Never, frost::schedules::Constant,
+                                        frost::stop::Never>;
+    {
+      CaptureCerr err;
+      Ctl ctl(net, opt, blocks);
+      // glog would write to file descriptor 2 with its own header, past std::cerr
+      CHECK(frost_test::contains(err.text.str(), "Warning: frost: step 0, controller: the block "
+                                                 "map holds"));
+    }
+    KeptWarnings kept;
+    WarningGuard guard(&kept);
+    CaptureCerr err;
+    Ctl ctl(net, opt, blocks);
+    CHECK(err.text.str().empty());
+    REQUIRE(kept.messages.size() == 1);
+    CHECK(frost_test::contains(kept.messages[0], "frost: step 0, controller: the block map holds"));
   }
 
   TEST_CASE("a ResNet under the controller: every stage is judged; frozen batch norms stop moving") {
@@ -401,8 +578,10 @@ TEST_SUITE("block map") {
     using Ctl = frost::FreezeController<frost::criteria::GradientNormChange,
                                         frost::schedules::Constant, frost::stop::Never>;
     Ctl ctl(net, opt, blocks,
-            Ctl::Options().criterion(frost::criteria::GradientNormChangeOptions().interval(2).mode(
-                frost::criteria::FreezeMode::any_order)));
+            Ctl::Options().criterion(frost::criteria::GradientNormChangeOptions()
+                                         .interval(2)
+                                         .min_epochs(0)  // no epochs in this loop
+                                         .mode(frost::criteria::FreezeMode::any_order)));
     CHECK(ctl.timeline().empty());  // the map holds the model: no coverage warning
     const auto x = at::randn({8, 3, 12, 12});
     const auto y = at::randint(0, 10, {8});

@@ -5,6 +5,7 @@
 // mode on GPU), and real short training runs.
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/module.h>
+#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
@@ -218,6 +219,39 @@ double controlled_step(Ctl& ctl, Net& net, torch::optim::Optimizer& opt, const a
   opt.step();
   ctl.after_step();
   return read_loss ? loss.item<double>() : 0.0;
+}
+
+/// One step of a loop that clips gradients (to a total L2 norm of 0.01, so it
+/// does clip), with after_backward() before clip_grad_norm_ or after it; the
+/// per-block L1 norms (sum |g|) of the raw and of the clipped gradients.
+struct ClippedStep {
+  std::vector<double> raw, clipped;
+};
+template <class Ctl>
+ClippedStep clipped_step(Ctl& ctl, Net& net, const frost::BlockMap& blocks,
+                         torch::optim::Optimizer& opt, bool before_clipping) {
+  const auto task = frost_test::make_task(64, at::kCPU);
+  const auto l1 = [&] {
+    std::vector<double> n;
+    for (const auto& b : blocks) {
+      double sum = 0.0;
+      for (const auto& p : b.params) sum += p.grad().abs().sum().item<double>();
+      n.push_back(sum);
+    }
+    return n;
+  };
+  ctl.before_step();
+  opt.zero_grad();
+  torch::nn::functional::cross_entropy(net->forward(task.x), task.y).backward();
+  ClippedStep out;
+  out.raw = l1();
+  if (before_clipping) ctl.after_backward();
+  torch::nn::utils::clip_grad_norm_(net->parameters(), 0.01);
+  out.clipped = l1();
+  if (!before_clipping) ctl.after_backward();
+  opt.step();
+  ctl.after_step();
+  return out;
 }
 
 }  // namespace
@@ -957,6 +991,36 @@ TEST_SUITE("criteria") {
         const auto before = frost::host::reads();
         controlled_step(ctl, net, opt, task.x, task.y, false);
         CHECK(frost::host::reads() == before + ((s + 1) % 4 == 0 ? 1 : 0));
+      }
+    }
+  }
+
+  TEST_CASE("after_backward() reads the raw gradients when it comes before clip_grad_norm_") {
+    // The papers' statistics are of the raw gradients (AutoFreeze's norms,
+    // DyF's mean |g|); the README asks for after_backward() right after
+    // backward(), before clipping. These are the numbers either order gives.
+    using Both = frost::criteria::AnyOf<GradientThreshold, GradientNormChange>;
+    using Ctl = frost::FreezeController<Both, frost::schedules::Constant, frost::stop::Never>;
+    for (bool before_clipping : {true, false}) {
+      CAPTURE(before_clipping);
+      torch::manual_seed(11);
+      Net net;
+      auto blocks = frost::BlockMap::detect(*net);
+      torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.05));
+      Ctl::Options o;
+      std::get<0>(o.criterion()).threshold(0).window(1);  // statistics every step, no freezing
+      std::get<1>(o.criterion()).interval(1).min_epochs(0);
+      Ctl ctl(net, opt, blocks, o);
+      const ClippedStep g = clipped_step(ctl, net, blocks, opt, before_clipping);
+      const auto& norms = ctl.criterion().get<1>().norms();       // AutoFreeze's n_l
+      const auto& means = ctl.criterion().get<0>().averages();    // DyF's mean |g|
+      const auto& read = before_clipping ? g.raw : g.clipped;
+      for (std::size_t b = 0; b < blocks.size(); ++b) {
+        CAPTURE(b);
+        CHECK(g.clipped[b] < 0.5 * g.raw[b]);  // clipping shrank every block's gradient
+        CHECK(norms[b] == doctest::Approx(read[b]).epsilon(1e-5));
+        CHECK(means[b] ==
+              doctest::Approx(read[b] / static_cast<double>(blocks[b].numel)).epsilon(1e-5));
       }
     }
   }

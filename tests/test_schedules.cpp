@@ -1,16 +1,34 @@
 // Schedules: exact multipliers and freezing steps against the thesis' formulas
-// (§3.2 eq. 5-6, §3.5 eq. 7 and LR-LR), computed independently here.
-#include <doctest/doctest.h>
+// (§3.2 eq. 5-6, §3.5 eq. 7 and LR-LR), computed independently here; what a
+// schedule and a stop rule do to a training loop's own learning rates and
+// length (the README's quick start); batches_per_epoch against a torch::data
+// loader.
+#include <torch/data/dataloader.h>
+#include <torch/data/datasets/map.h>
+#include <torch/data/datasets/tensor.h>
+#include <torch/data/samplers/sequential.h>
+#include <torch/data/transforms/stack.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/optim/adamw.h>
 
 #include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "frost/block_map.hpp"
 #include "frost/concepts/schedule.hpp"
+#include "frost/controller.hpp"
+#include "frost/controller_options.hpp"
+#include "frost/criteria.hpp"
 #include "frost/error.hpp"
 #include "frost/options.hpp"
+#include "frost/param_groups.hpp"
 #include "frost/schedules.hpp"
+#include "frost/stop.hpp"
+#include "support.hpp"
+// last: after every LibTorch header (see doctest_torch.hpp)
+#include "doctest_torch.hpp"
 #include "frost_checks.hpp"
 
 namespace fs = frost::schedules;
@@ -74,7 +92,111 @@ void check_against(const S& sched, const Ref& ref) {
   }
 }
 
+/// Every param group's learning rate at each step of a run (read after
+/// before_step(), as the optimizer uses them), which blocks were frozen
+/// then, and how many steps ran: the quick start's loop on tests/support.hpp's
+/// Net (stem, blocks.0-3, the head's group last) under AdamW at `lr`.
+struct RateTrace {
+  std::vector<std::vector<double>> lr;
+  std::vector<std::vector<bool>> frozen;
+  std::int64_t steps = 0;
+};
+template <class Ctl>
+RateTrace trace_rates(const typename Ctl::Options& options, std::int64_t steps, double lr) {
+  torch::manual_seed(0);
+  frost_test::Net net;
+  auto blocks = frost::BlockMap::detect(*net);
+  torch::optim::AdamW opt(frost::param_groups(blocks, *net), torch::optim::AdamWOptions(lr));
+  Ctl ctl(net, opt, blocks, options);
+  const auto task = frost_test::make_task(64, at::kCPU);
+  RateTrace t;
+  for (std::int64_t step = 0; step < steps && !ctl.should_stop(); ++step) {
+    ctl.before_step();
+    t.lr.emplace_back();
+    for (auto& g : opt.param_groups()) t.lr.back().push_back(g.options().get_lr());
+    t.frozen.push_back(ctl.frozen());
+    opt.zero_grad();
+    torch::nn::functional::cross_entropy(net->forward(task.x), task.y).backward();
+    ctl.after_backward();
+    opt.step();
+    ctl.after_step();
+    ++t.steps;
+  }
+  return t;
+}
+
 }  // namespace
+
+TEST_CASE("the quick start's composition anneals every rate and ends the run; Constant + Never "
+          "keep the program's own") {
+  const double lr = 2e-3;
+  const std::int64_t steps = 60;
+  namespace fc = frost::criteria;
+  SUBCASE("GradientNormChange + Constant + Never: the program's rate, every step, to the end") {
+    using Ctl = frost::FreezeController<fc::GradientNormChange, fs::Constant, frost::stop::Never>;
+    const auto t = trace_rates<Ctl>(
+        Ctl::Options()
+            .controller(frost::ControllerOptions().total_steps(steps))
+            .criterion(fc::GradientNormChangeOptions().interval(5).min_epochs(0).mode(
+                fc::FreezeMode::any_order)),
+        steps, lr);
+    CHECK(t.steps == steps);  // never stopped
+    CHECK(t.frozen.back() != std::vector<bool>(5, false));  // and blocks did freeze
+    for (std::int64_t step = 0; step < steps; ++step) {
+      CAPTURE(step);
+      const auto& rates = t.lr[static_cast<std::size_t>(step)];
+      const auto& frozen = t.frozen[static_cast<std::size_t>(step)];
+      REQUIRE(rates.size() == 6);
+      CHECK(rates.back() == lr);  // the head
+      for (std::size_t b = 0; b < 5; ++b) CHECK(rates[b] == (frozen[b] ? 0.0 : lr));
+    }
+  }
+  SUBCASE("the quick start's: FreezeOut's rates, the head annealed, stopped before the end") {
+    using Ctl = frost::FreezeController<fc::GradientNormChange,
+                                        fs::FreezeOut<frost::Cubic, frost::Scaled>,
+                                        frost::stop::AllFrozen>;
+    const std::int64_t warmup = 10;
+    const auto t = trace_rates<Ctl>(
+        Ctl::Options()
+            .controller(frost::ControllerOptions().total_steps(steps).warmup_steps(warmup))
+            .criterion(fc::GradientNormChangeOptions().interval(5).min_epochs(0))
+            .schedule(fs::FreezeOutOptions().t0(0.5)),
+        steps, lr);
+    // the last block's t = (0.5 + 0.5 * 4/5)^3 = 0.729 of the 50 steps after warm-up
+    CHECK(t.steps < steps);
+    CHECK(t.steps <= warmup + 38);
+    CHECK(t.lr[0].back() == 0.0);  // warm-up ramps from 0
+    CHECK(t.lr[warmup][0] == doctest::Approx(8.0 * lr));  // block 0: lr / 0.5^3 at j = 0
+    const double T = double(steps - warmup);
+    for (std::int64_t step = warmup + 1; step < t.steps; ++step) {
+      CAPTURE(step);
+      const double head = t.lr[static_cast<std::size_t>(step)].back();
+      CHECK(head < lr);
+      CHECK(head == doctest::Approx(lr * 0.5 * (1.0 + std::cos(kPi * double(step - warmup) / T))));
+    }
+  }
+}
+
+TEST_CASE("batches_per_epoch: the batches a torch::data loader yields in an epoch") {
+  auto data = torch::data::datasets::TensorDataset(at::arange(10).view({10, 1}))
+                  .map(torch::data::transforms::Stack<torch::data::TensorExample>());
+  for (bool drop_last : {false, true})
+    for (std::int64_t batch : {1, 3, 4, 10}) {
+      CAPTURE(drop_last);
+      CAPTURE(batch);
+      auto loader = torch::data::make_data_loader<torch::data::samplers::SequentialSampler>(
+          data, torch::data::DataLoaderOptions(static_cast<std::size_t>(batch)).drop_last(drop_last));
+      std::int64_t yielded = 0;
+      for (auto& b : *loader) yielded += b.data.size(0) > 0 ? 1 : 0;
+      CHECK(frost::batches_per_epoch(10, batch, drop_last) == yielded);
+    }
+  const auto o = frost::ControllerOptions().epochs(3, frost::batches_per_epoch(10, 4));
+  CHECK(o.total_steps() == 9);
+  CHECK(o.steps_per_epoch() == 3);
+  CHECK_FROST_ERROR(frost::batches_per_epoch(0, 4), "a dataset of 1 or more examples");
+  CHECK_FROST_ERROR(frost::batches_per_epoch(10, 0), "a batch size of 1 or more");
+  CHECK_FROST_ERROR(frost::batches_per_epoch(3, 4, true), "yields no batch");
+}
 
 TEST_CASE("schedules satisfy the Schedule concept") {
   static_assert(frost::concepts::check_schedule<fs::FreezeOut<frost::Cubic, frost::Scaled>>());

@@ -8,9 +8,16 @@
 // backward pass stops at block k+1 without any change to the user's forward.
 // Parameters that belong to no block (a classifier head, a final norm) stay
 // trainable and follow the schedule's head rule.
+//
+// A recurrent torch::nn::LSTM, GRU or RNN keeps every layer in one module
+// (parameters weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, ..._l1, and
+// ..._reverse for the backward direction): detect and from_children split it
+// into one block per layer, "lstm.l0", "lstm.l1", each owning its layer's
+// parameters of both directions.
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/rnn.h>
 
 #include <algorithm>
 #include <cmath>
@@ -109,6 +116,55 @@ inline bool is_container(const torch::nn::Module& m) {
   return m.as<torch::nn::ModuleList>() != nullptr || m.as<torch::nn::Sequential>() != nullptr;
 }
 
+/// Whether `m` is a torch::nn::LSTM, GRU or RNN: a stack of layers in one
+/// module, told apart by their parameters' names, not by submodules.
+inline bool is_recurrent(const torch::nn::Module& m) {
+  return m.as<torch::nn::LSTM>() != nullptr || m.as<torch::nn::GRU>() != nullptr ||
+         m.as<torch::nn::RNN>() != nullptr;
+}
+
+/// The layer of a recurrent module's parameter: "weight_ih_l1", "weight_hr_l1"
+/// and "bias_hh_l1_reverse" -> 1; -1 for a name without the "_l<k>" suffix.
+inline long recurrent_layer_of(std::string leaf) {
+  const std::string reverse = "_reverse";
+  if (leaf.size() > reverse.size() &&
+      leaf.compare(leaf.size() - reverse.size(), reverse.size(), reverse) == 0)
+    leaf.resize(leaf.size() - reverse.size());
+  std::size_t digits = leaf.size();
+  while (digits > 0 && leaf[digits - 1] >= '0' && leaf[digits - 1] <= '9') --digits;
+  if (digits == leaf.size() || digits < 2 || leaf.compare(digits - 2, 2, "_l") != 0) return -1;
+  return std::stol(leaf.substr(digits));
+}
+
+/// One spec per layer of the recurrent module `m` named `name` ("" for the
+/// model itself): "<name>.l<k>" owning the layer's parameters by their full
+/// names, both directions of a bidirectional layer in one block, in layer
+/// order (LibTorch registers the parameters layer by layer).
+inline std::vector<BlockSpec> recurrent_layer_specs(const std::string& name,
+                                                    const torch::nn::Module& m) {
+  std::vector<BlockSpec> specs;
+  const std::string dotted = name.empty() ? "" : name + ".";
+  for (const auto& p : m.named_parameters(/*recurse=*/false)) {
+    const long layer = recurrent_layer_of(p.key());
+    require(layer >= 0, "recurrent module '", name, "' has parameter '", p.key(),
+            "', which names no layer (<name>_l<k>); name its blocks with BlockMap::from_specs");
+    const auto k = static_cast<std::size_t>(layer);
+    if (specs.size() <= k) specs.resize(k + 1);
+    specs[k].name = dotted + "l" + std::to_string(k);
+    specs[k].prefixes.push_back(dotted + p.key());
+  }
+  return specs;
+}
+
+/// A stack detect can take blocks from: a ModuleList or Sequential (its
+/// children) or a recurrent module (its layers).
+inline bool is_stack(const torch::nn::Module& m) { return is_container(m) || is_recurrent(m); }
+
+/// How many blocks a stack holds at most: its children, or its layers.
+inline std::size_t stack_size(const torch::nn::Module& m) {
+  return is_recurrent(m) ? recurrent_layer_specs("", m).size() : m.children().size();
+}
+
 /// "a.b.layer2" -> {"a.b", "layer2"}; "layer2" -> {"", "layer2"}.
 inline std::pair<std::string, std::string> split_parent(const std::string& name) {
   const auto dot = name.rfind('.');
@@ -134,25 +190,32 @@ inline std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>> f
     for (std::size_t i = 0; i < modules.size(); ++i) {
       const auto& [name, module] = modules[i];
       if (static_cast<std::size_t>(std::count(name.begin(), name.end(), '.')) != depth ||
-          !is_container(*module))
+          !is_stack(*module))
         continue;
       std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>> series{modules[i]};
-      std::size_t children = module->children().size();
+      std::size_t children = stack_size(*module);
       const auto [parent, leaf] = split_parent(name);
       const auto [text, numbered] = series_text(leaf);
       if (numbered) {
         for (std::size_t j = i + 1; j < modules.size(); ++j) {
           const auto [p2, leaf2] = split_parent(modules[j].first);
-          if (p2 != parent || !is_container(*modules[j].second)) continue;
+          if (p2 != parent || !is_stack(*modules[j].second)) continue;
           const auto [text2, numbered2] = series_text(leaf2);
           if (!numbered2 || text2 != text) continue;
           series.push_back(modules[j]);
-          children += modules[j].second->children().size();
+          children += stack_size(*modules[j].second);
         }
       }
-      if (module->children().size() >= 2 || children >= 2) return series;
+      if (children >= 2) return series;
     }
   }
+  // Last: a one-layer recurrent module (embedding + LSTM + head) is a stage
+  // of one block, so the map holds it and the stem before it.
+  for (std::size_t depth = 0; depth < 4; ++depth)
+    for (const auto& m : modules)
+      if (static_cast<std::size_t>(std::count(m.first.begin(), m.first.end(), '.')) == depth &&
+          is_recurrent(*m.second))
+        return {m};
   return {};
 }
 
@@ -160,6 +223,7 @@ inline std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>> f
 struct DetectedUnit {
   std::string name;
   int stage;
+  std::vector<std::string> prefixes;  ///< what it owns: {name}, or a recurrent layer's parameters
 };
 
 /// detect's step 3: the blocks of the stages with parameters, by `granularity`;
@@ -173,12 +237,16 @@ inline std::vector<DetectedUnit> detected_units(
     if (stage->parameters().empty()) continue;
     ++num_stages;
     if (granularity == Granularity::stages) {
-      units.push_back({stage_name, num_stages});
-      continue;
+      units.push_back({stage_name, num_stages, {stage_name}});
+    } else if (is_recurrent(*stage)) {
+      for (auto& layer : recurrent_layer_specs(stage_name, *stage))
+        units.push_back({layer.name, num_stages, std::move(layer.prefixes)});
+    } else {
+      for (const auto& child : stage->named_children()) {
+        const std::string name = stage_name + "." + child.key();
+        if (!child.value()->parameters().empty()) units.push_back({name, num_stages, {name}});
+      }
     }
-    for (const auto& child : stage->named_children())
-      if (!child.value()->parameters().empty())
-        units.push_back({stage_name + "." + child.key(), num_stages});
   }
   return units;
 }
@@ -191,7 +259,8 @@ inline std::vector<long> detected_owners(const std::vector<std::string>& names,
   for (const auto& name : names) {
     long b = -2;
     for (std::size_t u = 0; u < units.size() && b == -2; ++u)
-      if (has_prefix(name, units[u].name)) b = static_cast<long>(u);
+      for (const auto& prefix : units[u].prefixes)
+        if (has_prefix(name, prefix)) b = static_cast<long>(u);
     block_of.push_back(b);
   }
   long next = -2;  // the block of the nearest unit parameter after, scanning backwards
@@ -347,7 +416,8 @@ class BlockMap {
   }
 
   /// One block per child of the ModuleList/Sequential at `container` (a dotted
-  /// module name such as "blocks" or "encoder.layers"), in order.
+  /// module name such as "blocks" or "encoder.layers"), in order; at a
+  /// torch::nn::LSTM, GRU or RNN, one block per layer ("lstm.l0", "lstm.l1").
   static BlockMap from_children(const torch::nn::Module& model, const std::string& container) {
     const auto modules = model.named_modules("", /*include_self=*/false);
     const auto* found = modules.find(container);
@@ -357,6 +427,8 @@ class BlockMap {
       detail::fail("no submodule named '", container, "' in the model; closest names: ",
                    detail::closest_names(container, names));
     }
+    if (detail::is_recurrent(**found))
+      return from_specs(model, detail::recurrent_layer_specs(container, **found));
     std::vector<BlockSpec> specs;
     for (const auto& child : (*found)->named_children()) {
       const std::string name = container + "." + child.key();
@@ -376,6 +448,9 @@ class BlockMap {
   ///    (dotted depth 0 to 3, registration order within a depth) for the
   ///    first ModuleList or Sequential that has two or more children, or that
   ///    starts a numbered series (2.) holding two or more children in all.
+  ///    A recurrent torch::nn::LSTM, GRU or RNN counts as a container whose
+  ///    children are its layers; when nothing else is found, the first
+  ///    one-layer recurrent module is the container (embedding + LSTM + head).
   /// 2. The stages: when that container's name ends in a number ("layer1"),
   ///    its sibling ModuleLists/Sequentials (children of the same parent)
   ///    named with the same text and another number ("layer2", "layer3", any
@@ -385,8 +460,13 @@ class BlockMap {
   ///    ("blocks", "encoder.layers") is the only stage.
   /// 3. The blocks: with Granularity::blocks (the default), one block per
   ///    child with parameters of every stage, in order, named
-  ///    "<stage>.<child>" ("blocks.0", "layer2.1"); with Granularity::stages,
-  ///    one block per stage with parameters, named after it ("layer2").
+  ///    "<stage>.<child>" ("blocks.0", "layer2.1"), or one block per layer
+  ///    of a recurrent stage, named "<stage>.l<k>" ("lstm.l0": weight_ih_l0,
+  ///    weight_hh_l0, bias_ih_l0, bias_hh_l0 and their _reverse twins; a
+  ///    layer of a multi-layer module has no module of its own, so
+  ///    eval_frozen leaves the module's mode, and its dropout between
+  ///    layers, as they are); with Granularity::stages, one block per stage
+  ///    with parameters, named after it ("layer2", "lstm").
   /// 4. The stem: every parameter listed before the first block (the model's
   ///    own parameters such as a class token or positional embedding, which
   ///    LibTorch lists first, and earlier submodules such as a patch
@@ -413,7 +493,8 @@ class BlockMap {
     detail::require(!stages.empty(),
                     "could not detect the blocks of this model (no ModuleList or Sequential with "
                     "two or more children, nor numbered ones such as layer1, layer2 holding two "
-                    "in all); use BlockMap::from_children(model, \"<list name>\") or "
+                    "in all, nor a recurrent torch::nn::LSTM, GRU or RNN); use "
+                    "BlockMap::from_children(model, \"<list name>\") or "
                     "BlockMap::from_prefixes(model, {...})");
     int num_stages = 0;
     const auto units = detail::detected_units(stages, options.granularity(), num_stages);

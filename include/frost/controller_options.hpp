@@ -39,8 +39,8 @@ struct ControllerOptions {
  public:
   /// An epoch loop: `epochs` epochs of `batches_per_epoch` optimizer steps
   /// each (total_steps = epochs x batches_per_epoch, steps_per_epoch =
-  /// batches_per_epoch); e.g. `.epochs(10, loader_size / batch_size)` (with
-  /// drop_last; round up without it).
+  /// batches_per_epoch); e.g. `.epochs(10, frost::batches_per_epoch(
+  /// dataset.size().value(), batch_size))` for a torch::data loader.
   ControllerOptions& epochs(std::int64_t epochs, std::int64_t batches_per_epoch) {
     detail::require(epochs >= 1 && batches_per_epoch >= 1, "ControllerOptions::epochs(", epochs,
                     ", ", batches_per_epoch,
@@ -49,6 +49,22 @@ struct ControllerOptions {
     return steps_per_epoch(batches_per_epoch);
   }
 };
+
+/// The batches a torch::data loader yields per epoch over `dataset_size`
+/// examples (`dataset.size().value()`): ceil(size / batch), or floor with
+/// DataLoaderOptions().drop_last(true), which drops the short last batch. It
+/// is the steps per epoch of a loop with one optimizer step per batch (with
+/// gradient accumulation over k batches, the optimizer steps are fewer).
+inline std::int64_t batches_per_epoch(std::int64_t dataset_size, std::int64_t batch_size,
+                                      bool drop_last = false) {
+  detail::require(dataset_size >= 1 && batch_size >= 1, "batches_per_epoch(", dataset_size, ", ",
+                  batch_size, "): give a dataset of 1 or more examples and a batch size of 1 "
+                  "or more");
+  detail::require(!drop_last || dataset_size >= batch_size, "batches_per_epoch(", dataset_size,
+                  ", ", batch_size, ", drop_last): fewer examples than one batch, so the loader "
+                  "yields no batch; use a smaller batch or drop_last = false");
+  return drop_last ? dataset_size / batch_size : (dataset_size + batch_size - 1) / batch_size;
+}
 
 /// Refuses options that cannot describe a run, naming the option and the fix
 /// (the controller calls it before anything else).

@@ -10,15 +10,25 @@
 //   LibTorch 1.x: c10::Warning::WarningHandlerGuard guard(&my_handler);
 //   LibTorch 2.x: c10::WarningUtils::WarningHandlerGuard guard(&my_handler);
 //
+// With c10's own default handler in place (no program set one), frost writes
+// the warning to std::cerr itself instead of calling it: on a LibTorch built
+// with glog, as Debian's is, that default handler logs through glog, which
+// prints "WARNING: Logging before InitGoogleLogging() is written to STDERR"
+// before the first warning of a program that never initialised glog, and a
+// glog header before each. A handler a program installs gets every warning.
+//
 // Each is emitted once per topic (what kind of warning, see the controller)
 // and block, so a request refused at every decision point does not flood
 // stderr; the timeline keeps every one.
 #include <c10/util/Exception.h>
+#include <torch/version.h>
 
 #include <cstdint>
+#include <iostream>
 #include <set>
 #include <sstream>
 #include <string>
+#include <typeinfo>
 #include <utility>
 
 #include "frost/timeline.hpp"
@@ -35,8 +45,28 @@ inline std::string warning_text(const Event& e) {
   return os.str();
 }
 
-/// Passes `message` to c10's current warning handler (TORCH_WARN).
-inline void emit_warning(const std::string& message) { TORCH_WARN(message); }
+namespace detail {
+/// c10's current warning handler (LibTorch 1.x and 2.x keep it apart).
+inline c10::WarningHandler* warning_handler() {
+#if TORCH_VERSION_MAJOR >= 2
+  return c10::WarningUtils::get_warning_handler();
+#else
+  return c10::Warning::get_warning_handler();
+#endif
+}
+}  // namespace detail
+
+/// Passes `message` to the warning handler a program installed (TORCH_WARN);
+/// with c10's default handler, writes "Warning: <message>" on std::cerr
+/// (see the header comment: not through glog).
+inline void emit_warning(const std::string& message) {
+  const c10::WarningHandler* handler = detail::warning_handler();
+  if (handler != nullptr && typeid(*handler) != typeid(c10::WarningHandler)) {
+    TORCH_WARN(message);
+    return;
+  }
+  std::cerr << ("Warning: " + message + "\n") << std::flush;  // one write: lines stay whole
+}
 
 /// Emits warning events through emit_warning, once per topic and block.
 class WarningLog {
