@@ -76,9 +76,12 @@ int main(int argc, char** argv) try {
     lr = frost::read_value(ar, "my.lr").toDouble();  // your values, next to frost's
     first_epoch = frost::next_epoch(ctl);            // ctl.step() / steps_per_epoch
     std::cout << "resumed at epoch " << first_epoch << ", lr " << lr << "\n";
+    if (ctl.should_stop())  // its stop rule had ended the run: nothing to train
+      std::cout << "the run had finished (its stop rule ended it); nothing to train\n";
   }
 
-  for (int64_t epoch = first_epoch; epoch < epochs; ++epoch) {
+  // A finished run's controller refuses before_step(): the loop does not begin.
+  for (int64_t epoch = first_epoch; epoch < epochs && !ctl.should_stop(); ++epoch) {
     at::Tensor loss_sum = torch::zeros({});
     for (auto& batch : *loader) {
       ctl.before_step();

@@ -874,3 +874,223 @@ TEST_SUITE("stop") {
     CHECK_FROST_ERROR(AnyCtl(net, opt, blocks, ao), "extra_epochs (2)");
   }
 }
+
+// --- resuming: the checkpoint must be of this model, this run, a live run --
+namespace {
+
+/// A model (built by the caller: another hidden size, another head), its
+/// detected block map, SGD at 0.1 and a controller: what a resumed run builds.
+template <class Ctl>
+struct Resumed {
+  Resumed(Net n, const typename Ctl::Options& o)
+      : net(std::move(n)),
+        blocks(frost::BlockMap::detect(*net)),
+        opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.1)),
+        ctl(net, opt, blocks, o) {}
+  /// Nothing of the controller, the model or the optimizer changed since it
+  /// was built (`weights`: its parameters then).
+  void check_untouched(const std::vector<at::Tensor>& weights) {
+    CHECK(ctl.step() == 0);
+    CHECK(ctl.num_frozen() == 0);
+    CHECK(ctl.timeline().empty());
+    CHECK_FALSE(ctl.should_stop());
+    const auto params = net->parameters();
+    REQUIRE(params.size() == weights.size());
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      CHECK(params[i].requires_grad());
+      CHECK(at::equal(params[i], weights[i]));
+    }
+    for (const auto& g : opt.param_groups()) CHECK(g.options().get_lr() == 0.1);
+  }
+  std::vector<at::Tensor> weights() const {
+    std::vector<at::Tensor> w;
+    for (const auto& p : net->parameters()) w.push_back(p.detach().clone());
+    return w;
+  }
+  Net net;
+  frost::BlockMap blocks;
+  torch::optim::SGD opt;
+  Ctl ctl;
+};
+
+std::string saved(const torch::serialize::OutputArchive& ar) {
+  std::ostringstream os;
+  const_cast<torch::serialize::OutputArchive&>(ar).save_to(os);
+  return os.str();
+}
+template <class Ctl>
+std::string saved(const Ctl& ctl) {
+  torch::serialize::OutputArchive ar;
+  frost::save(ctl, ar);
+  return saved(ar);
+}
+template <class Ctl>
+void load_saved(Ctl& ctl, const std::string& bytes) {
+  torch::serialize::InputArchive in;
+  std::istringstream is(bytes);
+  in.load_from(is);
+  frost::load(ctl, in, "run.ckpt");
+}
+
+}  // namespace
+
+TEST_SUITE("resume") {
+  TEST_CASE("resume: a checkpoint of another model is refused, naming block, parameter and shapes") {
+    using Ctl = frost::FreezeController<frost::criteria::AtSteps, frost::schedules::Constant,
+                                        frost::stop::Never>;
+    const auto o = Ctl::Options().criterion(frost::criteria::AtStepsOptions().blocks({0}).steps({1}));
+    const auto task = frost_test::make_task(32, at::kCPU);
+    Resumed<Ctl> first(Net(8, 8), o);
+    for (int i = 0; i < 3; ++i) controlled_step(first.ctl, first.net, first.opt, task);
+    REQUIRE(first.ctl.num_frozen() == 1);
+    const std::string bytes = saved(first.ctl);
+
+    SUBCASE("the hidden size changed, 8 -> 4: the blocks' shapes") {
+      Resumed<Ctl> other(Net(8, 4), o);
+      const auto w = other.weights();
+      CHECK_FROST_ERROR(load_saved(other.ctl, bytes),
+                        "run.ckpt was written for another model: block 'stem': parameter "
+                        "'embed.weight' has shape [8, 8] in the checkpoint and [4, 8] now");
+      CHECK_FROST_ERROR(load_saved(other.ctl, bytes),
+                        "block 'blocks.0': parameter 'blocks.0.norm.weight' has shape [8] in the "
+                        "checkpoint and [4] now");
+      CHECK_FROST_ERROR(load_saved(other.ctl, bytes), "more. Resume with the model");
+      other.check_untouched(w);
+    }
+    SUBCASE("another number of classes (another vocabulary): the head's shapes") {
+      Resumed<Ctl> other(Net(8, 8, 4, 5), o);
+      const auto w = other.weights();
+      CHECK_FROST_ERROR(load_saved(other.ctl, bytes),
+                        "the head (parameters the optimizer trains outside the block map): "
+                        "parameter 'head.weight' has shape [3, 8] in the checkpoint and [5, 8] now");
+      other.check_untouched(w);
+    }
+    SUBCASE("the same model resumes") {
+      Resumed<Ctl> same(Net(8, 8), o);
+      load_saved(same.ctl, bytes);
+      CHECK(same.ctl.step() == 3);
+      CHECK(same.ctl.frozen() == first.ctl.frozen());
+    }
+  }
+
+  TEST_CASE("resume: another run shape is refused; allow_new_run_shape accepts it and says so") {
+    using Ctl = frost::FreezeController<frost::criteria::Never,
+                                        frost::schedules::FreezeOut<frost::Linear, frost::Scaled>,
+                                        frost::stop::Never>;
+    // 5 epochs of 69 batches; then the corpus shrinks to 63 batches per epoch.
+    auto options = [](std::int64_t batches, bool allow) {
+      return Ctl::Options().controller(
+          frost::ControllerOptions().epochs(5, batches).allow_new_run_shape(allow));
+    };
+    const auto task = frost_test::make_task(32, at::kCPU);
+    Resumed<Ctl> first(Net(), options(69, false));
+    for (int i = 0; i < 3; ++i) controlled_step(first.ctl, first.net, first.opt, task);
+    const std::string bytes = saved(first.ctl);
+
+    Resumed<Ctl> refused(Net(), options(63, false));
+    const auto w = refused.weights();
+    const std::string both =
+        "run.ckpt was planned for another run: total_steps 345 (steps_per_epoch 69, "
+        "warmup_steps 0); this controller is set for total_steps 315 (steps_per_epoch 63, "
+        "warmup_steps 0). Resuming at step 3 would change the plan: schedule FreezeOut";
+    CHECK_FROST_ERROR(load_saved(refused.ctl, bytes), both);
+    // what it does to the schedule: FreezeOut's t_i x N, from the new N
+    CHECK_FROST_ERROR(load_saved(refused.ctl, bytes), "is recomputed: block 'stem' freezes at step");
+    CHECK_FROST_ERROR(load_saved(refused.ctl, bytes), "set controller.allow_new_run_shape(true)");
+    refused.check_untouched(w);
+
+    Resumed<Ctl> accepted(Net(), options(63, true));
+    load_saved(accepted.ctl, bytes);
+    CHECK(accepted.ctl.step() == 3);
+    REQUIRE_FALSE(accepted.ctl.timeline().empty());
+    const frost::Event& e = accepted.ctl.timeline().back();
+    CHECK(e.kind == frost::EventKind::warning);
+    CHECK(e.policy == "controller");
+    CHECK(e.step == 3);
+    CHECK(contains(e.detail, "resumed run.ckpt with a new run shape, total_steps 315"));
+    CHECK(contains(e.detail, "instead of total_steps 345"));
+    CHECK(contains(e.detail, "freezes at step"));
+    // and the plan is the new one: as a fresh run of 315 steps plans it
+    Resumed<Ctl> fresh(Net(), options(63, false));
+    for (std::int64_t b = 0; b < 5; ++b) CHECK(accepted.ctl.lr_scale(3, b) == fresh.ctl.lr_scale(3, b));
+    CHECK(accepted.ctl.lr_scale(3, 0) != first.ctl.lr_scale(3, 0));
+  }
+
+  TEST_CASE("resume: a checkpoint from before shapes were recorded loads; saved again, it has them") {
+    // tests/data/checkpoints (format 2, frost at 0b90791): no 'model.*', no
+    // 'run.*', so nothing to compare; written again, the next resume is checked.
+    namespace c = frost::criteria;
+    using Ctl = frost::FreezeController<c::AnyOf<c::GradientNormChange, c::GradientThreshold>,
+                                        frost::schedules::Constant, frost::stop::Patience>;
+    Ctl::Options o;
+    std::get<0>(o.criterion()).interval(5).min_epochs(0).mode(c::FreezeMode::any_order);
+    std::get<1>(o.criterion()).window(10).relative(0.9);
+    o.stop().patience(30).min_delta(0.02);
+    Resumed<Ctl> old(Net(), o);
+    frost::load_checkpoint(
+        old.ctl, std::string(FROST_TEST_DATA_DIR) + "/checkpoints/anyof-gnc-gt-constant-patience.frost");
+    CHECK(old.ctl.step() == 17);
+    CHECK(old.ctl.num_frozen() + old.ctl.num_trial() > 0);
+
+    const std::string bytes = saved(old.ctl);
+    torch::serialize::InputArchive in, f;
+    std::istringstream is(bytes);
+    in.load_from(is);
+    frost::detail::open_envelope(in, f, "again");
+    c10::IValue v;
+    CHECK(f.try_read("model.param", v));
+    CHECK(f.try_read("run.total_steps", v));
+    o.controller().total_steps(100);
+    Resumed<Ctl> longer(Net(), o);
+    CHECK_FROST_ERROR(load_saved(longer.ctl, bytes), "was planned for another run");
+  }
+
+  TEST_CASE("resume: a finished run (AllFrozen) loads finished; no step trains past its end") {
+    using Ctl = frost::FreezeController<frost::criteria::AtSteps, ProbeSchedule,
+                                        frost::stop::AllFrozen>;
+    // blocks 0, 1, 2, 4 frozen at steps 0-3, block 3 by the schedule at step 6: the stop after 7
+    auto options = [](std::int64_t steps_per_epoch) {
+      return Ctl::Options()
+          .controller(frost::ControllerOptions().steps_per_epoch(steps_per_epoch))
+          .criterion(frost::criteria::AtStepsOptions().blocks({0, 1, 2, 4}).steps({0, 1, 2, 3}));
+    };
+    const auto task = frost_test::make_task(32, at::kCPU);
+    SUBCASE("a loop without epochs stops at once: a resume has nothing to train") {
+      Resumed<Ctl> first(Net(), options(0));
+      while (!first.ctl.should_stop()) controlled_step(first.ctl, first.net, first.opt, task);
+      REQUIRE(first.ctl.step() == 7);
+      const std::string bytes = saved(first.ctl);
+
+      Resumed<Ctl> again(Net(), options(0));
+      load_saved(again.ctl, bytes);
+      CHECK(again.ctl.should_stop());  // the README's loops do not begin
+      const auto w = again.weights();
+      CHECK_FROST_ERROR(controlled_step(again.ctl, again.net, again.opt, task),
+                        "before_step(): run.ckpt is the checkpoint of a finished run: stop rule "
+                        "AllFrozen ended it after 7 steps");
+      CHECK_FROST_ERROR(again.ctl.before_step(), "Check ctl.should_stop() after loading");
+      CHECK(again.ctl.step() == 7);
+      const auto params = again.net->parameters();
+      for (std::size_t i = 0; i < params.size(); ++i) CHECK(at::equal(params[i], w[i]));
+    }
+    SUBCASE("an epoch loop trains to the stop's epoch end, as the first run did, and no further") {
+      Resumed<Ctl> first(Net(), options(5));
+      while (!first.ctl.should_stop()) controlled_step(first.ctl, first.net, first.opt, task);
+      REQUIRE(first.ctl.step() == 7);  // inside epoch 1 (steps 5-9)
+      const std::string mid_epoch = saved(first.ctl);
+
+      Resumed<Ctl> again(Net(), options(5));
+      load_saved(again.ctl, mid_epoch);
+      CHECK(again.ctl.should_stop());
+      for (int i = 0; i < 3; ++i) CHECK_NOTHROW(controlled_step(again.ctl, again.net, again.opt, task));
+      CHECK(again.ctl.step() == 10);
+      const std::string epoch_end = saved(again.ctl);
+
+      Resumed<Ctl> rerun(Net(), options(5));
+      load_saved(rerun.ctl, epoch_end);
+      CHECK(rerun.ctl.should_stop());
+      CHECK(frost::next_epoch(rerun.ctl) == 2);
+      CHECK_FROST_ERROR(rerun.ctl.before_step(), "finished run: stop rule AllFrozen ended it after 7 steps (saved at step 10");
+    }
+  }
+}

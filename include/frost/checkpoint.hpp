@@ -17,15 +17,21 @@
 //   frost::load(ctl, in, "run.ckpt");                // validates, then applies
 //
 // What is saved (FreezeController::save): a format version, the composition
-// (criterion, schedule, stop rule), the block names, the step, every block's
-// state, the learning-rate bookkeeping, the timeline, and the state of every
-// stateful policy (each policy saves and loads its own, or declares itself
-// stateless: concepts/state.hpp), as one nested archive with a CRC-32.
+// (criterion, schedule, stop rule), the block names, every trained
+// parameter's name and shape (the blocks' and the head's), the run shape
+// (total, warm-up and epoch steps), the step, every block's state, the
+// learning-rate bookkeeping, the timeline, and the state of every stateful
+// policy (each policy saves and loads its own, or declares itself stateless:
+// concepts/state.hpp), as one nested archive with a CRC-32.
 // Loading reads and checks all of it before changing anything: another
-// composition, another block map (by names), another number of param groups,
-// an unknown format, a controller that has already stepped, a corrupt or
-// truncated file (load_file checks every record's CRC-32) are frost::Errors
-// that name the file and the mismatch, and the controller is left as it was.
+// composition, another block map (by names), another model (a parameter's
+// name or shape), another run shape (unless controller.allow_new_run_shape:
+// then a timeline warning), another number of param groups, an unknown
+// format, a controller that has already stepped, a corrupt or truncated file
+// (load_file checks every record's CRC-32) are frost::Errors that name the
+// file and the mismatch, and the controller is left as it was. A checkpoint
+// written before the shapes and the run shape were saved (the same format 2)
+// has nothing to compare there and loads as before.
 //
 // The optimizer's state (Adam moments, including those of blocks in trial) is
 // the optimizer's to save: torch::optim's own serialize. frost drops the
@@ -37,6 +43,8 @@
 #include <ATen/ATen.h>
 #include <ATen/core/List.h>
 #include <boost/crc.hpp>
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
@@ -45,10 +53,14 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <system_error>
+#include <unordered_set>
 #include <vector>
 
+#include "frost/block_map.hpp"
+#include "frost/concepts/run_shape.hpp"
 #include "frost/concepts/state_io.hpp"
 #include "frost/detail/archive.hpp"
 #include "frost/detail/zip_check.hpp"
@@ -204,6 +216,173 @@ void load_policy(P& p, torch::serialize::InputArchive& f, const char* key,
     }
     require(found, source, " has no state for the ", key, " (", concepts::name_of<P>(), ")");
   }
+}
+
+// --- what a checkpoint knows of its model and its run ---------------------
+// Block names alone let a checkpoint of another model through (another
+// hidden size, another vocabulary): LibTorch's loader then takes the old
+// shapes and the run fails far from the cause, or trains on. So the frost
+// state also carries every trained parameter's name and shape (keys
+// "model.*") and the run shape it was planned for ("run.*"); a checkpoint
+// without them (written before they were added) has nothing to compare.
+
+/// One trained parameter as a checkpoint records it: its block (kHead for
+/// the head: a parameter the optimizer trains outside the block map), its
+/// name in the model and its shape.
+struct ParamShape {
+  std::int64_t block = -1;
+  std::string name;
+  std::vector<std::int64_t> shape;
+};
+using ModelShape = std::vector<ParamShape>;
+
+/// The parameters of `blocks` (block by block) and then the head's: the
+/// model's parameters in no block that `optimizer` trains, in model order.
+inline ModelShape model_shape(const torch::nn::Module& model, const BlockMap& blocks,
+                              const torch::optim::Optimizer& optimizer) {
+  ModelShape out;
+  std::unordered_set<const void*> in_blocks, trained;
+  for (std::size_t b = 0; b < blocks.size(); ++b)
+    for (std::size_t i = 0; i < blocks[b].params.size(); ++i) {
+      in_blocks.insert(blocks[b].params[i].unsafeGetTensorImpl());
+      out.push_back({static_cast<std::int64_t>(b), blocks[b].param_names[i],
+                     blocks[b].params[i].sizes().vec()});
+    }
+  for (const auto& g : optimizer.param_groups())
+    for (const auto& p : g.params()) trained.insert(p.unsafeGetTensorImpl());
+  for (const auto& item : model.named_parameters(/*recurse=*/true)) {
+    const void* impl = item.value().unsafeGetTensorImpl();
+    if (!in_blocks.count(impl) && trained.count(impl))
+      out.push_back({-1, item.key(), item.value().sizes().vec()});
+  }
+  return out;
+}
+
+/// Keys "model.block", "model.param", "model.rank", "model.sizes": one
+/// column per field, the shapes flattened.
+inline void write_model_shape(torch::serialize::OutputArchive& f, const ModelShape& m) {
+  std::vector<std::int64_t> block, rank, sizes;
+  std::vector<std::string> names;
+  for (const auto& p : m) {
+    block.push_back(p.block);
+    names.push_back(p.name);
+    rank.push_back(static_cast<std::int64_t>(p.shape.size()));
+    sizes.insert(sizes.end(), p.shape.begin(), p.shape.end());
+  }
+  f.write("model.block", c10::IValue(block));
+  f.write("model.param", c10::IValue(c10::List<std::string>(names)));
+  f.write("model.rank", c10::IValue(rank));
+  f.write("model.sizes", c10::IValue(sizes));
+}
+
+/// What write_model_shape wrote, for a checkpoint of `num_blocks` blocks;
+/// nullopt when the checkpoint predates it.
+inline std::optional<ModelShape> read_model_shape(torch::serialize::InputArchive& f,
+                                                  const std::string& source,
+                                                  std::size_t num_blocks) {
+  c10::IValue block, names, rank, sizes;
+  if (!f.try_read("model.param", names)) return std::nullopt;
+  require(names.isList() && f.try_read("model.block", block) && block.isIntList() &&
+              f.try_read("model.rank", rank) && rank.isIntList() &&
+              f.try_read("model.sizes", sizes) && sizes.isIntList(),
+          source, " is corrupt: its frost state has no valid 'model.*' (parameter shapes)");
+  const auto b = block.toIntVector(), r = rank.toIntVector(), s = sizes.toIntVector();
+  const auto n = names.toList();
+  require(b.size() == n.size() && r.size() == n.size(), source,
+          " is corrupt: its parameter shapes ('model.*') differ in length");
+  ModelShape out;
+  std::size_t pos = 0;  // where parameter i's sizes begin in the flat column
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    require(n.get(i).isString() && b[i] >= -1 && b[i] < static_cast<std::int64_t>(num_blocks) &&
+                r[i] >= 0 && pos + static_cast<std::size_t>(r[i]) <= s.size(),
+            source, " is corrupt: parameter shape ", i, " ('model.*')");
+    const auto end = pos + static_cast<std::size_t>(r[i]);
+    out.push_back({b[i], n.get(i).toStringRef(),
+                   std::vector<std::int64_t>(s.begin() + static_cast<std::ptrdiff_t>(pos),
+                                             s.begin() + static_cast<std::ptrdiff_t>(end))});
+    pos = end;
+  }
+  require(pos == s.size(), source,
+          " is corrupt: its parameter shapes ('model.*') differ in length");
+  return out;
+}
+
+inline std::string shape_string(const std::vector<std::int64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+/// How the parameters of one block (or the head) differ, checkpoint `was`
+/// against the model `now`, one phrase per difference, appended to `out`.
+inline void param_differences(const std::string& where, const ModelShape& was,
+                              const ModelShape& now, std::int64_t block,
+                              std::vector<std::string>& out) {
+  auto find = [block](const ModelShape& m, const std::string& name) -> const ParamShape* {
+    for (const auto& p : m)
+      if (p.block == block && p.name == name) return &p;
+    return nullptr;
+  };
+  for (const auto& p : was) {
+    if (p.block != block) continue;
+    const ParamShape* q = find(now, p.name);
+    if (!q)
+      out.push_back(where + ": parameter '" + p.name + "' " + shape_string(p.shape) +
+                    " is in the checkpoint, not in the model now");
+    else if (q->shape != p.shape)
+      out.push_back(where + ": parameter '" + p.name + "' has shape " + shape_string(p.shape) +
+                    " in the checkpoint and " + shape_string(q->shape) + " now");
+  }
+  for (const auto& q : now)
+    if (q.block == block && !find(was, q.name))
+      out.push_back(where + ": parameter '" + q.name + "' " + shape_string(q.shape) +
+                    " is in the model now, not in the checkpoint");
+}
+
+/// Refuses a checkpoint written for a model whose trained parameters
+/// (`mine`, blocks named `blocks`) have other names or shapes, naming the
+/// block, the parameter and both shapes. A checkpoint without them passes.
+inline void check_model_shape(torch::serialize::InputArchive& f, const std::string& source,
+                              const ModelShape& mine, const std::vector<std::string>& blocks) {
+  const std::optional<ModelShape> was = read_model_shape(f, source, blocks.size());
+  if (!was) return;
+  std::vector<std::string> diffs;
+  for (std::size_t b = 0; b < blocks.size(); ++b)
+    param_differences("block '" + blocks[b] + "'", *was, mine, static_cast<std::int64_t>(b), diffs);
+  param_differences("the head (parameters the optimizer trains outside the block map)", *was, mine,
+                    -1, diffs);
+  if (diffs.empty()) return;
+  std::string list;
+  for (std::size_t i = 0; i < diffs.size() && i < 3; ++i) list += (i ? "; " : "") + diffs[i];
+  if (diffs.size() > 3) list += "; and " + std::to_string(diffs.size() - 3) + " more";
+  fail(source, " was written for another model: ", list,
+       ". Resume with the model (and optimizer) that wrote it, or start the run afresh; nothing "
+       "was loaded");
+}
+
+/// Keys "run.total_steps", "run.steps_per_epoch", "run.warmup_steps": the
+/// run shape the checkpoint's run was planned for.
+inline void write_run_shape(torch::serialize::OutputArchive& f, const RunShape& r) {
+  f.write("run.total_steps", c10::IValue(r.total_steps));
+  f.write("run.steps_per_epoch", c10::IValue(r.steps_per_epoch));
+  f.write("run.warmup_steps", c10::IValue(r.warmup_steps));
+}
+
+/// What write_run_shape wrote (the numbers only; blocks and stages are the
+/// controller's), or nullopt when the checkpoint predates it.
+inline std::optional<RunShape> read_run_shape(torch::serialize::InputArchive& f,
+                                              const std::string& source) {
+  c10::IValue total, spe, warmup;
+  if (!f.try_read("run.total_steps", total)) return std::nullopt;
+  require(total.isInt() && f.try_read("run.steps_per_epoch", spe) && spe.isInt() &&
+              f.try_read("run.warmup_steps", warmup) && warmup.isInt() && total.toInt() >= 0 &&
+              spe.toInt() >= 0 && warmup.toInt() >= 0,
+          source, " is corrupt: its frost state has no valid 'run.*' (the run shape)");
+  RunShape r;
+  r.total_steps = total.toInt();
+  r.steps_per_epoch = spe.toInt();
+  r.warmup_steps = warmup.toInt();
+  return r;
 }
 
 }  // namespace detail

@@ -38,6 +38,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -86,6 +87,7 @@ class FreezeController {
         params_(blocks_) {
     validate(options_.controller());
     blocks_.check_parameters_of(model);
+    shape_ = detail::model_shape(model, blocks_, optimizer);  // what a checkpoint must match
     lr_ = LrBook(*optimizer_, blocks_);  // a group's rate follows one block (checked there)
     policies_.setup(run_shape(blocks_, options_.controller()));
     adopt_user_frozen();
@@ -104,6 +106,7 @@ class FreezeController {
   /// step, clock-driven decisions, the schedule's freezing for this step,
   /// every param group's rate, eval mode. Host arithmetic only.
   void before_step() {
+    detail::require(finished_.empty(), "before_step(): ", finished_);
     clock_.check_begin();
     adopt_lr();  // before any transition rewrites a rate
     decisions_.clear();
@@ -273,11 +276,15 @@ class FreezeController {
   // --- checkpointing (frost/checkpoint.hpp wraps these) -----------------------
 
   /// Writes the controller's complete state into `ar` in the checkpoint
-  /// envelope: what it was written for (composition, block names), each
-  /// part's and policy's state. The model and optimizer are the user's to save.
+  /// envelope: what it was written for (composition, block names, every
+  /// trained parameter's name and shape, the run shape), each part's and
+  /// policy's state. The model and optimizer are the user's to save.
   void save(torch::serialize::OutputArchive& ar) const {
     torch::serialize::OutputArchive f;
     detail::write_identity(f, composition(), ledger_.names());
+    // "model.*" and "run.*": what a resume is checked against (checkpoint.hpp)
+    detail::write_model_shape(f, shape_);
+    detail::write_run_shape(f, run_shape(blocks_, options_.controller()));
     clock_.save(f);     // "step", "stopped"
     ledger_.save(f);    // "states", "timeline.*"
     mode_.save(f);      // "was_training", "mode_warned" once warned
@@ -286,24 +293,33 @@ class FreezeController {
     detail::write_envelope(ar, f);
   }
 
-  /// Restores what save() wrote, into a controller built over the same model,
-  /// block map (by names) and composition, that has not stepped yet. Every
-  /// part and policy is loaded into a fresh copy first: a mismatch or a
-  /// corrupt state throws frost::Error naming `source` and leaves the
-  /// controller as it was. The reducer is not part of the composition: a
+  /// Restores what save() wrote, into a controller built over the same model
+  /// (block names, parameter names and shapes, the head's too), composition
+  /// and run shape (controller.allow_new_run_shape accepts another one), that
+  /// has not stepped yet. Every part and policy is loaded into a fresh copy
+  /// first: a mismatch or a corrupt state throws frost::Error naming `source`
+  /// and leaves the controller as it was. A checkpoint of a run its stop rule
+  /// had ended loads as finished: should_stop() is true and before_step()
+  /// refuses to train on. The reducer is not part of the composition: a
   /// checkpoint of a data-parallel run resumes on one process and back.
   void load(torch::serialize::InputArchive& ar, const std::string& source = "the checkpoint") {
     torch::serialize::InputArchive f;
     detail::open_envelope(ar, f, source);
     detail::check_identity(f, source, composition(), ledger_.names());
+    detail::check_model_shape(f, source, shape_, ledger_.names());
     clock_.check_unstarted(source);
     const StepClock clock = detail::loaded(clock_, f, source);
+    const std::string new_plan = check_run_shape(f, source, clock.step());
     BlockLedger ledger = detail::loaded(ledger_, f, source);
     ModeGuard mode = detail::loaded(mode_, f, source);
     LrBook lr = detail::loaded(lr_, f, source, ": ");
     // The policies load last: they swap themselves in when they fitted.
     policies_.load(f, options_, run_shape(blocks_, options_.controller()), source);
     // Everything fitted: apply. A block training before and after is left as it is.
+    if (!new_plan.empty())
+      ledger.note(Event{clock.step(), -1, "", EventKind::warning, "controller",
+                        static_cast<double>(options_.controller().total_steps()), new_plan},
+                  "controller:run_shape");
     mode_ = std::move(mode);
     for (std::size_t b = 0; b < blocks_.size(); ++b)
       if (ledger.state(b) != BlockState::training || ledger_.state(b) != BlockState::training)
@@ -313,10 +329,54 @@ class FreezeController {
     lr_.reapply();
     mode_.reapply(blocks_, ledger_.states());
     clock_ = clock;
+    finished_ = finished(clock_, source);  // after the ledger: it reads the stop event
     ++generation_;
   }
 
  private:
+  /// The plan a checkpoint (`source`, resumed at `step`) was made for against
+  /// this controller's: the same (or a checkpoint that predates run shapes)
+  /// gives "". Another one is refused, saying what it would do to the
+  /// schedule and the epochs, unless controller.allow_new_run_shape: then
+  /// that is the timeline's warning.
+  std::string check_run_shape(torch::serialize::InputArchive& f, const std::string& source,
+                              std::int64_t step) const {
+    const std::optional<RunShape> was = detail::read_run_shape(f, source);
+    const RunShape now = run_shape(blocks_, options_.controller());
+    if (!was || same_plan(*was, now)) return {};
+    const std::string change = composition_type::run_change(*was, now, options_, step);
+    detail::require(options_.controller().allow_new_run_shape(), source,
+                    " was planned for another run: ", plan_of(*was),
+                    "; this controller is set for ", plan_of(now), ". Resuming at step ", step,
+                    " would change the plan: ", change,
+                    ". Resume with the first run's controller options (the same epochs and batches "
+                    "per epoch), or set controller.allow_new_run_shape(true) to accept the new "
+                    "plan; nothing was loaded");
+    return "resumed " + source + " with a new run shape, " + plan_of(now) + " instead of " +
+           plan_of(*was) + ": " + change;
+  }
+
+  /// Why a loaded run is over ("" when it is not): its stop rule had ended
+  /// it, and the checkpoint was written at an epoch's end (or in a run
+  /// without epochs), where the first run's loop stopped too. One written
+  /// after the stop inside an epoch trains on to the epoch's end, as the
+  /// first run did (the README's epoch loop honours the stop there).
+  std::string finished(const StepClock& c, const std::string& source) const {
+    const std::int64_t spe = options_.controller().steps_per_epoch();
+    if (!c.stopped() || (spe > 0 && c.step() % spe != 0)) return {};
+    std::int64_t ended = c.step();  // the stop event records the last step run
+    for (const auto& e : ledger_.timeline())
+      if (e.kind == EventKind::stop) ended = e.step + 1;
+    return source + " is the checkpoint of a finished run: stop rule " +
+           concepts::name_of<StopRule>() + " ended it after " + std::to_string(ended) + " steps" +
+           (ended == c.step()
+                ? std::string()
+                : " (saved at step " + std::to_string(c.step()) + ", the end of that epoch)") +
+           ", so a step now would train past its end. Check ctl.should_stop() after loading (it "
+           "is true) and leave the training loop out, as the README's resume does; to train "
+           "further, start a new run from the model's weights";
+  }
+
   /// The user's request `r` on a block (policy "user"), checked before
   /// anything changes: a block that exists, a move the table allows (only a
   /// trial of a frozen block is refused), a rate the schedule has not
@@ -455,6 +515,8 @@ class FreezeController {
   LrBook lr_;           // per param group: base rate, multiplier, block
   Decisions decisions_;
   std::uint64_t generation_ = 0;
+  detail::ModelShape shape_;  // every trained parameter's name and shape (checkpoints)
+  std::string finished_;      // why a loaded run is over; before_step() refuses then
 };
 
 }  // namespace frost

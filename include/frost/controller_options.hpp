@@ -35,6 +35,12 @@ struct ControllerOptions {
   /// (e.g. `optimizer.param_groups().front()` with frost's one group per
   /// block) is a frost::Error instead of a warning (frost/controller/lr_book.hpp).
   FROST_ARG(bool, strict_lr) = false;
+  /// Resume a checkpoint planned for another run shape (total_steps,
+  /// steps_per_epoch, warmup_steps: another data set size, more epochs).
+  /// By default that is a frost::Error naming both plans, since the
+  /// schedule's timetable and the epochs change; with true it is accepted and
+  /// the timeline records a warning saying what changed (frost/checkpoint.hpp).
+  FROST_ARG(bool, allow_new_run_shape) = false;
 
  public:
   /// An epoch loop: `epochs` epochs of `batches_per_epoch` optimizer steps
@@ -98,4 +104,4 @@ std::int64_t next_epoch(const Controller& ctl) {
 }  // namespace frost
 
 FROST_REFLECT(frost::ControllerOptions, total_steps, warmup_steps, steps_per_epoch, eval_frozen,
-              in_order, min_coverage, strict_lr);
+              in_order, min_coverage, strict_lr, allow_new_run_shape);
