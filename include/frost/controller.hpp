@@ -463,7 +463,8 @@ class FreezeController {
   /// into the bases (LrBook::adopt); a change to only some groups is a
   /// warning (with controller.strict_lr, adopt throws and nothing changes).
   void adopt_lr() {
-    const LrChange c = lr_.adopt(options_.controller().strict_lr());
+    const LrChange c =
+        lr_.adopt(options_.controller().strict_lr(), options_.controller().lr_changes());
     if (c.kind == LrChange::Kind::partial)
       ledger_.note(lr_.warning(c, clock_.step()), "controller:lr");
   }

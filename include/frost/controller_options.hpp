@@ -2,11 +2,36 @@
 // Options of the controller itself (the policies have their own).
 #include <cmath>
 #include <cstdint>
+#include <string>
 
 #include "frost/error.hpp"
 #include "frost/options.hpp"
 
 namespace frost {
+
+/// How a change of every param group's rate is read when it fits both a
+/// rescale and a new rate (frost/controller/lr_book.hpp): every group had the
+/// same rate before and has the same rate after, while the schedule's
+/// multiplier is one value other than 1 (warm-up, Cosine mid-run).
+///   detect: refuse it (a frost::Error naming both readings); every other
+///           change is read the one way it fits.
+///   factor: a rescale, as a torch::optim scheduler does: every base x factor.
+///   rate:   a new rate: every base = the rate set.
+enum class LrChanges { detect, factor, rate };
+inline const char* to_string(LrChanges c) {
+  switch (c) {
+    case LrChanges::detect: return "detect";
+    case LrChanges::factor: return "factor";
+    case LrChanges::rate: return "rate";
+  }
+  return "?";
+}
+inline bool from_string(const std::string& s, LrChanges& c) {
+  if (s == "detect") return (c = LrChanges::detect), true;
+  if (s == "factor") return (c = LrChanges::factor), true;
+  if (s == "rate") return (c = LrChanges::rate), true;
+  return false;
+}
 
 struct ControllerOptions {
   /// N: training steps in the whole run, warm-up included. Annealing schedules
@@ -41,6 +66,10 @@ struct ControllerOptions {
   /// schedule's timetable and the epochs change; with true it is accepted and
   /// the timeline records a warning saying what changed (frost/checkpoint.hpp).
   FROST_ARG(bool, allow_new_run_shape) = false;
+  /// How to read a change of every group's rate that fits both a rescale and
+  /// a new rate (see LrChanges): by default such a change is refused, so the
+  /// same code never means two things.
+  FROST_ARG(LrChanges, lr_changes) = LrChanges::detect;
 
  public:
   /// An epoch loop: `epochs` epochs of `batches_per_epoch` optimizer steps
@@ -104,4 +133,4 @@ std::int64_t next_epoch(const Controller& ctl) {
 }  // namespace frost
 
 FROST_REFLECT(frost::ControllerOptions, total_steps, warmup_steps, steps_per_epoch, eval_frozen,
-              in_order, min_coverage, strict_lr, allow_new_run_shape);
+              in_order, min_coverage, strict_lr, allow_new_run_shape, lr_changes);

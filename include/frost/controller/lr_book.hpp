@@ -16,10 +16,16 @@
 //             (blocks out of training) included.
 //   absolute: every group now has the same rate r (at least one changed):
 //             `for (auto& g : opt.param_groups()) g.options().set_lr(r)`.
-//             r becomes the base of every group.
-//             (When every group had the same rate before, the two cannot be
-//             told apart; the change is then taken as a factor. With multipliers
-//             all 1, as under schedules::Constant, both give the same bases.)
+//             r becomes the base of every group, whatever its multiplier.
+//   ambiguous: every group had the same rate before and has the same rate
+//             after, so the change fits both readings. Where every multiplier
+//             is 1 (schedules::Constant after warm-up) they give the same
+//             bases and it is read as a factor. Under one multiplier m != 1
+//             (warm-up, Cosine mid-run) a factor would make the base r / m
+//             and a rate r: the same user code would mean one thing with a
+//             block frozen (no factor can lift a rate of 0) and another
+//             without. So it is read as ControllerOptions::lr_changes says
+//             (factor or rate) and, by default (detect), refused.
 //   partial:  anything else, e.g. `opt.param_groups().front().options().set_lr(r)`
 //             with frost's one group per block: only some groups changed. Each
 //             changed group's base becomes its new rate / its last multiplier
@@ -32,7 +38,13 @@
 // The book never sees the controller. save()/load() follow the policies'
 // contract (frost/concepts/state.hpp) and write the keys "base_lr" and
 // "lr_scale" into the archive they are given (the controller's own), as the
-// controller did before the book existed, so older checkpoints load.
+// controller did before the book existed, so older checkpoints load; and
+// "lr_set" and "lr_now", the rates the book set last and the optimizer's rates
+// at the save. A change the user made after the last step is not in the bases
+// yet (adopt() takes it in at the next before_step()), and LibTorch's
+// Optimizer::load does not restore rates, so without them a checkpoint written
+// between such a change and the next step (the README's epoch loop: decay,
+// then save) resumes at the old rate. reapply() restores both.
 #include <torch/optim/optimizer.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
@@ -47,6 +59,7 @@
 
 #include "frost/block_map.hpp"
 #include "frost/concepts/schedule.hpp"
+#include "frost/controller_options.hpp"
 #include "frost/error.hpp"
 #include "frost/timeline.hpp"
 
@@ -105,9 +118,17 @@ class LrBook {
   void apply_block(std::size_t b, double scale) {
     for (const std::size_t g : block_groups_[b]) apply(g, scale);
   }
-  /// Applies every group's last multiplier again (after load()).
+  /// Applies every group's last multiplier again (after load()), then the
+  /// optimizer's rates as they were at the save, with a change the user made
+  /// since the last step still to be adopted (none in older checkpoints).
   void reapply() {
     for (std::size_t g = 0; g < base_.size(); ++g) apply(g, scale_[g]);
+    if (saved_now_.empty()) return;
+    for (std::size_t g = 0; g < base_.size(); ++g)
+      opt_->param_groups()[g].options().set_lr(saved_now_[g]);
+    last_ = std::move(saved_set_);
+    saved_set_.clear();
+    saved_now_.clear();
   }
 
   /// Sets the base of every group / of one group, from the next apply().
@@ -125,8 +146,10 @@ class LrBook {
   /// Recognises what the user changed in the optimizer's rates since the book
   /// last set them (see the header comment) and takes it into the bases.
   /// With `refuse_partial`, a partial change is a frost::Error (nothing
-  /// changes). A rate that is not finite or negative is always one.
-  LrChange adopt(bool refuse_partial = false) {
+  /// changes). A rate that is not finite or negative is always one; so is a
+  /// change that fits both a factor and a rate under a multiplier other than
+  /// 1, unless `reading` says which it is.
+  LrChange adopt(bool refuse_partial = false, LrChanges reading = LrChanges::detect) {
     LrChange c;
     const std::size_t n = base_.size();
     std::vector<double> cur(n);
@@ -139,11 +162,16 @@ class LrBook {
       detail::require(std::isfinite(cur[g]) && cur[g] >= 0.0, "param group ", g, " (",
                       group_name(g), ") has learning rate ", cur[g],
                       ", set between steps; give a finite rate of 0 or more");
-    if (const double f = common_factor(cur); f > 0.0) {
+    const bool one_rate =
+        std::all_of(cur.begin(), cur.end(), [&](double r) { return r == cur[0]; });
+    const double f = common_factor(cur);
+    if (f > 0.0 && one_rate && !multipliers_all_one())
+      detail::require(reading != LrChanges::detect, ambiguity(f, cur[0]));
+    if (f > 0.0 && !(one_rate && reading == LrChanges::rate)) {
       c.kind = LrChange::Kind::scaled;
       c.factor = f;
       for (std::size_t g = 0; g < n; ++g) base_[g] = last_[g] > 0.0 ? cur[g] / scale_[g] : base_[g] * f;
-    } else if (std::all_of(cur.begin(), cur.end(), [&](double r) { return r == cur[0]; })) {
+    } else if (one_rate) {
       c.kind = LrChange::Kind::absolute;
       c.rate = cur[0];
       std::fill(base_.begin(), base_.end(), cur[0]);
@@ -182,30 +210,43 @@ class LrBook {
   void save(torch::serialize::OutputArchive& ar) const {
     ar.write("base_lr", c10::IValue(base_));
     ar.write("lr_scale", c10::IValue(scale_));
+    std::vector<double> now(base_.size());
+    for (std::size_t g = 0; g < now.size(); ++g) now[g] = opt_->param_groups()[g].options().get_lr();
+    ar.write("lr_set", c10::IValue(last_));
+    ar.write("lr_now", c10::IValue(now));
   }
 
   /// Reads what save() wrote into this book (not into the optimizer: call
   /// reapply() once the rest of the checkpoint has loaded too).
   void load(torch::serialize::InputArchive& ar) {
-    auto doubles = [&](const char* key) {
-      c10::IValue v;
-      detail::require(ar.try_read(key, v) && v.isDoubleList(), "its frost state has no valid '",
-                      key, "'");
-      return v.toDoubleVector();
-    };
-    std::vector<double> base = doubles("base_lr"), scale = doubles("lr_scale");
-    detail::require(base.size() == base_.size() && scale.size() == base_.size(),
-                    "it was written for an optimizer with ", base.size(),
-                    " param groups; this one has ", base_.size());
-    for (std::size_t g = 0; g < base.size(); ++g)
-      detail::require(std::isfinite(base[g]) && base[g] >= 0.0 && std::isfinite(scale[g]) &&
-                          scale[g] >= 0.0,
-                      "its learning rate of param group ", g, " is corrupt");
+    std::vector<double> base = rates(ar, "base_lr", true), scale = rates(ar, "lr_scale", true);
+    std::vector<double> set = rates(ar, "lr_set", false), now = rates(ar, "lr_now", false);
+    detail::require(set.empty() == now.empty(), "its frost state has '",
+                    set.empty() ? "lr_now" : "lr_set", "' without '",
+                    set.empty() ? "lr_set" : "lr_now", "'");
     base_ = std::move(base);
     scale_ = std::move(scale);
+    saved_set_ = std::move(set);
+    saved_now_ = std::move(now);
   }
 
  private:
+  /// One rate per param group under `key`, each finite and 0 or more; empty
+  /// when the key is absent and not `required` (a checkpoint older than it).
+  std::vector<double> rates(torch::serialize::InputArchive& ar, const char* key,
+                            bool required) const {
+    c10::IValue v;
+    if (!ar.try_read(key, v) && !required) return {};
+    detail::require(v.isDoubleList(), "its frost state has no valid '", key, "'");
+    std::vector<double> r = v.toDoubleVector();
+    detail::require(r.size() == base_.size(), "it was written for an optimizer with ", r.size(),
+                    " param groups; this one has ", base_.size());
+    for (std::size_t g = 0; g < r.size(); ++g)
+      detail::require(std::isfinite(r[g]) && r[g] >= 0.0, "its learning rate of param group ", g,
+                      " is corrupt ('", key, "')");
+    return r;
+  }
+
   static void check_rate(double lr, const char* what) {
     detail::require(std::isfinite(lr) && lr >= 0.0, what, " is ", lr,
                     "; give a finite rate of 0 or more");
@@ -232,6 +273,29 @@ class LrBook {
       else if (std::abs(r - f) > 1e-9 * f) return 0.0;
     }
     return f;
+  }
+
+  /// Whether every group's last multiplier is 1 (relative 1e-12): then a
+  /// factor and a rate give the same bases.
+  bool multipliers_all_one() const {
+    return std::all_of(scale_.begin(), scale_.end(),
+                       [](double m) { return std::abs(m - 1.0) <= 1e-12; });
+  }
+
+  /// Why a change of every group from one rate to another rate `r` under a
+  /// multiplier other than 1 is refused, and the three ways out.
+  std::string ambiguity(double f, double r) const {
+    std::ostringstream os;
+    os << "the learning rate of every param group changed from " << last_[0] << " to " << r
+       << " between steps, while the schedule's multiplier (group 0) is " << scale_[0]
+       << " (warm-up or an annealing schedule); this fits a rescale by " << f
+       << " (a torch::optim scheduler: every base -> " << r / scale_[0]
+       << ") and a new rate (every base -> " << r
+       << "), which differ here and not with a block frozen. Say which: "
+          "ControllerOptions().lr_changes(frost::LrChanges::factor) for a scheduler that "
+          "multiplies the rates, lr_changes(frost::LrChanges::rate) for a rate you set, or set "
+          "the bases with ctl.set_base_lr(rate) instead of the optimizer's rates";
+    return os.str();
   }
 
   /// What a partial change did and how to do what was probably meant.
@@ -311,6 +375,8 @@ class LrBook {
   std::vector<double> base_;                            // per param group: the user's rate
   std::vector<double> last_;                            // per param group: the rate set last
   std::vector<double> scale_;                           // per param group: that rate's multiplier
+  std::vector<double> saved_set_, saved_now_;           // load() -> reapply(): last_ and the
+                                                        // optimizer's rates at the save
 };
 
 }  // namespace frost
