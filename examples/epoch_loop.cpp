@@ -114,6 +114,14 @@ int main(int argc, char** argv) try {
     if (ctl.should_stop() || epoch + 1 == stop_after) break;  // honoured at the epoch's end
   }
   for (const auto& event : ctl.timeline()) std::cout << event << "\n";
+  // frost's base rates and the optimizer's rates, to 17 digits: a resumed run
+  // must end with the uninterrupted run's (tests/epoch_loop_check.cmake).
+  std::cout.precision(17);
+  std::cout << "frost bases:";
+  for (std::size_t g = 0; g < ctl.lr_book().num_groups(); ++g) std::cout << ' ' << ctl.base_lr(g);
+  std::cout << "\nrates:";
+  for (auto& group : optimizer.param_groups()) std::cout << ' ' << group.options().get_lr();
+  std::cout << "\n";
   return 0;
 } catch (const std::exception& e) {
   std::cerr << "frost-epoch-loop: " << e.what() << "\n";
