@@ -1342,13 +1342,14 @@ TEST_CASE("train: --jobs 2 trains two runs side by side with the results of --jo
   if (data.empty()) return;
   const std::string dir = temp_dir();
   // Turns of 3 steps: the two runs alternate within each epoch (8 steps);
-  // DyF's settings make it freeze within the run. Pre-trained once (cached).
+  // DyF's settings make it freeze within the run. Two seeds, each run with
+  // its own cache: with --jobs 2 seed 1's body pre-trains beside seed 0's.
   auto run = [&](const std::string& jobs, std::vector<frost_train::RunResult>& rs) {
     std::ostringstream out;
     REQUIRE(frost_train::run_app(
                 parsed({"--compare", "full,dyf", "--jobs", jobs, "--threads", "1", "--data", data,
-                        "--out", dir + "/jobs" + jobs, "--cache", dir + "/cache",
-                        "--pretrain-limit", "300", "--pretrain-epochs", "1", "--train-limit",
+                        "--out", dir + "/jobs" + jobs, "--cache", dir + "/cache" + jobs,
+                        "--seeds", "2", "--pretrain-limit", "300", "--pretrain-epochs", "1", "--train-limit",
                         "256", "--test-limit", "200", "--val-limit", "100", "--batch-size", "32",
                         "--epochs", "2", "--warmup", "2", "--interleave", "3", "--set",
                         "dyf:criterion.window=3", "--set", "dyf:criterion.threshold=1", "--set",
@@ -1361,7 +1362,9 @@ TEST_CASE("train: --jobs 2 trains two runs side by side with the results of --jo
   const std::string out2 = run("2", two);
   CHECK_FALSE(has(out1, "at a time"));
   CHECK_MESSAGE(has(out2, "2 runs at a time (--jobs)"), out2);
-  REQUIRE(one.size() == 2);
+  CHECK(count_of(out2, "pre-training done") == 2);  // both bodies trained, side by side
+  CHECK(count_of(out2, "(cached)") == 2);           // and found by both seeds' runners
+  REQUIRE(one.size() == 2);  // seed 1's runs, from the body pre-trained beside seed 0's
   REQUIRE(two.size() == 2);
   CHECK_FALSE(one[1].timeline.empty());  // DyF froze: there are decisions to compare
   for (std::size_t i = 0; i < one.size(); ++i) {

@@ -47,7 +47,8 @@ struct TrainConfig {
   std::int64_t seeds = 1;           // --seeds N: the runs of --seed seed, seed+1, ..., seed+N-1
   // --frontier: full fine-tuning at these shorter budgets (epochs), each with
   // its own cosine schedule to its own end, next to every comparison (two in
-  // the default run, which must stay within about 8 minutes on 2 cores)
+  // the default run, which must stay within 8 minutes on 2 cores with the
+  // build and the pre-training: 5 min 36 s measured, docs/main-job.md)
   std::vector<double> frontier = {4, 8};
   std::vector<std::string> report;  // --report DIR,...: summarise finished runs' results.csv
   bool study = false;               // --study: the study's strategies, 5 seeds and the
@@ -445,8 +446,8 @@ inline void add_flags(CLI::App& app, TrainConfig& cfg) {
       "Pre-trains a ViT on classes 0-4 (cached, reused on later runs), then fine-tunes it on\n"
       "classes 5-9 with one or several freezing strategies and reports accuracy, wall time,\n"
       "speed-up over full fine-tuning and when each block froze.\n\n"
-      "With no arguments: --compare with the default strategies (about 5 minutes on 2 CPU "
-      "cores).\n");
+      "With no arguments: --compare with the default strategies (about 4 minutes on 2 CPU "
+      "cores, pre-training included).\n");
   app.set_help_flag();  // -h/--help is a plain flag below: run_app prints the help, exit 0
   app.get_formatter()->column_width(34);
   // A repeated flag: the last one counts. Defaults are shown in --help.

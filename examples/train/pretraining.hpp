@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <functional>
 #include <iomanip>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -34,6 +35,22 @@ inline std::string pretrain_key(const TrainConfig& cfg, std::int64_t n) {
   k << "pretrain-" << cfg.model << "-seed" << cfg.seed << "-n" << n << "-ep" << cfg.pretrain_epochs
     << "-lr" << cfg.pretrain_lr << "-bs" << cfg.batch_size << ".pt";
   return k.str();
+}
+
+/// Held while LibTorch's default generator is seeded and drawn from.
+inline std::mutex& default_generator_mutex() {
+  static std::mutex m;
+  return m;
+}
+/// `make()` with LibTorch's default generator seeded with `seed`. The
+/// generator is the process'; two pre-trainings at once (runner.hpp, --jobs
+/// with several seeds) take it one after the other, so each model starts
+/// from its seed's weights whatever runs beside it.
+template <class Make>
+auto seeded(Make make, std::uint64_t seed) {
+  std::lock_guard<std::mutex> l(default_generator_mutex());
+  torch::manual_seed(seed);
+  return make();
 }
 
 namespace detail {
@@ -101,8 +118,7 @@ inline std::string ensure_pretrained(const TrainConfig& cfg, const TaskData& dat
     log("pre-trained model: " + path + " (cached)");
     return path;
   }
-  torch::manual_seed(cfg.seed);
-  fx::ViT model(model_options(cfg.model));
+  fx::ViT model = seeded([&] { return fx::ViT(model_options(cfg.model)); }, cfg.seed);
   model->to(device);
   if (cfg.pretrain_epochs > 0) detail::pretrain(model, cfg, data, device, path, log);
   model->to(torch::kCPU);

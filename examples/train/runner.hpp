@@ -162,6 +162,14 @@ struct SeedRunner {
   /// Guards `out` (and `log`, which writes to it) while turns run side by side.
   std::shared_ptr<std::mutex> out_mutex = std::make_shared<std::mutex>();
 
+  /// `log` behind the runner's output lock: one line at a time from any thread.
+  std::function<void(const std::string&)> locked_log() const {
+    return [log = log, m = out_mutex](const std::string& line) {
+      std::lock_guard<std::mutex> l(*m);
+      log(line);
+    };
+  }
+
   /// 0, or the exit status (130 interrupted, 3 stopped by --max-steps).
   int run(const TrainConfig& cfg, const std::vector<const Strategy*>& chosen,
           const std::vector<StrategySets>& sets, std::vector<RunResult>& rs) const {
@@ -299,14 +307,6 @@ struct SeedRunner {
     if (error) std::rethrow_exception(error);
   }
 
-  /// `log` behind the runner's output lock: one line at a time from any thread.
-  std::function<void(const std::string&)> locked_log() const {
-    return [log = log, m = out_mutex](const std::string& line) {
-      std::lock_guard<std::mutex> l(*m);
-      log(line);
-    };
-  }
-
   static std::string progress_line(const TrainConfig& cfg, const Run& r, const Plan& plan,
                                    std::chrono::steady_clock::time_point t0) {
     std::ostringstream m;
@@ -365,6 +365,37 @@ struct SeedRunner {
 /// there are several), then, on rank 0, the summary over the seeds. Returns
 /// the exit status; the last seed's results (of the seed that stopped, if one
 /// did) go to `results` when given.
+/// With --jobs 2 or more and several seeds: when seed `c`'s body is not
+/// cached yet, the next seed's (`next`) pre-trains beside it on the other
+/// core (pre-training is one thread: a core would idle), each from its own
+/// seed (`seeded`), the same weights as one at a time. Rank 0 of a single
+/// process only: the runner then finds both cached.
+inline void pretrain_pair(const SeedRunner& runner, const TrainConfig& c, const TrainConfig& next) {
+  if (c.jobs < 2 || runner.world.parallel() || !pretrains_itself(c.model)) return;
+  const std::int64_t n = runner.data.pretrain.size();
+  if (path_exists(join(c.cache_dir, pretrain_key(c, n))) ||
+      path_exists(join(next.cache_dir, pretrain_key(next, n))))
+    return;
+  TrainConfig quiet = next;
+  quiet.progress = 0;  // one bar on stderr: this seed's
+  std::exception_ptr error;
+  std::thread beside([&] {
+    try {
+      ensure_pretrained(quiet, runner.data, runner.device, runner.locked_log());
+    } catch (...) {
+      error = std::current_exception();
+    }
+  });
+  try {
+    ensure_pretrained(c, runner.data, runner.device, runner.locked_log());
+  } catch (...) {
+    beside.join();
+    throw;
+  }
+  beside.join();
+  if (error) std::rethrow_exception(error);
+}
+
 inline int run_seeds(const SeedRunner& runner, const RunPlan& plan, std::ostream& out,
                      std::vector<RunResult>* results) {
   const TrainConfig& cfg = plan.cfg;
@@ -373,6 +404,11 @@ inline int run_seeds(const SeedRunner& runner, const RunPlan& plan, std::ostream
     TrainConfig c = cfg;
     c.seed = cfg.seed + static_cast<std::uint64_t>(k);
     if (cfg.seeds > 1) c.out_dir = join(cfg.out_dir, "seed" + std::to_string(c.seed));
+    if (k + 1 < cfg.seeds) {
+      TrainConfig next = cfg;
+      next.seed = c.seed + 1;
+      pretrain_pair(runner, c, next);
+    }
     std::vector<RunResult> rs;
     const int status = runner.run(c, plan.runs, plan.run_sets, rs);
     if (status != 0) {

@@ -364,8 +364,7 @@ class StrategyRun final : public Run {
   std::unique_ptr<TaskNet> make_model() {
     // Model from the pre-trained weights with a new head (model.hpp),
     // optimizer with one group per block.
-    torch::manual_seed(cfg_.seed + 1);
-    auto net = make_task_net(cfg_, ctx_.pretrained);
+    auto net = seeded([&] { return make_task_net(cfg_, ctx_.pretrained); }, cfg_.seed + 1);
     net->module().to(device_);
     net->module().train();
     // With several ranks: rank 0's weights everywhere; then gradients averaged
