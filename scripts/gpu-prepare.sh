@@ -24,8 +24,13 @@
 #             benchmarkConfig) that point at this folder, found through
 #             CMAKE_PREFIX_PATH;
 #   data/fashion-mnist/  the four Fashion-MNIST .gz files (30 MiB, whole);
-#   data/pretrained/     slot for the pretrained weights (none yet; copied
-#             from FROST_PRETRAINED_DIR when set).
+#   data/pretrained/effnet-lite0/efficientnet-lite0.safetensors  the
+#             EfficientNet-Lite0 weights (18.8 MB) for gpu-check.sh's part 6,
+#             when `bash scripts/effnet-weights.sh` has written them
+#             (FROST_EFFNET_WEIGHTS: another copy), they match the sha256
+#             pinned in that script, and the total stays within 64 MiB;
+#             otherwise left out, the reason in MANIFEST.txt, and part 6 skips;
+#   data/pretrained/     anything else in FROST_PRETRAINED_DIR, when set.
 # The shipped predictor (data/smartfrz-predictor.pt) is tracked and travels
 # with the working tree. Ends with the folder's size and the size of what the
 # device tool sends (tracked + untracked-not-ignored files + this folder), and
@@ -161,15 +166,37 @@ if [ -n "${FROST_PRETRAINED_DIR:-}" ]; then
 fi
 [ -f data/smartfrz-predictor.pt ] || echo "gpu-prepare: warning: data/smartfrz-predictor.pt missing" >&2
 
-# --- Sizes. -----------------------------------------------------------------
-folder_b=$(du -sb "$DIR" | cut -f1)
+# --- Sizes, and the EfficientNet-Lite0 weights if they fit. ------------------
+mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
 tree_b=$(git ls-files -z --cached --others --exclude-standard | xargs -0 -r stat -c %s -- 2>/dev/null |
   awk '{s += $1} END {print s + 0}')
+EFFNET=${FROST_EFFNET_WEIGHTS:-${FROST_CACHE_DIR:-$HOME/.cache/frost}/effnet-lite0/efficientnet-lite0.safetensors}
+prepare_hint="bash scripts/effnet-weights.sh && bash scripts/gpu-check.sh --prepare"
+if [ ! -f "$EFFNET" ]; then
+  effnet_note="effnet-lite0 weights: not carried: $EFFNET missing"
+elif ! bash scripts/effnet-weights.sh --verify "$EFFNET" >/dev/null 2>&1; then
+  # a file that is not the pinned conversion is not carried (the GPU run
+  # would be of unknown weights); effnet-weights.sh says why
+  effnet_note="effnet-lite0 weights: not carried: $EFFNET has sha256 $(sha256sum "$EFFNET" | cut -c1-16)..., not the one pinned in scripts/effnet-weights.sh (--verify FILE says more)"
+else
+  w_b=$(stat -c %s "$EFFNET")
+  sum_b=$(($(du -sb "$DIR" | cut -f1) + tree_b + w_b))
+  if [ "$sum_b" -gt $((LIMIT_MIB * 1048576)) ]; then
+    effnet_note="effnet-lite0 weights: not carried: with them $(mib "$sum_b") MiB, over the device tool's $LIMIT_MIB MiB"
+  else
+    mkdir -p "$DIR/data/pretrained/effnet-lite0"
+    cp -p "$EFFNET" "$DIR/data/pretrained/effnet-lite0/efficientnet-lite0.safetensors"
+    effnet_note="effnet-lite0 weights: carried ($(mib "$w_b") MiB, sha256 as pinned in scripts/effnet-weights.sh)"
+  fi
+fi
+echo "gpu-prepare: $effnet_note"
+case "$effnet_note" in *"not carried"*) echo "gpu-prepare: (to carry them: $prepare_hint)" ;; esac
+folder_b=$(du -sb "$DIR" | cut -f1)
 total_b=$((folder_b + tree_b))
-mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
 {
   echo "prepared $(date -u "+%Y-%m-%d %H:%M UTC") from commit $(git describe --always --dirty=+uncommitted 2>/dev/null || echo "?")"
   echo "folder $(mib "$folder_b") MiB; working tree $(mib "$tree_b") MiB; together $(mib "$total_b") MiB (limit $LIMIT_MIB MiB)"
+  echo "$effnet_note"
   (cd "$DIR" && du -sh include lib data/fashion-mnist data/pretrained | sed 's/^/  /')
 } | tee "$DIR/MANIFEST.txt"
 echo "gpu-prepare: $abs ready; name '$DIR' in the device tool's carry"

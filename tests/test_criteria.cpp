@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "frost/criteria/attention_predictor.hpp"  // the sync-debug test
 #include "frost/frost.hpp"
 #include "support.hpp"
 // last: after every LibTorch header (see doctest_torch.hpp)
@@ -1054,50 +1055,101 @@ TEST_SUITE("criteria") {
   }
 
   TEST_CASE("CUDA: no synchronisation between decision points (sync debug mode = error)") {
+    // Every criterion that reads per-step tensors runs a real loop: the gradient
+    // criteria (exact and cheap) and their composition read gradients,
+    // TokenSimilarity this step's features, AttentionPredictor its weight
+    // records. Between decision points none may wait for the device. On CUDA,
+    // sync debug mode = error makes any synchronisation throw (.item(), a
+    // device-to-host copy, nonzero()); on the CPU, where nothing is waited for,
+    // frost's host reads are counted instead, so the same loop and its set-up
+    // (options, the shipped predictor) are proven on the CPU machine before a
+    // GPU session, with its few minutes, runs them.
+    using frost::criteria::AttentionPredictor;
+    using frost::criteria::AttentionPredictorOptions;
+    using frost::criteria::TokenSimilarity;
+    using frost::criteria::TokenSimilarityOptions;
+    constexpr std::int64_t every = 4;  // every criterion below decides at steps 3, 7, 11
+    for (const auto& dev : frost_test::devices()) {
+      CAPTURE(dev);
+      auto task = frost_test::make_task(256, dev);
+      auto sync_errors = [&](bool on) {
 #if FROST_TEST_HAVE_CUDA_HEADERS
-    if (!torch::cuda::is_available()) {
-      MESSAGE("skipped: no CUDA device");
-      return;
-    }
-    const at::Device dev(at::kCUDA);
-    auto task = frost_test::make_task(256, dev);
-    auto run = [&](auto tag, auto copts, std::int64_t every) {
-      using C = typename decltype(tag)::type;
-      using Ctl = frost::FreezeController<C, frost::schedules::Constant, frost::stop::Never>;
-      torch::manual_seed(5);
-      Net net;
-      net->to(dev);
-      auto blocks = frost::BlockMap::detect(*net);
-      torch::optim::AdamW opt(frost::param_groups(blocks, *net), torch::optim::AdamWOptions(3e-3));
-      Ctl ctl(net, opt, blocks, typename Ctl::Options().criterion(copts));
-      auto& ws = c10::cuda::warning_state();
-      for (std::int64_t s = 0; s < 3 * every; ++s) {
-        const bool point = (s + 1) % every == 0;
-        ws.set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR);
-        try {
-          ctl.before_step();
-          opt.zero_grad();
-          auto loss = torch::nn::functional::cross_entropy(net->forward(task.x), task.y);
-          loss.backward();
-          ctl.after_backward();
-          opt.step();
-          if (point) ws.set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
-          ctl.after_step();
-        } catch (...) {
-          ws.set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
-          FAIL("a synchronisation happened at step " << s);
-        }
-        ws.set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
-      }
-      CHECK(ctl.step() == 3 * every);
-    };
-    struct T1 { using type = GradientThreshold; };
-    struct T2 { using type = GradientNormChange; };
-    run(T1{}, GradientThresholdOptions().window(4), 4);
-    run(T2{}, GradientNormChangeOptions().interval(4), 4);
-    run(T2{}, GradientNormChangeOptions().interval(4).accumulate(Accumulate::cheap).norm(GradNorm::l2), 4);
+        if (dev.is_cuda())
+          c10::cuda::warning_state().set_sync_debug_mode(on ? c10::cuda::SyncDebugMode::L_ERROR
+                                                            : c10::cuda::SyncDebugMode::L_DISABLED);
 #else
-    MESSAGE("skipped: built without CUDA headers");
+        (void)on;
+#endif
+      };
+      auto run = [&](const std::string& what, auto tag, auto copts, bool features) {
+        CAPTURE(what);
+        using C = typename decltype(tag)::type;
+        using Ctl = frost::FreezeController<C, frost::schedules::Constant, frost::stop::Never>;
+        torch::manual_seed(5);
+        Net net;
+        net->to(dev);
+        auto blocks = frost::BlockMap::detect(*net);
+        torch::optim::AdamW opt(frost::param_groups(blocks, *net), torch::optim::AdamWOptions(3e-3));
+        Ctl ctl(net, opt, blocks,
+                typename Ctl::Options()
+                    .controller(frost::ControllerOptions().steps_per_epoch(every))
+                    .criterion(copts));
+        std::int64_t read_at_points = 0;
+        for (std::int64_t s = 0; s < 3 * every; ++s) {
+          CAPTURE(s);
+          const bool point = (s + 1) % every == 0;
+          const auto reads = frost::host::reads();
+          sync_errors(true);
+          try {
+            ctl.before_step();
+            opt.zero_grad();
+            const auto logits = net->forward(task.x);
+            if (features) ctl.observe_features(logits, task.y);  // [N, 3]: what the head gives
+            torch::nn::functional::cross_entropy(logits, task.y).backward();
+            ctl.after_backward();
+            opt.step();
+            if (point) sync_errors(false);  // a decision point may read, once
+            ctl.after_step();
+          } catch (const std::exception& e) {
+            sync_errors(false);
+            FAIL("a synchronisation (or error) between decision points at step " << s << ": "
+                                                                                 << e.what());
+          }
+          sync_errors(false);
+          const auto n = frost::host::reads() - reads;
+          CHECK(n <= (point ? 1 : 0));
+          read_at_points += n;
+        }
+        CHECK(ctl.step() == 3 * every);
+        CHECK(read_at_points >= 1);  // the criterion did decide (not a loop that read nothing)
+      };
+      struct T1 { using type = GradientThreshold; };
+      struct T2 { using type = GradientNormChange; };
+      struct T3 { using type = frost::criteria::AnyOf<GradientThreshold, GradientNormChange>; };
+      struct T4 { using type = TokenSimilarity; };
+      struct T5 { using type = AttentionPredictor; };
+      run("GradientThreshold", T1{}, GradientThresholdOptions().window(every), false);
+      run("GradientNormChange exact", T2{}, GradientNormChangeOptions().interval(every), false);
+      run("GradientNormChange cheap L2", T2{},
+          GradientNormChangeOptions().interval(every).accumulate(Accumulate::cheap).norm(GradNorm::l2),
+          false);
+      T3::type::Options both;
+      std::get<0>(both).window(every);
+      std::get<1>(both).interval(every);
+      run("AnyOf<GradientThreshold, GradientNormChange>", T3{}, both, false);
+      run("TokenSimilarity", T4{},
+          TokenSimilarityOptions().num_classes(3).record_steps(every).compare_steps(every), true);
+      // the shipped predictor (predictor::default_path()), a stage every 4 steps
+      run("AttentionPredictor", T5{},
+          AttentionPredictorOptions().record_every(1).every(every).min_records(2), false);
+    }
+#if !FROST_TEST_HAVE_CUDA_HEADERS
+    MESSAGE("CUDA part skipped: built without CUDA headers (host reads counted on the CPU)");
+#else
+    if (!torch::cuda::is_available())
+      MESSAGE("CUDA part skipped: no CUDA device (host reads counted on the CPU)");
+    else
+      MESSAGE("ran on CUDA with sync debug mode = error");
 #endif
   }
 
