@@ -282,8 +282,12 @@ bool decided_after(const Run& r, std::int64_t step) {
 bool same_value(const c10::IValue& a, const c10::IValue& b);
 /// Keys `b` may have that `a` lacks: what frost saves since the fixtures
 /// were written (each trained parameter's shape, the run shape).
+/// Keys that checkpoints gained after the fixtures were written: the model's
+/// and the run's identity (issue 36), the rates the book set and the
+/// optimizer's rates at the save (LrBook: lr_set, lr_now).
 bool added_since_fixtures(const std::string& key) {
-  return key.rfind("model.", 0) == 0 || key.rfind("run.", 0) == 0;
+  return key.rfind("model.", 0) == 0 || key.rfind("run.", 0) == 0 || key == "lr_set" ||
+         key == "lr_now";
 }
 bool same_archive(torch::serialize::InputArchive& a, torch::serialize::InputArchive& b,
                   const std::string& where) {
