@@ -87,10 +87,13 @@ inline void report_study(const TrainConfig& cfg, const std::vector<std::vector<R
       << "(vs full: test accuracy minus full fine-tuning's of the same seed, mean and 95 % "
          "interval; speed-up: measured, mean and min-max over the seeds; vs frontier: test "
          "accuracy minus what full fine-tuning reaches in the same measured time, interpolated "
-         "between the budgets full-<E>ep and full)\n"
+         "between the budgets full-<E>ep and full; \"(k of n seeds)\": the interval stands on "
+         "fewer seeds than the seeds column, the others had no pair; one seed: no interval, no "
+         "side of the frontier)\n"
       << format_verdict(summary, static_cast<int>(per_seed.size()), target_speedup(cfg.model))
       << "summary: " << sum_path << "; picture: " << fr_path
-      << " (test accuracy against measured time: the frontier and every strategy)\n";
+      << " (test accuracy against measured time: the frontier and every strategy, its bar the "
+         "table's interval vs the frontier)\n";
 }
 
 /// --report: the summary over the seeds of finished runs (each directory's
