@@ -157,6 +157,7 @@ GradientNormChange gnc(FreezeMode mode, GradNorm norm = GradNorm::l1,
                        double pct = 50) {
   return GradientNormChange(GradientNormChangeOptions()
                                 .interval(interval)
+                                .min_epochs(0)  // no epochs here (steps_per_epoch 0)
                                 .mode(mode)
                                 .norm(norm)
                                 .accumulate(acc)
@@ -986,7 +987,7 @@ TEST_SUITE("criteria") {
       torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.05));
       Ctl::Options o;
       std::get<0>(o.criterion()).threshold(0).window(4);
-      std::get<1>(o.criterion()).interval(4);
+      std::get<1>(o.criterion()).interval(4).min_epochs(0);
       Ctl ctl(net, opt, blocks, o);
       for (int s = 0; s < 12; ++s) {
         const auto before = frost::host::reads();
