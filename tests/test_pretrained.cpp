@@ -333,6 +333,48 @@ TEST_SUITE("pretrained") {
     }
   }
 
+  // The format indexes every byte of the data buffer: bytes that belong to no
+  // tensor are where a polyglot file (one that is also a zip, a PDF, ...) keeps
+  // its other content, so the reference reader refuses them and so does frost.
+  TEST_CASE("safetensors: the tensors must tile the data buffer; a hole before or between them is refused") {
+    const std::string path = temp_path("holes.safetensors");
+    auto f32 = [](const std::string& name, int begin, int end) {
+      return "\"" + name + "\": {\"dtype\": \"F32\", \"shape\": [" + std::to_string((end - begin) / 4) +
+             "], \"data_offsets\": [" + std::to_string(begin) + ", " + std::to_string(end) + "]}";
+    };
+    const std::string one("\x00\x00\x80\x3f", 4), two("\x00\x00\x00\x40", 4);  // 1.0f, 2.0f
+    const std::string other("%PDF", 4);  // what a hole could hide
+    auto read = [&](const std::string& header, const std::string& data) {
+      write_bytes(path, image(header, data));
+      return frost::io::read_safetensors(path);
+    };
+    auto refused = [&](const std::string& header, const std::string& data,
+                       std::initializer_list<const char*> parts) {
+      for (const char* part : parts) CHECK_FROST_ERROR(read(header, data), part);
+    };
+    SUBCASE("tiled: each tensor begins where the previous ends, in any header order") {
+      const auto st = read("{" + f32("b", 4, 12) + ", " + f32("a", 0, 4) + "}", one + two + two);
+      REQUIRE(st.tensors.size() == 2);
+      CHECK(st.tensors[0].first == "a");
+      CHECK(st.tensors[0].second[0].item<float>() == 1.0f);
+      CHECK(st.tensors[1].second[1].item<float>() == 2.0f);
+    }
+    SUBCASE("a hole between two tensors") {
+      refused("{" + f32("b", 8, 12) + ", " + f32("a", 0, 4) + "}", one + other + two,
+              {"holes.safetensors", "bytes [4, 8) between tensor 'a' and tensor 'b'",
+               "belong to no tensor", "tile the data buffer", "write it again"});
+    }
+    SUBCASE("a hole at the start") {
+      refused("{" + f32("a", 4, 8) + "}", other + one,
+              {"holes.safetensors", "bytes [0, 4) before the first tensor 'a'",
+               "belong to no tensor", "the first begins at 0"});
+    }
+    SUBCASE("an empty tensor inside another (it belongs at a boundary)") {
+      refused("{" + f32("a", 0, 8) + ", " + f32("e", 4, 4) + "}", one + two,
+              {"holes.safetensors", "tensor 'e' at [4, 4) overlaps tensor 'a' at [0, 8)"});
+    }
+  }
+
   // --- the model ----------------------------------------------------------------
   TEST_CASE("EfficientNet-Lite0: the pretrained file's 296 names and 4,694,073 values; 17 blocks") {
     fx::EfficientNet m;  // 1000 classes, 3 channels: the file's shapes

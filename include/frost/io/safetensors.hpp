@@ -24,8 +24,10 @@
 // Every problem is a frost::Error naming the file, the tensor and the fix:
 // a file shorter than its header says (truncated), a header that is not JSON,
 // an entry without dtype/shape/data_offsets, an unknown dtype, offsets out of
-// the data buffer or not matching the shape, overlapping tensors, bytes after
-// the last tensor, a wrong checksum. If the metadata holds "frost.fnv1a64"
+// the data buffer or not matching the shape, tensors that do not tile the data
+// buffer (a hole before or between them, an overlap, bytes after the last: the
+// format indexes every byte, which is what keeps other content, a polyglot
+// file's, out of it), a wrong checksum. If the metadata holds "frost.fnv1a64"
 // (written by write_safetensors and scripts/effnet_convert.py: FNV-1a 64 of the
 // data buffer, 16 hex digits), the data is checked against it, so flipped
 // bytes are found too.
@@ -450,23 +452,44 @@ inline TensorEntry tensor_entry(const std::string& name, const Json& v, const st
   return e;
 }
 
-/// Sorts `entries` by offset and checks that they tile the data buffer:
-/// no overlap, no bytes after the last tensor.
+/// What a file whose tensors do not tile the data buffer ends with: such a
+/// file was not made by a safetensors writer, or was altered since.
+inline std::string tiling_hint() {
+  return "; the format requires the tensors to tile the data buffer: sorted by offset, "
+         "the first begins at 0, each begins where the previous ends and the last ends at "
+         "the buffer's end (every byte belongs to exactly one tensor, so that nothing else, "
+         "such as another format's content, can hide in it). The file was not written by a "
+         "safetensors writer or was altered: write it again (scripts/effnet-weights.sh, "
+         "safetensors.torch.save_file or frost::save_state_dict)";
+}
+
+/// Sorts `entries` by offset and checks that they tile the data buffer
+/// [0, data_size) as the reference reader (safetensors' Metadata::validate)
+/// does: no hole before or between tensors, no overlap, no bytes after the
+/// last. An empty tensor sits at a boundary, not inside another tensor.
 inline void check_tiling(std::vector<TensorEntry>& entries, const std::string& path,
                          std::uint64_t data_size) {
   using frost::detail::require;
-  const std::string& again = rewrite_hint();
   std::sort(entries.begin(), entries.end(), [](const TensorEntry& a, const TensorEntry& b) {
     return a.begin < b.begin || (a.begin == b.begin && a.end < b.end);
   });
-  std::uint64_t covered = 0;
+  const std::string file = "safetensors file '" + path + "': ";
+  std::uint64_t covered = 0;  // the end of the tiled prefix [0, covered)
+  const TensorEntry* prev = nullptr;
   for (const auto& e : entries) {
-    require(e.begin >= covered || e.begin == e.end, "safetensors file '", path, "', tensor '",
-            e.name, "': its bytes overlap the previous tensor's", again);
-    covered = std::max(covered, e.end);
+    require(e.begin <= covered, file, "bytes [", covered, ", ", e.begin, ") ",
+            prev ? "between tensor '" + prev->name + "' and tensor '" + e.name + "'"
+                 : "before the first tensor '" + e.name + "'",
+            " belong to no tensor", tiling_hint());
+    require(e.begin == covered, file, "tensor '", e.name, "' at [", e.begin, ", ", e.end,
+            ") overlaps tensor '", prev ? prev->name : "", "' at [", prev ? prev->begin : 0, ", ",
+            covered, ")", tiling_hint());
+    covered = e.end;
+    prev = &e;
   }
-  require(covered == data_size, "safetensors file '", path, "': ", data_size - covered,
-          " bytes after the last tensor (the header length or the offsets are wrong)", again);
+  require(covered == data_size, file, data_size - covered,
+          " bytes after the last tensor (the header length or the offsets are wrong)",
+          rewrite_hint());
 }
 
 }  // namespace detail
