@@ -288,7 +288,7 @@ class FreezeController {
     clock_.save(f);     // "step", "stopped"
     ledger_.save(f);    // "states", "timeline.*"
     mode_.save(f);      // "was_training", "mode_warned" once warned
-    lr_.save(f);        // "base_lr", "lr_scale"
+    lr_.save(f);        // "base_lr", "lr_scale", "lr_set", "lr_now"
     policies_.save(f);  // "criterion", "schedule", "stop"
     detail::write_envelope(ar, f);
   }
