@@ -20,6 +20,11 @@ PACKAGES=(
   nlohmann-json3-dev # frost-train's steps.jsonl (example trainer only; header-only)
   dataset-fashion-mnist  # /usr/share/datasets/fashion-mnist/*.gz
 )
+# Optional group, for scripts/fuzz.sh only (CI and test.sh never need clang):
+# `deps.sh --fuzz` installs libFuzzer and the clang that builds the fuzz targets.
+if [ "${1:-}" = "--fuzz" ]; then
+  PACKAGES=(clang libfuzzer-14-dev)
+fi
 
 # One dpkg query for all packages; a package dpkg has never heard of is missing.
 installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${PACKAGES[@]}" 2>/dev/null \

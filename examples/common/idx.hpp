@@ -167,9 +167,12 @@ inline IdxData parse_idx(const std::vector<uint8_t>& bytes, const std::string& n
     uint32_t d = (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) |
                  uint32_t(p[3]);
     r.dims.push_back(static_cast<int64_t>(d));
-    total *= d;
-    if (total > (uint64_t(1) << 40))
+    // Checked before multiplying: up to 2^40 times a 32-bit size wraps 64 bits
+    // (2^20 x 2^20 x 2^24 is 0), and a wrapped product let a header promising
+    // 2^64 elements through with an empty payload.
+    if (d != 0 && total > (uint64_t(1) << 40) / d)
       throw DataError(name + ": implausible IDX dimensions (more than 2^40 elements)");
+    total *= d;
   }
   const uint64_t have = bytes.size() - header;
   if (have < total)

@@ -71,11 +71,16 @@ class Checker {
 
  private:
   std::vector<unsigned char> read_at(std::uint64_t off, std::uint64_t n) {
+    // Checked before allocating: `n` and `off` come from the file's directory,
+    // and a damaged one must not make frost allocate more than the file holds
+    // (nor wrap off + n).
+    require(off <= size_ && n <= size_ - off, what_, " ", path_,
+            " is truncated or corrupt: its zip directory points past the end of the file; ", fix_);
     std::vector<unsigned char> buf(n);
     in_.clear();
     in_.seekg(static_cast<std::streamoff>(off));
     in_.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(n));
-    require(off + n <= size_ && in_.gcount() == static_cast<std::streamsize>(n), what_, " ", path_,
+    require(in_.gcount() == static_cast<std::streamsize>(n), what_, " ", path_,
             " is truncated or corrupt: its zip directory points past the end of the file; ", fix_);
     return buf;
   }
