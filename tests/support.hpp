@@ -10,7 +10,10 @@
 #include <torch/cuda.h>
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <c10/util/Exception.h>
+#include <torch/version.h>
 
+#include <string>
 #include <vector>
 
 #include "frost/concepts/criterion.hpp"
@@ -93,5 +96,23 @@ inline double accuracy(Net& net, const Task& t) {
   net->train();
   return acc;
 }
+
+/// A c10 warning handler that keeps what it is given (LibTorch 1.x and 2.x
+/// differ in its signature and in where the guard lives).
+struct KeepWarnings : c10::WarningHandler {
+#if TORCH_VERSION_MAJOR >= 2
+  void process(const c10::Warning& w) override { messages.push_back(w.msg()); }
+#else
+  void process(const c10::SourceLocation&, const std::string& msg, const bool) override {
+    messages.push_back(msg);
+  }
+#endif
+  std::vector<std::string> messages;
+};
+#if TORCH_VERSION_MAJOR >= 2
+using WarningGuard = c10::WarningUtils::WarningHandlerGuard;
+#else
+using WarningGuard = c10::Warning::WarningHandlerGuard;
+#endif
 
 }  // namespace frost_test

@@ -175,23 +175,8 @@ struct LstmLmImpl : nn::Module {
 };
 TORCH_MODULE(LstmLm);
 
-/// A c10 warning handler that keeps what it is given (LibTorch 1.x and 2.x
-/// differ in its signature and in where the guard lives).
-struct KeptWarnings : c10::WarningHandler {
-#if TORCH_VERSION_MAJOR >= 2
-  void process(const c10::Warning& w) override { messages.push_back(w.msg()); }
-#else
-  void process(const c10::SourceLocation&, const std::string& msg, const bool) override {
-    messages.push_back(msg);
-  }
-#endif
-  std::vector<std::string> messages;
-};
-#if TORCH_VERSION_MAJOR >= 2
-using WarningGuard = c10::WarningUtils::WarningHandlerGuard;
-#else
-using WarningGuard = c10::Warning::WarningHandlerGuard;
-#endif
+using KeptWarnings = frost_test::KeepWarnings;  // tests/support.hpp
+using frost_test::WarningGuard;
 
 /// std::cerr into a string while it lives.
 struct CaptureCerr {

@@ -100,23 +100,8 @@ at::Tensor controlled_step(Ctl& ctl, Net& net, torch::optim::Optimizer& opt,
   return loss.detach();
 }
 
-// A c10 warning handler that keeps what it is given (LibTorch 1.x and 2.x
-// differ in its signature and in where the guard lives).
-struct KeepWarnings : c10::WarningHandler {
-#if TORCH_VERSION_MAJOR >= 2
-  void process(const c10::Warning& w) override { messages.push_back(w.msg()); }
-#else
-  void process(const c10::SourceLocation&, const std::string& msg, const bool) override {
-    messages.push_back(msg);
-  }
-#endif
-  std::vector<std::string> messages;
-};
-#if TORCH_VERSION_MAJOR >= 2
-using WarningGuard = c10::WarningUtils::WarningHandlerGuard;
-#else
-using WarningGuard = c10::Warning::WarningHandlerGuard;
-#endif
+using frost_test::KeepWarnings;  // the c10 warning handler of tests/support.hpp
+using frost_test::WarningGuard;
 
 /// A FreezeOut controller over frost_test::Net (5 blocks and the head, one
 /// group each) whose blocks have different multipliers, 3 steps in, block 2

@@ -26,6 +26,7 @@
 // variance and gives frost::Error instead of a NaN). CKA is an offline probe
 // (the dataset generator), never in the per-step path.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (ATen.h alone lacks it in LibTorch 2.x)
 
 #include <algorithm>
 #include <cmath>

@@ -44,6 +44,7 @@
 // * activations() reads `indices` on the host (give them on the CPU: a CUDA
 //   tensor costs a synchronisation per step).
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (ATen.h alone lacks it in LibTorch 2.x)
 #include <boost/hana/adapt_struct.hpp>
 
 #include <cstdint>
