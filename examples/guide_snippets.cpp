@@ -16,6 +16,7 @@
 #include <frost/distributed.hpp>
 #endif
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <cmath>
 #include <cstdint>
@@ -143,7 +144,10 @@ void learning_rates() {
 }
 
 // "Warnings": frost's warnings go where LibTorch's go.
+// The guide quotes the LibTorch 1.x spelling; 2.x builds compile the same
+// handler in its 2.x spelling (the #else branch).
 void warnings() {
+#if TORCH_VERSION_MAJOR < 2
   struct ToLog : c10::WarningHandler {  // LibTorch 2.x: process(const c10::Warning& w), w.msg()
     void process(const c10::SourceLocation&, const std::string& msg, bool) override {
       std::clog << "[warning] " << msg << "\n";
@@ -151,6 +155,13 @@ void warnings() {
   };
   ToLog handler;
   c10::Warning::WarningHandlerGuard guard(&handler);  // 2.x: c10::WarningUtils::WarningHandlerGuard
+#else
+  struct ToLog : c10::WarningHandler {
+    void process(const c10::Warning& w) override { std::clog << "[warning] " << w.msg() << "\n"; }
+  };
+  ToLog handler;
+  c10::WarningUtils::WarningHandlerGuard guard(&handler);
+#endif
   TORCH_WARN("guide: this line goes through ToLog");
 }
 
