@@ -20,8 +20,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
+
+#include <unistd.h>  // rmdir
 #include <string>
 #include <vector>
 
@@ -219,7 +222,11 @@ void checkpoints() {
   torch::optim::Adam optimizer2(frost::param_groups(blocks2, *model2), torch::optim::AdamOptions(1e-3));
   Controller ctl2(model2, optimizer2, blocks2, judge_every(10));
   check(resume(ctl2, model2, optimizer2, /*steps=*/5) == 5, "resumed at step 5");
-  std::filesystem::remove_all("run");
+  // std::remove and rmdir, not std::filesystem::remove_all: pip's torch 2.x
+  // exports its own std::filesystem symbols, and remove_all resolved to them
+  // crashes (the torch2 leg's example.guide_snippets).
+  std::remove("run/checkpoint.pt");
+  ::rmdir("run");
 }
 
 struct Batch {
@@ -284,7 +291,7 @@ void pretrained_weights() {
   std::cout << report.summary() << "\n";                 // loaded / missing / unexpected / skipped
   check(torch::equal(model->body->weight, pretrained[0]->as<torch::nn::Linear>()->weight),
         "the body's weights loaded");
-  std::filesystem::remove("weights.safetensors");
+  std::remove("weights.safetensors");  // not std::filesystem (see checkpoints())
 }
 
 // "The learned predictor": compiled only (running it needs the shipped predictor file).
