@@ -1050,6 +1050,19 @@ TEST_CASE("train: seed statistics: Student's t for every df, not 2.000 from 31 t
   CHECK((i.hi - i.mean) / se == doctest::Approx(2.021075).epsilon(1e-5));
 }
 
+namespace {
+/// A completed run of `name` at test accuracy `acc` after `t` measured seconds.
+frost_train::RunResult completed_run(std::string name, double acc, double t, bool frontier) {
+  frost_train::RunResult r;
+  r.strategy = std::move(name);
+  r.test_accuracy = acc;
+  r.measured_s = t;
+  r.completed = true;
+  r.on_frontier = frontier;
+  return r;
+}
+}  // namespace
+
 TEST_CASE("train: the frontier: interpolation, envelope, and a strategy's place against it") {
   using frost_train::FrontierPoint;
   using frost_train::frontier_accuracy;
@@ -1067,15 +1080,7 @@ TEST_CASE("train: the frontier: interpolation, envelope, and a strategy's place 
   // frontier at 20 s = 90 + (93 - 90) / 3 = 91, strategy 92.5 (+1.5, vs full
   // -0.5); seed 1: frontier 89 + (92 - 89) / 3 = 90, strategy 90.5 (+0.5).
   using frost_train::RunResult;
-  auto run = [](std::string name, double acc, double t, bool frontier) {
-    RunResult r;
-    r.strategy = std::move(name);
-    r.test_accuracy = acc;
-    r.measured_s = t;
-    r.completed = true;
-    r.on_frontier = frontier;
-    return r;
-  };
+  const auto run = completed_run;
   const std::vector<std::vector<RunResult>> seeds{
       {run("full", 93, 40, true), run("freeze", 92.5, 20, false), run("full-3ep", 90, 10, true)},
       {run("full", 92, 40, true), run("freeze", 90.5, 20, false), run("full-3ep", 89, 10, true)}};
@@ -1111,15 +1116,7 @@ TEST_CASE("train: the frontier: interpolation, envelope, and a strategy's place 
 
 TEST_CASE("train: the study: one seed has no side of the frontier; an interval on fewer seeds says so") {
   using frost_train::RunResult;
-  auto run = [](std::string name, double acc, double t, bool frontier) {
-    RunResult r;
-    r.strategy = std::move(name);
-    r.test_accuracy = acc;
-    r.measured_s = t;
-    r.completed = true;
-    r.on_frontier = frontier;
-    return r;
-  };
+  const auto run = completed_run;
   // One seed: at 25 s the frontier is 90 + (93 - 90) / 2 = 91.5; "same" is
   // exactly on it (0.00), "ahead" 0.4 above: neither is above or below.
   const std::vector<std::vector<RunResult>> one{{run("full", 93, 40, true), run("same", 91.5, 25, false),
