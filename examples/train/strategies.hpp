@@ -3,6 +3,7 @@
 // frost-train: each a FreezeController<Criterion, Schedule, StopRule>
 // composition with example defaults, selectable by name at run time.
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <sstream>
@@ -98,6 +99,12 @@ inline constexpr std::int64_t kNumClasses = 10;  // the head's outputs (labels 5
 // token_similarity.hpp (C was 10).
 inline constexpr std::int64_t kSimRecord = 20;
 inline constexpr std::int64_t kSimCompare = 20;
+// The backbone arms (issue 32): LP-FT's probe share of the budget and the
+// static prefixes' shares of the blocks, the grids of scripts/choose-backbone.sh;
+// kLpftSplit is the split "lpft" runs with, chosen there on validation.
+inline constexpr double kLpftSplit = 0.5;
+inline constexpr double kLpftSplits[] = {0.25, 0.5, 0.75};
+inline constexpr double kStaticShares[] = {0.25, 0.5, 0.75};
 }  // namespace strategy_defaults
 
 namespace detail {
@@ -268,6 +275,71 @@ inline void add_representation_strategies(std::vector<Strategy>& v) {
   }
 }
 
+/// The strategies that use a strong backbone the way practitioners do (issue
+/// 32; docs/where-frost-pays.md): the whole body or a prefix frozen from step 0,
+/// its output served by the activation cache after the first epoch, so that
+/// each later epoch costs only the suffix and the head.
+///
+///  probe       linear probe: every block frozen from step 0, only the head
+///              (the ViT's final norm and classifier, the CNN's head
+///              convolution and classifier) trains, on cached features;
+///  lpft[-P]    LP-FT (Kumar et al. 2022): the probe for P % of the budget,
+///              then full fine-tuning of every block from the probe's head.
+///              One run: at the split the trainer calls ctl.unfreeze on every
+///              block (frozen -> training with fresh optimizer state, as a
+///              new fine-tuning optimizer would start), the head keeps its
+///              trained weights and state, the cosine schedule runs on (the
+///              body starts at the schedule's lower rate, as LP-FT's second
+///              phase uses a smaller rate than the probe), and the cache
+///              drops its entries. The alternative, a probe run whose head
+///              starts a separate full run, is the same computation with the
+///              bill split over two runs; one run keeps one measured time;
+///  static-P    the first round(P % of the blocks) frozen from step 0.
+///
+/// Settings (P, the rate) are chosen on validation: scripts/choose-backbone.sh.
+inline void add_backbone_strategies(std::vector<Strategy>& v) {
+  namespace c = frost::criteria;
+  namespace sch = frost::schedules;
+  namespace st = frost::stop;
+  using Probe = StrategyRun<c::AtSteps, sch::Cosine, st::Never>;
+  auto all_blocks = [](auto& o, const Plan&, const frost::BlockMap& b) {
+    o.criterion() = c::AtStepsOptions::prefix(static_cast<std::int64_t>(b.size()), 0);
+  };
+  v.push_back(make_strategy<c::AtSteps, sch::Cosine, st::Never>(
+      "probe",
+      "linear probe: every block frozen from step 0, only the head trains (on the activation "
+      "cache's features after the first epoch)",
+      false, all_blocks));
+  auto lpft = [&](const std::string& nm, double split) {
+    v.push_back(make_strategy<c::AtSteps, sch::Cosine, st::Never>(
+        nm,
+        "LP-FT (Kumar et al. 2022): the probe for the first " +
+            std::to_string(static_cast<int>(std::lround(split * 100))) +
+            " % of the budget, then every block unfrozen and fine-tuned from the probe's head",
+        false, all_blocks));
+    v.back().start = [nm, split, all_blocks](const RunContext& ctx) -> std::unique_ptr<Run> {
+      auto r = std::make_unique<Probe>(ctx, nm, all_blocks);
+      r->unfreeze_all_at(static_cast<std::int64_t>(
+          std::llround(split * static_cast<double>(r->planned_steps()))));
+      return r;
+    };
+  };
+  lpft("lpft", strategy_defaults::kLpftSplit);
+  for (const double p : strategy_defaults::kLpftSplits)
+    lpft("lpft-" + std::to_string(static_cast<int>(std::lround(p * 100))), p);
+  for (const double p : strategy_defaults::kStaticShares) {
+    const int pct = static_cast<int>(std::lround(p * 100));
+    v.push_back(make_strategy<c::AtSteps, sch::Cosine, st::Never>(
+        "static-" + std::to_string(pct),
+        "static freezing: the first " + std::to_string(pct) +
+            " % of the blocks (rounded, the stem first) frozen from step 0, with the cache",
+        false, [p](auto& o, const Plan&, const frost::BlockMap& b) {
+          o.criterion() = c::AtStepsOptions::prefix(
+              std::max<std::int64_t>(1, std::llround(p * static_cast<double>(b.size()))), 0);
+        }));
+  }
+}
+
 }  // namespace detail
 
 /// All strategies, in table order.
@@ -276,6 +348,7 @@ inline std::vector<Strategy> all_strategies() {
   detail::add_planned_strategies(v);
   detail::add_gradient_strategies(v);
   detail::add_representation_strategies(v);
+  detail::add_backbone_strategies(v);
   return v;
 }
 

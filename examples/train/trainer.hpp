@@ -143,6 +143,7 @@ class StrategyRun final : public Run {
     // Everything the step causes is timed: the batch, the cache's fills and
     // catch-up passes, the criterion's work (a predictor stage included).
     const auto t0 = std::chrono::steady_clock::now();
+    if (step_ == unfreeze_at_) unfreeze_all();
     // Peak device memory: the strategies interleave, so the counter restarts
     // with each of this strategy's steps (a host call, no synchronisation).
     if (device_.is_cuda()) reset_peak_memory(device_);
@@ -174,6 +175,10 @@ class StrategyRun final : public Run {
     ++session_steps_;
     after_step_io();
   }
+
+  /// LP-FT (strategies.hpp): before step `step` every frozen block trains
+  /// again; -1: never.
+  void unfreeze_all_at(std::int64_t step) { unfreeze_at_ = step; }
 
   RunResult finish() override {
     flush();
@@ -245,6 +250,18 @@ class StrategyRun final : public Run {
     std::int64_t k = 0;  ///< the frozen prefix (frozen for good, never a trial) it serves
     std::int64_t hits = 0, advanced = 0, depth = 0;
   };
+
+  /// LP-FT's second phase: ctl.unfreeze on every frozen block (fresh optimizer
+  /// state, the head's kept); the cache's entries serve no prefix any more and
+  /// are dropped (its counts kept for the report).
+  void unfreeze_all() {
+    for (std::size_t b = 0; b < ctl_.blocks().size(); ++b)
+      if (ctl_.is_frozen(b)) ctl_.unfreeze(b, "LP-FT: the probe ends, full fine-tuning from here");
+    if (!cache_) return;
+    cache_hits0_ += cache_->stats().hits;
+    cache_misses0_ += cache_->stats().misses;
+    cache_.reset();
+  }
 
   /// This step's batch (a new shuffle at each epoch).
   fx::Batch next_batch() {
@@ -565,6 +582,7 @@ class StrategyRun final : public Run {
   double frozen_sum_ = 0.0, busy_sum_ = 0.0;
   RunBill bill_;  // work and time, step by step (accounting.hpp)
   std::int64_t cache_hits0_ = 0, cache_misses0_ = 0;  // from the sessions before a resume
+  std::int64_t unfreeze_at_ = -1;  // LP-FT: the step every block trains again (unfreeze_all_at)
   std::vector<double> losses_;
   std::vector<Row> rows_;
   std::vector<torch::Tensor> pending_;
