@@ -5,7 +5,7 @@
 #
 #   bash scripts/choose-backbone.sh STAGE [OUT_DIR]   # STAGE: body | split | rate | table
 #
-#   body   pre-training epochs {4, 8, 16}: full and probe at the default rate
+#   body   pre-training epochs {4, 8, 16} (BODIES="4 8" for some): full and probe at the default rate
 #   split  on the chosen body (PRETRAIN_EPOCHS=N): lpft-25/50/75, static-25/50/75, probe
 #   rate   on the chosen body: full, probe, $LPFT, $STATIC at rates {5e-4, 1e-3, 2e-3, 4e-3}
 #   table  no runs: every arm's table and the rule's choices
@@ -39,8 +39,9 @@ def arms(stage):
     """(run name, strategy, extra args); names carry the setting."""
     if stage == "body":
         # full first: each (body, seed) pre-trains once, the probe finds it cached
-        return ([(f"pe{e}-full", "full", ["--pretrain-epochs", e]) for e in ("4", "8", "16")] +
-                [(f"pe{e}-probe", "probe", ["--pretrain-epochs", e]) for e in ("4", "8", "16")])
+        bodies = os.environ.get("BODIES", "4 8 16").split()  # a hold of the lock may take a few
+        return ([(f"pe{e}-full", "full", ["--pretrain-epochs", e]) for e in bodies] +
+                [(f"pe{e}-probe", "probe", ["--pretrain-epochs", e]) for e in bodies])
     if stage == "split":
         return [(f"pe{pe}-{s}", s, ["--pretrain-epochs", pe])
                 for s in ("lpft-25", "lpft-50", "lpft-75", "static-25", "static-50", "static-75")]
