@@ -1341,22 +1341,39 @@ TEST_CASE("train: --jobs 2 trains two runs side by side with the results of --jo
   // Turns of 3 steps: the two runs alternate within each epoch (8 steps);
   // DyF's settings make it freeze within the run. Two seeds, each run with
   // its own cache: with --jobs 2 seed 1's body pre-trains beside seed 0's.
+  auto args = [&](const std::string& jobs, const std::string& out_dir,
+                  std::vector<std::string> more) {
+    std::vector<std::string> a{"--compare", "full,dyf", "--jobs", jobs, "--threads", "1", "--data", data,
+                               "--out", dir + "/" + out_dir, "--cache", dir + "/cache" + jobs,
+                               "--pretrain-limit", "300", "--pretrain-epochs", "1", "--train-limit",
+                               "256", "--test-limit", "200", "--val-limit", "100", "--batch-size", "32",
+                               "--epochs", "2", "--warmup", "2", "--interleave", "3", "--set",
+                               "dyf:criterion.window=3", "--set", "dyf:criterion.threshold=1", "--set",
+                               "dyf:criterion.relative=0", "--no-progress"};
+    a.insert(a.end(), more.begin(), more.end());
+    return parsed(a);
+  };
   auto run = [&](const std::string& jobs, std::vector<frost_train::RunResult>& rs) {
     std::ostringstream out;
-    REQUIRE(frost_train::run_app(
-                parsed({"--compare", "full,dyf", "--jobs", jobs, "--threads", "1", "--data", data,
-                        "--out", dir + "/jobs" + jobs, "--cache", dir + "/cache" + jobs,
-                        "--seeds", "2", "--pretrain-limit", "300", "--pretrain-epochs", "1", "--train-limit",
-                        "256", "--test-limit", "200", "--val-limit", "100", "--batch-size", "32",
-                        "--epochs", "2", "--warmup", "2", "--interleave", "3", "--set",
-                        "dyf:criterion.window=3", "--set", "dyf:criterion.threshold=1", "--set",
-                        "dyf:criterion.relative=0", "--no-progress"}),
-                out, &rs) == 0);
+    REQUIRE(frost_train::run_app(args(jobs, "jobs" + jobs, {"--seeds", "2"}), out, &rs) == 0);
     return out.str();
   };
-  std::vector<frost_train::RunResult> one, two;
+  std::vector<frost_train::RunResult> one, two, resumed;
   const std::string out1 = run("1", one);
   const std::string out2 = run("2", two);
+  // Seed 1 again, stopped after 5 steps of each run with --jobs 1, then
+  // resumed with --jobs 2: --jobs may be given again, applies, and leaves
+  // the results as they were (issue 30).
+  {
+    std::ostringstream out;
+    std::vector<frost_train::RunResult> partial;
+    REQUIRE(frost_train::run_app(args("1", "resumed", {"--seed", "1", "--max-steps", "5"}), out,
+                                 &partial) == 3);
+    std::ostringstream again;
+    REQUIRE(frost_train::run_app(parsed({"--resume", dir + "/resumed", "--jobs", "2", "--no-progress"}),
+                                 again, &resumed) == 0);
+    CHECK_MESSAGE(has(again.str(), "2 runs at a time (--jobs)"), again.str());
+  }
   CHECK_FALSE(has(out1, "at a time"));
   CHECK_MESSAGE(has(out2, "2 runs at a time (--jobs)"), out2);
   CHECK(count_of(out2, "pre-training done") == 2);  // both bodies trained, side by side
@@ -1364,10 +1381,12 @@ TEST_CASE("train: --jobs 2 trains two runs side by side with the results of --jo
   REQUIRE(one.size() == 2);  // seed 1's runs, from the body pre-trained beside seed 0's
   REQUIRE(two.size() == 2);
   CHECK_FALSE(one[1].timeline.empty());  // DyF froze: there are decisions to compare
-  for (std::size_t i = 0; i < one.size(); ++i) {
-    const auto& a = one[i];
-    const auto& b = two[i];
+  REQUIRE(resumed.size() == 2);
+  for (std::size_t i = 0; i < 2 * one.size(); ++i) {
+    const auto& a = one[i % one.size()];
+    const auto& b = i < one.size() ? two[i] : resumed[i - one.size()];
     CAPTURE(a.strategy);
+    CAPTURE(i >= one.size());  // the resumed run
     CHECK(b.strategy == a.strategy);
     CHECK(b.completed);
     CHECK(b.steps == a.steps);

@@ -51,7 +51,7 @@ inline TrainConfig resumed_config(const TrainConfig& cfg) {
     throw UsageError("--resume " + cfg.resume_dir + ": no args.txt there (not a frost-train "
                      "output directory)");
   static const char* const may_repeat[] = {
-      "--resume", "--max-steps", "--threads", "--progress", "--no-progress", "--quiet",
+      "--resume", "--max-steps", "--threads", "--jobs", "--progress", "--no-progress", "--quiet",
       "--rank", "--local-rank", "--world-size", "--master-addr", "--master-port",
       "--dist-timeout"};
   for (const auto& g : cfg.given)
@@ -66,6 +66,14 @@ inline TrainConfig resumed_config(const TrainConfig& cfg) {
   parse_args(args, again);
   again.out_dir = cfg.resume_dir;
   again.max_steps = cfg.max_steps;
+  // How the work is spread over the cores may change between sessions: --jobs
+  // leaves every result as it was (runner.hpp), and --threads is the user's
+  // call for this machine. Given again, they apply (not silently dropped).
+  const auto given = [&](const char* o) {
+    return std::find(cfg.given.begin(), cfg.given.end(), o) != cfg.given.end();
+  };
+  if (given("--jobs")) again.jobs = cfg.jobs;
+  if (given("--threads")) again.threads = cfg.threads;
   if (cfg.progress != -1) again.progress = cfg.progress;
   return again;
 }
