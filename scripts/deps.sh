@@ -25,6 +25,11 @@ PACKAGES=(
 if [ "${1:-}" = "--fuzz" ]; then
   PACKAGES=(clang libfuzzer-14-dev)
 fi
+# Optional group, for --model minilm-l6's text task only (scripts/wordnet-data.sh):
+# `deps.sh --minilm` installs WordNet 3.0 (/usr/share/wordnet/data.noun).
+if [ "${1:-}" = "--minilm" ]; then
+  PACKAGES=(wordnet-base)
+fi
 
 # One dpkg query for all packages; a package dpkg has never heard of is missing.
 installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${PACKAGES[@]}" 2>/dev/null \
