@@ -10,6 +10,9 @@
 // this program's output.
 #include <frost/cache/activation_cache.hpp>
 #include <frost/criteria/attention_predictor.hpp>
+#if FROST_REFERENCE_DISTRIBUTED
+#include <frost/distributed.hpp>  // frost::dist::Group, GradientSync, reducers::AllReduceMean
+#endif
 #include <frost/frost.hpp>
 
 #include <fstream>
@@ -80,7 +83,7 @@ std::vector<Entry> entries() {
   namespace c = frost::criteria;
   namespace s = frost::schedules;
   namespace st = frost::stop;
-  return {
+  std::vector<Entry> v = {
       entry<frost::ControllerOptions>("FreezeController (controller)",
                                       "frost/controller_options.hpp", "frost::ControllerOptions"),
       entry<c::NeverOptions>("criteria::Never", "frost/criteria/never.hpp", "NeverOptions"),
@@ -120,6 +123,18 @@ std::vector<Entry> entries() {
                                                   "frost/cache/activation_cache.hpp",
                                                   "ActivationCacheOptions"),
   };
+#if FROST_REFERENCE_DISTRIBUTED
+  v.push_back(entry<frost::reducers::AllReduceMeanOptions>(
+      "reducers::AllReduceMean (data parallel)", "frost/reducers/all_reduce_mean.hpp",
+      "AllReduceMeanOptions"));
+  v.push_back(entry<frost::dist::GroupOptions>(
+      "dist::Group (data parallel: the process group, not a policy)", "frost/distributed/group.hpp",
+      "GroupOptions"));
+  v.push_back(entry<frost::dist::GradientSyncOptions>(
+      "dist::GradientSync (data parallel: the gradient all-reduce, not a policy)",
+      "frost/distributed/gradient_sync.hpp", "GradientSyncOptions"));
+#endif
+  return v;
 }
 
 std::string generated() {
