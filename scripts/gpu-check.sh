@@ -68,6 +68,12 @@ case "${1:-}" in
   -h | --help) sed -n '2,60p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "gpu-check: unknown argument '$1' (--prepare, --dry-run or nothing)" >&2; exit 2 ;;
 esac
+# The dry run's suite runs -j$(nproc) on a small machine: one intra-op thread
+# per test process, or two tests' spinning OpenMP threads oversubscribe the
+# cores and the projected suite is the oversubscription's (the EfficientNet
+# cache test took 25 s instead of 4 s and a slower CI machine's projection went
+# over the device's limit). On the device the tests keep LibTorch's default.
+if [ "$MODE" = dry ]; then export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}; fi
 
 CARRY=${FROST_GPU_CARRY:-.gpu-carry}
 BUILD_DIR=${FROST_GPU_BUILD_DIR:-build-gpu}

@@ -34,6 +34,9 @@ BUILD_DIR=${BUILD_DIR:-build-torch2}
 JOBS=$(nproc)
 
 bash scripts/deps.sh
+# One intra-op thread per test process, as in scripts/test.sh (why: there);
+# the GPU check's dry run below inherits it.
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 have_torch() {
   [ -x "$VENV/bin/python" ] &&

@@ -16,6 +16,13 @@ BUILD_DIR=${BUILD_DIR:-build}
 # 345-392 ms instead of 146 ms, issue 30). frost-train sets it to one thread
 # itself; this covers every test and benchmark program as well.
 export OPENBLAS_NUM_THREADS=1
+# ctest runs $(nproc) tests at once, and each LibTorch process starts one
+# intra-op (OpenMP) thread per core, whose threads spin while they wait: two
+# tests side by side on 2 cores slowed each other down by up to 6x (the
+# EfficientNet cache test: 4.0 s alone, 25 s beside another with pip's torch
+# 2.11; the suite 181 s -> 155 s of test time, the longest test 25 -> 17 s).
+# Tests that want threads set them (frost-train: --threads, --jobs).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
 # Line tables only (-g1): a failing test's backtrace still names functions,
 # files and lines, and every unit compiles about 29 % faster than with -g
