@@ -172,6 +172,71 @@ RunOut train(const std::shared_ptr<frost::dist::Group>& g, int steps, bool overl
   return r;
 }
 
+// --- over a real link (tests/distributed/link.sh) ----------------------------------
+using HandCtl = frost::FreezeController<frost::criteria::Never, frost::schedules::Constant,
+                                        frost::stop::Never,
+                                        frost::with_reducer<frost::reducers::AllReduceMean>>;
+
+/// Bytes this rank's network interface has sent (the kernel's own counter;
+/// inside a namespace `ip netns exec` mounts that namespace's /sys).
+std::int64_t link_tx_bytes() {
+  const char* ifn = std::getenv("GLOO_SOCKET_IFNAME");
+  std::ifstream f(std::string("/sys/class/net/") + (ifn && *ifn ? ifn : "lo") +
+                  "/statistics/tx_bytes");
+  std::int64_t v = -1;
+  f >> v;
+  return v;
+}
+
+/// Phases of FROST_TEST_STEPS steps with the first k of 4 blocks frozen by
+/// hand (k = 0, 1, 2, 3, then all unfrozen again, on the same GradientSync):
+/// per phase one line "k steps frost_bytes wire_tx_bytes rebuilds". Between
+/// phases a barrier: the peer has then received every byte of the phase, so
+/// the counter holds all of it. FROST_TEST_DIE_RANK/STEP: that rank dies there.
+void link_worker(const std::shared_ptr<frost::dist::Group>& g, const std::string& me) {
+  const int steps = env_int("FROST_TEST_STEPS", 8);
+  const int die_rank = env_int("FROST_TEST_DIE_RANK", -1), die_step = env_int("FROST_TEST_DIE_STEP", -1);
+  torch::manual_seed(1);
+  // Width 256: about 1 MB of gradients per step, so the link, not the step,
+  // sets the pace and the headers are a small share of the bytes.
+  DpNet net(4, 256);
+  auto blocks = frost::BlockMap::detect(*net);
+  torch::optim::SGD opt(frost::param_groups(blocks, *net), torch::optim::SGDOptions(0.01));
+  Sync sync(*net, g);
+  HandCtl::Options o;
+  o.controller().total_steps(1000);
+  o.reducer().group(g);
+  HandCtl ctl(net, opt, blocks, o);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(11 + g->rank());
+  std::ofstream f(me + ".txt");
+  int frozen = 0, step = 0;
+  for (const int k : {0, 1, 2, 3, 0}) {
+    // Block 0 is the stem (embed); blocks 1..4 the DpNet's blocks: freeze a
+    // prefix of those (the stem and head stay, as outside-the-map parameters would).
+    for (; frozen < k; ++frozen) ctl.freeze(static_cast<std::size_t>(1 + frozen));
+    for (; frozen > k; --frozen) ctl.unfreeze(static_cast<std::size_t>(frozen));
+    g->barrier();
+    const std::int64_t before = link_tx_bytes();
+    std::int64_t frost_bytes = 0;
+    for (int s = 0; s < steps; ++s, ++step) {
+      ctl.before_step();
+      opt.zero_grad();
+      const auto x = at::randn({16, 8}, gen);
+      net->forward(x).pow(2).mean().backward();
+      sync.synchronize();
+      ctl.after_backward();
+      opt.step();
+      ctl.after_step();
+      frost_bytes += sync.bytes_last_step();
+      if (g->rank() == die_rank && step == die_step) std::_Exit(7);  // killed: no goodbye
+    }
+    g->barrier();
+    f << k << ' ' << steps << ' ' << frost_bytes << ' ' << (link_tx_bytes() - before) << ' '
+      << sync.rebuilds() << std::endl;
+  }
+  g->barrier();  // rank 0 hosts the store: leave together
+}
+
 // --- worker side ------------------------------------------------------------------
 std::string fashion_mnist() {
   const char* env = std::getenv("FROST_FASHION_MNIST");
@@ -225,6 +290,8 @@ int worker(const std::string& scenario) {
       for (std::size_t i = 0; i < ps.size(); ++i) same = same && at::allclose(ps[i].grad(), local[i]);
       std::ofstream(me + ".txt") << (same ? "accumulated" : "first pass only") << ' '
                                  << sync.bytes_last_step() << '\n';
+    } else if (scenario == "link") {
+      link_worker(g, me);
     } else if (scenario == "reduce") {
       frost::reducers::AllReduceMean red;  // the default group
       const auto mean = red.reduce(at::full({3}, double(g->rank() + 1), at::kDouble));
