@@ -122,7 +122,7 @@ else
   # there, nproc here. The build is not limited (2 cores: resume it with the
   # same command; ninja keeps what was built); its projection is checked.
   DEVICE=cpu
-  JOBS=${FROST_GPU_JOBS:-$(nproc)}
+  JOBS=${FROST_GPU_JOBS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}  # (nproc answers OMP_NUM_THREADS)
   L_CONFIGURE=120 L_BUILD=0 L_TESTS=$(((DEV_L_TESTS * DEV_CTEST_J + JOBS - 1) / JOBS))
   L_BENCH=60 L_TRAIN=150 L_DIST=80 L_EFFNET=120
   CTEST_ARGS=${FROST_GPU_CTEST_ARGS:--j $JOBS --timeout $L_TESTS $CTEST_SELECT}
@@ -249,7 +249,7 @@ CARRY_NOTE=$(head -n 2 "$CARRY/MANIFEST.txt" 2>/dev/null | tr '\n' ';' | sed 's/
   echo "| mode | $MODE: device $DEVICE, -j$JOBS, budget ${BUDGET_S}s, parts' limits ${LIMITS_SUM}s (configure $L_CONFIGURE, build $L_BUILD, tests $L_TESTS, benchmarks $L_BENCH, trainer $L_TRAIN, two ranks $L_DIST, EfficientNet $L_EFFNET; 0 = not limited) |"
   echo "| device limits | budget ${DEV_BUDGET_S}s, limits ${DEV_SUM}s: configure $DEV_L_CONFIGURE, build $DEV_L_BUILD (-j$DEV_JOBS), tests $DEV_L_TESTS (-j $DEV_CTEST_J), benchmarks $DEV_L_BENCH, trainer $DEV_L_TRAIN, two ranks $DEV_L_DIST, EfficientNet $DEV_L_EFFNET |"
   echo "| GPU | $GPU |"
-  echo "| CPU | $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') |"
+  echo "| CPU | $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') |"
   echo "| compiler | $(c++ --version 2>/dev/null | head -n 1) |"
   echo "| LibTorch | $TORCH_VER at ${TORCH_PREFIX:-(not found)} |"
   echo "| commit | $COMMIT |"

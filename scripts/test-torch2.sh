@@ -31,7 +31,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VERSION=${FROST_TORCH2_VERSION:-2.11.0}
 VENV=${FROST_TORCH2_VENV:-$HOME/.cache/frost/torch-$VERSION-venv}
 BUILD_DIR=${BUILD_DIR:-build-torch2}
-JOBS=$(nproc)
+JOBS=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # GNU nproc answers OMP_NUM_THREADS
 
 bash scripts/deps.sh
 # One intra-op thread per test process, as in scripts/test.sh (why: there);

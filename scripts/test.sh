@@ -33,7 +33,9 @@ BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
 # measurements, keeps -O2 (examples/CMakeLists.txt). DEBUG_FLAGS="-O2 -g" for
 # full debug info at full optimisation.
 DEBUG_FLAGS=${DEBUG_FLAGS:--O1 -g1}
-JOBS=$(nproc)
+# The cores, not $(nproc) as is: GNU nproc answers OMP_NUM_THREADS when it is set
+# (1 above: the build ran -j1).
+JOBS=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 
 bash scripts/deps.sh
 
