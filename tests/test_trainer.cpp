@@ -338,6 +338,8 @@ TEST_CASE("train: every command-line flag sets its TrainConfig field and --help 
        [](const Cfg& c) { return c.pretrain_limit == 600; }},
       {"--pretrain-lr", {"--pretrain-lr", "1e-4"},
        [](const Cfg& c) { return c.pretrain_lr == 1e-4; }},
+      {"--pretrain-data", {"--pretrain-data", "all"},
+       [](const Cfg& c) { return c.pretrain_data == "all"; }},
       {"--checkpoint-every", {"--checkpoint-every", "0"},
        [](const Cfg& c) { return c.checkpoint_every == 0; }},
       {"--eval-every", {"--eval-every", "5"}, [](const Cfg& c) { return c.eval_every == 5; }},
@@ -1332,6 +1334,107 @@ TEST_CASE("train: effnet-lite0 fine-tunes from a weights file; frozen blocks kee
   }
   CHECK(frozen_checked == 2 * (1 + 8 * 3 - 1));  // the stem's BN; blocks 0-7 (block 0 has no expansion)
   CHECK(moved > 0);
+}
+
+TEST_CASE("train: the probe keeps the body bit for bit, batch-norm statistics included; LP-FT's "
+          "second phase trains it") {
+  // issue 32: the probe and LP-FT arms (strategies.hpp) on a randomly
+  // initialised EfficientNet-Lite0 (batch norm in every block) at 32x32:
+  // 4 steps per epoch, 2 epochs; lpft-50 unfreezes every block at step 4.
+  const std::string data = fashion_mnist_dir();
+  if (data.empty()) return;
+  const std::string dir = temp_dir();
+  torch::manual_seed(0);
+  frost_examples::EfficientNet file_net(frost_examples::EfficientNetOptions::lite0());
+  {
+    // BN running statistics away from (0, 1), so that "unchanged" means something
+    torch::NoGradGuard ng;
+    for (auto& b : file_net->named_buffers())
+      if (b.key().find("running_") != std::string::npos) b.value().uniform_(0.5, 1.5);
+  }
+  const std::string weights = dir + "/lite0.safetensors";
+  frost::save_state_dict(*file_net, weights);
+  std::vector<std::string> a{"--model", "effnet-lite0", "--data", data, "--out", dir + "/run",
+                             "--cache", dir + "/cache", "--resolution", "32", "--weights", weights,
+                             "--train-limit", "64", "--val-limit", "32", "--test-limit", "64",
+                             "--batch-size", "16", "--epochs", "2", "--warmup", "1",
+                             "--frontier", "none", "--compare", "probe,lpft-50", "--no-progress",
+                             "--quiet"};
+  frost_train::TrainConfig cfg;
+  frost_train::parse_args(a, cfg);
+  std::ostringstream out;
+  std::vector<frost_train::RunResult> rs;
+  REQUIRE(frost_train::run_app(cfg, out, &rs) == 0);
+  REQUIRE(rs.size() == 2);
+  const auto& probe = rs[0];
+  const auto& lpft = rs[1];
+  REQUIRE(probe.strategy == "probe");
+  REQUIRE(lpft.strategy == "lpft-50");
+  REQUIRE(probe.freeze_step.size() == 17);
+  for (const auto s : probe.freeze_step) CHECK(s == 0);  // every block, from step 0
+  CHECK(probe.completed);
+  CHECK(probe.steps == 8);
+  CHECK(probe.cache_hits > 0);  // the second epoch's features came from the cache
+  // LP-FT: every block frozen at 0, unfrozen before step 4
+  int unfrozen = 0;
+  for (const auto& e : lpft.timeline)
+    if (e.kind == frost::EventKind::unfreeze) {
+      CHECK(e.step == 4);
+      ++unfrozen;
+    }
+  CHECK(unfrozen == 17);
+  CHECK(lpft.completed);
+
+  auto trained = [&](const frost_train::RunResult& r) {
+    frost_examples::EfficientNet m(frost_examples::EfficientNetOptions::lite0(10, 32));
+    torch::serialize::InputArchive ar, msub;
+    frost::load_file(ar, r.out_dir + "/checkpoint.pt", torch::kCPU);
+    ar.read("model", msub);
+    m->load(msub);
+    return m;
+  };
+  auto in_head = [](const std::string& k) {
+    return k.rfind("_conv_head.", 0) == 0 || k.rfind("_bn1.", 0) == 0 || k.rfind("_fc.", 0) == 0;
+  };
+  const auto file_params = file_net->named_parameters();
+  const auto file_buffers = file_net->named_buffers();
+  {
+    // The probe: every body parameter and buffer (BN running statistics and
+    // counts) bit-identical to the file's; the head trained.
+    auto m = trained(probe);
+    int body = 0, head_moved = 0;
+    for (const auto& p : m->named_parameters()) {
+      CAPTURE(p.key());
+      if (in_head(p.key())) {
+        if (p.key().rfind("_fc.", 0) == 0) CHECK(p.value().abs().sum().item<double>() > 0);
+        head_moved += p.key().rfind("_fc.", 0) == 0 || !at::equal(p.value(), file_params[p.key()]);
+      } else {
+        CHECK(at::equal(p.value(), file_params[p.key()]));
+        ++body;
+      }
+    }
+    int buffers = 0;
+    for (const auto& b : m->named_buffers()) {
+      if (in_head(b.key())) continue;
+      CAPTURE(b.key());
+      CHECK(at::equal(b.value(), file_buffers[b.key()]));
+      ++buffers;
+    }
+    CHECK(body > 100);
+    CHECK(buffers > 100);
+    CHECK(head_moved >= 4);  // _conv_head, _bn1's affine, _fc
+  }
+  {
+    // LP-FT: the second phase moved every block.
+    auto m = trained(lpft);
+    std::set<std::string> blocks_moved;
+    for (const auto& p : m->named_parameters()) {
+      if (in_head(p.key()) || at::equal(p.value(), file_params[p.key()])) continue;
+      const auto& k = p.key();
+      blocks_moved.insert(k.rfind("_blocks.", 0) == 0 ? k.substr(0, k.find('.', 8)) : "stem");
+    }
+    CHECK(blocks_moved.size() == 17);
+  }
 }
 
 TEST_CASE("train: --jobs 2 trains two runs side by side with the results of --jobs 1") {

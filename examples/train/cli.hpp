@@ -69,6 +69,7 @@ struct TrainConfig {
   double pretrain_epochs = 4.0;     // a body whose early blocks hold general features (8: no better)
   std::int64_t pretrain_limit = -1;
   double pretrain_lr = 2e-3;
+  std::string pretrain_data = "0-4";  // --pretrain-data 0-4|all (all: also unused classes 5-9 images)
   // bookkeeping
   std::int64_t checkpoint_every = 50;   // steps; 0 = only at the end
   std::int64_t eval_every = 0;          // steps; 0 = only at the end
@@ -376,6 +377,12 @@ inline void add_pretrain_flags(CLI::App& app, TrainConfig& cfg) {
       ->type_name("X")
       ->transform(number<double>())
       ->check(positive());
+  app.add_option("--pretrain-data", cfg.pretrain_data,
+                 "0-4: classes 0-4 only (the task's classes never seen); all: also\n"
+                 "the classes 5-9 training images that neither fine-tuning nor\n"
+                 "validation uses (a body that has seen the task's classes)")
+      ->type_name("0-4|all")
+      ->check(CLI::IsMember({"0-4", "all"}));
 }
 
 /// Bookkeeping: checkpoints, evaluation, --max-steps, progress.

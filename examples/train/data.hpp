@@ -26,6 +26,9 @@ struct TaskData {
   fx::Dataset train;     ///< train split, classes 5-9 (labels kept: 5..9)
   fx::Dataset val;       ///< train split, classes 5-9, the images after `train`'s: validation
   fx::Dataset test;      ///< t10k split, classes 5-9
+  /// train split, classes 5-9, the images after `val`'s: neither fine-tuned on
+  /// nor validated on; --pretrain-data all pre-trains on them too (issue 32)
+  fx::Dataset pretrain_more;
 };
 
 /// Adds the package hint to every data error (the reader's "file not found"
@@ -57,6 +60,9 @@ inline TaskData load_task_data(const std::string& dir, std::int64_t pretrain_lim
       const std::int64_t n_train =
           train_limit >= 0 ? std::min(train_limit, n - n_val) : n - n_val;
       d.val = {d.train.images.narrow(0, n_train, n_val), d.train.labels.narrow(0, n_train, n_val)};
+      const std::int64_t n_more = n - n_train - n_val;
+      d.pretrain_more = {d.train.images.narrow(0, n_train + n_val, n_more),
+                         d.train.labels.narrow(0, n_train + n_val, n_more)};
       d.train = fx::take_first(d.train, n_train);
     }
     d.test = fx::filter_classes(test, {5, 6, 7, 8, 9}, /*relabel=*/false);

@@ -33,7 +33,8 @@ namespace fx = frost_examples;
 inline std::string pretrain_key(const TrainConfig& cfg, std::int64_t n) {
   std::ostringstream k;
   k << "pretrain-" << cfg.model << "-seed" << cfg.seed << "-n" << n << "-ep" << cfg.pretrain_epochs
-    << "-lr" << cfg.pretrain_lr << "-bs" << cfg.batch_size << ".pt";
+    << "-lr" << cfg.pretrain_lr << "-bs" << cfg.batch_size
+    << (cfg.pretrain_data == "0-4" ? "" : "-data" + cfg.pretrain_data) << ".pt";
   return k.str();
 }
 
@@ -53,15 +54,25 @@ auto seeded(Make make, std::uint64_t seed) {
   return make();
 }
 
+/// The images the body pre-trains on: classes 0-4; with --pretrain-data all
+/// also the classes 5-9 training images that neither fine-tuning nor
+/// validation uses (TaskData::pretrain_more; the test split is never read).
+inline fx::Dataset pretraining_set(const TrainConfig& cfg, const TaskData& d) {
+  if (cfg.pretrain_data != "all" || d.pretrain_more.size() == 0) return d.pretrain;
+  return {at::cat({d.pretrain.images, d.pretrain_more.images}),
+          at::cat({d.pretrain.labels, d.pretrain_more.labels})};
+}
+
 namespace detail {
 
-/// Trains `model` on classes 0-4 for cfg.pretrain_epochs: AdamW under frost
+/// Trains `model` on classes 0-4 (and more: pretraining_set) for cfg.pretrain_epochs: AdamW under frost
 /// with nothing to freeze (a warm-up + cosine schedule). `path` is where the
 /// weights will be cached (for the log line).
 inline void pretrain(fx::ViT& model, const TrainConfig& cfg, const TaskData& data,
                      const torch::Device& device, const std::string& path,
                      const std::function<void(const std::string&)>& log) {
-  const auto spe = steps_per_epoch(data.pretrain.size(), cfg.batch_size);
+  const fx::Dataset images = pretraining_set(cfg, data);
+  const auto spe = steps_per_epoch(images.size(), cfg.batch_size);
   const auto total = std::max<std::int64_t>(
       1, static_cast<std::int64_t>(std::llround(cfg.pretrain_epochs * static_cast<double>(spe))));
   auto blocks = frost::BlockMap::detect(*model);
@@ -73,13 +84,14 @@ inline void pretrain(fx::ViT& model, const TrainConfig& cfg, const TaskData& dat
   Ctl::Options o;
   o.controller().total_steps(total).warmup_steps(std::min<std::int64_t>(total / 10, 50));
   Ctl ctl(model, opt, blocks, o);
-  log("pre-training on classes 0-4: " + std::to_string(data.pretrain.size()) + " images, " +
+  log(std::string("pre-training on classes ") + (images.size() > data.pretrain.size() ? "0-9" : "0-4") +
+      ": " + std::to_string(images.size()) + " images, " +
       std::to_string(total) + " steps (once; cached in " + path + ")");
   Progress bar("pre-train", total, cfg.quiet ? 0 : cfg.progress);
   const auto t0 = std::chrono::steady_clock::now();
   std::int64_t step = 0;
   for (std::int64_t epoch = 0; step < total; ++epoch) {
-    fx::Batches bs(data.pretrain, cfg.batch_size, cfg.seed * 1000003ULL + 17 + epoch);
+    fx::Batches bs(images, cfg.batch_size, cfg.seed * 1000003ULL + 17 + epoch);
     for (std::int64_t b = 0; b < bs.size() && step < total; ++b, ++step) {
       auto batch = bs[b];
       ctl.before_step();
