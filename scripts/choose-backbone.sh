@@ -124,7 +124,7 @@ done = {n for n, rs in rows.items() if len(rs) == len(SEEDS)}
 bodies = [e for e in ("4", "8", "16", "4all") if f"pe{e}-full" in done and f"pe{e}-probe" in done]
 if bodies:
     gap = {e: val[f"pe{e}-full"] - val[f"pe{e}-probe"] for e in bodies}
-    close = [e for e in bodies if gap[e] <= 1.0]
+    close = [e for e in bodies if gap[e] <= 1.0 + 1e-9]
     body = close[0] if close else min(bodies, key=lambda e: gap[e])
     print("body: probe's gap to full (points): " + ", ".join(f"{e} ep {gap[e]:.2f}" for e in bodies)
           + f" -> {body} pre-training epochs" + ("" if close else " (none within 1 point)"))
@@ -137,7 +137,7 @@ if full is not None:
         have = [a for a in order if f"pe{pe}-{a}" in done]
         if not have:
             continue
-        ok = [a for a in have if val[f"pe{pe}-{a}"] >= full - 0.5]  # cheapest first
+        ok = [a for a in have if val[f"pe{pe}-{a}"] >= full - 0.5 - 1e-9]  # cheapest first
         pick = ok[0] if ok else max(have, key=lambda a: val[f"pe{pe}-{a}"])
         print(f"{group} (body {pe}): full {full:.2f}; " +
               ", ".join(f"{a} {val[f'pe{pe}-{a}']:.2f}" for a in have) + f" -> {pick}" +
@@ -148,6 +148,8 @@ if full is not None:
         if len(have) < 2 or "1e-3" not in have:
             continue
         best = max(have, key=lambda r: val[have[r]])
-        pick = "1e-3" if val[have[best]] - val[have["1e-3"]] <= 0.2 else best
+        # accuracies are multiples of 0.1 point (1 000 images): a 1e-9 tolerance keeps an
+        # exact 0.2 (96.05 - 95.85, 0.20000000000000284 in floating point) "within 0.2"
+        pick = "1e-3" if val[have[best]] - val[have["1e-3"]] <= 0.2 + 1e-9 else best
         print(f"rate {arm}: " + ", ".join(f"{r} {val[n]:.2f}" for r, n in have.items()) + f" -> {pick}")
 EOF
