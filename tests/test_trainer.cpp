@@ -6,12 +6,14 @@
 #include <zlib.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -319,6 +321,8 @@ TEST_CASE("train: every command-line flag sets its TrainConfig field and --help 
       {"--frontier", {"--frontier", "2,4.5"},
        [](const Cfg& c) { return c.frontier == std::vector<double>{2, 4.5}; }},
       {"--study", {"--study"}, [](const Cfg& c) { return c.study; }},
+      {"--matched-frontier", {"--matched-frontier", "off"},
+       [](const Cfg& c) { return c.matched_frontier == 0; }},
       {"--report", {"--report", "a,b"}, [](const Cfg& c) { return c.report == V{"a", "b"}; }},
       {"--epochs", {"--epochs", "2.5"}, [](const Cfg& c) { return c.epochs == 2.5; }},
       {"--batch-size", {"--batch-size", "32"}, [](const Cfg& c) { return c.batch_size == 32; }},
@@ -737,10 +741,14 @@ TEST_CASE("train: the timing control is declared by the strategy: full-early-sto
   REQUIRE(back.size() == 3);
   CHECK_FALSE(back[1].timing_control);
   CHECK(back[2].timing_control);
-  std::string old;  // the same file without the column, as frost-train wrote it before
+  std::string old;  // the same file without the column and the 8 after it, as frost-train wrote it before
   std::istringstream lines(frost_train::format_csv(rs));
-  for (std::string l; std::getline(lines, l);) old += l.substr(0, l.rfind(',')) + "\n";
+  for (std::string l; std::getline(lines, l);) {
+    for (int i = 0; i < 9; ++i) l = l.substr(0, l.rfind(','));
+    old += l + "\n";
+  }
   REQUIRE_FALSE(has(old, "timing_control"));
+  REQUIRE(has(old, "peak_mem_kind\n"));
   frost_train::write_file_atomic(dir + "/results.csv", old);
   const auto older = frost_train::read_results_csv(dir + "/results.csv");
   REQUIRE(older.size() == 3);
@@ -834,7 +842,6 @@ TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructe
                         "froze at step"})
     CHECK(has(table, h));
   CHECK_FALSE(has(table, "wall s"));
-  CHECK_FALSE(has(table, "peak MiB"));
   CHECK_FALSE(has(table, " \n"));  // no trailing blanks
   auto cell = [&](const char* strategy, const char* column) { return table_cell(table, strategy, column); };
   // autofreeze: 100/40 = 2.50x; spread 90/44 .. 110/36 = 2.0-3.1; vs early
@@ -865,6 +872,8 @@ TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructe
   CHECK(cell("full", "speed-up") == "1.00x");
   CHECK(cell("full", "estimate") == "1.00x");
   CHECK(cell("full", "to full-0.3") == "100.0 s");
+  CHECK(cell("full", "vs matched (run, time)") == "-");  // no matched runs here
+  CHECK(cell("full", "peak MiB") == "n/a");               // nor a measured peak
 
   {  // no measured total and no estimate: speed-ups from the steps' time
     auto wall = rs;
@@ -888,7 +897,8 @@ TEST_CASE("train: report table, CSV and time-to-accuracy picture from constructe
                   "speedup_lo,speedup_hi,speedup_vs_early_stop,work_avoided,work_avoided_per_step,"
                   "catch_up_share,steps_not_run,backward_avoided,time_to_target_s,cache_hit_rate,"
                   "cache_samples,cache_mib,frozen_share,steps,planned_steps,freeze_steps,"
-                  "peak_mem_mib,peak_mem_kind,timing_control\n",
+                  "peak_mem_mib,peak_mem_kind,timing_control,matched_run,matched_steps,matched_s,"
+                  "matched_time_ratio,matched_accuracy,vs_matched,matched_capped,matched_only\n",
                   0) == 0);
   CHECK(csv_cell(csv, "autofreeze", "measured_s") == "40");
   CHECK(csv_cell(csv, "autofreeze", "speedup_estimate") == "2.5");
@@ -1161,6 +1171,166 @@ TEST_CASE("train: the study: one seed has no side of the frontier; an interval o
   CHECK(has(frost_train::render_frontier_svg(s3), "(2 of 3 seeds) (95 %)</title>"));
 }
 
+TEST_CASE("train: the frontier at each strategy's own cost: matched budgets from constructed step times") {
+  using frost_train::RunResult;
+  const auto run = completed_run;
+  // full: 480 steps in 48 s, 0.1 s a step; the frontier's 4 epochs: 160 steps.
+  auto seed = [&](double acc_a, double acc_240) {
+    std::vector<RunResult> rs{run("full", 93, 48, true), run("full-4ep", 90, 16, true),
+                              run("full-repeat", 93, 47, false), run("a", acc_a, 24.04, false),
+                              run("b", 91, 16.04, false), run("c", 92, 60, false), run("d", 90, 23.96, false),
+                              run("e", 50, 0.01, false), run("f", 93, 47.96, false), run("g", 0, 5, false)};
+    rs[0].steps = rs[0].planned_steps = 480;
+    rs[1].steps = rs[1].planned_steps = 160;
+    rs[2].timing_control = true;
+    rs[9].completed = false;  // stopped: no matched run
+    const auto plan = frost_train::plan_matched(rs);
+    // full-240st and full-1st are run; the others' steps exist already
+    CHECK(frost_train::matched_runs_to_start(plan) == std::vector<std::int64_t>{240, 1});
+    RunResult m240 = run("full-240st", acc_240, 24.5, false), m1 = run("full-1st", 20, 0.1, false);
+    m240.steps = 240;
+    m1.steps = 1;
+    m240.matched_only = m1.matched_only = true;
+    rs.push_back(m240);
+    rs.push_back(m1);
+    frost_train::attach_matched(rs, plan);
+    return std::make_pair(plan, rs);
+  };
+  const auto first = seed(92.5, 92.0);
+  const auto& plan = first.first;
+  const auto& rs = first.second;
+  REQUIRE(plan.size() == 6);  // a-f: not full, the frontier, the control or the stopped g
+  auto budget = [&](const std::string& name) {
+    for (const auto& m : plan)
+      if (m.strategy == name) return m;
+    FAIL("no budget for " << name);
+    return frost_train::MatchedBudget{};
+  };
+  CHECK(budget("a").steps == 240);  // 24.04 / 0.1 = 240.4: rounded
+  CHECK(budget("a").run == "full-240st");
+  CHECK(budget("a").to_run);
+  CHECK(budget("d").steps == 240);  // 239.6: the same run, not a second one
+  CHECK(budget("d").run == "full-240st");
+  CHECK_FALSE(budget("d").to_run);
+  CHECK(budget("b").run == "full-4ep");  // 160 steps: the frontier's run of exactly those
+  CHECK(budget("c").steps == 480);       // 600 steps' cost: full, not a longer run
+  CHECK(budget("c").run == "full");
+  CHECK(budget("c").capped);
+  CHECK(budget("f").run == "full");  // 479.6: full's own 480 steps
+  CHECK_FALSE(budget("f").capped);
+  CHECK(budget("e").steps == 1);  // at least one step
+  CHECK(frost_train::matched_steps(24.04, 0.1, 480) == 240);
+  CHECK(frost_train::matched_steps(24.04, std::nan(""), 480) == 0);
+
+  const RunResult* a = frost_train::find_strategy(rs, "a");
+  REQUIRE(a != nullptr);
+  CHECK(a->matched_run == "full-240st");
+  CHECK(a->matched_steps == 240);
+  CHECK(frost_train::vs_matched(*a) == doctest::Approx(0.5));
+  CHECK(frost_train::matched_time_ratio(*a) == doctest::Approx(24.5 / 24.04));
+  CHECK(frost_train::find_strategy(rs, "full-repeat")->matched_run.empty());
+  // within 5 %: a, b, d, f; outside: c (dearer than full) and e (one step
+  // costs ten times its 0.01 s)
+  const std::string check = frost_train::format_matched_check(rs);
+  CHECK(count_of(check, "\n") == 2);
+  CHECK(has(check, "c's matched run full (480 steps) took 0.800x its measured time, outside 1.00x +- 5 % "
+                   "(it cost more than full"));
+  CHECK(has(check, "e's matched run full-1st (1 steps) took 10.000x"));
+
+  // results.csv carries the columns and reads back (--report)
+  const std::string csv = frost_train::format_csv(rs);
+  CHECK(csv_cell(csv, "a", "matched_run") == "full-240st");
+  CHECK(csv_cell(csv, "a", "matched_steps") == "240");
+  CHECK(csv_cell(csv, "a", "vs_matched") == "0.5");
+  CHECK(csv_cell(csv, "c", "matched_capped") == "1");
+  CHECK(csv_cell(csv, "full-240st", "matched_only") == "1");
+  CHECK(csv_cell(csv, "full", "matched_run").empty());
+  const std::string dir = temp_dir();
+  frost_train::write_file_atomic(dir + "/results.csv", csv);
+  const auto back = frost_train::read_results_csv(dir + "/results.csv");
+  REQUIRE(back.size() == rs.size());
+  CHECK(back[3].matched_run == "full-240st");
+  CHECK(back[3].matched_accuracy == doctest::Approx(92.0));
+  CHECK(back[3].matched_s == doctest::Approx(24.5));
+  CHECK(back[5].matched_capped);
+  CHECK(back.back().matched_only);
+
+  // Over two seeds: a's paired differences +0.5 and +1.5 (t(1) = 12.706, se
+  // 0.5); the matched runs are no rows of their own.
+  const auto second = seed(93.5, 92.0).second;
+  const auto ss = frost_train::summarize({rs, second});
+  for (const auto& s : ss) CHECK(s.strategy.rfind("full-240st", 0) != 0);
+  const frost_train::StrategySummary* sa = nullptr;
+  for (const auto& s : ss)
+    if (s.strategy == "a") sa = &s;
+  REQUIRE(sa != nullptr);
+  CHECK(sa->vs_matched.n == 2);
+  CHECK(sa->vs_matched.mean == doctest::Approx(1.0));
+  CHECK(sa->vs_matched.lo == doctest::Approx(1.0 - 12.706 * 0.5));
+  CHECK(sa->matched_s == doctest::Approx(24.5));
+  CHECK(frost_train::frontier_verdict(*sa) == "on it (interval holds 0)");
+  const std::string table = frost_train::format_study_table(ss);
+  CHECK(has(table, "vs matched [95% CI]"));
+  CHECK_FALSE(has(table, "vs frontier [95% CI]"));  // no interpolated line in the table
+  CHECK(has(table, "the timing control"));
+  const std::string sum = frost_train::format_study_csv(ss);
+  CHECK(csv_cell(sum, "a", "vs_matched_mean") == "1");
+  CHECK(csv_cell(sum, "a", "vs_matched_seeds") == "2");
+  CHECK(csv_cell(sum, "c", "matched_outside_5pct") == "2");
+  const std::string svg = frost_train::render_frontier_svg(ss);
+  CHECK(count_of(svg, "class=\"matched\"") == 6);  // every strategy next to its own point
+  CHECK(has(svg, "<g class=\"matched\" data-time=\"24.50\" data-accuracy=\"92.00\""));
+  CHECK(has(svg, "a: vs matched +1.00 [-5.35, +7.35] (95 %)"));
+  CHECK_FALSE(has(svg, "nan"));
+}
+
+TEST_CASE("train: peak memory: each run's CPU tensors count against its own meter") {
+  REQUIRE(frost_train::install_memory_meters());
+  CHECK(frost_train::install_memory_meters());  // once per process; again does nothing
+  frost_train::MemoryMeter* a = frost_train::new_memory_meter();
+  frost_train::MemoryMeter* b = frost_train::new_memory_meter();
+  const std::int64_t mib = 1 << 20;
+  {
+    torch::Tensor x, y;
+    {
+      const frost_train::MeterScope scope(a);
+      x = torch::empty({mib}, torch::kUInt8);  // 1 MiB
+      y = torch::empty({1000}, torch::kFloat);  // 4000 bytes
+    }
+    CHECK(a->live_bytes() == mib + 4000);
+    CHECK(a->peak_bytes() == mib + 4000);
+    // another thread's run, at the same time: its own meter
+    std::int64_t b_live_inside = -1;
+    std::thread other([&] {
+      const frost_train::MeterScope scope(b);
+      const auto z = torch::empty({3000}, torch::kUInt8);
+      b_live_inside = b->live_bytes();
+    });
+    other.join();
+    CHECK(b_live_inside == 3000);
+    CHECK(b->live_bytes() == 0);
+    CHECK(b->peak_bytes() == 3000);
+    // allocated outside any scope: nobody's
+    const auto w = torch::empty({5000}, torch::kUInt8);
+    CHECK(a->live_bytes() == mib + 4000);
+    // freed outside the scope: still a's
+    x = torch::Tensor();
+    CHECK(a->live_bytes() == 4000);
+    CHECK(a->peak_bytes() == mib + 4000);
+    a->reset_peak();
+    CHECK(a->peak_bytes() == 4000);
+  }
+  CHECK(a->live_bytes() == 0);
+  {
+    // the data stays aligned as LibTorch's own allocator aligns it, and intact
+    const frost_train::MeterScope scope(a);
+    const auto t = torch::arange(10, torch::kFloat);
+    CHECK(reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 64 == 0);
+    CHECK(t.sum().item<float>() == 45.0f);
+  }
+  CHECK(a->live_bytes() == 0);
+}
+
 TEST_CASE("train: a real run counts its catch-up passes, the validation its early stopping needs, "
           "and the frontier's budgets") {
   const std::string data = fashion_mnist_dir();
@@ -1172,13 +1342,18 @@ TEST_CASE("train: a real run counts its catch-up passes, the validation its earl
                            "--pretrain-limit", "600", "--train-limit", "320", "--test-limit", "300",
                            "--val-limit", "100", "--batch-size", "32", "--epochs", "3", "--warmup",
                            "2", "--frontier", "1,5", "--seeds", "2", "--set",
-                           "full-early-stop:stop.patience=50", "--no-progress"},
+                           "full-early-stop:stop.patience=50", "--matched-frontier", "on",
+                           "--no-progress"},
                           cfg);
   std::ostringstream out;
   std::vector<frost_train::RunResult> rs;  // the last seed's
   REQUIRE(frost_train::run_app(cfg, out, &rs) == 0);
   INFO(out.str());
-  REQUIRE(rs.size() == 4);  // the frontier's 5-epoch budget is longer than the run: left out
+  // the frontier's 5-epoch budget is longer than the run: left out; after the
+  // four runs, the matched runs the strategies need (how many depends on the
+  // measured times: full-early-stop's may be full itself)
+  REQUIRE(rs.size() >= 5);
+  for (std::size_t i = 0; i < rs.size(); ++i) CHECK(rs[i].matched_only == (i >= 4));
   CHECK(has(out.str(), "frontier: a budget of 5ep is not shorter"));
   const auto* full = frost_train::find_strategy(rs, "full");
   const auto* early = frost_train::find_strategy(rs, "full-early-stop");
@@ -1207,10 +1382,31 @@ TEST_CASE("train: a real run counts its catch-up passes, the validation its earl
   CHECK(has(out.str(), "[seed 1 "));
   CHECK(has(out.str(), "full-1ep: epoch 1/1"));
   CHECK(has(out.str(), "== over 2 seeds (seeds 0 1)"));
-  CHECK(has(out.str(), "vs frontier [95% CI]"));
+  CHECK(has(out.str(), "vs matched [95% CI]"));
   for (const char* f : {"/run/summary.csv", "/run/results.csv", "/run/frontier.svg",
                         "/run/seed0/results.csv", "/run/seed1/full-1ep/steps.jsonl"})
     CHECK_MESSAGE(frost_train::path_exists(dir + f), f);
+  // each strategy's matched run: full fine-tuning at its cost in steps, run
+  // and measured (full's step time from the same seed)
+  for (const auto* r : {early, fo}) {
+    CAPTURE(r->strategy);
+    const auto* m = frost_train::find_strategy(rs, r->matched_run);
+    REQUIRE(m != nullptr);
+    CHECK(m->completed);
+    CHECK(m->steps == r->matched_steps);
+    CHECK(r->matched_steps == frost_train::matched_steps(r->measured_s, full->measured_s / 30.0, 30));
+    CHECK(r->matched_s == m->measured_s);
+    CHECK(frost_train::vs_matched(*r) == doctest::Approx(r->test_accuracy - m->test_accuracy));
+    if (m->matched_only) CHECK(frost_train::path_exists(m->out_dir + "/steps.jsonl"));
+  }
+  CHECK(full->matched_run.empty());
+  CHECK(f1->matched_run.empty());
+  // every run's peak memory: its own CPU tensors, counted
+  for (const auto& r : rs) {
+    CAPTURE(r.strategy);
+    CHECK(r.peak_mem_mib > 0.0);
+    CHECK(r.peak_mem_kind == frost_train::kCpuPeakKind);
+  }
 
   // --report: the same summary from the seeds' results.csv, read back
   const auto back = frost_train::read_results_csv(dir + "/run/seed1/results.csv");
@@ -1218,6 +1414,8 @@ TEST_CASE("train: a real run counts its catch-up passes, the validation its earl
   for (std::size_t i = 0; i < rs.size(); ++i) {
     CAPTURE(rs[i].strategy);
     CHECK(back[i].strategy == rs[i].strategy);
+    CHECK(back[i].matched_run == rs[i].matched_run);
+    CHECK(back[i].matched_only == rs[i].matched_only);
     CHECK(back[i].seed == 1);
     CHECK(back[i].on_frontier == rs[i].on_frontier);
     CHECK(back[i].test_accuracy == doctest::Approx(rs[i].test_accuracy).epsilon(1e-5));

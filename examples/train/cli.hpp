@@ -53,6 +53,8 @@ struct TrainConfig {
   std::vector<std::string> report;  // --report DIR,...: summarise finished runs' results.csv
   bool study = false;               // --study: the study's strategies, 5 seeds and the
                                     // frontier 3,4,6,8 unless --seeds / --frontier
+  int matched_frontier = -1;        // --matched-frontier auto|on|off: each strategy's matched full
+                                    // fine-tuning run (-1: on for --study and the default set)
   std::int64_t batch_size = 128;
   double lr = 1e-3;                 // fine-tuning base learning rate (AdamW)
   double weight_decay = 0.05;
@@ -297,6 +299,17 @@ inline void add_seed_flags(CLI::App& app, TrainConfig& cfg) {
                  "to --out (e.g. seeds run in parallel processes or machines)")
       ->type_name("DIR[,DIR]")
       ->delimiter(',');
+  app.add_option_function<std::string>(
+         "--matched-frontier",
+         [&cfg](const std::string& v) {
+           if (v != "auto" && v != "on" && v != "off")
+             throw CLI::ValidationError("--matched-frontier", "is auto, on or off, got '" + v + "'");
+           cfg.matched_frontier = v == "auto" ? -1 : v == "on" ? 1 : 0;
+         },
+         "after each seed's runs, full fine-tuning annealed to each strategy's\n"
+         "own cost (its measured time / full's step time, in steps), paired\n"
+         "(auto, the default: on for --study and the default comparison)")
+      ->type_name("auto|on|off");
   app.add_flag("--study", cfg.study,
                "the study: the default strategies, each adaptive one also without\n"
                "early stopping, over 5 seeds and with the frontier 3,4,6,8 (unless\n"

@@ -38,8 +38,13 @@ inline void write_seed_report(const TrainConfig& cfg, const std::vector<RunResul
   const std::string svg_path = join(cfg.out_dir, "timeline.svg");
   const std::string acc_path = join(cfg.out_dir, "accuracy.svg");
   const std::string csv_path = join(cfg.out_dir, "results.csv");
-  write_file_atomic(svg_path, render_svg(rs));
-  write_file_atomic(acc_path, render_accuracy_svg(rs));
+  // the pictures: the runs of the comparison and the frontier's budgets (the
+  // matched runs are in the table and the CSV, their curves would crowd it)
+  std::vector<RunResult> shown;
+  for (const auto& r : rs)
+    if (!r.matched_only) shown.push_back(r);
+  write_file_atomic(svg_path, render_svg(shown));
+  write_file_atomic(acc_path, render_accuracy_svg(shown));
   write_file_atomic(csv_path, format_csv(rs));
   write_file_atomic(join(cfg.out_dir, "validation.csv"), format_evals_csv(rs));
   out << "\n" << format_table(rs)
@@ -51,8 +56,12 @@ inline void write_seed_report(const TrainConfig& cfg, const std::vector<RunResul
          "FLOP-weighted forward and backward block work of full fine-tuning not done in the "
          "steps run (catch-up passes counted); steps not run: left out by a stop rule; to "
          "full-0.3: measured time until the validation accuracy reached full's final one minus "
-         "0.3 points; see docs/main-job.md)\n"
-      << format_control(rs);
+         "0.3 points; vs matched: test accuracy minus that of full fine-tuning annealed to the "
+         "steps that cost what this strategy cost at full's measured step time (the run named, "
+         "its measured time / this one's); peak MiB: "
+      << (rs.empty() || rs.front().peak_mem_kind.empty() ? std::string("not measured") : rs.front().peak_mem_kind)
+      << "; see docs/main-job.md)\n"
+      << format_control(rs) << format_matched_check(rs);
   out << "\nper strategy: " << join(cfg.out_dir, "<strategy>/") << "{steps.jsonl, timeline.csv, "
       << "timeline.svg, config.txt, checkpoint.pt}\n"
       << "table: " << csv_path << " (validation points: " << join(cfg.out_dir, "validation.csv")
@@ -85,15 +94,23 @@ inline void report_study(const TrainConfig& cfg, const std::vector<std::vector<R
       << " (seeds" << seeds.str() << ")\n"
       << format_study_table(summary)
       << "(vs full: test accuracy minus full fine-tuning's of the same seed, mean and 95 % "
-         "interval; speed-up: measured, mean and min-max over the seeds; vs frontier: test "
-         "accuracy minus what full fine-tuning reaches in the same measured time, interpolated "
-         "between the budgets full-<E>ep and full; \"(k of n seeds)\": the interval stands on "
-         "fewer seeds than the seeds column, the others had no pair; one seed: no interval, no "
-         "side of the frontier)\n"
+         "interval; speed-up: measured, mean and min-max over the seeds; "
+      << (has_matched(summary)
+              ? "vs matched: test accuracy minus that of full fine-tuning annealed to the steps that "
+                "cost what the strategy cost in the same seed (its measured time / full's step "
+                "time), paired; matched time: that run's measured time / the strategy's, mean and "
+                "min-max, \"k out\": seeds outside 1.00 +- 0.05; "
+              : "vs frontier: test accuracy minus what full fine-tuning reaches in the same "
+                "measured time, interpolated between the budgets full-<E>ep and full; ")
+      << "peak MiB: the run's peak memory, mean, and its ratio to full's of the same seed; "
+         "\"(k of n seeds)\": the interval stands on fewer seeds than the seeds column, the "
+         "others had no pair; one seed: no interval, no side of the frontier)\n"
       << format_verdict(summary, static_cast<int>(per_seed.size()), target_speedup(cfg.model))
       << "summary: " << sum_path << "; picture: " << fr_path
-      << " (test accuracy against measured time: the frontier and every strategy, its bar the "
-         "table's interval vs the frontier)\n";
+      << " (test accuracy against measured time: the frontier's budgets as the line, every "
+         "strategy with its bar the table's interval"
+      << (has_matched(summary) ? " vs its matched run, drawn next to it as a hollow point" : "")
+      << ")\n";
 }
 
 /// --report: the summary over the seeds of finished runs (each directory's

@@ -18,6 +18,7 @@
 #include "cli.hpp"
 #include "model.hpp"
 #include "strategies.hpp"
+#include "study.hpp"
 
 namespace frost_train {
 
@@ -94,6 +95,9 @@ inline void apply_defaults(TrainConfig& cfg) {
     cfg.strategies = default_comparison();
     cfg.compare = true;
   }
+  // The frontier at each strategy's own cost (--matched-frontier): on for
+  // the study and the default comparison, which are read as evidence.
+  if (cfg.matched_frontier < 0) cfg.matched_frontier = cfg.study || default_strategies ? 1 : 0;
   if (cfg.strategies.size() > 1) cfg.compare = true;
   // The model family's budget and strategy settings (model.hpp; none for the ViT).
   apply_model_defaults(cfg, default_strategies);
@@ -199,6 +203,29 @@ inline void add_frontier(RunPlan& p, const std::function<void(const std::string&
     p.runs.insert(p.runs.begin() + at + static_cast<std::ptrdiff_t>(i), &p.frontier[i]);
     p.run_sets.insert(p.run_sets.begin() + at + static_cast<std::ptrdiff_t>(i), StrategySets());
   }
+}
+
+/// "full-<N>st": full fine-tuning for `steps` steps, its cosine schedule
+/// annealed to its own end: a strategy's matched run (study.hpp,
+/// plan_matched), run after the seed's runs by the runner.
+inline Strategy matched_strategy(std::int64_t steps, std::int64_t steps_per_epoch) {
+  namespace c = frost::criteria;
+  namespace sch = frost::schedules;
+  namespace st = frost::stop;
+  Strategy s = make_strategy<c::Never, sch::Cosine, st::Never>(
+      matched_run_name(steps),
+      "full fine-tuning for " + std::to_string(steps) + " steps, annealed to its own end: the "
+      "frontier at the cost of the strategies matched to it",
+      false, nullptr);
+  auto start = s.start;
+  // The budget in epochs whose steps (make_plan: rounded) are `steps`.
+  const double epochs = static_cast<double>(steps) / static_cast<double>(std::max<std::int64_t>(1, steps_per_epoch));
+  s.start = [start, epochs](const RunContext& ctx) {
+    RunContext c = ctx;
+    c.cfg.epochs = epochs;
+    return start(c);
+  };
+  return s;
 }
 
 }  // namespace frost_train

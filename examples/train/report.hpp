@@ -47,6 +47,19 @@ inline const RunResult* early_stop_baseline(const std::vector<RunResult>& rs) {
 /// result has no measured total (constructed results).
 inline double run_time_s(const RunResult& r) { return r.measured_s > 0 ? r.measured_s : r.wall_s; }
 
+/// The matched run's measured time / the strategy's (1.00: the same cost;
+/// study.hpp, plan_matched); NaN without one.
+inline double matched_time_ratio(const RunResult& r) {
+  const double t = run_time_s(r);
+  return r.matched_run.empty() || !(t > 0) || !(r.matched_s > 0) ? std::numeric_limits<double>::quiet_NaN()
+                                                                  : r.matched_s / t;
+}
+
+/// Paired: the strategy's test accuracy minus its matched run's; NaN without one.
+inline double vs_matched(const RunResult& r) {
+  return r.matched_run.empty() ? std::numeric_limits<double>::quiet_NaN() : r.test_accuracy - r.matched_accuracy;
+}
+
 /// ref's time / r's time, measured; NaN when either is missing.
 inline double speedup_over(const RunResult& ref, const RunResult& r) {
   const double a = run_time_s(ref), b = run_time_s(r);
@@ -168,7 +181,7 @@ inline std::string format_table(const std::vector<RunResult>& rs) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"strategy", "test acc %", "vs full", "vs early-stop", "speed-up", "estimate",
                   "work avoided/step", "steps not run", "to full-0.3", "cache hits", "steps",
-                  freeze_header});
+                  "vs matched (run, time)", "peak MiB", freeze_header});
   auto fmt = [](const char* f, double v) {
     char b[64];
     std::snprintf(b, sizeof b, f, v);
@@ -209,6 +222,12 @@ inline std::string format_table(const std::vector<RunResult>& rs) {
       row.push_back("-");
     }
     row.push_back(std::to_string(r.steps) + "/" + std::to_string(r.planned_steps));
+    // the frontier at its own cost: the difference, the matched run and its time / this one's
+    const double dm = vs_matched(r);
+    row.push_back(r.matched_run.empty() ? (r.matched_only ? "(a matched run)" : "-")
+                                        : (std::isfinite(dm) ? fmt("%+.2f", dm) : std::string("n/a")) + " (" +
+                                              r.matched_run + ", " + fmt("%.2fx", matched_time_ratio(r)) + ")");
+    row.push_back(std::isfinite(r.peak_mem_mib) ? fmt("%.1f", r.peak_mem_mib) : "n/a");
     row.push_back(freeze_steps_text(r));
     rows.push_back(row);
   }
@@ -229,7 +248,9 @@ inline std::string format_csv(const std::vector<RunResult>& rs) {
         "wall_s,time_est_s,time_lo_s,time_hi_s,speedup,speedup_estimate,speedup_lo,speedup_hi,"
         "speedup_vs_early_stop,work_avoided,work_avoided_per_step,catch_up_share,steps_not_run,"
         "backward_avoided,time_to_target_s,cache_hit_rate,cache_samples,cache_mib,frozen_share,"
-        "steps,planned_steps,freeze_steps,peak_mem_mib,peak_mem_kind,timing_control\n";
+        "steps,planned_steps,freeze_steps,peak_mem_mib,peak_mem_kind,timing_control,"
+        "matched_run,matched_steps,matched_s,matched_time_ratio,matched_accuracy,vs_matched,"
+        "matched_capped,matched_only\n";
   const double nan = std::numeric_limits<double>::quiet_NaN();
   for (const auto& r : rs) {
     const auto range = base && base != &r ? speedup_range(*base, r) : std::make_pair(nan, nan);
@@ -248,7 +269,11 @@ inline std::string format_csv(const std::vector<RunResult>& rs) {
        << (r.cached ? csv_number(r.cache_mib) : std::string("")) << ',' << csv_number(r.frozen_share)
        << ',' << r.steps << ',' << r.planned_steps << ",\"" << freeze_steps_text(r) << "\","
        << csv_number(r.peak_mem_mib) << ",\"" << r.peak_mem_kind << "\","
-       << (r.timing_control ? 1 : 0) << "\n";
+       << (r.timing_control ? 1 : 0) << ',' << r.matched_run << ','
+       << (r.matched_run.empty() ? std::string("") : std::to_string(r.matched_steps)) << ','
+       << cell(r.matched_run.empty() ? nan : r.matched_s) << ',' << cell(matched_time_ratio(r)) << ','
+       << cell(r.matched_run.empty() ? nan : r.matched_accuracy) << ',' << cell(vs_matched(r)) << ','
+       << (r.matched_capped ? 1 : 0) << ',' << (r.matched_only ? 1 : 0) << "\n";
   }
   return os.str();
 }
@@ -305,6 +330,12 @@ inline std::vector<RunResult> read_results_csv(const std::string& path) {
                     c_snr = col("steps_not_run"), c_steps = col("steps"),
                     c_planned = col("planned_steps");
   const std::size_t c_control = find_col("timing_control");  // absent before the column
+  // the matched runs and peak memory (absent in older files: none)
+  const std::size_t c_mrun = find_col("matched_run"), c_msteps = find_col("matched_steps"),
+                    c_ms = find_col("matched_s"), c_macc = find_col("matched_accuracy"),
+                    c_mcap = find_col("matched_capped"), c_monly = find_col("matched_only"),
+                    c_mem = find_col("peak_mem_mib"), c_memkind = find_col("peak_mem_kind");
+  auto text = [](const std::vector<std::string>& v, std::size_t i) { return i < v.size() ? v[i] : std::string(); };
   auto num = [](const std::string& v) {
     return v.empty() || v == "null" ? std::numeric_limits<double>::quiet_NaN() : std::strtod(v.c_str(), nullptr);
   };
@@ -339,6 +370,16 @@ inline std::vector<RunResult> read_results_csv(const std::string& path) {
     // the control as its strategy declared it; a file from before the
     // column: full-repeat, the only control there was
     r.timing_control = c_control < v.size() ? v[c_control] == "1" : n == "full-repeat";
+    r.matched_run = text(v, c_mrun);
+    if (!r.matched_run.empty()) {
+      r.matched_steps = std::strtoll(text(v, c_msteps).c_str(), nullptr, 10);
+      r.matched_s = num(text(v, c_ms));
+      r.matched_accuracy = num(text(v, c_macc));
+      r.matched_capped = text(v, c_mcap) == "1";
+    }
+    r.matched_only = text(v, c_monly) == "1";
+    r.peak_mem_mib = num(text(v, c_mem));
+    r.peak_mem_kind = text(v, c_memkind);
     rs.push_back(std::move(r));
   }
   return rs;

@@ -49,8 +49,22 @@ struct RunResult {
   double backward_avoided = 0.0;         ///< 1 - sum_t (1 - frozen_fraction_t) / planned_steps
   std::vector<std::string> block_names;
   std::vector<std::int64_t> freeze_step; ///< per block: step it froze, -1 never
+  // Peak memory of this run (this session's, after a --resume): on the CPU
+  // the most bytes of CPU tensors it held at once (device.hpp, MemoryMeter),
+  // on CUDA the caching allocator's peak during its steps.
   double peak_mem_mib = std::numeric_limits<double>::quiet_NaN();
   std::string peak_mem_kind;
+  // The frontier at this strategy's own cost (study.hpp, plan_matched): full
+  // fine-tuning annealed to the steps that cost what this run cost at full's
+  // measured step time, run after the seed's runs (or one of them reused).
+  std::string matched_run;               ///< its name ("full-<N>st", "full", "full-<E>ep"); "" none
+  std::int64_t matched_steps = 0;        ///< its steps
+  double matched_s = std::numeric_limits<double>::quiet_NaN();        ///< its measured time
+  double matched_accuracy = std::numeric_limits<double>::quiet_NaN(); ///< its test accuracy, %
+  bool matched_capped = false;           ///< cost more than full: full is its matched run
+  /// Only some strategy's matched run ("full-<N>st"), not a budget of the
+  /// frontier's line: left out of the study's rows and of the line.
+  bool matched_only = false;
   // The estimate beside it (see docs/main-job.md): per phase (steps with the
   // same blocks skipped) steps x median step time, plus validation_s; the
   // spread from the quartiles. It drops one-off costs by construction.

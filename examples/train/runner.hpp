@@ -15,6 +15,7 @@
 #include <exception>
 #include <functional>
 #include <iomanip>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <ostream>
@@ -148,6 +149,44 @@ class TurnWorkers {
   std::vector<std::thread> threads_;  // last: the members above exist before they start
 };
 
+/// A run whose CPU tensors count against a MemoryMeter of its own
+/// (device.hpp): the meter is the thread's while the run steps (and while the
+/// runner builds it), so with --jobs two runs stepping side by side each count
+/// their own. Its peak goes into the result before finish's test evaluation
+/// (not attributed: the same for every run). On CUDA the trainer's figure
+/// (the caching allocator's peak) stays.
+class MeteredRun final : public Run {
+ public:
+  MeteredRun(std::unique_ptr<Run> run, MemoryMeter* meter)
+      : run_(std::move(run)), meter_(meter), first_step_(run_->steps_done()) {}
+  bool done() const override { return run_->done(); }
+  void step() override {
+    const MeterScope scope(meter_);
+    run_->step();
+  }
+  std::int64_t steps_done() const override { return run_->steps_done(); }
+  std::int64_t planned_steps() const override { return run_->planned_steps(); }
+  const std::string& name() const override { return run_->name(); }
+  double measured_s() const override { return run_->measured_s(); }
+  const std::vector<EvalPoint>& evals() const override { return run_->evals(); }
+  RunResult finish() override {
+    const double peak = meter_->peak_mib();
+    const bool stepped = run_->steps_done() > first_step_;
+    RunResult r = run_->finish();
+    if (!(r.peak_mem_mib >= 0)) {
+      // a run resumed after its last step only loaded its checkpoint: no peak
+      r.peak_mem_mib = stepped ? peak : std::numeric_limits<double>::quiet_NaN();
+      r.peak_mem_kind = stepped ? kCpuPeakKind : "not measured (resumed after its last step)";
+    }
+    return r;
+  }
+
+ private:
+  std::unique_ptr<Run> run_;
+  MemoryMeter* meter_;
+  std::int64_t first_step_;  // steps done before this session (--resume)
+};
+
 /// One seed's comparison: pre-training (or its cache), every run built first,
 /// then taking turns (an epoch each, or --interleave steps) so that machine
 /// noise falls on all of them alike, then the results and that seed's table.
@@ -181,6 +220,32 @@ struct SeedRunner {
     if (world.root()) pretrained = starting_weights(cfg, data, device, log);
     pretrained = world.share("pretrained", pretrained);
 
+    const auto t0 = std::chrono::steady_clock::now();
+    if (const int status = run_all(cfg, pretrained, chosen, sets, false, rs)) return status;
+    if (cfg.matched_frontier > 0) {
+      const auto t1 = std::chrono::steady_clock::now();
+      if (const int status = run_matched(cfg, pretrained, rs)) return status;
+      // what the matched runs cost this invocation, beside the seed's runs
+      const auto t2 = std::chrono::steady_clock::now();
+      const double runs_s = std::chrono::duration<double>(t1 - t0).count();
+      const double matched_s = std::chrono::duration<double>(t2 - t1).count();
+      std::ostringstream m;
+      m << std::fixed << std::setprecision(1) << "\nmatched frontier: " << matched_s
+        << " s of wall-clock time after " << runs_s << " s for the seed's runs (+"
+        << std::setprecision(0) << (runs_s > 0 ? 100.0 * matched_s / runs_s : 0.0)
+        << " %); --matched-frontier off leaves them out";
+      log(m.str());
+    }
+    if (world.root()) write_seed_report(cfg, rs, out);
+    return 0;
+  }
+
+ private:
+  /// Builds the runs, lets them take turns, and appends their results to
+  /// `rs`; 0, or the exit status when one did not complete.
+  int run_all(const TrainConfig& cfg, const std::string& pretrained,
+              const std::vector<const Strategy*>& chosen, const std::vector<StrategySets>& sets,
+              bool matched_only, std::vector<RunResult>& rs) const {
     std::vector<std::unique_ptr<Run>> runs;
     std::vector<RunContext> ctxs;
     for (std::size_t i = 0; i < chosen.size(); ++i) {
@@ -197,27 +262,72 @@ struct SeedRunner {
       ctx.validation_needed = chosen[i]->validation_needed;
       ctxs.push_back(ctx);
     }
-    for (std::size_t i = 0; i < chosen.size(); ++i) runs.push_back(chosen[i]->start(ctxs[i]));
+    // Each run's peak memory on the CPU: a meter of its own (MeteredRun).
+    const bool metered = device.is_cpu() && install_memory_meters();
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+      if (!metered) {
+        runs.push_back(chosen[i]->start(ctxs[i]));
+        continue;
+      }
+      MemoryMeter* meter = new_memory_meter();
+      const MeterScope scope(meter);  // the weights, the optimizer, a resumed checkpoint
+      runs.push_back(std::make_unique<MeteredRun>(chosen[i]->start(ctxs[i]), meter));
+    }
     take_turns(cfg, runs);
+    const std::size_t first = rs.size();
     for (std::size_t i = 0; i < runs.size(); ++i) {
       log("\n== " + chosen[i]->name + ": " + chosen[i]->summary);
       RunResult r = runs[i]->finish();
       runs[i].reset();
       r.on_frontier = chosen[i]->on_frontier;
       r.timing_control = chosen[i]->timing_control;
+      r.matched_only = matched_only;
       log_result(r);
       if (r.completed && world.root())
         write_file_atomic(join(ctxs[i].out_dir, "timeline.svg"), render_svg({r}));
       rs.push_back(std::move(r));
     }
-    bool all_done = rs.size() == chosen.size();
-    for (const auto& r : rs) all_done = all_done && r.completed;
-    if (!all_done) return interrupted() ? 130 : 3;
-    if (world.root()) write_seed_report(cfg, rs, out);
+    bool all_done = rs.size() - first == chosen.size();
+    for (std::size_t i = first; i < rs.size(); ++i) all_done = all_done && rs[i].completed;
+    return all_done ? 0 : interrupted() ? 130 : 3;
+  }
+
+  /// The frontier at each strategy's own cost (study.hpp, plan_matched):
+  /// once the seed's runs are done, full fine-tuning annealed to each
+  /// strategy's cost in steps at full's measured step time, the runs that
+  /// are not full or a frontier budget already, taking turns as the others
+  /// did (--jobs side by side); then each strategy's matched_* fields.
+  /// Every rank runs rank 0's budgets (its measured times).
+  int run_matched(const TrainConfig& cfg, const std::string& pretrained, std::vector<RunResult>& rs) const {
+    const std::vector<MatchedBudget> plan = plan_matched(rs);
+    std::string list;
+    for (const auto n : matched_runs_to_start(plan)) list += std::to_string(n) + ",";
+    list = world.share("matched_runs", list);
+    if (plan.empty() && world.root()) {
+      log("\nmatched frontier: none (no completed full run in this seed to take the step time from, "
+          "or no strategy to match)");
+      return 0;
+    }
+    const Plan budget = make_plan(cfg, data.train.size());
+    std::vector<Strategy> strategies;
+    for (const auto& n : detail::split(list, ','))
+      strategies.push_back(matched_strategy(std::stoll(n), budget.steps_per_epoch));
+    std::ostringstream m;
+    m << "\n== the frontier at each strategy's own cost: full fine-tuning annealed to the steps "
+         "that cost what the strategy cost (full's step "
+      << std::fixed << std::setprecision(1) << 1000.0 * full_step_s(rs) << " ms measured):";
+    for (const auto& b : plan)
+      m << "\n   " << b.strategy << ": " << b.steps << " steps, " << b.run
+        << (b.capped ? " (it cost more than full)" : "") << (b.to_run ? "" : " (already run)");
+    log(m.str());
+    std::vector<const Strategy*> chosen;
+    for (const auto& s : strategies) chosen.push_back(&s);
+    if (const int status = run_all(cfg, pretrained, chosen, std::vector<StrategySets>(chosen.size()), true, rs))
+      return status;
+    attach_matched(rs, plan);
     return 0;
   }
 
- private:
   // Ctrl-C (or SIGTERM) in one process ends the run after the step in
   // flight, with a checkpoint to --resume from; a second one kills at once.
   // Not with several ranks: they would stop at different steps.

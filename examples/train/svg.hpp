@@ -375,14 +375,20 @@ inline std::string render_accuracy_svg(const std::vector<RunResult>& rs) {
 
 namespace frost_train {
 
+/// The interval the picture draws for a strategy: the table's, against its
+/// matched runs where it has them, else against the interpolated line.
+inline const Interval& pictured_interval(const StrategySummary& s) {
+  return s.vs_matched.n > 0 ? s.vs_matched : s.vs_frontier;
+}
+
 /// The vertical error bar of a strategy in the frontier picture: the same 95 %
-/// interval the study table reports in "vs frontier" (paired by seed), drawn
-/// around the point at its mean accuracy, so that a bar clear of the line is
-/// what the table calls above or below. {NaN, NaN} where the table reports
-/// no interval (the frontier itself, one seed, no comparison).
+/// interval the study table reports in "vs matched" (or "vs frontier"),
+/// paired by seed, drawn around the point at its mean accuracy. {NaN, NaN}
+/// where the table reports no interval (the frontier itself, one seed, no
+/// comparison).
 inline std::pair<double, double> frontier_error_bar(const StrategySummary& s) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  const Interval& d = s.vs_frontier;
+  const Interval& d = pictured_interval(s);
   if (s.on_frontier || d.n < 2 || !std::isfinite(d.lo) || !std::isfinite(d.hi)) return {nan, nan};
   return {s.accuracy.mean + (d.lo - d.mean), s.accuracy.mean + (d.hi - d.mean)};
 }
@@ -396,6 +402,18 @@ inline void svg_frontier_marks(std::ostream& o, const SvgFrame& f, const Strateg
                                const char* c, double lx, double ly) {
   char b[640];
   const double x = f.X(s.time_s), y = f.Y(s.accuracy.mean);
+  // its own frontier point: the matched runs' mean time and accuracy, hollow,
+  // joined to the strategy's point by a dashed line (class "matched")
+  if (std::isfinite(s.matched_s) && std::isfinite(s.matched_accuracy)) {
+    const double mx = f.X(s.matched_s), my = f.Y(s.matched_accuracy);
+    std::snprintf(b, sizeof b,
+                  "<g class=\"matched\" data-time=\"%.2f\" data-accuracy=\"%.2f\" stroke=\"%s\">"
+                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke-dasharray=\"3,3\"/>"
+                  "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"white\" stroke-width=\"2\"/><title>",
+                  s.matched_s, s.matched_accuracy, c, x, y, mx, my, mx, my);
+    o << b << svg_escape(s.strategy) << "'s matched run: full fine-tuning at its cost, "
+      << fmt("%.2f", s.matched_accuracy) << " % in " << fmt("%.1f", s.matched_s) << " s (mean)</title></g>\n";
+  }
   if (std::isfinite(s.time_min_s) && std::isfinite(s.time_max_s)) {
     std::snprintf(b, sizeof b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n",
                   f.X(s.time_min_s), y, f.X(s.time_max_s), y, c);
@@ -407,8 +425,8 @@ inline void svg_frontier_marks(std::ostream& o, const SvgFrame& f, const Strateg
     std::snprintf(b, sizeof b,
                   "<g class=\"ci\" data-lo=\"%.2f\" data-hi=\"%.2f\" stroke=\"%s\"><title>",
                   bar.first, bar.second, c);
-    o << b << svg_escape(s.strategy) << ": vs frontier " << fmt_interval(s.vs_frontier, s.seeds)
-      << " (95 %)</title>";
+    o << b << svg_escape(s.strategy) << (s.vs_matched.n > 0 ? ": vs matched " : ": vs frontier ")
+      << fmt_interval(pictured_interval(s), s.seeds) << " (95 %)</title>";
     std::snprintf(b, sizeof b,
                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
@@ -420,7 +438,7 @@ inline void svg_frontier_marks(std::ostream& o, const SvgFrame& f, const Strateg
                 s.on_frontier ? 3 : 5, c);
   o << b;
   std::snprintf(b, sizeof b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>", lx + 6, ly + 6, c);
-  const bool one_seed = !s.on_frontier && s.vs_frontier.n == 1;
+  const bool one_seed = !s.on_frontier && pictured_interval(s).n == 1;
   o << b << "<text x=\"" << lx + 16 << "\" y=\"" << ly + 10 << "\">" << svg_escape(s.strategy)
     << (s.on_frontier ? " (frontier)" : one_seed ? " (one seed: no interval)" : "") << "</text>\n";
 }
@@ -441,6 +459,11 @@ inline std::string render_frontier_svg(const std::vector<StrategySummary>& ss) {
     const auto bar = frontier_error_bar(s);
     ylo = std::min({ylo, s.accuracy.mean, std::isfinite(bar.first) ? bar.first : HUGE_VAL});
     yhi = std::max({yhi, s.accuracy.mean, std::isfinite(bar.second) ? bar.second : -HUGE_VAL});
+    if (std::isfinite(s.matched_s) && std::isfinite(s.matched_accuracy)) {
+      tmax = std::max(tmax, s.matched_s);
+      ylo = std::min(ylo, s.matched_accuracy);
+      yhi = std::max(yhi, s.matched_accuracy);
+    }
   }
   SvgFrame f{left, top, width - left - right, height - top - bottom, 1, 1, 0, 1, 1};
   svg_y_range(ylo, yhi, f.y0, f.y1, f.ystep);
@@ -453,9 +476,10 @@ inline std::string render_frontier_svg(const std::vector<StrategySummary>& ss) {
     << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
     << "<text x=\"" << left << "\" y=\"20\" font-size=\"14\" font-weight=\"bold\">Test accuracy "
        "against measured time: the full fine-tuning frontier and every strategy</text>\n"
-    << "<text x=\"" << left << "\" y=\"36\" fill=\"#555\">means over the seeds; vertical bars: "
-       "the table's 95 % interval vs the frontier (paired by seed), around the mean; horizontal: "
-       "time min-max</text>\n";
+    << "<text x=\"" << left << "\" y=\"36\" fill=\"#555\">means over the seeds; the line: the "
+       "frontier's budgets; hollow points, dashed: each strategy's matched run (full fine-tuning at "
+       "its own cost); vertical bars: the table's 95 % interval (paired by seed) around the mean; "
+       "horizontal: time min-max</text>\n";
   svg_frame(o, f, "measured time (s)", "test accuracy (%)");
   std::vector<const StrategySummary*> front;
   for (const auto& s : ss)
