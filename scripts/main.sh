@@ -3,6 +3,7 @@
 #
 #   bash scripts/main.sh [frost-train options...]
 #   bash scripts/main.sh --model effnet-lite0 [options...]   # ImageNet-pretrained EfficientNet-Lite0
+#   bash scripts/main.sh --model minilm-l6 [options...]      # MiniLM-L6 on WordNet glosses (docs/minilm.md)
 #
 # With --model effnet-lite0 it first runs scripts/effnet-weights.sh (cached: a
 # no-op once the converted weights are in ${FROST_CACHE_DIR:-~/.cache/frost}),
@@ -34,11 +35,17 @@ fi
 
 cmake --build "$BUILD_DIR" -j"$(nproc)" --target frost-train frost-schedule
 
-# The pretrained weights when the EfficientNet is asked for (the tests never need them).
+# The pretrained weights when the EfficientNet is asked for (the tests never need them);
+# for MiniLM-L6 its weights and the text task (scripts/wordnet-data.sh runs
+# scripts/minilm-weights.sh, then prepares WordNet's glosses; both cached).
 prev=
 for a in "$@"; do
   if [ "$a" = "--model=effnet-lite0" ] || { [ "$prev" = "--model" ] && [ "$a" = "effnet-lite0" ]; }; then
     bash scripts/effnet-weights.sh
+    break
+  fi
+  if [ "$a" = "--model=minilm-l6" ] || { [ "$prev" = "--model" ] && [ "$a" = "minilm-l6" ]; }; then
+    bash scripts/wordnet-data.sh
     break
   fi
   prev=$a

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "bert.hpp"
 #include "efficientnet.hpp"
 #include "frost/cache/activation_cache.hpp"
 #include "frost/frost.hpp"
@@ -126,6 +127,12 @@ double rel_diff(const at::Tensor& a, const at::Tensor& b) {
   const double scale = b.abs().max().item<double>();
   return (a - b).abs().max().item<double>() / (scale > 0 ? scale : 1.0);
 }
+
+// The tiny BERT of scripts/minilm_reference.py's fixture (tests/data/minilm-tiny*.safetensors).
+fx::BertOptions tiny_bert() {
+  return fx::BertOptions().vocab_size(40).hidden(16).layers(2).heads(4).intermediate(32).max_positions(24);
+}
+std::string bert_fixture(const std::string& name) { return std::string(FROST_TEST_DATA_DIR) + "/" + name; }
 
 void fill_grads(const frost::Block& b, double value) {
   for (const auto& p : b.params)
@@ -766,5 +773,207 @@ TEST_SUITE("pretrained") {
       CHECK(at::allclose(m->forward_range(m->forward_range(x, 0, k), k, frost::cache::kOutput), whole, 1e-5, 1e-6));
     }
     CHECK_THROWS_AS(m->forward_range(x, 3, 19), std::invalid_argument);
+  }
+
+  // --- BERT / MiniLM-L6 (issue 33): examples/common/bert.hpp ---------------------------
+  // The fixtures are made by scripts/minilm_reference.py (pip's torch, plain
+  // functional ops, float64): a tiny BERT under the real checkpoint's names and
+  // its outputs on three inputs padded to one length.
+  TEST_CASE("BERT: the tiny fixture loads by the real names; outputs equal the independent Python reference") {
+    fx::BertModel m(tiny_bert());
+    const auto r = fx::load_bert(*m, bert_fixture("minilm-tiny.safetensors"));
+    CHECK(r.loaded.size() == 38);  // 5 embedding tensors + position_ids + 16 per layer
+    CHECK(std::set<std::string>(r.skipped.begin(), r.skipped.end()) ==
+          std::set<std::string>{"pooler.dense.bias", "pooler.dense.weight"});
+    std::map<std::string, at::Tensor> want;
+    for (auto& [k, v] : frost::io::read_safetensors(bert_fixture("minilm-tiny.reference.safetensors")).tensors)
+      want.emplace(k, v);
+    const at::Tensor ids = want.at("input_ids");  // lengths 10, 6, 3, padded with 0 to 10
+    m->eval();
+    at::NoGradGuard ng;
+    // every position, padding included (transformers' last_hidden_state)
+    CHECK((m->last_hidden_state(ids) - want.at("last_hidden_state")).abs().max().item<double>() < 2e-5);
+    CHECK((m->forward(ids) - want.at("mean_pooled")).abs().max().item<double>() < 2e-5);  // no head: the feature
+    fx::BertModel c(tiny_bert().pooling(fx::BertPooling::cls));
+    fx::load_bert(*c, bert_fixture("minilm-tiny.safetensors"));
+    c->eval();
+    CHECK((c->forward(ids) - want.at("cls")).abs().max().item<double>() < 2e-5);
+    // Padding does not change the real tokens: each row alone, unpadded, and
+    // with ten more padding positions, trimmed or not.
+    for (bool trim : {true, false}) {
+      fx::BertModel t(tiny_bert().trim_padding(trim));
+      fx::load_bert(*t, bert_fixture("minilm-tiny.safetensors"));
+      t->eval();
+      const at::Tensor longer = at::constant_pad_nd(ids, {0, 10});
+      CHECK((t->forward(longer) - want.at("mean_pooled")).abs().max().item<double>() < 2e-5);
+      for (int64_t row = 0; row < 3; ++row) {
+        CAPTURE(row);
+        const int64_t len = ids[row].ne(0).sum().item<int64_t>();
+        const at::Tensor alone = ids.narrow(0, row, 1).narrow(1, 0, len);
+        CHECK((t->forward(alone) - want.at("mean_pooled").narrow(0, row, 1)).abs().max().item<double>() < 2e-5);
+        CHECK((t->last_hidden_state(alone) - want.at("last_hidden_state").narrow(0, row, 1).narrow(1, 0, len))
+                  .abs().max().item<double>() < 2e-5);
+      }
+    }
+  }
+
+  TEST_CASE("BERT: a random tiny BERT round-trips through safetensors bit for bit; blocks = embeddings + layers") {
+    torch::manual_seed(33);
+    fx::BertModel a(tiny_bert().num_classes(5)), b(tiny_bert().num_classes(5));
+    const std::string path = temp_path("bert-roundtrip.safetensors");
+    frost::save_state_dict(*a, path);
+    const auto r = fx::load_bert(*b, path);
+    CHECK(r.loaded.size() == 40);  // the head too: the file has it
+    CHECK(same_state(*b, snapshot(*a)));
+    const at::Tensor ids = at::randint(1, 40, {4, 9}, at::kLong);
+    CHECK(a->forward(ids).equal(b->forward(ids)));
+    std::set<std::string> names;
+    for (const auto& [k, v] : frost::detail::named_state(*a)) names.insert(k);
+    for (const char* k : {"embeddings.word_embeddings.weight", "embeddings.position_ids",
+                          "encoder.layer.1.attention.self.query.bias", "encoder.layer.1.attention.output.LayerNorm.weight",
+                          "encoder.layer.0.intermediate.dense.weight", "encoder.layer.0.output.dense.weight",
+                          "encoder.layer.0.output.LayerNorm.bias", "head.weight"})
+      CHECK_MESSAGE(names.count(k) == 1, k);
+
+    const auto blocks = frost::BlockMap::detect(*a);
+    REQUIRE(blocks.size() == 3);
+    CHECK(blocks[0].name == "stem");
+    CHECK(blocks[1].name == "encoder.layer.0");
+    CHECK(blocks[2].name == "encoder.layer.1");
+    CHECK(blocks[0].param_names.size() == 5);  // the embeddings; position_ids is a buffer
+    for (const auto& n : blocks[0].param_names) CHECK(n.rfind("embeddings.", 0) == 0);
+    for (const auto& blk : blocks)
+      for (const auto& n : blk.param_names) CHECK(n.rfind("head.", 0) != 0);  // the head trains, outside
+
+    // The full MiniLM-L6 without its file: 22,565,376 parameters (the file's
+    // 22,713,216 less the pooler's 147,840), 7 blocks, the stem 11,918,592.
+    fx::BertModel full(fx::BertOptions::minilm_l6());
+    int64_t numel = 0;
+    for (const auto& p : full->parameters()) numel += p.numel();
+    CHECK(numel == 22565376);
+    const auto fb = frost::BlockMap::detect(*full);
+    CHECK(fb.size() == 7);
+    CHECK(fb[0].numel == 11918592);
+    const auto macs = full->block_macs(16.0);
+    REQUIRE(macs.size() == 7);
+    CHECK(macs[1] == doctest::Approx(16.0 * (4 * 384.0 * 384 + 2 * 384.0 * 1536) + 2 * 16.0 * 16 * 384));
+  }
+
+  TEST_CASE("BERT: forward_range carries the padding mask in the state; the activation cache's steps equal the plain ones") {
+    torch::manual_seed(7);
+    fx::BertModel m(tiny_bert().num_classes(3));
+    m->eval();
+    at::Tensor ids = at::randint(1, 40, {6, 12}, at::kLong);
+    for (int64_t row = 0; row < 6; ++row) ids[row].narrow(0, 3 + row, 9 - row).fill_(0);  // lengths 3..8
+    at::NoGradGuard ng;
+    const at::Tensor whole = m->forward(ids);
+    for (int64_t k : {0, 1, 2, 3}) {
+      CAPTURE(k);
+      const at::Tensor s = m->forward_range(ids, 0, k);
+      if (k > 0) {
+        CHECK(s.sizes().vec() == std::vector<int64_t>{6, 12, 17});               // L kept: the cache's rows stay one shape
+        CHECK(s.select(-1, 16).equal(ids.ne(0).to(at::kFloat)));         // the mask, channel H
+        CHECK(s.narrow(1, 8, 4).abs().sum().item<double>() == 0.0);      // trimmed positions: zeros
+      }
+      CHECK((m->forward_range(s, k, -1) - whole).abs().max().item<double>() < 1e-5);
+      CHECK((m->features_from(s, k) - m->features_from(ids, 0)).abs().max().item<double>() < 1e-5);
+    }
+    CHECK_THROWS_AS(m->forward_range(ids, 1, 2), std::invalid_argument);  // ids where a state belongs
+    CHECK_THROWS_AS(m->forward_range(ids, 0, 5), std::invalid_argument);
+    // The cache: depth 1, then 3 (entries advanced, never recomputed from ids).
+    frost::cache::ActivationCache cache(6);
+    const at::Tensor idx = at::arange(6, at::kLong);
+    for (int64_t k : {1, 1, 3, 3}) {
+      const at::Tensor h = cache.activations(*m, idx, ids, k);
+      CHECK((m->forward_range(h, k, -1) - whole).abs().max().item<double>() < 1e-5);
+    }
+    CHECK(cache.stats().bytes == 6 * 12 * 17 * 4);  // N * L * (H + 1) * 4 bytes
+    CHECK(cache.stats().hits > 0);
+    CHECK(cache.stats().advanced == 6);
+  }
+
+  TEST_CASE("BERT: load_bert refuses another BERT size, another vocabulary, a truncated file; the model is unchanged") {
+    torch::manual_seed(5);
+    fx::BertModel dst(tiny_bert());
+    const Named before = snapshot(*dst);
+    const std::string path = temp_path("other-bert.safetensors");
+    auto write = [&](const fx::BertOptions& o) {
+      fx::BertModel src(o);
+      frost::save_state_dict(*src, path);
+      return path;
+    };
+    SUBCASE("another width") {
+      write(tiny_bert().hidden(32).heads(4));
+      CHECK_REFUSED(dst, before, fx::load_bert(*dst, path), "other-bert.safetensors",
+                    "'embeddings.word_embeddings.weight' has shape [40, 32]", "expects [40, 16]", "width 32");
+    }
+    SUBCASE("another number of layers") {
+      write(tiny_bert().layers(3));
+      CHECK_REFUSED(dst, before, fx::load_bert(*dst, path), "other-bert.safetensors", "3 encoder layers",
+                    "expects 2", "'encoder.layer.1.attention.self.query.weight' of shape [16, 16]");
+    }
+    SUBCASE("another feed-forward width") {
+      write(tiny_bert().intermediate(48));
+      CHECK_REFUSED(dst, before, fx::load_bert(*dst, path), "'encoder.layer.0.intermediate.dense.weight'",
+                    "[48, 16]", "expects [32, 16]");
+    }
+    SUBCASE("another vocabulary") {
+      write(tiny_bert().vocab_size(50));
+      CHECK_REFUSED(dst, before, fx::load_bert(*dst, path), "other-bert.safetensors",
+                    "'embeddings.word_embeddings.weight' has shape [50, 16]", "expects [40, 16]",
+                    "vocabulary of 50 tokens");
+      const std::string vocab = temp_path("vocab.txt");
+      {
+        std::ofstream v(vocab);
+        for (int i = 0; i < 41; ++i) v << "tok" << i << "\n";
+      }
+      CHECK_FROST_ERROR(fx::check_vocab_file(vocab, tiny_bert()), "vocab.txt' has 41 tokens");
+      CHECK_FROST_ERROR(fx::check_vocab_file(vocab, tiny_bert()), "[40, 16]");
+    }
+    SUBCASE("not a BERT") {
+      Tiny other;
+      frost::save_state_dict(*other, path);
+      CHECK_REFUSED(dst, before, fx::load_bert(*dst, path), "no 'embeddings.word_embeddings.weight'",
+                    "expected shape [40, 16]");
+    }
+    SUBCASE("a truncated file") {
+      write(tiny_bert());
+      std::ifstream in(path, std::ios::binary);
+      const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      write_bytes(path, bytes.substr(0, bytes.size() - 100));
+      CHECK_REFUSED(dst, before, fx::load_bert(*dst, path), "other-bert.safetensors", "truncated",
+                    "100 bytes short", "shape [");
+    }
+  }
+
+  // The real all-MiniLM-L6-v2 weights when scripts/minilm-weights.sh has put
+  // them in the cache: every name and size, and two sentences' embeddings
+  // against tests/data/minilm-l6-real-reference.safetensors (scripts/
+  // minilm_reference.py --real: the same file through plain torch ops).
+  TEST_CASE("MiniLM-L6: the real weights load as they are; embeddings equal the Python reference") {
+    const std::string path = fx::minilm_weights_path();
+    if (!fs::exists(path)) {
+      MESSAGE("skipped: no MiniLM-L6 weights at " << path
+                                                 << " (run scripts/minilm-weights.sh, or set FROST_MINILM_DIR)");
+      return;
+    }
+    fx::BertModel m(fx::BertOptions::minilm_l6());
+    const auto r = fx::load_bert(*m, path);
+    CHECK(r.loaded.size() == 102);  // 101 parameters and position_ids
+    CHECK(r.loaded_numel == 22565376 + 512);
+    CHECK(r.skipped.size() == 2);  // the pooler
+    if (fs::exists(fx::minilm_vocab_path())) fx::check_vocab_file(fx::minilm_vocab_path(), m->options());
+    std::map<std::string, at::Tensor> want;
+    for (auto& [k, v] : frost::io::read_safetensors(bert_fixture("minilm-l6-real-reference.safetensors")).tensors)
+      want.emplace(k, v);
+    m->eval();
+    at::NoGradGuard ng;
+    const at::Tensor mean = m->forward(want.at("input_ids"));
+    const at::Tensor cls = m->last_hidden_state(want.at("input_ids")).select(1, 0);
+    const double dm = (mean - want.at("mean_pooled")).abs().max().item<double>();
+    const double dc = (cls - want.at("cls")).abs().max().item<double>();
+    MESSAGE("C++ vs Python MiniLM-L6: max |diff| mean-pooled " << dm << ", [CLS] " << dc);
+    CHECK(dm < 1e-4);
+    CHECK(dc < 1e-4);
   }
 }

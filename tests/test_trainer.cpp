@@ -313,6 +313,7 @@ TEST_CASE("train: every command-line flag sets its TrainConfig field and --help 
       {"--weights", {"--weights", "w.safetensors"},
        [](const Cfg& c) { return c.weights == "w.safetensors"; }},
       {"--resolution", {"--resolution", "96"}, [](const Cfg& c) { return c.resolution == 96; }},
+      {"--pooling", {"--pooling", "cls"}, [](const Cfg& c) { return c.pooling == "cls"; }},
       {"--device", {"--device", "cuda:1"}, [](const Cfg& c) { return c.device == "cuda:1"; }},
       {"--threads", {"--threads", "3"}, [](const Cfg& c) { return c.threads == 3; }},
       {"--jobs", {"--jobs", "2"}, [](const Cfg& c) { return c.jobs == 2; }},
@@ -387,7 +388,7 @@ TEST_CASE("train: every command-line flag sets its TrainConfig field and --help 
       if (name[0] == '-') CHECK_MESSAGE(tested.count(name) == 1, name << " is not tested");
   }
   // the defaults are in the help
-  for (const char* d : {"--cache DIR=out/cache", "--model tiny|small|effnet-lite0=tiny", "--resolution N=64", "--device cpu|cuda[:N]=cpu",
+  for (const char* d : {"--cache DIR=out/cache", "--model tiny|small|effnet-lite0|minilm-l6=tiny", "--resolution N=64", "--device cpu|cuda[:N]=cpu",
                         "--threads N=0", "--jobs N=0", "--seed N=0", "--seeds N=1", "--frontier E[,E]|none=4,8",
                         "--epochs X=12", "--batch-size N=128",
                         "--lr X=0.001", "--weight-decay X=0.05", "--warmup N=10",
@@ -1744,4 +1745,149 @@ TEST_CASE("train: set_threads leaves OpenBLAS one thread, whatever it had") {
   frost_train::set_threads(cfg, frost_train::World{}, torch::kCPU);
   CHECK(frost_train::blas_threads() == 1);
   CHECK(torch::get_num_threads() == 1);
+}
+
+// --- the text task of --model minilm-l6 (issue 33) ---------------------------------
+
+namespace {
+
+/// tests/data/wordnet/supersense.safetensors: scripts/wordnet_prepare.py on the
+/// constructed excerpt tests/data/wordnet/data.noun (classes artifact, person,
+/// plant; one gloss per class and split; L 16), tokenized by the `tokenizers`
+/// package with all-MiniLM-L6-v2's tokenizer.json:
+///   wordnet_prepare.py --wordnet tests/data/wordnet --tokenizer tokenizer.json
+///     --out tests/data/wordnet/supersense.safetensors --per-class 1,1,1
+///     --classes noun.artifact,noun.person,noun.plant --seq-len 16 The reference ids: the same package's Tokenizer.encode of each
+/// definition alone (truncated to 16), made separately from the preparation:
+///   tok = Tokenizer.from_file("tokenizer.json"); tok.no_padding()
+///   tok.enable_truncation(16); tok.encode(text).ids
+std::string text_fixture() { return std::string(FROST_TEST_DATA_DIR) + "/wordnet/supersense.safetensors"; }
+
+const std::map<std::int64_t, std::vector<std::int64_t>>& reference_ids() {
+  static const std::map<std::int64_t, std::vector<std::int64_t>> ids = {
+      {194, {101, 1037, 2126, 1997, 5738, 2030, 2975, 102}},  // noun.artifact: a way of entering or leaving
+      {356, {101, 1037, 2460, 2346, 3228, 3229, 2000, 2019, 11720, 102}},  // noun.artifact: a short road giving access to an expressway
+      {520, {101, 2542, 7728, 3024, 2005, 2270, 15106, 102}},  // noun.artifact: living quarters provided for public convenience
+      {669, {101, 1037, 6492, 2008, 2038, 2025, 2042, 5159, 2021, 2003, 1044, 22571, 14573, 2229, 3550, 102}},  // noun.person: a creature that has not been observed but is hypothesized to
+      {821, {101, 1037, 2171, 2005, 1996, 2643, 1997, 1996, 2214, 9025, 2004, 28468, 16848, 2013, 1996, 102}},  // noun.person: a name for the God of the Old Testament as transliterated fr
+      {1047, {101, 1037, 2711, 2040, 18675, 6368, 2000, 1037, 2591, 2724, 1006, 2107, 2004, 1037, 2283, 102}},  // noun.person: a person who invites guests to a social event (such as a par
+      {1492, {101, 26396, 4264, 1025, 10327, 2024, 2411, 2641, 2000, 2022, 12702, 10258, 6525, 102}},  // noun.plant: microscopic plants; bacteria are often considered to be micr
+      {1633, {101, 1037, 3526, 2008, 2003, 1037, 8332, 1998, 8360, 3131, 1997, 1037, 3269, 102}},  // noun.plant: a cell that is a structural and functional unit of a plant
+      {1825, {101, 4264, 2383, 6248, 8079, 2025, 10837, 1999, 2019, 1051, 21639, 1025, 1999, 2070, 8079, 102}},  // noun.plant: plants having naked seeds not enclosed in an ovary; in some 
+  };
+  return ids;
+}
+
+std::string text_error_of(const std::string& path) {
+  try {
+    frost_train::load_text_task(path);
+  } catch (const frost_examples::DataError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("train: the text task: token ids equal tokenizers' reference, labels, split rules") {
+  const auto t = frost_train::load_text_task(text_fixture());
+  CHECK(t.classes == std::vector<std::string>{"noun.artifact", "noun.person", "noun.plant"});
+  CHECK(t.seq_len == 16);
+  const auto st = frost::io::read_safetensors(text_fixture());
+  auto tensor = [&](const std::string& name) {
+    for (const auto& [k, v] : st.tensors)
+      if (k == name) return v;
+    FAIL("no tensor " << name);
+    return at::Tensor();
+  };
+  std::set<std::int64_t> seen;
+  for (const auto& [name, ds] : {std::make_pair(std::string("train"), t.data.train),
+                                 std::make_pair(std::string("val"), t.data.val),
+                                 std::make_pair(std::string("test"), t.data.test)}) {
+    CAPTURE(name);
+    REQUIRE(ds.size() == 3);  // one gloss per class, interleaved: labels 0, 1, 2
+    CHECK(ds.labels.equal(at::arange(3, at::kLong)));
+    const auto offsets = tensor(name + "_offsets");
+    for (std::int64_t i = 0; i < 3; ++i) {
+      const std::int64_t off = offsets[i].item<std::int64_t>();
+      CAPTURE(off);
+      seen.insert(off);
+      REQUIRE(reference_ids().count(off) == 1);
+      const auto& ref = reference_ids().at(off);
+      std::vector<std::int64_t> got(ds.images.size(1));
+      for (std::int64_t j = 0; j < ds.images.size(1); ++j) got[j] = ds.images[i][j].item<std::int64_t>();
+      std::vector<std::int64_t> want(ref);
+      want.resize(16, 0);  // [PAD] = 0 after [SEP]
+      CHECK(got == want);
+    }
+  }
+  // Every distinct, unambiguous gloss of the three classes once: the second
+  // "host" (same definition, 1237) kept out, the "sprout" definition under
+  // person and plant (1427, 1767) dropped, the animal (1966) not a class.
+  CHECK(seen == std::set<std::int64_t>{194, 356, 520, 669, 821, 1047, 1492, 1633, 1825});
+  // The long "host" gloss was cut to 16 tokens, [SEP] kept last.
+  CHECK(reference_ids().at(1047).size() == 16);
+  CHECK(reference_ids().at(1047).back() == 102);
+  CHECK(t.mean_tokens > 3);
+}
+
+TEST_CASE("train: the text task refuses a file that is not the prepared task, naming it and the fix") {
+  const std::string dir = temp_dir();
+  const auto good = frost::io::read_safetensors(text_fixture());
+  auto write = [&](const std::string& name, auto&& edit) {
+    auto tensors = good.tensors;
+    auto meta = good.metadata;
+    meta.erase("frost.fnv1a64");
+    edit(tensors, meta);
+    const std::string p = dir + "/" + name + ".safetensors";
+    frost::io::write_safetensors(p, tensors, meta);
+    return p;
+  };
+  using Tensors = std::vector<std::pair<std::string, at::Tensor>>;
+  using Meta = std::map<std::string, std::string>;
+  auto replace = [](Tensors& ts, const std::string& name, at::Tensor v) {
+    for (auto& [k, t] : ts)
+      if (k == name) t = v;
+  };
+  SUBCASE("missing file") {
+    const auto m = text_error_of(dir + "/none.safetensors");
+    CHECK(has(m, "none.safetensors"));
+    CHECK(has(m, "scripts/wordnet-data.sh"));
+  }
+  SUBCASE("a tensor missing") {
+    const auto p = write("missing", [](Tensors& ts, Meta&) {
+      ts.erase(std::remove_if(ts.begin(), ts.end(), [](auto& kv) { return kv.first == "val_labels"; }),
+               ts.end());
+    });
+    const auto m = text_error_of(p);
+    CHECK(has(m, p));
+    CHECK(has(m, "no tensor val_labels"));
+    CHECK(has(m, "scripts/wordnet-data.sh"));
+  }
+  SUBCASE("a label outside the classes") {
+    const auto p = write("label", [&](Tensors& ts, Meta&) {
+      replace(ts, "test_labels", at::tensor(std::vector<std::int64_t>{0, 1, 3}, at::kLong));
+    });
+    CHECK(has(text_error_of(p), "test_labels has a label outside 0..2"));
+  }
+  SUBCASE("a word piece after padding, a hole the mask would read as padding") {
+    const auto p = write("hole", [&](Tensors& ts, Meta&) {
+      auto ids = frost::io::read_safetensors(text_fixture()).tensors;  // a fresh copy to edit
+      for (auto& [k, v] : ids)
+        if (k == "train_ids") {
+          v = v.clone();
+          v[0][15] = 1037;
+          replace(ts, "train_ids", v);
+        }
+    });
+    CHECK(has(text_error_of(p), "train_ids has a word piece after padding"));
+  }
+  SUBCASE("ids of another length than frost.seq_len; another task") {
+    auto p = write("len", [](Tensors&, Meta& m) { m["frost.seq_len"] = "12"; });
+    CHECK(has(text_error_of(p), "train_ids has shape"));
+    p = write("task", [](Tensors&, Meta& m) { m["frost.task"] = "imdb"; });
+    CHECK(has(text_error_of(p), "frost.task is 'imdb'"));
+    p = write("float", [&](Tensors& ts, Meta&) { replace(ts, "val_ids", at::zeros({3, 16})); });
+    CHECK(has(text_error_of(p), "val_ids is not int64"));
+  }
 }

@@ -31,6 +31,7 @@
 #include "strategies.hpp"
 #include "study.hpp"
 #include "svg.hpp"
+#include "text_data.hpp"
 #include "trainer.hpp"
 #include "world.hpp"
 
@@ -68,7 +69,9 @@ inline void prepare_output(RunPlan& plan, const World& world) {
                      std::to_string(world.size));
   if (cfg.out_dir.empty() && world.root()) cfg.out_dir = join("out", timestamp());
   cfg.out_dir = world.share("out_dir", cfg.out_dir);
-  if (cfg.data_dir.empty()) cfg.data_dir = frost_examples::default_fashion_mnist_dir();
+  if (cfg.data_dir.empty())
+    cfg.data_dir = reads_text_task(cfg.model) ? default_text_data_path()
+                                              : frost_examples::default_fashion_mnist_dir();
   make_dirs(cfg.out_dir);
   make_dirs(cfg.cache_dir);  // now, not after a minute of pre-training
   if (!plan.resume && world.root()) {
@@ -143,13 +146,17 @@ inline std::string run_header(const RunPlan& plan, const TaskData& data, const P
     m << " per run, " << cfg.jobs << " runs at a time (--jobs), each on a core of its own";
   m << ", seed " << cfg.seed << "\n"
     << "  data: " << cfg.data_dir << "; ";
-  if (pretrains_itself(cfg.model))
-    m << "pre-train on classes 0-4 (" << data.pretrain.size() << " images)";
-  else
-    m << "no pre-training (ImageNet weights)";
-  m << ", fine-tune on classes 5-9 (" << data.train.size() << " images, test "
-    << data.test.size() << ")\n"
-    << "  fine-tuning budget: " << cfg.epochs << " epochs = " << budget.total_steps
+  if (reads_text_task(cfg.model)) {
+    m << describe_text_task(cfg, data) << "\n";
+  } else {
+    if (pretrains_itself(cfg.model))
+      m << "pre-train on classes 0-4 (" << data.pretrain.size() << " images)";
+    else
+      m << "no pre-training (ImageNet weights)";
+    m << ", fine-tune on classes 5-9 (" << data.train.size() << " images, test "
+      << data.test.size() << ")\n";
+  }
+  m << "  fine-tuning budget: " << cfg.epochs << " epochs = " << budget.total_steps
     << " steps of batch " << cfg.batch_size << ", AdamW lr " << cfg.lr << " wd "
     << cfg.weight_decay << ", warm-up " << cfg.warmup_steps << "\n"
     << "  strategies:";
@@ -186,8 +193,7 @@ inline int run_app(TrainConfig cfg, std::ostream& out, std::vector<RunResult>* r
     if (!c.quiet && world.root()) out << m << std::endl;
   };
 
-  const TaskData data =
-      load_task_data(c.data_dir, c.pretrain_limit, c.train_limit, c.test_limit, c.val_limit);
+  const TaskData data = load_run_data(plan.cfg);  // the text task sets plan.cfg's text_* fields
   const Plan budget = make_plan(c, data.train.size());
   if (c.warmup_steps >= budget.total_steps)
     throw UsageError("--warmup " + std::to_string(c.warmup_steps) + " is not below the " +

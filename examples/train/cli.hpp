@@ -38,6 +38,9 @@ struct TrainConfig {
   std::string model = "tiny";       // tiny | small | effnet-lite0 (examples/train/model.hpp)
   std::string weights;              // --weights: effnet-lite0's pretrained weights (safetensors)
   std::int64_t resolution = 64;     // --resolution: effnet-lite0's input size (images upsampled)
+  std::string pooling = "mean";     // --pooling: minilm-l6's head reads mean or cls (docs/minilm.md)
+  std::int64_t text_classes = 0;    // minilm-l6: the text task's classes, set when it is loaded
+  double text_tokens = 0;           // minilm-l6: mean tokens of a training gloss, set likewise
   std::string device = "cpu";       // cpu | cuda | cuda:N
   int threads = 0;                  // 0: 1 on the CPU, all cores with a GPU
   int jobs = 0;                     // --jobs N: strategy turns trained at once (CPU; 0: the
@@ -219,12 +222,14 @@ inline void add_model_flags(CLI::App& app, TrainConfig& cfg) {
   app.add_option("--model", cfg.model,
                  "tiny: 6 blocks width 64 (CPU); small: ViT-S, 12 blocks width 384;\n"
                  "effnet-lite0: ImageNet-pretrained EfficientNet-Lite0, no pre-training\n"
-                 "(weights: bash scripts/effnet-weights.sh; docs/effnet.md)")
-      ->type_name("tiny|small|effnet-lite0")
+                 "(weights: bash scripts/effnet-weights.sh; docs/effnet.md);\n"
+                 "minilm-l6: all-MiniLM-L6-v2 (BERT, 6 layers) on WordNet glosses\n"
+                 "(weights: bash scripts/minilm-weights.sh)")
+      ->type_name("tiny|small|effnet-lite0|minilm-l6")
       ->check(CLI::Validator(
           [](std::string& m) -> std::string {
-            if (m != "tiny" && m != "small" && m != "effnet-lite0")
-              return "is tiny or small (the ViT) or effnet-lite0, got '" + m + "'";
+            if (m != "tiny" && m != "small" && m != "effnet-lite0" && m != "minilm-l6")
+              return "is tiny or small (the ViT), effnet-lite0 or minilm-l6, got '" + m + "'";
             return {};
           },
           ""));
@@ -237,6 +242,11 @@ inline void add_model_flags(CLI::App& app, TrainConfig& cfg) {
       ->type_name("N")
       ->transform(number<std::int64_t>())
       ->check(bound([](double v) { return v >= 32; }, "32 or more"));
+  app.add_option("--pooling", cfg.pooling,
+                 "minilm-l6: the feature the new head reads, the mean of the real\n"
+                 "tokens' final states or the final [CLS] state (docs/minilm.md)")
+      ->type_name("mean|cls")
+      ->check(CLI::IsMember({"mean", "cls"}));
   app.add_option("--device", cfg.device, "training device")->type_name("cpu|cuda[:N]");
   app.add_option("--threads", cfg.threads,
                  "CPU threads (0: one when training on the CPU, all cores with a GPU)")

@@ -33,7 +33,7 @@ namespace frost_train {
 inline bool is_effnet_model(const std::string& name) { return name == "effnet-lite0"; }
 
 /// Every --model, for messages.
-inline std::string model_names() { return "tiny, small or effnet-lite0"; }
+inline std::string model_names() { return "tiny, small, effnet-lite0 or minilm-l6"; }
 
 /// --weights, or where scripts/effnet-weights.sh puts them
 /// (frost_examples::effnet_weights_path()); a missing file is a UsageError

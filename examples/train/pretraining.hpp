@@ -142,12 +142,17 @@ inline std::string ensure_pretrained(const TrainConfig& cfg, const TaskData& dat
 }
 
 /// The weights a fine-tuning run starts from: frost-train's own pre-training
-/// (the ViT, cached) or the family's file (effnet-lite0; a missing file is an
-/// error naming the set-up step). Rank 0 calls it.
+/// (the ViT, cached) or the family's file (effnet-lite0, minilm-l6; a missing
+/// file is an error naming the set-up step). Rank 0 calls it.
 inline std::string starting_weights(const TrainConfig& cfg, const TaskData& data,
                                     const torch::Device& device,
                                     const std::function<void(const std::string&)>& log) {
   if (pretrains_itself(cfg.model)) return ensure_pretrained(cfg, data, device, log);
+  if (is_minilm_model(cfg.model)) {
+    const std::string path = minilm_weights_path(cfg);
+    log("pretrained model: " + path + " (all-MiniLM-L6-v2; no pre-training)");
+    return path;
+  }
   const std::string path = effnet_weights_path(cfg);
   log("pretrained model: " + path + " (ImageNet weights; no pre-training)");
   return path;

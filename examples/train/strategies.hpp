@@ -340,6 +340,15 @@ inline void add_backbone_strategies(std::vector<Strategy>& v) {
               std::max<std::int64_t>(1, std::llround(p * static_cast<double>(b.size()))), 0);
         }));
   }
+  // The stem alone (issue 33): a transformer's embeddings, frozen as a common
+  // practice (MiniLM-L6: half the parameters, almost none of the forward work).
+  v.push_back(make_strategy<c::AtSteps, sch::Cosine, st::Never>(
+      "static-stem",
+      "static freezing of the stem only (block 0: a transformer's embeddings) from step 0, "
+      "with the cache",
+      false, [](auto& o, const Plan&, const frost::BlockMap&) {
+        o.criterion() = c::AtStepsOptions::prefix(1, 0);
+      }));
 }
 
 }  // namespace detail

@@ -355,8 +355,8 @@ namespace detail {
 /// What every message about a damaged file ends with.
 inline const std::string& rewrite_hint() {
   static const std::string again =
-      "; the file is truncated or corrupt: write it again (scripts/effnet-weights.sh deletes "
-      "and rebuilds the EfficientNet weights)";
+      "; the file is truncated or corrupt: write it again (scripts/effnet-weights.sh and "
+      "scripts/minilm-weights.sh check and rebuild the pretrained weights)";
   return again;
 }
 
@@ -397,6 +397,13 @@ struct TensorEntry {
   std::vector<std::int64_t> shape;
   std::uint64_t begin, end;
 };
+
+/// "[30522, 384]": a shape for messages.
+inline std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
 
 /// The elements of `sh`, a shape (sizes that fit in int64, a product that
 /// fits in uint64), appended to `shape`.
@@ -442,8 +449,11 @@ inline TensorEntry tensor_entry(const std::string& name, const Json& v, const st
   e.begin = off->items[0].number;
   e.end = off->items[1].number;
   require(e.begin <= e.end, where, "data_offsets [", e.begin, ", ", e.end, "] run backwards", again);
-  require(e.end <= data_size, where, "data_offsets [", e.begin, ", ", e.end,
-          "] are out of range: the data buffer has ", data_size, " bytes", again);
+  // A truncated file ends here: say which tensor, its dtype and shape, and by
+  // how much the file falls short of it.
+  require(e.end <= data_size, where, "data_offsets [", e.begin, ", ", e.end, "] (", dt->text, " shape ",
+          shape_text(e.shape), ") are out of range: the data buffer has ", data_size,
+          " bytes, so the file is ", e.end - data_size, " bytes short of this tensor's end", again);
   const auto elem = static_cast<std::uint64_t>(c10::elementSize(e.dtype));
   require(numel <= std::numeric_limits<std::uint64_t>::max() / elem &&
               e.end - e.begin == numel * elem,

@@ -1,0 +1,105 @@
+#pragma once
+// examples/train/minilm_defaults.hpp — the settings of --model minilm-l6's
+// comparison (the text task of text_data.hpp, docs/minilm.md) that the command
+// line leaves out, and what the model seam asks of the task: the number of
+// classes, the pooling the head reads, the tokens per gloss.
+//
+// Sized for 2 CPU cores: a MiniLM-L6 step (batch 32, glosses of ~15 tokens,
+// trimmed to each batch's longest) costs about 0.5 s on one core, so one seed
+// of `bash scripts/main.sh --model minilm-l6` (every strategy, the control,
+// the frontier, --jobs 2) fits about 15 minutes (docs/minilm.md, measured).
+#include <cstdint>
+#include <string>
+
+#include "bert.hpp"
+
+#include "cli.hpp"
+
+namespace frost_train {
+
+namespace minilm_defaults {
+inline constexpr double kEpochs = 3.0;           // BERT fine-tuning's usual few epochs
+inline constexpr std::int64_t kTrainLimit = -1;  // the prepared split (300 glosses per class)
+inline constexpr std::int64_t kValLimit = -1;
+inline constexpr std::int64_t kTestLimit = -1;
+inline constexpr std::int64_t kBatchSize = 32;
+inline constexpr double kLr = 1e-4;              // chosen on validation (docs/minilm.md)
+inline constexpr double kWeightDecay = 0.01;     // BERT's
+inline constexpr std::int64_t kWarmup = 10;
+/// The adaptive strategies' decision cadence, in steps: half an epoch (3000
+/// glosses / 32 = 94 steps), as on the ViT (20 of its 40 steps) and the CNN.
+inline constexpr const char* kHalfEpoch = "47";
+inline constexpr const char* kQuarterEpoch = "23";
+}  // namespace minilm_defaults
+
+/// The classes of the loaded task (TrainConfig::text_classes, set by
+/// load_run_data when it reads the file).
+inline std::int64_t minilm_num_classes(const TrainConfig& cfg) {
+  if (cfg.text_classes < 2)
+    throw UsageError("--model minilm-l6: the text task is not loaded yet (no classes known)");
+  return cfg.text_classes;
+}
+
+/// The feature the head reads: --pooling (mean: the mean of the real tokens'
+/// final states, sentence-transformers' own pooling for these weights; cls:
+/// the final [CLS] state), chosen on validation (docs/minilm.md).
+inline frost_examples::BertPooling minilm_pooling(const TrainConfig& cfg) {
+  frost_examples::BertPooling p = frost_examples::BertPooling::mean;
+  if (!frost_examples::from_string(cfg.pooling, p))
+    throw UsageError("--pooling is cls or mean, got '" + cfg.pooling + "'");
+  return p;
+}
+
+/// The mean real tokens of a training gloss ([CLS] and [SEP] included): what
+/// a block's forward work scales with when the model trims padding.
+inline double minilm_tokens(const TrainConfig& cfg) { return cfg.text_tokens; }
+
+/// The comparison's settings where the command line left them out;
+/// `default_strategies`: the strategies are the default or the study's set.
+inline void apply_minilm_defaults(TrainConfig& cfg, bool default_strategies) {
+  auto given = [&](const char* f) {
+    for (const auto& g : cfg.given)
+      if (g == f) return true;
+    return false;
+  };
+  namespace d = minilm_defaults;
+  if (!given("--epochs")) cfg.epochs = d::kEpochs;
+  if (!given("--train-limit")) cfg.train_limit = d::kTrainLimit;
+  if (!given("--test-limit")) cfg.test_limit = d::kTestLimit;
+  if (!given("--val-limit")) cfg.val_limit = d::kValLimit;
+  if (!given("--batch-size")) cfg.batch_size = d::kBatchSize;
+  if (!given("--lr")) cfg.lr = d::kLr;
+  if (!given("--weight-decay")) cfg.weight_decay = d::kWeightDecay;
+  if (!given("--warmup")) cfg.warmup_steps = d::kWarmup;
+  if (!given("--frontier")) cfg.frontier = {1, 2};
+  // A checkpoint holds the model and AdamW's two moments: 270 MB here; one at
+  // the end of each run (--resume still works from it), not every 50 steps.
+  if (!given("--checkpoint-every")) cfg.checkpoint_every = 0;
+  // The arms a strong encoder invites (issue 33): frozen embeddings only
+  // (static-stem: block 0 of 7), the linear probe and LP-FT, before the
+  // timing control.
+  if (default_strategies) {
+    auto at = cfg.strategies.end();
+    if (!cfg.strategies.empty() && cfg.strategies.back() == "full-repeat") --at;
+    cfg.strategies.insert(at, {"probe", "lpft", "static-stem", "static-50"});
+  }
+  auto chosen = [&](const std::string& s) {
+    for (const auto& c : cfg.strategies)
+      if (c == s) return true;
+    return false;
+  };
+  auto set = [&](const std::string& strategy, const std::string& key, const std::string& value) {
+    if (!chosen(strategy)) return;
+    for (const auto& kv : cfg.sets)
+      if (kv.first == key || kv.first == strategy + ":" + key) return;
+    cfg.sets.emplace_back(strategy + ":" + key, value);
+  };
+  for (const char* s : {"dyf", "dyf-nostop"}) set(s, "criterion.window", d::kHalfEpoch);
+  for (const char* s : {"autofreeze", "autofreeze-nostop"}) set(s, "criterion.interval", d::kHalfEpoch);
+  for (const char* s : {"simfreeze", "simfreeze-nostop"}) {
+    set(s, "criterion.record_steps", d::kHalfEpoch);
+    set(s, "criterion.compare_steps", d::kQuarterEpoch);
+  }
+}
+
+}  // namespace frost_train
