@@ -6,6 +6,7 @@
 #include <c10/core/alignment.h>
 #include <torch/cuda.h>
 #include <torch/types.h>
+#include <torch/version.h>  // TORCH_VERSION_MAJOR/MINOR: the allocator's interface
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -144,7 +145,22 @@ class CountingCpuAllocator final : public c10::Allocator {
  public:
   explicit CountingCpuAllocator(c10::Allocator* base) : base_(base), base_free_(base->raw_deleter()) {}
 
-  c10::DataPtr allocate(size_t n) const override {
+  // LibTorch 2.3 made Allocator::allocate non-const and added a pure copy_data
+  // (the torch2 leg's build failed on this class without them).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+  c10::DataPtr allocate(size_t n) override { return counted(n); }
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
+#else
+  c10::DataPtr allocate(size_t n) const override { return counted(n); }
+#endif
+  c10::DeleterFnPtr raw_deleter() const override { return &release; }
+
+  static bool usable(c10::Allocator* base) { return base != nullptr && base->raw_deleter() != nullptr; }
+
+ private:
+  c10::DataPtr counted(size_t n) const {
     c10::DataPtr raw = base_->allocate(n + kHeader);
     auto* block = static_cast<char*>(raw.release_context());  // freed by base_free_ (release)
     auto* h = reinterpret_cast<Header*>(block);
@@ -154,11 +170,7 @@ class CountingCpuAllocator final : public c10::Allocator {
     void* data = block + kHeader;
     return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
   }
-  c10::DeleterFnPtr raw_deleter() const override { return &release; }
 
-  static bool usable(c10::Allocator* base) { return base != nullptr && base->raw_deleter() != nullptr; }
-
- private:
   struct Header {
     MemoryMeter* meter;
     std::int64_t bytes;
