@@ -15,9 +15,17 @@
 # the same libstdc++ (its default on Debian) and the same C++11 ABI, so it links.
 # LibTorch itself is not instrumented: ASan sees frost's reads and writes, not
 # those inside LibTorch's archive reader (a crash there still stops the run).
-# The build takes the shared build lock (/tmp/frost-build.lock); the run does not.
+# The build and the run hold the shared build lock (/tmp/frost-build.lock) for
+# their whole length, so that nothing else timed runs beside them (the team's
+# protocol: one CPU-heavy job at a time). The script takes it itself (flock(1)'s
+# re-exec idiom); do not wrap it in another `flock` of the same file: a second
+# open of the lock would wait for the first one forever. FROST_FUZZ_NO_LOCK=1
+# runs without it (a machine of your own).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+if [ "${FROST_FUZZ_NO_LOCK:-0}" != 1 ] && [ "${FROST_FUZZ_LOCKED:-}" != "$0" ]; then
+  exec env FROST_FUZZ_LOCKED="$0" flock /tmp/frost-build.lock "$0" "$@"
+fi
 targets="checkpoint cli idx options safetensors state_dict"
 if [ $# -lt 2 ] || ! grep -qw -- "$1" <<<"$targets" || ! [[ $2 =~ ^[0-9]+$ ]]; then
   echo "usage: scripts/fuzz.sh TARGET SECONDS [libFuzzer flags...] (targets: $targets)" >&2
@@ -37,7 +45,7 @@ mkdir -p "$out/corpus/$target" "$root/fuzz/regressions/$target"
 if [ ! -x "$bin" ] || [ -n "$(find "$root/include" "$root/fuzz" "$root/examples/common" \
      "$root/examples/train/cli.hpp" -newer "$bin" -name '*.[hc]pp' -print -quit)" ]; then
   echo "fuzz: building $bin with clang++-14"
-  flock /tmp/frost-build.lock clang++-14 -std=c++17 -O1 -g -fno-omit-frame-pointer \
+  clang++-14 -std=c++17 -O1 -g -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
     -D_GLIBCXX_USE_CXX11_ABI=1 -DGLOG_CUSTOM_PREFIX_SUPPORT -DGFLAGS_IS_A_DLL=0 \
     -I"$root/include" -I"$root/examples" -I"$root/examples/common" \

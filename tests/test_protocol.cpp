@@ -9,19 +9,29 @@
 #include <torch/optim/sgd.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
+#include <caffe2/serialize/inline_container.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -1120,5 +1130,623 @@ TEST_SUITE("protocol") {
                     .criterion(c::GradientNormChangeOptions().interval(5)));
     CHECK(none.step() == 0);
     CHECK(guarded.step() == 0);
+  }
+}
+
+// --- faults in a long run (issue 35, part 3) --------------------------------
+// Each fault is injected at random into the issue's composition above
+// (AnyOf<GradientNormChange, GradientThreshold> + Patience: freezes at steps
+// 14 and 19, the stop at 19), many seeds in one test, and the run is compared
+// with the same run without the fault. The counts are printed (MESSAGE) and
+// docs/reliability.md keeps them.
+namespace {
+
+namespace fc = frost::criteria;
+using FaultCtl = frost::FreezeController<fc::AnyOf<fc::GradientNormChange, fc::GradientThreshold>,
+                                         frost::schedules::Constant, frost::stop::Patience>;
+FaultCtl::Options fault_options() {
+  FaultCtl::Options o;
+  std::get<0>(o.criterion()).interval(5).min_epochs(0).mode(fc::FreezeMode::any_order);
+  std::get<1>(o.criterion()).window(10).relative(0.9);
+  o.stop().patience(3).min_delta(0.02);
+  return o;
+}
+constexpr std::int64_t kFaultSteps = 60;  // the stop rule ends the run at step 19
+
+/// A run of the user's loop as the guide writes it (a try block around the
+/// step, abort_step() in the catch), which can be written to and resumed
+/// from one checkpoint file (model, optimizer, controller, losses so far).
+struct Session {
+  Session() : blocks(frost::BlockMap::detect(*net)),
+              opt(frost::param_groups(blocks, *net), torch::optim::AdamWOptions(5e-3)),
+              ctl(net, opt, blocks, fault_options()) {}
+  int seeded = (torch::manual_seed(5), 0);  // first: every Session's net starts the same
+  frost_test::Task task = frost_test::make_task(96, at::kCPU);
+  frost_test::Task val = frost_test::make_task(48, at::kCPU, 8, 3, 11);
+  Net net;
+  frost::BlockMap blocks;
+  torch::optim::AdamW opt;
+  FaultCtl ctl;
+  std::vector<double> losses;
+  int aborted = 0;
+
+  bool done() const { return ctl.step() >= kFaultSteps || ctl.should_stop(); }
+
+  /// One step; `inject` runs at each of its places ("forward", "loss",
+  /// "backward", "gradients", "observed", "optimizer") and may throw or
+  /// damage the loss or the gradients.
+  void step(const std::function<void(const char*, at::Tensor&)>& inject = {}) {
+    auto at = [&](const char* where, at::Tensor& t) {
+      if (inject) inject(where, t);
+    };
+    torch::manual_seed(1000 + static_cast<std::uint64_t>(ctl.step()));  // the same masks on a retry
+    ctl.before_step();
+    try {
+      opt.zero_grad();
+      at::Tensor none;
+      at("forward", none);
+      at::Tensor loss = loss_of(net, task);
+      at("loss", loss);
+      if (!std::isfinite(loss.item<double>())) throw std::runtime_error("loss is not finite");
+      at("backward", loss);
+      loss.backward();
+      at("gradients", none);
+      check_gradients();  // before after_backward: the criterion never reads a bad one
+      ctl.after_backward();
+      at("observed", none);
+      check_gradients();  // after it (as clipping's norm would): the criterion has read it
+      at("optimizer", none);
+      opt.step();
+      ctl.after_step();
+      losses.push_back(loss.item<double>());
+    } catch (const std::exception&) {
+      ctl.abort_step();
+      ++aborted;
+      return;
+    }
+    if (ctl.step() % 5 == 0) {
+      at::NoGradGuard ng;
+      net->eval();
+      const double v = loss_of(net, val).item<double>();
+      net->train();
+      ctl.report_validation(v);
+    }
+  }
+  void check_gradients() {
+    for (const auto& p : net->parameters())
+      if (p.grad().defined() && !p.grad().isfinite().all().item<bool>())
+        throw std::runtime_error("a gradient is not finite");
+  }
+
+  void save(const std::string& path) {
+    torch::serialize::OutputArchive ar, m, op, f;
+    net->save(m);
+    opt.save(op);
+    frost::save(ctl, f);
+    ar.write("model", m);
+    ar.write("optimizer", op);
+    ar.write("frost", f);
+    ar.write("losses", c10::IValue(losses));
+    frost::save_file(ar, path);
+  }
+  /// What a resumed run does: frost's part first (its checks before anything changes).
+  void load(const std::string& path) {
+    torch::serialize::InputArchive in, m, op, f;
+    frost::load_file(in, path);
+    in.read("frost", f);
+    frost::load(ctl, f, path);
+    in.read("model", m);
+    net->load(m);
+    in.read("optimizer", op);
+    opt.load(op);
+    losses = frost::read_value(in, "losses").toDoubleVector();
+  }
+  std::vector<at::Tensor> params() const {
+    std::vector<at::Tensor> out;
+    for (const auto& p : net->parameters()) out.push_back(p.detach().clone());
+    return out;
+  }
+};
+
+/// The same decisions, losses, stop and parameters (bit for bit).
+bool same_run(const Session& a, const Session& b) {
+  if (!same_events(a.ctl.timeline(), b.ctl.timeline()) || a.losses != b.losses ||
+      a.ctl.step() != b.ctl.step() || a.ctl.should_stop() != b.ctl.should_stop())
+    return false;
+  const auto pa = a.params(), pb = b.params();
+  for (std::size_t i = 0; i < pa.size(); ++i)
+    if (!at::equal(pa[i], pb[i])) return false;
+  return true;
+}
+
+std::string fault_dir(const std::string& name) { return temp_dir("faults_" + name); }
+
+}  // namespace
+
+TEST_SUITE("faults") {
+  TEST_CASE("faults: a non-finite loss or gradient, or an exception from the forward, the backward "
+            "or the optimizer step, at random steps: abort_step keeps every decision") {
+    Session clean;
+    while (!clean.done()) clean.step();
+    REQUIRE(clean.ctl.num_frozen() > 0);  // the run decides something for the faults to disturb
+    const std::int64_t steps = clean.ctl.step();
+    // Kinds 0-4 are caught before the criterion reads the step's gradients
+    // (in after_backward): the step is abandoned and begins again, and the
+    // run must be the clean one, bit for bit. Kinds 5 and 6 come after it
+    // (an exception from the optimizer step; an infinite gradient found
+    // after after_backward, as clipping's norm finds it): the gradients the
+    // criterion read stay in its statistics (abort_step does not undo them,
+    // as its comment says), so the decisions may move; nothing may change
+    // state on a non-finite statistic and the parameters stay finite. How
+    // many such runs decided as the clean one, and how many timelines
+    // flagged an infinite statistic, are reported, not asserted.
+    const char* kinds[] = {"NaN loss", "Inf loss", "throw in the forward", "throw in the backward",
+                           "NaN gradient", "throw in the optimizer step",
+                           "Inf gradient seen by the criterion"};
+    int injected[7] = {}, differ = 0, poisoned = 0, late = 0, inf_read = 0, flagged_runs = 0,
+        same_as_clean = 0;
+    for (unsigned seed = 1; seed <= 40; ++seed) {
+      CAPTURE(seed);
+      std::mt19937 gen(seed);
+      // 1 to 3 faults at distinct random steps of the run, each of a random kind
+      std::map<std::int64_t, int> plan;
+      const int n = 1 + static_cast<int>(gen() % 3);
+      while (static_cast<int>(plan.size()) < n)
+        plan.emplace(static_cast<std::int64_t>(gen() % static_cast<unsigned>(steps)),
+                     static_cast<int>(gen() % 7));
+      const bool seen = std::any_of(plan.begin(), plan.end(), [](auto& kv) { return kv.second >= 5; });
+      bool inf_written = false;  // an Inf reached a gradient the criterion read (kind 6, a training block)
+      Session s;
+      // a hook on a middle block's weight, armed for one backward: the later
+      // layers' gradients exist already when it throws (registered once; it
+      // stays, disarmed, for the retry)
+      auto armed = std::make_shared<bool>(false);
+      bool hooked = false;
+      const auto bad = [&](at::Tensor& t, double v) {
+        at::NoGradGuard ng;
+        // a random training block's weight (a frozen block has no gradient)
+        std::vector<at::Tensor> training;
+        for (std::size_t b = 0; b < 4; ++b)
+          if (auto w = s.net->blocks[b]->parameters()[0]; w.grad().defined()) training.push_back(w);
+        REQUIRE_FALSE(training.empty());  // the run stops before the last two blocks freeze
+        const auto p = training[gen() % training.size()];
+        const auto idx = static_cast<std::int64_t>(gen() % static_cast<unsigned>(p.numel()));
+        p.grad().view(-1)[idx] = v;
+        inf_written = inf_written || std::isinf(v);
+        (void)t;
+      };
+      while (!s.done()) {
+        const auto it = plan.find(s.ctl.step());
+        if (it == plan.end()) {
+          s.step();
+          continue;
+        }
+        const int kind = it->second;
+        plan.erase(it);  // once: the retried step runs clean
+        ++injected[kind];
+        s.step([&](const char* where, at::Tensor& t) {
+          const std::string w = where;
+          const double nan = std::numeric_limits<double>::quiet_NaN();
+          const double inf = std::numeric_limits<double>::infinity();
+          if (kind == 0 && w == "loss") t = t * nan;
+          if (kind == 1 && w == "loss") t = t + inf;
+          if (kind == 2 && w == "forward") {
+            (void)s.net->embed(s.task.x);  // part of the forward ran
+            throw std::runtime_error("injected: the forward");
+          }
+          if (kind == 3 && w == "backward") {
+            if (!hooked)
+              s.net->blocks[1]->parameters()[0].register_hook([armed](const at::Tensor&) -> at::Tensor {
+                if (!*armed) return {};
+                *armed = false;
+                throw std::runtime_error("injected: the backward");
+              });
+            hooked = *armed = true;
+          }
+          if (kind == 4 && w == "gradients") bad(t, nan);
+          if (kind == 5 && w == "optimizer") throw std::runtime_error("injected: the optimizer step");
+          if (kind == 6 && w == "gradients") bad(t, inf);
+        });
+        REQUIRE_FALSE(*armed);  // it threw
+      }
+      REQUIRE(s.aborted == n);
+      if (!seen) {
+        const bool same = same_run(s, clean);
+        differ += !same;
+        CHECK(same);
+        continue;
+      }
+      // after the criterion read the step: nothing poisoned
+      ++late;
+      bool finite = true;
+      for (const auto& p : s.params()) finite = finite && p.isfinite().all().item<bool>();
+      bool flagged = false, bad_change = false;
+      for (const auto& e : s.ctl.timeline()) {
+        flagged = flagged || (e.kind == frost::EventKind::warning && contains(e.detail, "not finite"));
+        bad_change = bad_change || (e.kind != frost::EventKind::warning && !std::isfinite(e.statistic));
+      }
+      poisoned += !finite || bad_change;
+      inf_read += inf_written;
+      flagged_runs += inf_written && flagged;
+      same_as_clean += same_run(s, clean);
+      CHECK(finite);
+      CHECK_FALSE(bad_change);
+    }
+    int total = 0;
+    for (const int k : injected) total += k;
+    std::ostringstream os;
+    for (int k = 0; k < 7; ++k) os << kinds[k] << ": " << injected[k] << "; ";
+    MESSAGE("faults in the step: " << total << " injected (" << os.str() << "); runs with faults "
+            "only before after_backward that differ from the clean one: " << differ << "; runs with "
+            "a fault after it: " << late << " (poisoned: " << poisoned << ", decided as the clean "
+            "one: " << same_as_clean << "; an Inf read by the criterion in " << inf_read
+            << ", flagged in the timeline in " << flagged_runs << ")");
+    CHECK(total >= 60);
+    CHECK(differ == 0);
+    CHECK(poisoned == 0);
+  }
+}
+
+namespace {
+
+/// Waits for child `pid` at most `limit_s` seconds (a hung child is killed
+/// and reported: -1); returns its wait status.
+int wait_child(pid_t pid, int limit_s = 60) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(limit_s);
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > end) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return status;
+}
+
+/// One session of the run in a forked child: resumes from `ckpt` when there
+/// is one, trains on, writing the checkpoint after every step (the kill lands
+/// inside a write often), and exits 0 at the end; SIGKILLed after
+/// `kill_after_us` microseconds.
+[[noreturn]] void killable_session(const std::string& ckpt, long kill_after_us) {
+  std::thread([kill_after_us] {
+    std::this_thread::sleep_for(std::chrono::microseconds(kill_after_us));
+    ::kill(::getpid(), SIGKILL);
+  }).detach();
+  try {
+    Session s;
+    if (std::filesystem::exists(ckpt)) s.load(ckpt);
+    while (!s.done()) {
+      s.step();
+      s.save(ckpt);
+    }
+    ::_exit(0);
+  } catch (...) {
+    ::_exit(3);
+  }
+}
+
+/// A checkpoint written by Session::save loads into a fresh run; its step.
+std::int64_t loadable_step(const std::string& ckpt) {
+  try {
+    Session s;
+    s.load(ckpt);
+    return s.ctl.step();
+  } catch (const std::exception& e) {
+    MESSAGE("the last checkpoint does not load: " << e.what());
+    return -1;
+  }
+}
+
+/// Runs `f` with the effective user id of nobody where this process is root
+/// (which ignores permissions), so that a read-only directory is read-only.
+template <class F>
+void as_unprivileged(F f) {
+  const bool root = ::geteuid() == 0;
+  if (root) REQUIRE(::seteuid(65534) == 0);
+  try {
+    f();
+  } catch (...) {
+    if (root) (void)::seteuid(0);
+    throw;
+  }
+  if (root) REQUIRE(::seteuid(0) == 0);
+}
+
+}  // namespace
+
+TEST_SUITE("faults") {
+  TEST_CASE("faults: SIGKILL at random moments, inside checkpoint writes too: the last checkpoint "
+            "always loads and the resumed run decides as the uninterrupted one") {
+    torch::set_num_threads(1);  // the forked children run on one thread
+    Session clean;
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string probe = fault_dir("kill_probe") + "/run.ckpt";
+    while (!clean.done()) {
+      clean.step();
+      clean.save(probe);  // as the children do: the kills spread over the same span
+    }
+    const std::int64_t steps = clean.ctl.step();
+    // where the kills land: uniformly over the time one uninterrupted session
+    // takes here (calibration only; nothing about time is asserted)
+    const long span_us = std::max<long>(
+        2000, static_cast<long>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                    std::chrono::steady_clock::now() - t0).count()));
+    int kills = 0, in_write = 0, unreadable = 0, differ = 0, hung = 0, failed = 0;
+    std::fflush(nullptr);
+    for (unsigned seed = 1; seed <= 20; ++seed) {
+      CAPTURE(seed);
+      std::mt19937 gen(seed);
+      const std::string ckpt = fault_dir("kill") + "/run.ckpt";
+      std::int64_t last = -1;
+      for (int round = 0;; ++round) {
+        // uniform over the time the rest of the run takes (from the last
+        // checkpoint's step: later sessions have less to do, and a delay
+        // past their end would kill nothing); after 10 kills in one run, one
+        // more session without a kill finishes it
+        const long rest_us = std::max<long>(
+            2000, span_us * (steps - std::max<std::int64_t>(last, 0)) / std::max<std::int64_t>(steps, 1));
+        const long delay = round < 10 ? static_cast<long>(gen() % static_cast<unsigned>(rest_us))
+                                      : 3600L * 1000 * 1000;
+        const pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) killable_session(ckpt, delay);
+        const int status = wait_child(pid);
+        if (status == -1) {
+          ++hung;
+          break;
+        }
+        if (WIFEXITED(status)) {
+          failed += WEXITSTATUS(status) != 0;
+          break;
+        }
+        REQUIRE(WIFSIGNALED(status));
+        REQUIRE(WTERMSIG(status) == SIGKILL);
+        ++kills;
+        in_write += std::filesystem::exists(ckpt + ".tmp");
+        if (std::filesystem::exists(ckpt)) {
+          const std::int64_t step = loadable_step(ckpt);
+          unreadable += step < 0;
+          CHECK(step >= last);  // never an older one than before the kill
+          last = std::max(last, step);
+        }
+      }
+      Session resumed;
+      REQUIRE(std::filesystem::exists(ckpt));
+      resumed.load(ckpt);
+      const bool same = same_run(resumed, clean);
+      differ += !same;
+      CHECK(same);
+    }
+    MESSAGE("SIGKILL: " << kills << " kills (" << in_write << " inside a checkpoint write: its "
+            "temporary file left behind) over 20 runs; last checkpoints that did not load: "
+            << unreadable << "; resumed runs whose decisions, losses or parameters differ: "
+            << differ << "; hung children: " << hung << ", failed: " << failed);
+    CHECK(kills >= 60);
+    CHECK(unreadable == 0);
+    CHECK(differ == 0);
+    CHECK(hung == 0);
+    CHECK(failed == 0);
+  }
+
+  TEST_CASE("faults: a file size limit, a full disk or a read-only directory during a checkpoint "
+            "write: a frost::Error that says so, the previous checkpoint intact") {
+    Session s;
+    for (int i = 0; i < 7; ++i) s.step();
+    const std::string dir = fault_dir("disk");
+    const std::string ckpt = dir + "/run.ckpt";
+    s.save(ckpt);
+    const auto size = std::filesystem::file_size(ckpt);
+    for (int i = 0; i < 5; ++i) s.step();  // the next checkpoint would hold step 12
+    s.save(dir + "/next.ckpt");  // its own size: it differs from the previous one's
+    const auto next = std::filesystem::file_size(dir + "/next.ckpt");
+    std::filesystem::remove(dir + "/next.ckpt");
+    int limited = 0, full = 0, read_only = 0, silent = 0, lost = 0;
+    auto intact = [&] {
+      const bool ok = loadable_step(ckpt) == 7 && !std::filesystem::exists(ckpt + ".tmp");
+      lost += !ok;
+      CHECK(ok);
+    };
+    // RLIMIT_FSIZE at a random size below the file's (SIGXFSZ ignored: the
+    // write fails with EFBIG instead of killing the process), as a full
+    // disk would stop it anywhere
+    struct rlimit old{};
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
+    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    std::mt19937 gen(35);
+    for (int i = 0; i < 60; ++i) {
+      const rlim_t limit = i == 0 ? next - 1 : gen() % next;  // the last byte, or anywhere
+      CAPTURE(limit);
+      struct rlimit r = old;
+      r.rlim_cur = limit;
+      REQUIRE(::setrlimit(RLIMIT_FSIZE, &r) == 0);
+      bool refused = false;
+      try {
+        s.save(ckpt);
+      } catch (const frost::Error& e) {
+        refused = contains(e.what(), "cannot write checkpoint") && contains(e.what(), "disk has room");
+        INFO(e.what());
+        CHECK(refused);
+      }
+      REQUIRE(::setrlimit(RLIMIT_FSIZE, &old) == 0);
+      silent += !refused;
+      CHECK(refused);
+      ++limited;
+      intact();
+    }
+    std::signal(SIGXFSZ, old_handler);
+    // ENOSPC: a real full disk, a tmpfs with room for one and a half
+    // checkpoints, and a filler file of a random size taking some of it; where
+    // this process may not mount one (not root), this part is skipped
+    const std::string small = dir + "/small";
+    std::filesystem::create_directories(small);
+    const std::string opts = "size=" + std::to_string(size + size / 2);
+    if (::mount("tmpfs", small.c_str(), "tmpfs", 0, opts.c_str()) == 0) {
+      const std::string on_small = small + "/run.ckpt";
+      Session first;
+      for (int i = 0; i < 7; ++i) first.step();
+      first.save(on_small);  // the previous checkpoint: fits
+      for (int i = 0; i < 20; ++i) {
+        const auto free_now = std::filesystem::space(small).available;
+        std::ofstream(small + "/filler", std::ios::binary | std::ios::trunc)
+            << std::string(free_now > 0 ? gen() % free_now : 0, 'x');
+        bool refused = false, wrote = false;
+        try {
+          s.save(on_small);
+          wrote = true;  // the filler left room: a good checkpoint of step 12
+        } catch (const frost::Error& e) {
+          refused = contains(e.what(), "disk has room") && contains(e.what(), "No space left");
+          INFO(e.what());
+        }
+        CHECK((refused || wrote));
+        silent += !(refused || wrote);
+        full += refused;
+        const std::int64_t at = loadable_step(on_small);
+        const bool ok = (at == 7 || (wrote && at == 12)) && !std::filesystem::exists(on_small + ".tmp");
+        lost += !ok;
+        CHECK(ok);
+        std::filesystem::remove(small + "/filler");
+        if (wrote) first.save(on_small);  // back to step 7 for the next try
+      }
+      ::umount2(small.c_str(), MNT_DETACH);
+    } else {
+      MESSAGE("no tmpfs could be mounted here (" << std::strerror(errno)
+              << "): the full-disk part is skipped; the file size limit covers the same writes");
+    }
+    // a read-only checkpoint directory
+    for (int i = 0; i < 5; ++i) {
+      std::filesystem::permissions(dir, std::filesystem::perms::owner_read |
+                                            std::filesystem::perms::owner_exec |
+                                            std::filesystem::perms::group_read |
+                                            std::filesystem::perms::group_exec |
+                                            std::filesystem::perms::others_read |
+                                            std::filesystem::perms::others_exec);
+      bool refused = false;
+      as_unprivileged([&] {
+        try {
+          s.save(ckpt);
+        } catch (const frost::Error& e) {
+          refused = contains(e.what(), "writable");
+          INFO(e.what());
+        }
+      });
+      std::filesystem::permissions(dir, std::filesystem::perms::owner_all |
+                                            std::filesystem::perms::group_read |
+                                            std::filesystem::perms::group_exec |
+                                            std::filesystem::perms::others_read |
+                                            std::filesystem::perms::others_exec);
+      silent += !refused;
+      CHECK(refused);
+      ++read_only;
+      intact();
+    }
+    s.save(ckpt);  // room again: it writes
+    CHECK(loadable_step(ckpt) == 12);
+    MESSAGE("checkpoint writes that failed: " << limited << " at a file size limit, " << full
+            << " on a full disk (ENOSPC), " << read_only << " into a read-only directory; "
+            "not refused with a frost::Error: " << silent << "; previous checkpoints lost: " << lost);
+    CHECK(silent == 0);
+    CHECK(lost == 0);
+    std::filesystem::remove_all(dir);
+  }
+}
+
+// --- files from strangers: refused before LibTorch's reader (issue 35, part 4)
+namespace {
+/// Writes a LibTorch archive at `path` whose records are `records` (name,
+/// content, compress), through LibTorch's own zip writer: a file that looks
+/// like a checkpoint to LibTorch's reader, with whatever a stranger put in.
+inline void write_archive(const std::string& path,
+                          const std::vector<std::tuple<std::string, std::string, bool>>& records) {
+  caffe2::serialize::PyTorchStreamWriter w(path);
+  for (const auto& [name, content, compress] : records)
+    w.writeRecord(name, content.data(), content.size(), compress);
+  w.writeEndOfFile();
+}
+/// A checkpoint whose class has a __setstate__ method: LibTorch's reader
+/// compiles it (and would call it with the pickled state while loading; its
+/// body names a function that does not exist, so the compiler's refusal
+/// shows that it read it).
+inline std::string setstate_code() {
+  return "class Module(Module):\n"
+         "  __parameters__ = []\n"
+         "  __buffers__ = []\n"
+         "  def __getstate__(self) -> int:\n"
+         "    return 7\n"
+         "  def __setstate__(self, state: int) -> None:\n"
+         "    frost_test_compiled_this(state)\n";
+}
+/// data.pkl: an object of __torch__.Module built from the state 7 (BUILD).
+inline std::string object_pickle(const std::string& global = "__torch__\nModule\n") {
+  return std::string("\x80\x02", 2) + "c" + global + "q\x00)\x81K\x07" + "b.";
+}
+inline std::vector<std::tuple<std::string, std::string, bool>> hostile_records(
+    const std::string& code, const std::string& pickle) {
+  return {{"data.pkl", pickle, false},
+          {"code/__torch__.py", code, true},
+          {"constants.pkl", std::string("\x80\x02).", 4), false},
+          {"version", "3\n", false}};
+}
+}  // namespace
+
+TEST_SUITE("untrusted") {
+  TEST_CASE("untrusted: TorchScript code or a pickle naming a foreign class is refused before "
+            "LibTorch's reader sees the file, in the checkpoint and in frost's nested state") {
+    const std::string dir = fault_dir("untrusted");
+    const std::string code = dir + "/setstate.frost";
+    write_archive(code, hostile_records(setstate_code(), object_pickle()));
+    {
+      // LibTorch's reader alone compiles the class's methods: the danger is real
+      torch::serialize::InputArchive a;
+      std::string what;
+      try {
+        a.load_from(code);
+      } catch (const std::exception& e) {  // torch::jit::ErrorReport, not a c10::Error
+        what = e.what();
+      }
+      CHECK(contains(what, "undefined value frost_test_compiled_this"));
+    }
+    using Ctl = FaultCtl;
+    Rig<Ctl> rig(fault_options());
+    CHECK_FROST_ERROR(frost::load_checkpoint(rig.ctl, code),
+                      "setstate.frost is refused before LibTorch reads it: record "
+                      "'code/__torch__.py' (TorchScript source): line 4");
+    CHECK_FROST_ERROR(frost::load_checkpoint(rig.ctl, code), "is a method");
+    // a registered C++ class (with a __setstate__ of its own) named by the pickle
+    const std::string global = dir + "/global.frost";
+    write_archive(global, hostile_records("class Module(Module):\n  __parameters__ = []\n",
+                                          object_pickle("__torch__.torch.classes.quantized\n"
+                                                        "LinearPackedParamsBase\n")));
+    CHECK_FROST_ERROR(frost::load_checkpoint(rig.ctl, global),
+                      "holds a GLOBAL naming '__torch__.torch.classes.quantized.LinearPackedParamsBase'");
+    // an opcode that names a callable without GLOBAL (STACK_GLOBAL, 0x93)
+    const std::string stack = dir + "/stack-global.frost";
+    write_archive(stack, hostile_records("class Module(Module):\n", std::string("\x80\x02X\x02\x00\x00\x00osX\x06\x00\x00\x00system\x93.", 22)));
+    CHECK_FROST_ERROR(frost::load_checkpoint(rig.ctl, stack), "opcode 0x93");
+    // the same code inside frost's nested state, under a valid CRC-32 of frost's
+    std::string bytes;
+    {
+      std::ifstream f(code, std::ios::binary);
+      bytes.assign(std::istreambuf_iterator<char>(f), {});
+    }
+    torch::serialize::OutputArchive outer;
+    at::Tensor t = at::empty({static_cast<std::int64_t>(bytes.size())}, at::kByte);
+    std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+    outer.write("frost.format", c10::IValue(frost::kCheckpointFormat));
+    outer.write("frost.state", t, /*is_buffer=*/true);
+    outer.write("frost.crc32",
+                c10::IValue(static_cast<std::int64_t>(frost::detail::crc32(bytes.data(), bytes.size()))));
+    const std::string nested = dir + "/nested.frost";
+    frost::save_file(outer, nested);
+    CHECK_FROST_ERROR(frost::load_checkpoint(rig.ctl, nested),
+                      "the frost state in " + nested + " is refused before LibTorch reads it");
+    CHECK(rig.ctl.step() == 0);  // nothing changed
+    // frost's own checkpoints pass the same checks (and load: the tests above)
+    Session s;
+    for (int i = 0; i < 3; ++i) s.step();
+    s.save(dir + "/own.ckpt");
+    CHECK(loadable_step(dir + "/own.ckpt") == 3);
+    std::filesystem::remove_all(dir);
   }
 }

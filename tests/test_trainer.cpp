@@ -2,14 +2,20 @@
 // files, the trainer's checkpoint round trip (a resumed run makes the same
 // freeze decisions as an uninterrupted one) and a tiny end-to-end run.
 #include <dlfcn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <array>
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -138,6 +144,44 @@ TEST_CASE("train: IDX reader on good, truncated, wrong-magic, mismatched and mis
     CHECK(has(m, "not found"));
     CHECK(has(m, "dataset-fashion-mnist"));
   }
+}
+
+TEST_CASE("train: a gzip bomb stops the IDX reader at the declared size or the limit, not at its end") {
+  namespace fx = frost_examples;
+  auto error_reading = [](const std::string& path, uint64_t limit) {
+    try {
+      fx::read_idx(path, limit);
+    } catch (const fx::DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const std::string dir = temp_dir();
+  // 10 labels, then 64 MiB of zeros (64 KiB of gzip): stopped after the
+  // first MiB, at the size the header declares
+  auto bomb = idx_labels(10);
+  bomb.resize(bomb.size() + (std::size_t(64) << 20), 0);
+  write_gz(dir + "/bomb.gz", bomb);
+  std::string m = error_reading(dir + "/bomb.gz", fx::detail::kMaxIdxBytes);
+  CHECK(has(m, "bomb.gz: unexpected trailing bytes"));
+  CHECK(has(m, "more than the 18 bytes its header declares; reading stopped there"));
+  // a header declaring 2^20 x 2^20 bytes (1 TiB): refused from the header
+  std::vector<uint8_t> big;
+  be32(big, 0x802);
+  be32(big, 1u << 20);
+  be32(big, 1u << 20);
+  big.resize(big.size() + 4096, 0);
+  write_gz(dir + "/big.gz", big);
+  m = error_reading(dir + "/big.gz", fx::detail::kMaxIdxBytes);
+  CHECK(has(m, "big.gz: implausible IDX dimensions (its header declares 1099511627788 bytes"));
+  // no IDX header (the bytes of no format), past the limit
+  write_gz(dir + "/zeros.gz", std::vector<uint8_t>(std::size_t(3) << 20, 0));
+  m = error_reading(dir + "/zeros.gz", std::uint64_t(2) << 20);
+  CHECK(has(m, "zeros.gz: decompresses to more than 2097152 bytes"));
+  // a good file under the limit reads as before
+  write_gz(dir + "/good.gz", idx_images(3));
+  CHECK(fx::read_idx(dir + "/good.gz", 4096).data.size() == 3 * 28 * 28);
+  CHECK(has(error_reading(dir + "/good.gz", 1000), "implausible IDX dimensions"));
 }
 
 namespace {
@@ -504,6 +548,119 @@ TEST_CASE("train: a bad command line is a UsageError naming the flag") {
   CHECK_MESSAGE(has(m, "--epochs cannot change them"), m);
   CHECK(has(m, dir + "/args.txt"));
   CHECK(has(resume_error({"--compare", "full,dyf"}), "--compare cannot change them"));
+}
+
+namespace {
+
+/// frost-train's run SIGKILLed at random moments (a checkpoint after every
+/// step, so kills land inside its writes too), resumed each time from what
+/// is on the disk, then finished in this process: the same decisions, losses
+/// and freeze steps as the uninterrupted run, and every checkpoint left
+/// behind loads (issue 35, part 3). Returns {kills, unreadable, differ}.
+template <class C, class F>
+std::array<int, 3> check_kills_match(F configure, unsigned seeds) {
+  using S = frost::schedules::Cosine;
+  using P = frost::stop::Never;
+  torch::set_num_threads(1);
+  const auto data = synthetic_task(192);
+  const std::string dir = temp_dir();
+  frost_train::TrainConfig cfg;
+  cfg.batch_size = 16;
+  cfg.epochs = 4;  // 12 steps per epoch: 48 steps
+  cfg.warmup_steps = 4;
+  cfg.progress = 0;
+  cfg.quiet = true;
+  cfg.checkpoint_every = 1;
+  cfg.cache_dir = dir + "/cache";
+  cfg.pretrain_epochs = 0;
+  frost_train::RunContext ctx;
+  ctx.cfg = cfg;
+  ctx.data = &data;
+  ctx.device = at::kCPU;
+  ctx.pretrained = frost_train::ensure_pretrained(cfg, data, at::kCPU, [](const std::string&) {});
+  ctx.out_dir = dir + "/straight";
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto straight = run<C, S, P>(ctx, configure);
+  REQUIRE(straight.completed);
+  int freezes = 0;
+  for (const auto& e : straight.timeline) freezes += e.kind == frost::EventKind::freeze;
+  REQUIRE(freezes >= 1);
+  // kills spread over one uninterrupted run's time here (calibration only)
+  const long span_us = std::max<long>(
+      5000, static_cast<long>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                  std::chrono::steady_clock::now() - t0).count()));
+  std::array<int, 3> counts{};
+  std::fflush(nullptr);
+  for (unsigned seed = 1; seed <= seeds; ++seed) {
+    CAPTURE(seed);
+    std::mt19937 gen(seed);
+    ctx.out_dir = dir + "/killed-" + std::to_string(seed);
+    const std::string ckpt = ctx.out_dir + "/checkpoint.pt";
+    for (int round = 0; round < 4; ++round) {
+      ctx.resume = frost_train::path_exists(ckpt);
+      const long delay = static_cast<long>(gen() % static_cast<unsigned>(span_us));
+      const pid_t pid = ::fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        std::thread([delay] {
+          std::this_thread::sleep_for(std::chrono::microseconds(delay));
+          ::kill(::getpid(), SIGKILL);
+        }).detach();
+        try {
+          run<C, S, P>(ctx, configure);
+        } catch (...) {
+          ::_exit(3);
+        }
+        ::_exit(0);
+      }
+      int status = 0;
+      const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+      while (::waitpid(pid, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > end) ::kill(pid, SIGKILL);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      if (WIFEXITED(status)) {
+        REQUIRE(WEXITSTATUS(status) == 0);
+        break;
+      }
+      REQUIRE(WTERMSIG(status) == SIGKILL);
+      ++counts[0];
+      if (frost_train::path_exists(ckpt)) {
+        torch::serialize::InputArchive in;
+        try {
+          frost::load_file(in, ckpt);  // frost's checks: zip, CRCs, no code
+        } catch (const frost::Error& e) {
+          ++counts[1];
+          FAIL_CHECK(e.what());
+        }
+      }
+    }
+    ctx.resume = frost_train::path_exists(ckpt);
+    const auto resumed = run<C, S, P>(ctx, configure);  // finishes here
+    REQUIRE(resumed.completed);
+    bool same = decisions(resumed.timeline) == decisions(straight.timeline) &&
+                resumed.freeze_step == straight.freeze_step &&
+                resumed.losses.size() == straight.losses.size();
+    for (std::size_t i = 0; same && i < straight.losses.size(); ++i)
+      same = std::abs(resumed.losses[i] - straight.losses[i]) <= 1e-4 * std::abs(straight.losses[i]);
+    counts[2] += !same;
+    CHECK(same);
+  }
+  return counts;
+}
+
+}  // namespace
+
+TEST_CASE("train: SIGKILL at random moments of frost-train's run: every resume decides as the "
+          "uninterrupted run") {
+  const auto a = check_kills_match<frost::criteria::GradientNormChange>(
+      [](auto& o, auto&, auto&) { o.criterion().interval(5).percentile(60); }, 3);
+  const auto b = check_kills_match<frost::criteria::GradientThreshold>(
+      [](auto& o, auto&, auto&) { o.criterion().window(5).relative(0.7); }, 3);
+  MESSAGE("frost-train SIGKILL: " << a[0] + b[0] << " kills over 6 runs; unreadable checkpoints: "
+          << a[1] + b[1] << "; resumed runs whose decisions or losses differ: " << a[2] + b[2]);
+  CHECK(a[1] + b[1] == 0);
+  CHECK(a[2] + b[2] == 0);
 }
 
 TEST_CASE("train: a resumed run makes the same freeze decisions as an uninterrupted one") {

@@ -108,13 +108,41 @@ inline std::string gz_message(gzFile f, const std::string& path) {
   return s.empty() ? std::string("unknown zlib error") : s;
 }
 
+// The whole size (header + payload) the IDX header at the start of `b`
+// declares, or 0 while the header is incomplete or not an IDX header
+// (parse_idx then says what is wrong). Overflow-checked like parse_idx.
+inline uint64_t idx_declared_size(const std::vector<uint8_t>& b) {
+  if (b.size() < 4 || b[0] != 0 || b[1] != 0 || b[3] == 0) return 0;
+  const uint64_t header = 4 + 4 * uint64_t(b[3]);
+  if (b.size() < header) return 0;
+  uint64_t total = 1;
+  for (uint64_t i = 0; i < b[3]; ++i) {
+    const uint8_t* p = &b[4 + 4 * i];
+    const uint64_t d = (uint64_t(p[0]) << 24) | (uint64_t(p[1]) << 16) | (uint64_t(p[2]) << 8) | p[3];
+    if (d != 0 && total > (uint64_t(1) << 40) / d) return UINT64_MAX;
+    total *= d;
+  }
+  return header + total;
+}
+
+/// The most a compressed IDX file may decompress to: 1 GiB (Fashion-MNIST's
+/// largest file is 47 MB). gzip compresses a run of zeros about 1000:1, so
+/// without a limit a 1 MB file from a stranger could ask for a gigabyte and a
+/// 1 GB one for a terabyte.
+inline constexpr uint64_t kMaxIdxBytes = uint64_t(1) << 30;
+
 // Whole file, decompressed if gzip (plain files pass through unchanged).
-inline std::vector<uint8_t> read_all_gz(const std::string& path) {
+// Memory is bounded by what the file's IDX header declares, and by
+// `max_bytes` whatever it declares: reading stops, with a DataError naming
+// the file, at the first byte past either (a gzip bomb is never inflated
+// whole).
+inline std::vector<uint8_t> read_all_gz(const std::string& path, uint64_t max_bytes = kMaxIdxBytes) {
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) throw DataError("cannot open " + path + ": " + std::strerror(errno));
   gzbuffer(f, 1 << 17);
   std::vector<uint8_t> out;
   std::vector<uint8_t> chunk(1 << 20);
+  uint64_t declared = 0;  // header + payload, once the header is in
   for (;;) {
     int n = gzread(f, chunk.data(), static_cast<unsigned>(chunk.size()));
     if (n < 0) {
@@ -125,6 +153,24 @@ inline std::vector<uint8_t> read_all_gz(const std::string& path) {
     }
     if (n == 0) break;
     out.insert(out.end(), chunk.begin(), chunk.begin() + n);
+    if (declared == 0 && (declared = idx_declared_size(out)) > max_bytes) {
+      gzclose(f);
+      throw DataError(path + ": implausible IDX dimensions (its header declares " +
+                      (declared == UINT64_MAX ? std::string("more than 2^40 elements")
+                                              : std::to_string(declared) + " bytes") +
+                      ", more than the limit of " + std::to_string(max_bytes) + " bytes)");
+    }
+    if (out.size() > max_bytes) {
+      gzclose(f);
+      throw DataError(path + ": decompresses to more than " + std::to_string(max_bytes) +
+                      " bytes, the limit for an IDX file (a gzip bomb, or not an IDX file); "
+                      "reading stopped there");
+    }
+    if (declared != 0 && out.size() > declared) {
+      gzclose(f);
+      throw DataError(path + ": unexpected trailing bytes after IDX data (more than the " +
+                      std::to_string(declared) + " bytes its header declares; reading stopped there)");
+    }
   }
   // A truncated gzip stream makes gzread stop early; zlib reports it as
   // Z_BUF_ERROR from gzerror after EOF.
@@ -187,10 +233,11 @@ inline IdxData parse_idx(const std::vector<uint8_t>& bytes, const std::string& n
 
 // Reads one IDX file (gzip-compressed or plain).  If `path` does not exist,
 // the name with ".gz" removed (or added) is tried.  Throws DataError.
-inline IdxData read_idx(const std::string& path) {
+// Decompresses at most `max_bytes` (detail::read_all_gz).
+inline IdxData read_idx(const std::string& path, uint64_t max_bytes = detail::kMaxIdxBytes) {
   const std::string real = detail::resolve_idx_path(path);
   if (real.empty()) throw DataError(detail::missing_file_message(path));
-  return parse_idx(detail::read_all_gz(real), real);
+  return parse_idx(detail::read_all_gz(real, max_bytes), real);
 }
 
 // ---------------------------------------------------------------------------

@@ -48,6 +48,9 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -130,10 +133,14 @@ inline void open_envelope(torch::serialize::InputArchive& ar,
           " is corrupt: the checksum of its frost state does not match (stored ", crc.toInt(),
           ", computed ", computed, "); the file was damaged after it was written; use an earlier "
           "checkpoint");
+  // The nested archive is checked like the file (a stranger can compute a CRC).
+  check_archive(data, n, source, "the frost state in", "use an earlier checkpoint");
   try {
     state.load_from(data, n);
   } catch (const c10::Error& e) {
     fail(source, " is corrupt: its frost state does not parse (", e.what_without_backtrace(), ")");
+  } catch (const std::exception& e) {  // TorchScript's compiler: torch::jit::ErrorReport
+    fail(source, " is corrupt: its frost state does not parse (", e.what(), ")");
   }
 }
 
@@ -407,9 +414,13 @@ inline c10::IValue read_value(torch::serialize::InputArchive& ar, const std::str
 }
 
 /// Writes `ar` to `path` atomically: to a temporary file in the same directory,
-/// then renamed over `path`, so a run killed mid-write leaves the previous
-/// checkpoint intact. A missing directory, or a path that is a directory, is a
-/// frost::Error that says so.
+/// flushed to the disk (fsync), then renamed over `path` (and the directory
+/// flushed), so a run killed mid-write, a full disk, a file size limit or a
+/// power cut leaves the previous checkpoint intact. Every write is checked
+/// (LibTorch's own file writer would not notice a failed final flush); a
+/// failure is a frost::Error naming the file and the system's reason, and the
+/// temporary file is removed. A missing directory, or a path that is a
+/// directory, is a frost::Error that says so.
 inline void save_file(torch::serialize::OutputArchive& ar, const std::string& path) {
   namespace fs = std::filesystem;
   detail::require(!path.empty(), "save_file: the checkpoint path is empty");
@@ -421,18 +432,46 @@ inline void save_file(torch::serialize::OutputArchive& ar, const std::string& pa
   detail::require(fs::is_directory(dir, ec), "cannot write checkpoint ", path, ": directory ",
                   dir.string(), " does not exist; create it first");
   const std::string tmp = path + ".tmp";
-  try {
-    ar.save_to(tmp);
-  } catch (const c10::Error& e) {
+  const auto failed = [&](const std::string& why) {
     std::remove(tmp.c_str());
-    detail::fail("cannot write checkpoint ", path, " (", e.what_without_backtrace(),
-                 "); check that the directory is writable and the disk has room");
+    detail::fail("cannot write checkpoint ", path, " (", why,
+                 "); check that the directory is writable and the disk has room; the previous "
+                 "checkpoint, if any, is unchanged");
+  };
+  std::remove(tmp.c_str());  // a link left there must not redirect the write
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) failed(std::string("cannot create ") + tmp + ": " + std::strerror(errno));
+  int err = 0;  // the first write's errno
+  try {
+    // After a failed write the rest is skipped but reported written: told of
+    // a short write, LibTorch's zip writer throws, and its destructor then
+    // writes (and throws) again while unwinding, which ends the process.
+    ar.save_to([&](const void* data, std::size_t n) -> std::size_t {
+      for (std::size_t done = 0; done < n && err == 0;) {
+        const ssize_t w = ::write(fd, static_cast<const char*>(data) + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) err = w < 0 ? errno : ENOSPC;
+        else done += static_cast<std::size_t>(w);
+      }
+      return n;
+    });
+  } catch (const c10::Error& e) {
+    ::close(fd);
+    failed(err ? std::strerror(err) : e.what_without_backtrace());
   }
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err != 0) failed(std::strerror(err));
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string why = std::strerror(errno);
     std::remove(tmp.c_str());
     detail::fail("could not move checkpoint ", tmp, " to ", path, " (", why,
                  "); check that the directory is writable");
+  }
+  // the rename itself survives a power cut once the directory is on the disk
+  if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+    (void)::fsync(d);
+    ::close(d);
   }
 }
 
@@ -440,8 +479,10 @@ inline void save_file(torch::serialize::OutputArchive& ar, const std::string& pa
 /// truncated or foreign file is a frost::Error naming the file, and so is a
 /// record (a tensor of the model or the optimizer, frost's state) whose bytes
 /// no longer match the CRC-32 the archive stores for it: LibTorch's reader
-/// does not check them, so a damaged weight would load silently
-/// (detail/zip_check.hpp; one more pass over the file).
+/// does not check them, so a damaged weight would load silently. A file that
+/// holds TorchScript code or a pickle naming anything but tensors and the
+/// archive's own classes is refused before LibTorch's reader sees it
+/// (detail/zip_check.hpp: one more pass over the file).
 inline void load_file(torch::serialize::InputArchive& ar, const std::string& path,
                       const c10::optional<c10::Device>& device = c10::nullopt) {
   namespace fs = std::filesystem;
@@ -452,6 +493,9 @@ inline void load_file(torch::serialize::InputArchive& ar, const std::string& pat
   const auto size = fs::file_size(fs::path(path), ec);
   detail::require(!ec && size > 0, "checkpoint ", path, " is empty (a run killed while "
                   "writing it?); use an earlier checkpoint");
+  // Before LibTorch's reader, which compiles the archive's TorchScript and
+  // calls what its pickle names: frost's checks (detail/zip_check.hpp).
+  detail::check_archive(path);
   try {
     ar.load_from(path, device);
   } catch (const c10::Error& e) {
@@ -459,8 +503,11 @@ inline void load_file(torch::serialize::InputArchive& ar, const std::string& pat
     if (const auto nl = why.find('\n'); nl != std::string::npos) why.resize(nl);
     detail::fail("checkpoint ", path, " cannot be read: it is truncated, corrupt or not a "
                  "LibTorch archive (", why, ")");
+  } catch (const std::exception& e) {  // TorchScript's compiler: torch::jit::ErrorReport
+    std::string why = e.what();
+    if (const auto nl = why.find('\n'); nl != std::string::npos) why.resize(nl);
+    detail::fail("checkpoint ", path, " cannot be read: LibTorch refused it (", why, ")");
   }
-  detail::check_zip_crcs(path);
 }
 
 /// The controller alone, in its own file (atomic).
