@@ -244,7 +244,8 @@ inline void add_model_flags(CLI::App& app, TrainConfig& cfg) {
       ->check(bound([](double v) { return v >= 32; }, "32 or more"));
   app.add_option("--pooling", cfg.pooling,
                  "minilm-l6: the feature the new head reads, the mean of the real\n"
-                 "tokens' final states or the final [CLS] state (docs/minilm.md)")
+                 "tokens' final states or the final [CLS] state (minilm-l6's comparison\n"
+                 "uses cls unless given: chosen on validation, docs/minilm.md)")
       ->type_name("mean|cls")
       ->check(CLI::IsMember({"mean", "cls"}));
   app.add_option("--device", cfg.device, "training device")->type_name("cpu|cuda[:N]");
