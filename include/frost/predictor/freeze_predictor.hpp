@@ -175,6 +175,16 @@ inline void save(const FreezePredictor& p, const std::string& path, const std::s
   ar.save_to(path);
 }
 
+/// frost::detail::check_archive on a predictor file (before LibTorch's reader
+/// sees it), its refusal worded as the other unreadable files' here.
+inline void check_predictor_file(const std::string& path, const std::string& fix) {
+  try {
+    frost::detail::check_archive(path, "predictor", fix);
+  } catch (const frost::Error& e) {
+    frost::detail::fail("predictor: cannot read '", path, "': ", e.what());
+  }
+}
+
 /// Reads a predictor written by save(). A missing, unreadable or incompatible
 /// file is a frost::Error that names it and says how to get a good one.
 inline FreezePredictor load(const std::string& path) {
@@ -185,10 +195,11 @@ inline FreezePredictor load(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     frost::detail::require(f.good(), "predictor: cannot open '", path, "'", fix);
   }
+  // frost's checks first: LibTorch's reader compiles what the file holds.
+  check_predictor_file(path, fix.substr(2));
   try {
     torch::serialize::InputArchive ar;
     ar.load_from(path);
-    frost::detail::check_zip_crcs(path, "predictor", fix.substr(2));
     auto get = [&](const char* key) {
       c10::IValue v;
       frost::detail::require(ar.try_read(key, v), "predictor: '", path, "' has no '", key,
@@ -238,6 +249,7 @@ inline FileInfo read_info(const std::string& path) {
     frost::detail::require(f.good(), "predictor: cannot open '", path,
                            "'; give the path of a file written by `frost-predictor train`");
   }
+  check_predictor_file(path, "give the path of a file written by `frost-predictor train`");
   try {
     torch::serialize::InputArchive ar;
     ar.load_from(path);
