@@ -26,6 +26,7 @@
 
 #include "efficientnet.hpp"
 
+#include "budget_defaults.hpp"
 #include "cli.hpp"
 
 namespace frost_train {
@@ -69,48 +70,24 @@ inline constexpr const char* kQuarterEpoch = "8";
 }  // namespace effnet_defaults
 
 inline void apply_effnet_defaults(TrainConfig& cfg, bool default_strategies) {
-  auto given = [&](const char* f) {
-    for (const auto& g : cfg.given)
-      if (g == f) return true;
-    return false;
-  };
   namespace d = effnet_defaults;
-  if (!given("--epochs")) cfg.epochs = d::kEpochs;
-  if (!given("--train-limit")) cfg.train_limit = d::kTrainLimit;
-  if (!given("--test-limit")) cfg.test_limit = d::kTestLimit;
-  if (!given("--val-limit")) cfg.val_limit = d::kValLimit;
-  if (!given("--batch-size")) cfg.batch_size = d::kBatchSize;
-  if (!given("--lr")) cfg.lr = d::kLr;
-  if (!given("--weight-decay")) cfg.weight_decay = d::kWeightDecay;
-  if (!given("--warmup")) cfg.warmup_steps = d::kWarmup;
-  if (!given("--frontier")) cfg.frontier = {1, 2};
+  BudgetDefaults b;
+  b.epochs = d::kEpochs;
+  b.train_limit = d::kTrainLimit;
+  b.val_limit = d::kValLimit;
+  b.test_limit = d::kTestLimit;
+  b.batch_size = d::kBatchSize;
+  b.lr = d::kLr;
+  b.weight_decay = d::kWeightDecay;
+  b.warmup = d::kWarmup;
+  b.frontier = {1, 2};
+  b.half_epoch = d::kHalfEpoch;
+  b.quarter_epoch = d::kQuarterEpoch;
   // Static freezing (the first half from step 0) joins the default set: on a
   // pretrained CNN the early, high-resolution blocks hold generic features
-  // and cost the most per image; it goes before the timing control.
-  if (default_strategies) {
-    auto at = cfg.strategies.end();
-    if (!cfg.strategies.empty() && cfg.strategies.back() == "full-repeat") --at;
-    cfg.strategies.insert(at, "static");
-  }
-  // The decision cadences, for the chosen strategies that have them and
-  // where --set left them alone.
-  auto chosen = [&](const std::string& s) {
-    for (const auto& c : cfg.strategies)
-      if (c == s) return true;
-    return false;
-  };
-  auto set = [&](const std::string& strategy, const std::string& key, const std::string& value) {
-    if (!chosen(strategy)) return;
-    for (const auto& kv : cfg.sets)
-      if (kv.first == key || kv.first == strategy + ":" + key) return;
-    cfg.sets.emplace_back(strategy + ":" + key, value);
-  };
-  for (const char* s : {"dyf", "dyf-nostop"}) set(s, "criterion.window", d::kHalfEpoch);
-  for (const char* s : {"autofreeze", "autofreeze-nostop"}) set(s, "criterion.interval", d::kHalfEpoch);
-  for (const char* s : {"simfreeze", "simfreeze-nostop"}) {
-    set(s, "criterion.record_steps", d::kHalfEpoch);
-    set(s, "criterion.compare_steps", d::kQuarterEpoch);
-  }
+  // and cost the most per image.
+  b.extra_strategies = {"static"};
+  apply_budget_defaults(cfg, b, default_strategies);
 }
 
 /// EfficientNet-Lite0 behind the seam. Block 0 is the stem (the upsampling,

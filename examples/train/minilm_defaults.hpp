@@ -15,6 +15,7 @@
 
 #include "bert.hpp"
 
+#include "budget_defaults.hpp"
 #include "cli.hpp"
 
 namespace frost_train {
@@ -60,53 +61,30 @@ inline double minilm_tokens(const TrainConfig& cfg) { return cfg.text_tokens; }
 /// The comparison's settings where the command line left them out;
 /// `default_strategies`: the strategies are the default or the study's set.
 inline void apply_minilm_defaults(TrainConfig& cfg, bool default_strategies) {
-  auto given = [&](const char* f) {
-    for (const auto& g : cfg.given)
-      if (g == f) return true;
-    return false;
-  };
   namespace d = minilm_defaults;
-  if (!given("--epochs")) cfg.epochs = d::kEpochs;
-  if (!given("--train-limit")) cfg.train_limit = d::kTrainLimit;
-  if (!given("--test-limit")) cfg.test_limit = d::kTestLimit;
-  if (!given("--val-limit")) cfg.val_limit = d::kValLimit;
-  if (!given("--batch-size")) cfg.batch_size = d::kBatchSize;
-  if (!given("--lr")) cfg.lr = d::kLr;
-  if (!given("--weight-decay")) cfg.weight_decay = d::kWeightDecay;
-  if (!given("--warmup")) cfg.warmup_steps = d::kWarmup;
-  if (!given("--frontier")) cfg.frontier = {0.5, 1};
+  BudgetDefaults b;
+  b.epochs = d::kEpochs;
+  b.train_limit = d::kTrainLimit;
+  b.val_limit = d::kValLimit;
+  b.test_limit = d::kTestLimit;
+  b.batch_size = d::kBatchSize;
+  b.lr = d::kLr;
+  b.weight_decay = d::kWeightDecay;
+  b.warmup = d::kWarmup;
+  b.frontier = {0.5, 1};
+  b.half_epoch = d::kHalfEpoch;
+  b.quarter_epoch = d::kQuarterEpoch;
+  // The arms a strong encoder invites (issue 33): frozen embeddings only
+  // (static-stem: block 0 of 7), the linear probe and LP-FT.
+  b.extra_strategies = {"probe", "lpft", "static-stem", "static-50"};
+  apply_budget_defaults(cfg, b, default_strategies);
   // [CLS] pooling: chosen on validation (seed 0, full fine-tuning: 83.8 %
   // against mean pooling's 78.7 %, docs/minilm.md), although the weights were
   // trained with mean pooling.
-  if (!given("--pooling")) cfg.pooling = "cls";
+  if (!flag_given(cfg, "--pooling")) cfg.pooling = "cls";
   // A checkpoint holds the model and AdamW's two moments: 270 MB here; one at
   // the end of each run (--resume still works from it), not every 50 steps.
-  if (!given("--checkpoint-every")) cfg.checkpoint_every = 0;
-  // The arms a strong encoder invites (issue 33): frozen embeddings only
-  // (static-stem: block 0 of 7), the linear probe and LP-FT, before the
-  // timing control.
-  if (default_strategies) {
-    auto at = cfg.strategies.end();
-    if (!cfg.strategies.empty() && cfg.strategies.back() == "full-repeat") --at;
-    cfg.strategies.insert(at, {"probe", "lpft", "static-stem", "static-50"});
-  }
-  auto chosen = [&](const std::string& s) {
-    for (const auto& c : cfg.strategies)
-      if (c == s) return true;
-    return false;
-  };
-  auto set = [&](const std::string& strategy, const std::string& key, const std::string& value) {
-    if (!chosen(strategy)) return;
-    for (const auto& kv : cfg.sets)
-      if (kv.first == key || kv.first == strategy + ":" + key) return;
-    cfg.sets.emplace_back(strategy + ":" + key, value);
-  };
-  for (const char* s : {"dyf", "dyf-nostop"}) set(s, "criterion.window", d::kHalfEpoch);
-  for (const char* s : {"autofreeze", "autofreeze-nostop"}) set(s, "criterion.interval", d::kHalfEpoch);
-  for (const char* s : {"simfreeze", "simfreeze-nostop"}) {
-    set(s, "criterion.record_steps", d::kHalfEpoch);
-    set(s, "criterion.compare_steps", d::kQuarterEpoch);
-  }
+  if (!flag_given(cfg, "--checkpoint-every")) cfg.checkpoint_every = 0;
 }
 
 }  // namespace frost_train
