@@ -468,7 +468,17 @@ inline void check_code(caffe2::serialize::PyTorchStreamReader& r, const std::str
                        const std::string& what, const std::string& fix) {
   for (const auto& name : r.getAllRecords()) {
     if (!is_code(name)) continue;
-    const auto record = r.getRecord(name);
+    // LibTorch's reader checks the record again as it inflates it and throws
+    // c10::Error where frost's checks passed (fuzzing found one: a local
+    // header that disagrees with the directory); say so as frost's own error.
+    decltype(r.getRecord(name)) record;  // (data, size)
+    try {
+      record = r.getRecord(name);
+    } catch (const c10::Error& e) {
+      std::string why = e.what_without_backtrace();
+      if (const auto nl = why.find('\n'); nl != std::string::npos) why.resize(nl);
+      fail(what, " ", path, " cannot be read: record '", shown(name), "' is damaged (", why, "); ", fix);
+    }
     const std::string problem = code_problem(static_cast<const char*>(std::get<0>(record).get()),
                                              std::get<1>(record));
     if (!problem.empty())
