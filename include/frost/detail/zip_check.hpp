@@ -502,7 +502,16 @@ void check(std::istream& in, std::uint64_t size, const std::string& path, const 
     fail(what, " ", path, " cannot be read: it is truncated, corrupt or not a LibTorch archive (",
          why, "); ", fix);
   }
-  check_code(*r, path, what, fix);
+  // LibTorch's reader may still refuse what frost's checks passed (fuzzing
+  // found a record name outside the archive's folder, refused by
+  // getAllRecords): its c10::Error becomes frost's, naming the file.
+  try {
+    check_code(*r, path, what, fix);
+  } catch (const c10::Error& e) {
+    std::string why = e.what_without_backtrace();
+    if (const auto nl = why.find('\n'); nl != std::string::npos) why.resize(nl);
+    fail(what, " ", path, " cannot be read: LibTorch's reader refuses it (", why, "); ", fix);
+  }
 }
 }  // namespace zip
 
