@@ -54,35 +54,21 @@ inline std::string effnet_weights_path(const TrainConfig& cfg) {
 /// network at 28x28; a 4.7 M-parameter CNN at 64x64 costs about 25 ms per
 /// image and step on one core, so the whole comparison (3 seeds, the control
 /// and the frontier) gets fewer images and epochs.
-namespace effnet_defaults {
-inline constexpr double kEpochs = 3.0;
-inline constexpr std::int64_t kTrainLimit = 1024;
-inline constexpr std::int64_t kTestLimit = 1500;
-inline constexpr std::int64_t kValLimit = 400;
-inline constexpr std::int64_t kBatchSize = 32;
-inline constexpr double kLr = 1e-3;
-inline constexpr double kWeightDecay = 1e-5;
-inline constexpr std::int64_t kWarmup = 5;
-/// The adaptive strategies' decision cadence, in steps: half an epoch (32
-/// steps), as the ViT's 20 steps are half of its 40-step epoch (strategies.hpp).
-inline constexpr const char* kHalfEpoch = "16";
-inline constexpr const char* kQuarterEpoch = "8";
-}  // namespace effnet_defaults
-
 inline void apply_effnet_defaults(TrainConfig& cfg, bool default_strategies) {
-  namespace d = effnet_defaults;
   BudgetDefaults b;
-  b.epochs = d::kEpochs;
-  b.train_limit = d::kTrainLimit;
-  b.val_limit = d::kValLimit;
-  b.test_limit = d::kTestLimit;
-  b.batch_size = d::kBatchSize;
-  b.lr = d::kLr;
-  b.weight_decay = d::kWeightDecay;
-  b.warmup = d::kWarmup;
+  b.epochs = 3.0;
+  b.train_limit = 1024;
+  b.val_limit = 400;
+  b.test_limit = 1500;
+  b.batch_size = 32;
+  b.lr = 1e-3;
+  b.weight_decay = 1e-5;
+  b.warmup = 5;
   b.frontier = {1, 2};
-  b.half_epoch = d::kHalfEpoch;
-  b.quarter_epoch = d::kQuarterEpoch;
+  // The adaptive strategies' decision cadence, in steps: half an epoch (32
+  // steps), as the ViT's 20 steps are half of its 40-step epoch (strategies.hpp).
+  b.half_epoch = "16";
+  b.quarter_epoch = "8";
   // Static freezing (the first half from step 0) joins the default set: on a
   // pretrained CNN the early, high-resolution blocks hold generic features
   // and cost the most per image.

@@ -20,21 +20,6 @@
 
 namespace frost_train {
 
-namespace minilm_defaults {
-inline constexpr double kEpochs = 2.0;           // BERT fine-tuning's usual few epochs
-inline constexpr std::int64_t kTrainLimit = 1500;  // 150 glosses per class (of the file's 300)
-inline constexpr std::int64_t kValLimit = -1;
-inline constexpr std::int64_t kTestLimit = -1;
-inline constexpr std::int64_t kBatchSize = 32;
-inline constexpr double kLr = 1e-4;              // BERT-small's usual rate (not tuned: docs/minilm.md)
-inline constexpr double kWeightDecay = 0.01;     // BERT's
-inline constexpr std::int64_t kWarmup = 10;
-/// The adaptive strategies' decision cadence, in steps: half an epoch (1500
-/// glosses / 32 = 47 steps), as on the ViT (20 of its 40 steps) and the CNN.
-inline constexpr const char* kHalfEpoch = "23";
-inline constexpr const char* kQuarterEpoch = "12";
-}  // namespace minilm_defaults
-
 /// The classes of the loaded task (TrainConfig::text_classes, set by
 /// load_run_data when it reads the file).
 inline std::int64_t minilm_num_classes(const TrainConfig& cfg) {
@@ -61,19 +46,20 @@ inline double minilm_tokens(const TrainConfig& cfg) { return cfg.text_tokens; }
 /// The comparison's settings where the command line left them out;
 /// `default_strategies`: the strategies are the default or the study's set.
 inline void apply_minilm_defaults(TrainConfig& cfg, bool default_strategies) {
-  namespace d = minilm_defaults;
   BudgetDefaults b;
-  b.epochs = d::kEpochs;
-  b.train_limit = d::kTrainLimit;
-  b.val_limit = d::kValLimit;
-  b.test_limit = d::kTestLimit;
-  b.batch_size = d::kBatchSize;
-  b.lr = d::kLr;
-  b.weight_decay = d::kWeightDecay;
-  b.warmup = d::kWarmup;
+  b.epochs = 2.0;          // BERT fine-tuning's usual few epochs
+  b.train_limit = 1500;    // 150 glosses per class (of the file's 300)
+  b.val_limit = -1;
+  b.test_limit = -1;
+  b.batch_size = 32;
+  b.lr = 1e-4;             // BERT-small's usual rate (not tuned: docs/minilm.md)
+  b.weight_decay = 0.01;   // BERT's
+  b.warmup = 10;
   b.frontier = {0.5, 1};
-  b.half_epoch = d::kHalfEpoch;
-  b.quarter_epoch = d::kQuarterEpoch;
+  // The adaptive strategies' decision cadence, in steps: half an epoch (1500
+  // glosses / 32 = 47 steps), as on the ViT (20 of its 40 steps) and the CNN.
+  b.half_epoch = "23";
+  b.quarter_epoch = "12";
   // The arms a strong encoder invites (issue 33): frozen embeddings only
   // (static-stem: block 0 of 7), the linear probe and LP-FT.
   b.extra_strategies = {"probe", "lpft", "static-stem", "static-50"};
