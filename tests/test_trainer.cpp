@@ -1509,9 +1509,10 @@ TEST_CASE("train: a real run counts its catch-up passes, the validation its earl
   REQUIRE(frost_train::run_app(cfg, out, &rs) == 0);
   INFO(out.str());
   // the frontier's 5-epoch budget is longer than the run: left out; after the
-  // four runs, the matched runs the strategies need (how many depends on the
-  // measured times: full-early-stop's may be full itself)
-  REQUIRE(rs.size() >= 5);
+  // four runs, the matched runs the strategies need: how many depends on the
+  // measured times (full-early-stop's may be full itself, FreezeOut's may be
+  // full-1ep: CI's machine once needed none)
+  REQUIRE(rs.size() >= 4);
   for (std::size_t i = 0; i < rs.size(); ++i) CHECK(rs[i].matched_only == (i >= 4));
   CHECK(has(out.str(), "frontier: a budget of 5ep is not shorter"));
   const auto* full = frost_train::find_strategy(rs, "full");
