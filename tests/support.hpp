@@ -25,6 +25,7 @@ namespace frost_test {
 /// alone: at a decision point, its statistics -> one host read -> decide().
 template <class C>
 void decide_as_controller(C& crit, const frost::StepState& s, frost::Decisions& out) {
+  frost::concepts::commit_step(crit, s);  // the step completed: what it observed joins the statistics
   if (!crit.decision_point(s)) return;
   const at::Tensor t = frost::concepts::statistics_of(crit, s);
   const std::vector<double> v = t.defined() ? frost::host::read(t) : std::vector<double>{};

@@ -1154,6 +1154,114 @@ TEST_SUITE("criteria") {
 #endif
   }
 
+  TEST_CASE("abort_step after the criterion observed the step: every criterion decides as the run "
+            "without that step, bit for bit") {
+    // Two steps are attempted twice: the first attempt runs the forward (the
+    // features observed, a predictor's record made), the backward with one
+    // gradient made infinite, after_backward() (the criterion reads it), and
+    // is abandoned as if the optimizer step threw; the retry runs clean. The
+    // run must be the one without the failed attempts: the same timeline
+    // (statistics bit for bit), the same criterion state (its checkpoint's
+    // bytes) and the same parameters.
+    using frost::criteria::AttentionPredictor;
+    using frost::criteria::AttentionPredictorOptions;
+    using frost::criteria::TokenSimilarity;
+    using frost::criteria::TokenSimilarityOptions;
+    constexpr std::int64_t every = 4;
+    const auto task = frost_test::make_task(128, at::kCPU);
+    auto run = [&](const std::string& what, auto tag, auto copts, bool features) {
+      CAPTURE(what);
+      using C = typename decltype(tag)::type;
+      using Ctl = frost::FreezeController<C, frost::schedules::Constant, frost::stop::Never>;
+      struct Out {
+        frost::Timeline timeline;
+        std::string state;
+        std::vector<at::Tensor> params;
+      };
+      auto session = [&](const std::set<std::int64_t>& fail_at) {
+        torch::manual_seed(5);
+        Net net;
+        auto blocks = frost::BlockMap::detect(*net);
+        torch::optim::AdamW opt(frost::param_groups(blocks, *net), torch::optim::AdamWOptions(3e-3));
+        Ctl ctl(net, opt, blocks,
+                typename Ctl::Options()
+                    .controller(frost::ControllerOptions().steps_per_epoch(every))
+                    .criterion(copts));
+        for (std::int64_t s = 0; s < 4 * every; ++s) {
+          for (bool fail : {true, false}) {
+            if (fail && !fail_at.count(s)) continue;
+            torch::manual_seed(1000 + static_cast<std::uint64_t>(s));  // the same dropout on a retry
+            ctl.before_step();
+            opt.zero_grad();
+            const auto logits = net->forward(task.x);
+            if (features) ctl.observe_features(fail ? logits * 3.0 : logits, task.y);
+            torch::nn::functional::cross_entropy(logits, task.y).backward();
+            if (fail) {
+              at::NoGradGuard ng;
+              for (const auto& p : blocks[1].params) p.grad().view(-1)[0] = INFINITY;
+            }
+            ctl.after_backward();
+            if (fail) {
+              ctl.abort_step();  // "the optimizer step threw"
+              continue;
+            }
+            opt.step();
+            ctl.after_step();
+          }
+        }
+        Out o;
+        o.timeline = ctl.timeline();
+        torch::serialize::OutputArchive ar;
+        frost::save(ctl, ar);
+        std::ostringstream os;
+        ar.save_to(os);
+        o.state = os.str();
+        for (const auto& p : net->parameters()) o.params.push_back(p.detach().clone());
+        return o;
+      };
+      const Out clean = session({}), faulty = session({1, every + 2});
+      REQUIRE(faulty.timeline.size() == clean.timeline.size());
+      for (std::size_t i = 0; i < clean.timeline.size(); ++i) {
+        const auto &a = clean.timeline[i], &b = faulty.timeline[i];
+        CAPTURE(i);
+        CHECK(a.step == b.step);
+        CHECK(a.block == b.block);
+        CHECK(a.kind == b.kind);
+        CHECK(a.detail == b.detail);
+        CHECK(((std::isnan(a.statistic) && std::isnan(b.statistic)) || a.statistic == b.statistic));
+      }
+      CHECK(clean.state == faulty.state);
+      REQUIRE(clean.params.size() == faulty.params.size());
+      for (std::size_t i = 0; i < clean.params.size(); ++i)
+        CHECK(at::equal(clean.params[i], faulty.params[i]));
+      return clean.timeline.size();
+    };
+    struct T1 { using type = GradientThreshold; };
+    struct T2 { using type = GradientNormChange; };
+    struct T3 { using type = frost::criteria::AllOf<GradientThreshold, GradientNormChange>; };
+    struct T4 { using type = TokenSimilarity; };
+    struct T5 { using type = AttentionPredictor; };
+    // each decides something for the failed attempts to disturb
+    CHECK(run("GradientThreshold", T1{}, GradientThresholdOptions().window(every).relative(0.9),
+              false) > 0);
+    CHECK(run("GradientNormChange exact", T2{},
+              GradientNormChangeOptions().interval(every).min_epochs(0).mode(FreezeMode::any_order),
+              false) > 0);
+    CHECK(run("GradientNormChange cheap", T2{},
+              GradientNormChangeOptions().interval(every).min_epochs(0).mode(FreezeMode::any_order)
+                  .accumulate(Accumulate::cheap),
+              false) > 0);
+    T3::type::Options both;
+    std::get<0>(both).window(every).relative(0.9);
+    std::get<1>(both).interval(every).min_epochs(0).mode(FreezeMode::any_order);
+    run("AllOf<GradientThreshold, GradientNormChange>", T3{}, both, false);
+    CHECK(run("TokenSimilarity", T4{},
+              TokenSimilarityOptions().num_classes(3).record_steps(every).compare_steps(every),
+              true) > 0);
+    run("AttentionPredictor", T5{},
+        AttentionPredictorOptions().record_every(1).every(every).min_records(2), false);
+  }
+
   TEST_CASE("real training: blocks freeze, loss falls, accuracy well above chance") {
     for (const auto& device : frost_test::devices()) {
       CAPTURE(device);

@@ -1490,6 +1490,43 @@ TEST_CASE("train: peak memory: each run's CPU tensors count against its own mete
   CHECK(a->live_bytes() == 0);
 }
 
+TEST_CASE("train: a batch whose loss is not finite is skipped before the criterion or the "
+          "optimizer sees it; the run completes, finite") {
+  const std::string data = fashion_mnist_dir();
+  if (data.empty()) return;
+  const std::string dir = temp_dir();
+  frost_train::TrainConfig cfg;
+  frost_train::parse_args({"--compare", "full,autofreeze", "--data", data, "--out", dir + "/run",
+                           "--cache", dir + "/cache", "--threads", "1", "--pretrain-limit", "300",
+                           "--train-limit", "160", "--test-limit", "100", "--batch-size", "32",
+                           "--epochs", "2", "--warmup", "1", "--set",
+                           "autofreeze:criterion.interval=3", "--no-progress"},
+                          cfg);
+  cfg.nan_at = {2, 6};  // the first attempt of steps 2 and 6: a NaN loss and gradient
+  std::ostringstream out;
+  std::vector<frost_train::RunResult> rs;
+  REQUIRE(frost_train::run_app(cfg, out, &rs) == 0);
+  INFO(out.str());
+  CHECK(has(out.str(), "step 2: the loss is not finite; the batch is skipped, nothing was applied"));
+  for (const auto& r : rs) {
+    CAPTURE(r.strategy);
+    CHECK(r.completed);
+    CHECK(r.skipped_batches == 2);
+    CHECK(r.steps == r.planned_steps);  // every step ran, on the next batch
+    CHECK(std::isfinite(r.test_accuracy));
+    // every logged loss is finite: no NaN reached the optimizer
+    std::ifstream log(r.out_dir + "/steps.jsonl");
+    std::string line;
+    int lines = 0;
+    while (std::getline(log, line)) {
+      if (!has(line, "\"loss\"")) continue;
+      ++lines;
+      CHECK_FALSE(has(line, "\"loss\":null"));
+    }
+    CHECK(lines == r.steps);
+  }
+}
+
 TEST_CASE("train: a real run counts its catch-up passes, the validation its early stopping needs, "
           "and the frontier's budgets") {
   const std::string data = fashion_mnist_dir();

@@ -81,6 +81,10 @@ struct TrainConfig {
   int progress = -1;                    // -1 auto (terminal), 0 off, 1 on
   bool quiet = false;
   std::int64_t max_steps = -1;          // stop after this many steps this session (testing --resume)
+  // fault injection, for tests only (no flag): the first attempt of each of
+  // these steps gets a NaN loss and gradient, on rank nan_rank (-1: every rank)
+  std::vector<std::int64_t> nan_at;
+  int nan_rank = -1;
   std::vector<std::string> argv;        // the arguments as given (saved for --resume)
   std::vector<std::string> given;       // the options given (long names), for --resume's check
   // data-parallel (torchrun's environment unless given): -1 / empty = from the environment

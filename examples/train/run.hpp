@@ -65,6 +65,8 @@ struct RunResult {
   /// Only some strategy's matched run ("full-<N>st"), not a budget of the
   /// frontier's line: left out of the study's rows and of the line.
   bool matched_only = false;
+  /// Batches skipped because their loss was not finite (trainer.hpp, skip_batch).
+  std::int64_t skipped_batches = 0;
   // The estimate beside it (see docs/main-job.md): per phase (steps with the
   // same blocks skipped) steps x median step time, plus validation_s; the
   // spread from the quartiles. It drops one-off costs by construction.

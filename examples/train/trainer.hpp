@@ -13,14 +13,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <functional>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -152,12 +155,13 @@ class StrategyRun final : public Run {
     StepShape shape = training_blocks();  // the states after_step may change
     const double ff = ctl_.frozen_fraction();
     const double no_grad = ctl_.no_grad_fraction();
-    frozen_sum_ += ff;
-    busy_sum_ += 1.0 - no_grad;  // blocks in trial get no gradient either
     opt_.zero_grad();
     const CacheMark mark = cache_mark();
     const at::Tensor loss = forward_backward(batch, mark.k);
     grads_.after_backward();  // before the criterion reads the gradients (several ranks)
+    if (!finite_step(loss)) return skip_batch(t0);  // before the criterion or the optimizer sees it
+    frozen_sum_ += ff;
+    busy_sum_ += 1.0 - no_grad;  // blocks in trial get no gradient either
     ctl_.after_backward();
     opt_.step();
     ctl_.after_step();
@@ -171,10 +175,14 @@ class StrategyRun final : public Run {
 
     account(shape, batch, mark, dt);
     record(ff, dt, loss);
+    skipped_in_a_row_ = 0;
     ++step_;
     ++session_steps_;
     after_step_io();
   }
+
+  /// Batches skipped because their loss was not finite (the whole run).
+  std::int64_t skipped_batches() const noexcept { return skipped_; }
 
   /// LP-FT (strategies.hpp): before step `step` every frozen block trains
   /// again; -1: never.
@@ -194,6 +202,7 @@ class StrategyRun final : public Run {
     r_.work_avoided_per_step = bill_.work_avoided_per_step();
     r_.catch_up_share = bill_.full_work_run > 0 ? bill_.catch_up_work / bill_.full_work_run : 0.0;
     r_.steps_not_run = RunBill::steps_not_run(step_, plan_.total_steps);
+    r_.skipped_batches = skipped_;
     // The estimate: per phase steps x median (and quartiles), plus the
     // validation it needed as measured; see docs/main-job.md.
     r_.time_est_s = bill_.estimate_s(0.5) + bill_.validation_s;
@@ -269,8 +278,56 @@ class StrategyRun final : public Run {
     if (epoch != batches_epoch_) {
       batches_ = std::make_unique<fx::Batches>(train_, batch_size_, data_seed(cfg_, epoch));
       batches_epoch_ = epoch;
+      skip_offset_ = 0;
     }
-    return (*batches_)[std::min(step_ % plan_.steps_per_epoch, batches_->size() - 1)];
+    // A skipped batch (skip_batch) is replaced by the next one; the epoch's
+    // steps stay, so its last ones wrap round to its first batches.
+    const std::int64_t i = std::min(step_ % plan_.steps_per_epoch, batches_->size() - 1) + skip_offset_;
+    return (*batches_)[i % batches_->size()];
+  }
+
+  // TrainConfig::nan_at (tests): the first attempt of those steps gets a NaN
+  // loss before its backward, so NaN gradients too, as a real one would.
+  void inject_fault(at::Tensor& loss) {
+    if (std::find(cfg_.nan_at.begin(), cfg_.nan_at.end(), step_) == cfg_.nan_at.end() ||
+        injected_at_ == step_ || (cfg_.nan_rank >= 0 && cfg_.nan_rank != world_.rank))
+      return;
+    injected_at_ = step_;
+    loss = loss * std::numeric_limits<double>::quiet_NaN();
+  }
+
+  // Whether the step's loss is finite, the same verdict on every rank. With
+  // several ranks a non-finite loss on any of them makes the exchanged (mean)
+  // gradients of the head, which trains in every strategy, not finite on all
+  // of them: the last parameter with a gradient is checked, no collective of
+  // its own. One host read (the trainer synchronises every step anyway).
+  bool finite_step(const at::Tensor& loss) const {
+    if (!world_.parallel()) return std::isfinite(loss.item<double>());
+    const auto params = net_->module().parameters();
+    for (auto it = params.rbegin(); it != params.rend(); ++it)
+      if (it->grad().defined()) return it->grad().isfinite().all().item<bool>();
+    return std::isfinite(loss.item<double>());
+  }
+
+  // A batch whose loss is not finite: the step is abandoned before the
+  // criterion or the optimizer sees it (ctl.abort_step(): no decision, the
+  // same step again) and the next batch takes its place. Its time counts
+  // against the strategy. Ten in a row end the run: it has diverged.
+  void skip_batch(std::chrono::steady_clock::time_point t0) {
+    ctl_.abort_step();
+    opt_.zero_grad();
+    ++skipped_;
+    ++skip_offset_;
+    ++skipped_in_a_row_;
+    bill_.step_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ctx_.log("[" + name_ + "] step " + std::to_string(step_) +
+             ": the loss is not finite; the batch is skipped, nothing was applied (" +
+             std::to_string(skipped_) + " skipped in all)");
+    if (skipped_in_a_row_ >= kMaxSkipsInARow)
+      throw std::runtime_error(name_ + ": " + std::to_string(kMaxSkipsInARow) +
+                               " batches in a row with a loss that is not finite at step " +
+                               std::to_string(step_) +
+                               ": the run has diverged; lower --lr (or its strategy's rate)");
   }
 
   /// Which blocks get a gradient this step.
@@ -305,6 +362,7 @@ class StrategyRun final : public Run {
       logits = net_->forward_range(h, k, frost::cache::kOutput);
     }
     auto loss = torch::nn::functional::cross_entropy(logits, labels);
+    inject_fault(loss);
     loss.backward();
     return loss;
   }
@@ -464,6 +522,10 @@ class StrategyRun final : public Run {
       for (std::size_t i = 0; i + 3 < e.size(); i += 4)
         r_.evals.push_back({static_cast<std::int64_t>(e[i]), e[i + 1], e[i + 2], e[i + 3]});
     }
+    if (ar.try_read("trainer.skipped", v)) {
+      const auto k = v.toIntVector();  // in all, in this epoch
+      if (k.size() == 2) std::tie(skipped_, skip_offset_) = std::make_tuple(k[0], k[1]);
+    }
     if (ar.try_read("trainer.cache_hits", v)) cache_hits0_ = v.toInt();
     if (ar.try_read("trainer.cache_misses", v)) cache_misses0_ = v.toInt();
   }
@@ -482,6 +544,7 @@ class StrategyRun final : public Run {
     ar.write("trainer.busy_sum", c10::IValue(busy_sum_));
     ar.write("trainer.losses", c10::IValue(losses_));
     ar.write("trainer.world_size", c10::IValue(static_cast<std::int64_t>(world_.size)));
+    ar.write("trainer.skipped", c10::IValue(std::vector<std::int64_t>{skipped_, skip_offset_}));
     ar.write("trainer.bill",
              c10::IValue(std::vector<double>{bill_.step_work, bill_.catch_up_work,
                                              bill_.full_work_run, static_cast<double>(bill_.steps),
@@ -583,6 +646,9 @@ class StrategyRun final : public Run {
   RunBill bill_;  // work and time, step by step (accounting.hpp)
   std::int64_t cache_hits0_ = 0, cache_misses0_ = 0;  // from the sessions before a resume
   std::int64_t unfreeze_at_ = -1;  // LP-FT: the step every block trains again (unfreeze_all_at)
+  static constexpr std::int64_t kMaxSkipsInARow = 10;
+  std::int64_t skipped_ = 0, skip_offset_ = 0, skipped_in_a_row_ = 0;  // skip_batch
+  std::int64_t injected_at_ = -1;  // inject_fault: the step whose first attempt failed
   std::vector<double> losses_;
   std::vector<Row> rows_;
   std::vector<torch::Tensor> pending_;

@@ -138,6 +138,7 @@ class FreezeController {
     clock_.check_end(concepts::uses_gradients<Criterion>(), concepts::name_of<Criterion>());
     guard_modes();
     const StepState s = now();
+    concepts::commit_step(policies_.criterion, s);  // the step's observations join its statistics
     if (policies_.criterion.decision_point(s)) {
       const std::vector<double> values = policies_.statistics(s);
       decisions_.clear();
@@ -152,12 +153,15 @@ class FreezeController {
   /// forward, backward or optimizer step threw: out of memory, a bad batch)
   /// or to skip a batch (a non-finite loss): no decision is taken, the step
   /// counter does not advance, and the next before_step() begins the same
-  /// step again. Gradients the criterion already read in after_backward()
-  /// stay in its statistics. A no-op between steps, so it is always safe to
-  /// call. In a data-parallel run every rank must abandon the same step.
+  /// step again. What the criterion observed in this step (the gradients
+  /// it read in after_backward(), the features, a predictor's record) is
+  /// dropped: the run decides as one without the step, bit for bit. A no-op
+  /// between steps, so it is always safe to call. In a data-parallel run
+  /// every rank must abandon the same step.
   void abort_step() {
     if (clock_.idle()) return;
     guard_modes();
+    concepts::abort_step(policies_.criterion, now());
     clock_.abandon();
   }
 

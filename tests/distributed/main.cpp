@@ -255,6 +255,9 @@ int worker(const std::string& scenario) {
            "--train-limit", "320", "--test-limit", "300", "--batch-size", "32", "--epochs", "2",
            "--warmup", "2", "--set", "autofreeze:criterion.interval=3", "--no-progress"},
           cfg);
+      // a NaN loss on rank 1 only, at two steps: every rank must skip them
+      cfg.nan_at = {4, 9};
+      cfg.nan_rank = 1;
       std::ostringstream os;
       const int rc = frost_train::run_app(cfg, os);
       std::ofstream(out + "/rank" + std::getenv("RANK") + ".txt") << os.str();
@@ -586,7 +589,7 @@ TEST_CASE("another model on one rank fails every rank before training") {
 }
 
 #ifdef FROST_DIST_TESTS_TRAINER
-TEST_CASE("frost-train on 2 ranks: one table, identical timelines on every rank") {
+TEST_CASE("frost-train on 2 ranks: one table, identical timelines on every rank, a NaN on one rank skipped by all") {
   if (!std::ifstream(fashion_mnist() + "/train-images-idx3-ubyte.gz")) {
     MESSAGE("Fashion-MNIST not installed (dataset-fashion-mnist); skipped");
     return;
@@ -602,6 +605,10 @@ TEST_CASE("frost-train on 2 ranks: one table, identical timelines on every rank"
   CHECK(table.find("data-parallel: 2 ranks") != std::string::npos);
   CHECK(table.find("% of what an all-reduce of every gradient sends") != std::string::npos);
   CHECK(L.text(1).empty());  // rank 1 prints nothing
+  // rank 1's NaN losses (steps 4 and 9): both ranks skipped those batches
+  // (else the gradient exchange would have hung or the timelines differ)
+  CHECK(table.find("step 4: the loss is not finite; the batch is skipped") != std::string::npos);
+  CHECK(table.find("step 9: the loss is not finite; the batch is skipped") != std::string::npos);
   for (const char* s : {"full", "autofreeze"}) {
     const std::string dir = L.dir + "/run/" + s;
     const std::string t0 = read_all(dir + "/rank0/timeline.csv");

@@ -24,7 +24,21 @@
 //     void observe_features(const frost::StepState&, const at::Tensor& features,
 //                           const at::Tensor& labels);  // e.g. the class token fed to the head
 //     void before_step(const frost::StepState&, frost::Decisions&);  // decisions on a clock,
-//   };                                                    // applied before the step's forward
+//                                                        // applied before the step's forward
+//     void commit_step(const frost::StepState&);  // the step completed (after optimizer.step(),
+//                                                 // before decision_point): take in what this
+//                                                 // step's observe*() and before_step() staged
+//     void abort_step(const frost::StepState&);   // ctl.abort_step(): drop (or undo) it
+//   };
+//
+// A step can be abandoned at any point after before_step() (an exception from
+// the forward, the backward or the optimizer step; a non-finite loss or
+// gradient). A criterion that stages each step's observations until
+// commit_step() and drops them in abort_step() decides as a run without that
+// step would, bit for bit (every criterion of frost does); one without the
+// hooks keeps what it observed. commit_step() without abort_step() is refused
+// at compile time: an abandoned step's observations would be committed with
+// the next step's.
 //
 // The decision protocol (the controller owns it, so no criterion reads the
 // host itself): after optimizer.step(), when decision_point(s) is true, the
@@ -209,6 +223,14 @@ using criterion_before_step = decltype(std::declval<C&>().before_step(
 template <class C>
 using criterion_before_step_name = decltype(&C::before_step);
 template <class C>
+using commit_step = decltype(std::declval<C&>().commit_step(std::declval<const StepState&>()));
+template <class C>
+using commit_step_name = decltype(&C::commit_step);
+template <class C>
+using abort_step = decltype(std::declval<C&>().abort_step(std::declval<const StepState&>()));
+template <class C>
+using abort_step_name = decltype(&C::abort_step);
+template <class C>
 using uses_gradients = decltype(bool{C::uses_gradients});
 template <class C>
 using uses_features_flag = decltype(bool{C::uses_features});
@@ -273,6 +295,14 @@ constexpr bool check_criterion() {
   static_assert(hook_ok<ops::criterion_before_step_name, ops::criterion_before_step, C>(),
                 "frost: a Criterion's before_step must be `void before_step(const frost::StepState&, "
                 "frost::Decisions&)`");
+  static_assert(hook_ok<ops::commit_step_name, ops::commit_step, C>(),
+                "frost: a Criterion's commit_step must be `void commit_step(const frost::StepState&)`");
+  static_assert(hook_ok<ops::abort_step_name, ops::abort_step, C>(),
+                "frost: a Criterion's abort_step must be `void abort_step(const frost::StepState&)`");
+  static_assert(!is_detected<ops::commit_step, C> || is_detected<ops::abort_step, C>,
+                "frost: a Criterion with commit_step() needs `void abort_step(const "
+                "frost::StepState&)` too, dropping what the step staged: else an abandoned step's "
+                "observations are committed with the next step's");
   static_assert(check_state<C>(), "see the message above");
   return true;
 }
@@ -307,6 +337,16 @@ void notify_validation(C& c, double loss, const StepState& s) {
 template <class C>
 void decide_before_step(C& c, const StepState& s, Decisions& out) {
   if constexpr (is_detected<ops::criterion_before_step, C>) c.before_step(s, out);
+}
+/// The step completed: `c.commit_step(state)` when the policy has it.
+template <class C>
+void commit_step(C& c, const StepState& s) {
+  if constexpr (is_detected<ops::commit_step, C>) c.commit_step(s);
+}
+/// The step was abandoned: `c.abort_step(state)` when the policy has it.
+template <class C>
+void abort_step(C& c, const StepState& s) {
+  if constexpr (is_detected<ops::abort_step, C>) c.abort_step(s);
 }
 template <class C>
 void notify_activations(C& c, std::int64_t block, const at::Tensor& t) {

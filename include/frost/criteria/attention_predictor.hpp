@@ -133,6 +133,9 @@ class AttentionPredictor {
   void before_step(const StepState& s, Decisions&) {
     if (s.step % record_every_ != 0) return;
     at::NoGradGuard ng;
+    // What the record overwrites, kept until the step ends: an abandoned step
+    // (abort_step) takes its record back, and its retry records the same.
+    undo_ = Undo{true, ring_.select(1, pos_).clone(), last_.clone(), pos_, records_, count_, primed_};
     auto w = tailor_.gather();
     ring_.select(1, pos_).copy_(predictor::encode(w, last_));
     last_.copy_(w);
@@ -145,6 +148,21 @@ class AttentionPredictor {
       else
         primed_[b] = 1;  // the first record has no predecessor: no change to encode
     }
+  }
+
+  /// The step completed: its record stays.
+  void commit_step(const StepState&) { undo_ = Undo{}; }
+  /// The step was abandoned: its record is taken back.
+  void abort_step(const StepState&) {
+    if (!undo_.armed) return;
+    at::NoGradGuard ng;
+    ring_.select(1, undo_.pos).copy_(undo_.column);
+    last_.copy_(undo_.last);
+    pos_ = undo_.pos;
+    records_ = undo_.records;
+    count_ = std::move(undo_.count);
+    primed_ = std::move(undo_.primed);
+    undo_ = Undo{};
   }
 
   bool decision_point(const StepState& s) const {
@@ -279,6 +297,13 @@ class AttentionPredictor {
   std::vector<std::int64_t> count_;
   std::vector<char> primed_;
   std::int64_t pos_ = 0, records_ = 0, stages_ = 0;
+  struct Undo {  // this step's record, until the step ends
+    bool armed = false;
+    at::Tensor column, last;
+    std::int64_t pos = 0, records = 0;
+    std::vector<std::int64_t> count;
+    std::vector<char> primed;
+  } undo_;
   std::vector<double> probability_;
 };
 

@@ -372,6 +372,59 @@ class BlockGradients {
   at::Device device_{at::kCPU};
 };
 
+/// One step's gradients as a gradient criterion took them in observe()
+/// (right after the backward, the raw gradients), held until the step
+/// completes (commit(), from the controller's after_step()) or is abandoned
+/// (drop(), from ctl.abort_step()). An abandoned step (an exception from the
+/// optimizer step, an infinite gradient found by clipping's norm after
+/// after_backward()) so leaves no trace: the run decides as one without that
+/// step, bit for bit, and an infinite gradient never reaches a window.
+/// Per-block norms are staged as they are ([num_blocks], new tensors); a
+/// per-parameter accumulator (GradientNormChange's exact mode) as its next
+/// value, accumulator + gradient computed out of place, which replaces it at
+/// commit: the arithmetic of an in-place add, for one more accumulator's
+/// memory between after_backward() and after_step().
+struct StagedGradients {
+  bool pending = false;
+  std::vector<char> had;              ///< per block: it had a gradient this step
+  at::Tensor block_sums;              ///< [num_blocks] this step's norms (or undefined)
+  std::vector<std::size_t> which;     ///< accumulators replaced at commit ...
+  std::vector<at::Tensor> next;       ///< ... by these
+
+  void drop() {
+    pending = false;
+    block_sums = at::Tensor();
+    which.clear();
+    next.clear();
+  }
+  /// A block that changes state between the observation and the step's end
+  /// (ctl.freeze() by hand, mid-step) keeps none of this step's gradients.
+  void forget_block(std::size_t b, const BlockGradients& bg) {
+    if (!pending || b >= had.size()) return;
+    had[b] = 0;
+    if (block_sums.defined()) block_sums.select(0, static_cast<std::int64_t>(b)).zero_();
+    for (std::size_t j = 0; j < which.size();)
+      if (static_cast<std::size_t>(bg.block_of(which[j])) == b) {
+        which.erase(which.begin() + static_cast<std::ptrdiff_t>(j));
+        next.erase(next.begin() + static_cast<std::ptrdiff_t>(j));
+      } else {
+        ++j;
+      }
+  }
+  /// Takes the step in: each block's step count, the block norms into
+  /// `block_acc`, the staged accumulators into `acc`. Then nothing is staged.
+  void commit(std::vector<std::int64_t>& steps, at::Tensor* block_acc,
+              std::vector<at::Tensor>* acc) {
+    if (!pending) return;
+    for (std::size_t b = 0; b < had.size() && b < steps.size(); ++b) steps[b] += had[b];
+    at::NoGradGuard ng;
+    if (block_sums.defined() && block_acc != nullptr) block_acc->add_(block_sums);
+    if (acc != nullptr)
+      for (std::size_t j = 0; j < which.size(); ++j) (*acc)[which[j]] = std::move(next[j]);
+    drop();
+  }
+};
+
 /// min_epochs (both gradient criteria): decisions wait until `min_epochs`
 /// epochs of `steps_per_epoch` steps are done. An epoch needs a length, so
 /// min_epochs > 0 with steps_per_epoch 0 (unknown) is refused rather than

@@ -69,8 +69,10 @@
 //    this is a common factor and eta is exactly Eq. (1).
 //
 // accumulate:
-//   exact: Delta is kept per parameter on the device (_foreach_add_ every
-//       step); memory: one extra copy of the trainable block parameters.
+//   exact: Delta is kept per parameter on the device (Delta + g every step,
+//       staged until the step completes so that an abandoned step leaves no
+//       trace); memory: one extra copy of the trainable block parameters,
+//       and a second one between after_backward() and after_step().
 //   cheap: only per-step block norms are summed, sum_t ||g_{l,t}||, no copy
 //       of the parameters. For L1 (and L2) this is an upper bound of the exact
 //       ||sum_t g_{l,t}|| by the triangle inequality, equal only when the
@@ -81,8 +83,8 @@
 //
 // Cost: per step, cheap takes the block norms of the step's gradients (block_
 // gradients.hpp: a fixed handful of ops whatever the number of tensors; one
-// fused _foreach_norm on CUDA) and adds them up; exact issues one
-// _foreach_add_ (one fused kernel on CUDA, one vectorised add_ per tensor on
+// fused _foreach_norm on CUDA) and adds them up; exact issues one out-of-place
+// _foreach_add (one fused kernel on CUDA, one vectorised add per tensor on
 // the CPU) and takes the norms only at the end of an interval. So on the
 // CPU exact is the faster per step on small models (one pass over the
 // values against cheap's three; tiny ViT 47 against 59 us) and cheap on deep
@@ -233,28 +235,36 @@ class GradientNormChange {
     }
   }
 
-  /// After backward: accumulates this step's gradients on the device.
+  /// After backward: this step's gradients on the device, staged until the
+  /// step completes (commit_step) or is abandoned (abort_step). Exact mode
+  /// stages Delta + g out of place (one more accumulator's memory until the
+  /// step's end; see detail::StagedGradients).
   void observe(const StepState& s) {
     at::NoGradGuard ng;
     auto list = bg_.grads(s, had_grad_, name);
-    bool any = false;
-    for (std::size_t b = 0; b < had_grad_.size(); ++b) {
-      steps_[b] += had_grad_[b];
-      any = any || had_grad_[b];
-    }
-    if (!any) return;
+    staged_.drop();
+    staged_.pending = true;
+    staged_.had = had_grad_;
+    if (std::find(had_grad_.begin(), had_grad_.end(), 1) == had_grad_.end()) return;
     if (o_.accumulate() == Accumulate::exact) {
       std::vector<at::Tensor> acc, g;
       for (std::size_t i = 0; i < bg_.num_params(); ++i) {
         if (!live_[i] || !list[i].defined()) continue;  // defined: its block trains
+        staged_.which.push_back(i);
         acc.push_back(acc_[i]);
         g.push_back(list[i]);
       }
-      if (!acc.empty()) at::_foreach_add_(acc, g);  // Delta += g (one fused kernel on CUDA)
+      if (!acc.empty()) staged_.next = at::_foreach_add(acc, g);  // Delta + g (one fused kernel on CUDA)
     } else {
-      block_acc_.add_(bg_.norms(list, o_.norm()));
+      staged_.block_sums = bg_.norms(list, o_.norm());
     }
   }
+  /// The step completed (after optimizer.step()): its gradients join the interval.
+  void commit_step(const StepState&) {
+    staged_.commit(steps_, block_acc_.defined() ? &block_acc_ : nullptr, &acc_);
+  }
+  /// The step was abandoned: its gradients leave no trace.
+  void abort_step(const StepState&) { staged_.drop(); }
 
   /// Whether min_epochs still holds decisions back at this step.
   bool held(const StepState& s) const {
@@ -402,6 +412,7 @@ class GradientNormChange {
   void on_state_change(std::int64_t block, BlockState, BlockState to) {
     if (block < 0 || static_cast<std::size_t>(block) >= steps_.size()) return;
     const auto b = static_cast<std::size_t>(block);
+    staged_.forget_block(b, bg_);
     has_prev_[b] = 0;
     steps_[b] = 0;
     at::NoGradGuard ng;
@@ -523,6 +534,7 @@ class GradientNormChange {
   std::vector<char> live_;             // exact: per parameter, acc_ holds a real buffer
   at::Tensor block_acc_;               // cheap: sum of per-step block norms
   std::vector<char> had_grad_;
+  frost::detail::StagedGradients staged_;  // this step's gradients until the step ends
   std::vector<std::int64_t> steps_;       // per block: steps with a gradient, this interval
   std::vector<std::int64_t> last_steps_;  // the same for the interval just evaluated
   std::vector<char> has_prev_;

@@ -39,6 +39,7 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -125,19 +126,21 @@ class GradientThreshold {
     acc_ = at::zeros({bg_.num_blocks()}, at::TensorOptions().dtype(at::kFloat).device(bg_.device()));
   }
 
-  /// After backward: adds each training block's sum |g| to the device accumulator.
+  /// After backward: each training block's sum |g| on the device, staged
+  /// until the step completes (commit_step) or is abandoned (abort_step).
   void observe(const StepState& s) {
     at::NoGradGuard ng;
     auto list = bg_.grads(s, had_grad_, name);
-    bool any = false;
-    for (std::size_t b = 0; b < had_grad_.size(); ++b)
-      if (had_grad_[b]) {
-        ++steps_[b];
-        any = true;
-      }
-    if (!any) return;
-    acc_.add_(bg_.norms(list, GradNorm::l1));
+    staged_.drop();
+    staged_.pending = true;
+    staged_.had = had_grad_;
+    if (std::find(had_grad_.begin(), had_grad_.end(), 1) != had_grad_.end())
+      staged_.block_sums = bg_.norms(list, GradNorm::l1);
   }
+  /// The step completed (after optimizer.step()): its sums join the window.
+  void commit_step(const StepState&) { staged_.commit(steps_, &acc_, nullptr); }
+  /// The step was abandoned: its gradients leave no trace.
+  void abort_step(const StepState&) { staged_.drop(); }
 
   /// The end of every window.
   bool decision_point(const StepState& s) const { return (s.step + 1) % window_ == 0; }
@@ -192,8 +195,9 @@ class GradientThreshold {
   /// A block back in training starts a fresh window (its partial sums from
   /// before it left are dropped); its reference is kept.
   void on_state_change(std::int64_t block, BlockState, BlockState to) {
-    if (to != BlockState::training || block < 0 || static_cast<std::size_t>(block) >= steps_.size())
-      return;
+    if (block < 0 || static_cast<std::size_t>(block) >= steps_.size()) return;
+    staged_.forget_block(static_cast<std::size_t>(block), bg_);
+    if (to != BlockState::training) return;
     steps_[static_cast<std::size_t>(block)] = 0;
     at::NoGradGuard ng;
     acc_.select(0, block).zero_();
@@ -250,6 +254,7 @@ class GradientThreshold {
   std::int64_t evaluations_ = 0;
   at::Tensor acc_;                   // [num_blocks] sum over the window of sum |g|
   std::vector<char> had_grad_;       // scratch: this step
+  detail::StagedGradients staged_;   // this step's sums until the step ends
   std::vector<std::int64_t> steps_;  // per block: steps with a gradient in this window
   std::vector<double> reference_;
   std::vector<double> average_;

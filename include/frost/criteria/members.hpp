@@ -116,6 +116,12 @@ class Members {
   void on_validation(double loss, const StepState& s) {
     std::apply([&](auto&... c) { (concepts::notify_validation(c, loss, s), ...); }, cs_);
   }
+  void commit_step(const StepState& s) {
+    std::apply([&](auto&... c) { (concepts::commit_step(c, s), ...); }, cs_);
+  }
+  void abort_step(const StepState& s) {
+    std::apply([&](auto&... c) { (concepts::abort_step(c, s), ...); }, cs_);
+  }
   void observe_activations(std::int64_t block, const at::Tensor& t) {
     std::apply([&](auto&... c) { (concepts::notify_activations(c, block, t), ...); }, cs_);
   }
@@ -182,6 +188,8 @@ class Forwarding {
     m_.on_state_change(block, from, to);
   }
   void on_validation(double loss, const StepState& s) { m_.on_validation(loss, s); }
+  void commit_step(const StepState& s) { m_.commit_step(s); }
+  void abort_step(const StepState& s) { m_.abort_step(s); }
   void observe_activations(std::int64_t block, const at::Tensor& t) {
     m_.observe_activations(block, t);
   }

@@ -195,19 +195,34 @@ class TokenSimilarity {
     // [N, K]: 1 where the label is the class; a zero row for a label out of range.
     const at::Tensor onehot = labels.unsqueeze(1).eq(classes_).to(at::kFloat);
     const at::Tensor valid_label = onehot.sum(1);
+    // Staged until the step completes (commit_step), dropped if it is
+    // abandoned (abort_step): an abandoned step's features leave no trace.
     if (phase_ == Phase::recording) {
-      sum_.add_(onehot.t().mm(x));
-      count_.add_(onehot.sum(0));
-      stats_.select(0, 2).add_(x.size(0) - valid_label.sum());
+      stage(staged_.sum, onehot.t().mm(x));
+      stage(staged_.count, onehot.sum(0));
+      stage(staged_.unlabelled, x.size(0) - valid_label.sum());
     } else {
       // each sample's class mean, and whether its class has one
       const at::Tensor m = onehot.mm(mean_);
       const at::Tensor compared = onehot.mv(has_);
       const at::Tensor cos = at::cosine_similarity(x, m, 1, 1e-8);
-      stats_.add_(at::stack({(cos * compared).sum(), compared.sum(), x.size(0) - valid_label.sum()}));
+      stage(staged_.stats,
+            at::stack({(cos * compared).sum(), compared.sum(), x.size(0) - valid_label.sum()}));
     }
-    ++seen_;
+    ++staged_.calls;
   }
+  /// The step completed: its features join the phase's memory.
+  void commit_step(const StepState&) {
+    at::NoGradGuard ng;
+    if (staged_.sum.defined()) sum_.add_(staged_.sum);
+    if (staged_.count.defined()) count_.add_(staged_.count);
+    if (staged_.unlabelled.defined()) stats_.select(0, 2).add_(staged_.unlabelled);
+    if (staged_.stats.defined()) stats_.add_(staged_.stats);
+    seen_ += staged_.calls;
+    staged_ = Staged{};
+  }
+  /// The step was abandoned: its features leave no trace.
+  void abort_step(const StepState&) { staged_ = Staged{}; }
 
   /// The last step of a recording or comparing phase.
   bool decision_point(const StepState& s) const {
@@ -432,6 +447,14 @@ class TokenSimilarity {
   std::int64_t phase_start_ = 0;
   std::int64_t block_ = -1;  // under evaluation
   std::int64_t seen_ = 0;    // observe_features calls in this phase
+  struct Staged {            // this step's contributions until the step ends
+    at::Tensor sum, count, unlabelled, stats;
+    std::int64_t calls = 0;
+  } staged_;
+  static void stage(at::Tensor& into, const at::Tensor& t) {
+    if (into.defined()) into.add_(t);
+    else into = t;
+  }
   double eta_prev_ = std::numeric_limits<double>::quiet_NaN();
   double last_eta_ = std::numeric_limits<double>::quiet_NaN();
   std::vector<double> eta_prev_block_;
