@@ -13,6 +13,7 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <unordered_set>
@@ -533,6 +534,58 @@ TEST_SUITE("controller") {
     CHECK(contains(tl[1].detail, "in_order"));
     CHECK((tl[2].block == 0 && tl[3].block == 1));   // one batch, applied input side first
     CHECK((tl[4].block == 2 && tl[4].kind == frost::EventKind::freeze));
+  }
+
+  TEST_CASE("every block state behaves as its row of kStateMeanings says") {
+    // The table is what the parts read (block_state.hpp): walk a block
+    // through every state by hand and check each column against what the
+    // controller did: requires_grad and the learning rate (trains), the
+    // optimizer's state (keeps_optimizer_state), num_frozen() and the stop
+    // view (frozen_for_good), the module's mode (eval_mode, eval_frozen on).
+    Net net;
+    auto task = frost_test::make_task(32, at::kCPU);
+    auto blocks = frost::BlockMap::from_children(*net, "blocks");
+    torch::optim::AdamW opt(frost::param_groups(blocks, *net), torch::optim::AdamWOptions(0.01));
+    using Ctl = frost::FreezeController<frost::criteria::Never, frost::schedules::Constant,
+                                        frost::stop::Never>;
+    Ctl ctl(net, opt, blocks, Ctl::Options().controller(frost::ControllerOptions().eval_frozen(true)));
+    controlled_step(ctl, net, opt, task);  // every block has optimizer state now
+    const std::size_t b = 1;
+    std::set<frost::BlockState> seen;
+    auto check = [&](frost::BlockState want) {
+      const frost::StateMeaning& m = frost::meaning(want);
+      CAPTURE(m.name);
+      REQUIRE(ctl.block_state(b) == want);
+      seen.insert(want);
+      for (const auto& p : blocks[b].params) {
+        CHECK(p.requires_grad() == m.trains);
+        CHECK(frost::has_optimizer_state(opt, p) == m.keeps_optimizer_state);
+      }
+      for (const std::size_t g : ctl.lr_book().groups_of(b))
+        CHECK((opt.param_groups()[g].options().get_lr() > 0.0) == m.trains);
+      CHECK(ctl.is_frozen(b) == m.frozen_for_good);
+      CHECK(ctl.num_frozen() == (m.frozen_for_good ? 1 : 0));
+      net->train();  // the user's loop; the controller puts blocks out of training back
+      ctl.before_step();
+      CHECK(net->blocks[b]->is_training() == !m.eval_mode);
+      ctl.abort_step();
+      CHECK(std::string(frost::to_string(want)) == m.name);
+      frost::BlockState back{};
+      CHECK((frost::from_string(m.name, back) && back == want));
+    };
+    check(frost::BlockState::training);
+    ctl.trial(b);
+    check(frost::BlockState::trial);
+    ctl.unfreeze(b);  // a revert: trains on from its optimizer state
+    check(frost::BlockState::training);
+    ctl.freeze(b);
+    check(frost::BlockState::frozen);
+    ctl.unfreeze(b);  // fresh optimizer state: none until its next step
+    CHECK(ctl.block_state(b) == frost::BlockState::training);
+    controlled_step(ctl, net, opt, task);
+    check(frost::BlockState::training);
+    CHECK(seen.size() == frost::kNumBlockStates);  // every row was walked
+    CHECK_FALSE(frost::is_block_state(static_cast<std::int64_t>(frost::kNumBlockStates)));
   }
 
   TEST_CASE("eval_frozen keeps a frozen block's dropout off even after model->train()") {

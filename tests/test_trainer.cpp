@@ -228,13 +228,10 @@ std::vector<Decision> decisions(const frost::Timeline& t) {
   return d;
 }
 
-template <class C, class F>
-void check_resume_matches(const at::Device& device, F configure) {
-  using S = frost::schedules::Cosine;
-  using P = frost::stop::Never;
-  torch::set_num_threads(1);
-  const auto data = synthetic_task(192);
-  const std::string dir = temp_dir();
+/// The small run the resume and kill tests repeat: 192 synthetic samples,
+/// batch 16, 4 epochs (48 steps), no pre-training (the initialisation is the
+/// "pre-trained" model), quiet.
+frost_train::TrainConfig resume_config(const std::string& dir) {
   frost_train::TrainConfig cfg;
   cfg.batch_size = 16;
   cfg.epochs = 4;  // 12 steps per epoch: 48 steps
@@ -242,7 +239,18 @@ void check_resume_matches(const at::Device& device, F configure) {
   cfg.progress = 0;
   cfg.quiet = true;
   cfg.cache_dir = dir + "/cache";
-  cfg.pretrain_epochs = 0;  // the initialisation is the "pre-trained" model
+  cfg.pretrain_epochs = 0;
+  return cfg;
+}
+
+template <class C, class F>
+void check_resume_matches(const at::Device& device, F configure) {
+  using S = frost::schedules::Cosine;
+  using P = frost::stop::Never;
+  torch::set_num_threads(1);
+  const auto data = synthetic_task(192);
+  const std::string dir = temp_dir();
+  const frost_train::TrainConfig cfg = resume_config(dir);
   frost_train::RunContext ctx;
   ctx.cfg = cfg;
   ctx.data = &data;
@@ -565,15 +573,8 @@ std::array<int, 3> check_kills_match(F configure, unsigned seeds) {
   torch::set_num_threads(1);
   const auto data = synthetic_task(192);
   const std::string dir = temp_dir();
-  frost_train::TrainConfig cfg;
-  cfg.batch_size = 16;
-  cfg.epochs = 4;  // 12 steps per epoch: 48 steps
-  cfg.warmup_steps = 4;
-  cfg.progress = 0;
-  cfg.quiet = true;
+  frost_train::TrainConfig cfg = resume_config(dir);
   cfg.checkpoint_every = 1;
-  cfg.cache_dir = dir + "/cache";
-  cfg.pretrain_epochs = 0;
   frost_train::RunContext ctx;
   ctx.cfg = cfg;
   ctx.data = &data;

@@ -335,7 +335,7 @@ class StrategyRun final : public Run {
     StepShape shape;
     shape.trains.resize(ctl_.blocks().size());
     for (std::size_t b = 0; b < shape.trains.size(); ++b)
-      shape.trains[b] = ctl_.block_state(b) == frost::BlockState::training;
+      shape.trains[b] = frost::meaning(ctl_.block_state(b)).trains;
     return shape;
   }
 

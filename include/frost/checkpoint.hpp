@@ -191,7 +191,7 @@ void load_part(Part& part, torch::serialize::InputArchive& f, const std::string&
   try {
     part.load(f);
   } catch (const Error& e) {
-    fail(source, join, std::string(e.what()).substr(7));  // drop "frost: "
+    fail(source, join, e.message());
   }
 }
 
@@ -216,7 +216,7 @@ void load_policy(P& p, torch::serialize::InputArchive& f, const char* key,
       found = concepts::load_state(p, f, key);
     } catch (const Error& e) {
       fail(source, ": the ", key, " (", concepts::name_of<P>(), ") does not load: ",
-           std::string(e.what()).substr(7));  // drop "frost: "
+           e.message());
     } catch (const c10::Error& e) {
       fail(source, ": the ", key, " (", concepts::name_of<P>(), ") does not load: ",
            e.what_without_backtrace());

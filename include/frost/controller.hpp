@@ -115,7 +115,8 @@ class FreezeController {
     const std::int64_t step = clock_.step();
     for (std::size_t i = 0; i < blocks_.size(); ++i)
       if (!is_frozen(i) && policies_.schedule.frozen(step, static_cast<std::int64_t>(i)))
-        carry_out(i, Request::freeze, policies_.schedule_label, static_cast<double>(step),
+        carry_out(i, gate(i, Request::freeze, static_cast<double>(step), Source::schedule),
+                  policies_.schedule_label, static_cast<double>(step),
                   "the schedule's learning rate reached zero");
     for (std::size_t g = 0; g < lr_.num_groups(); ++g)
       lr_.apply(g, lr_scale(step, lr_.block_of(g)));  // block_of: a block or kHead
@@ -231,10 +232,10 @@ class FreezeController {
   }
   const std::vector<BlockState>& block_states() const noexcept { return ledger_.states(); }
   /// Frozen for good (a block in trial is not).
-  bool is_frozen(std::size_t block) const { return ledger_.state(block) == BlockState::frozen; }
+  bool is_frozen(std::size_t block) const { return meaning(ledger_.state(block)).frozen_for_good; }
   // Views of the block states (BlockLedger says what each counts).
   std::vector<bool> frozen() const { return ledger_.frozen(); }
-  std::int64_t num_frozen() const { return ledger_.count(BlockState::frozen); }
+  std::int64_t num_frozen() const { return ledger_.count_frozen(); }
   std::int64_t num_trial() const { return ledger_.count(BlockState::trial); }
   std::int64_t frozen_prefix() const { return ledger_.frozen_prefix(); }
   std::int64_t no_grad_prefix() const { return ledger_.no_grad_prefix(); }
@@ -257,8 +258,7 @@ class FreezeController {
   const reducer_type& reducer() const noexcept { return policies_.reducer; }
   /// The learning-rate multiplier a block (or kHead) gets at `step`.
   double lr_scale(std::int64_t step, std::int64_t block) const {
-    if (block >= 0 && ledger_.state(static_cast<std::size_t>(block)) != BlockState::training)
-      return 0.0;
+    if (block >= 0 && !meaning(ledger_.state(static_cast<std::size_t>(block))).trains) return 0.0;
     return policies_.schedule.lr_scale(step, block);
   }
 
@@ -326,7 +326,7 @@ class FreezeController {
                   "controller:run_shape");
     mode_ = std::move(mode);
     for (std::size_t b = 0; b < blocks_.size(); ++b)
-      if (ledger.state(b) != BlockState::training || ledger_.state(b) != BlockState::training)
+      if (!meaning(ledger.state(b)).trains || !meaning(ledger_.state(b)).trains)
         set_params(b, ledger.state(b), /*from_training=*/false);
     ledger_ = std::move(ledger);
     lr_ = std::move(lr);
@@ -388,14 +388,35 @@ class FreezeController {
   void by_hand(std::size_t block, Request r, const std::string& reason) {
     detail::require(block < blocks_.size(), to_string(r), "(", block, "): there are only ",
                     blocks_.size(), " blocks");
-    const Transition t = ledger_.plan(block, r);
-    detail::require(!t.refused(), to_string(r), "(", blocks_[block].name,
-                    "): ", t.refused() ? t.refusal : "", "; call ctl.unfreeze() first");
-    if (r == Request::unfreeze && !t.moves()) return;
-    if (r == Request::unfreeze)
-      policies_.check_can_train(clock_.step(), block, blocks_[block].name);
+    const Verdict v = gate(block, r, 0.0, Source::user);  // throws where it refuses
+    if (!v.cell.moves()) return;
     adopt_lr();
-    carry_out(block, r, "user", 0.0, reason);
+    carry_out(block, v, "user", 0.0, reason);
+  }
+
+  /// Who asks: the guards differ (gate()).
+  enum class Source { criterion, schedule, user };
+
+  /// The one gate every request passes, before anything changes: the cell of
+  /// the lifecycle table (controller/lifecycle.hpp), then the guards that
+  /// need more than the block's state. A criterion's request is refused (a
+  /// warning in the timeline, BlockLedger::review) on a statistic that is
+  /// not finite or against in_order; the schedule's is the table's alone;
+  /// the user's is refused with a frost::Error, and an unfreeze also where
+  /// the schedule has annealed the block to 0 for good. carry_out() executes
+  /// the verdict's cell as it is (the table is not consulted twice).
+  Verdict gate(std::size_t b, Request r, double statistic, Source who) const {
+    if (who == Source::criterion)
+      return ledger_.review(b, r, statistic, options_.controller().in_order());
+    Verdict v{ledger_.plan(b, r), {}};
+    if (v.cell.refused()) v.refusal = v.cell.refusal;
+    if (who == Source::user) {
+      detail::require(!v.refused(), to_string(r), "(", blocks_[b].name, "): ", v.refusal,
+                      "; call ctl.unfreeze() first");
+      if (r == Request::unfreeze && v.cell.moves())
+        policies_.check_can_train(clock_.step(), b, blocks_[b].name);
+    }
+    return v;
   }
 
   StepState now() const { return clock_.now(ledger_.states()); }
@@ -415,8 +436,7 @@ class FreezeController {
     ledger_.stop(clock_.step(), policies_.stop_label);
   }
 
-  /// A policy's requests, in block order; the ledger's verdict on each: the
-  /// lifecycle table and the guards (BlockLedger::review).
+  /// A policy's requests, in block order, each through the gate.
   void apply(const Decisions& d, const std::string& policy) {
     if (d.empty()) return;  // the common case: nothing to do, nothing to copy
     for (const auto& it : d.in_block_order()) {
@@ -427,40 +447,40 @@ class FreezeController {
         ledger_.warn(b, clock_.step(), policy, it.statistic, it.detail);
         continue;
       }
-      const Request r = request_of(it.action);
-      const Verdict v = ledger_.review(b, r, it.statistic, options_.controller().in_order());
+      const Verdict v = gate(b, request_of(it.action), it.statistic, Source::criterion);
       if (v.refused())
         ledger_.refused(b, clock_.step(), policy, it, v);
       else
-        carry_out(b, r, policy, it.statistic, it.detail);
+        carry_out(b, v, policy, it.statistic, it.detail);
     }
   }
 
-  /// Carries request `r` out on block b when the lifecycle table says it
-  /// moves: parameters, optimizer state, learning rate, mode, then the
-  /// ledger's event and the criterion's notification.
-  void carry_out(std::size_t b, Request r, const std::string& policy, double stat,
+  /// Carries the gate's verdict out on block b when its cell moves (a
+  /// refused one never gets here): parameters, optimizer state, learning
+  /// rate, mode, then the ledger's event and the criterion's notification.
+  void carry_out(std::size_t b, const Verdict& v, const std::string& policy, double stat,
                  std::string detail) {
-    const Transition t = ledger_.plan(b, r);
-    if (!t.moves()) return;
+    const Transition& t = v.cell;
+    if (!t.moves() || v.refused()) return;
     const BlockState from = ledger_.state(b);
-    set_params(b, t.to, /*from_training=*/from == BlockState::training);
+    set_params(b, t.to, /*from_training=*/meaning(from).trains);
     ledger_.enter(b, t, clock_.step(), policy, stat, std::move(detail));
     ++generation_;
     concepts::notify_state(policies_.criterion, static_cast<std::int64_t>(b), from, t.to);
   }
 
-  /// Block b's parameters, learning rate and mode in state `to`.
+  /// Block b's parameters, learning rate and mode in state `to`, each as
+  /// the state's row of kStateMeanings says (block_state.hpp).
   void set_params(std::size_t b, BlockState to, bool from_training) {
     const auto& blk = blocks_[b];
+    const StateMeaning& m = meaning(to);
     params_.enter(blk, b, to, *optimizer_);
-    if (to == BlockState::training) {
-      lr_.apply_block(b, policies_.schedule.lr_scale(clock_.step(), static_cast<std::int64_t>(b)));
-      mode_.rejoin(blk, b);
-    } else {
-      lr_.apply_block(b, 0.0);
+    lr_.apply_block(b, m.trains ? policies_.schedule.lr_scale(clock_.step(), static_cast<std::int64_t>(b))
+                                : 0.0);
+    if (m.eval_mode)
       mode_.leave(blk, b, from_training);
-    }
+    else
+      mode_.rejoin(blk, b);
   }
 
   /// Takes the user's change of the optimizer's rates since frost set them
@@ -489,7 +509,7 @@ class FreezeController {
   void adopt_user_frozen() {
     for (std::size_t b = 0; b < blocks_.size(); ++b)
       if (params_.all_fixed(b))
-        carry_out(b, Request::freeze, "user", 0.0,
+        carry_out(b, gate(b, Request::freeze, 0.0, Source::user), "user", 0.0,
                   "every parameter already had requires_grad false when the controller was built");
       else if (params_.num_fixed(b) > 0)
         ledger_.warn(b, 0, "user", static_cast<double>(params_.num_fixed(b)),

@@ -11,7 +11,13 @@ namespace frost {
 
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& what) : std::runtime_error("frost: " + what) {}
+  explicit Error(const std::string& what) : std::runtime_error("frost: " + what), message_(what) {}
+  /// The message without the "frost: " prefix of what(), to continue in another
+  /// (a checkpoint's name in front: "run.frost is corrupt: ...").
+  const std::string& message() const noexcept { return message_; }
+
+ private:
+  std::string message_;
 };
 
 namespace detail {

@@ -91,10 +91,10 @@ struct StepState {
     return states == nullptr ? BlockState::training : (*states)[static_cast<std::size_t>(block)];
   }
   /// Frozen for good.
-  bool is_frozen(std::int64_t block) const { return state(block) == BlockState::frozen; }
+  bool is_frozen(std::int64_t block) const { return meaning(state(block)).frozen_for_good; }
   bool in_trial(std::int64_t block) const { return state(block) == BlockState::trial; }
   /// Training (neither in trial nor frozen): the blocks that get gradients.
-  bool trains(std::int64_t block) const { return state(block) == BlockState::training; }
+  bool trains(std::int64_t block) const { return meaning(state(block)).trains; }
 };
 
 /// The host values a criterion decides on (what its statistics() returned,

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -97,9 +98,9 @@ class BlockLedger {
     e.step = std::max<std::int64_t>(steps_done - 1, 0);  // the last step run
     e.kind = EventKind::stop;
     e.policy = policy;
-    e.statistic = static_cast<double>(count(BlockState::frozen));
+    e.statistic = static_cast<double>(count_frozen());
     e.detail = "after " + std::to_string(steps_done) + " steps; " +
-               std::to_string(count(BlockState::frozen)) + " of " + std::to_string(size()) +
+               std::to_string(count_frozen()) + " of " + std::to_string(size()) +
                " blocks frozen";
     note(std::move(e));
   }
@@ -132,10 +133,15 @@ class BlockLedger {
   std::int64_t count(BlockState s) const {
     return static_cast<std::int64_t>(std::count(states_.begin(), states_.end(), s));
   }
+  /// Blocks frozen for good (their state's row says so).
+  std::int64_t count_frozen() const {
+    return static_cast<std::int64_t>(std::count_if(
+        states_.begin(), states_.end(), [](BlockState s) { return meaning(s).frozen_for_good; }));
+  }
   /// The stop rule's view `st` (the clock's) with the block counts filled in.
   StopState with_counts(StopState st) const {
     st.num_blocks = static_cast<std::int64_t>(size());
-    st.num_frozen = count(BlockState::frozen);
+    st.num_frozen = count_frozen();
     st.num_trial = count(BlockState::trial);
     st.frozen_prefix = frozen_prefix();
     return st;
@@ -143,7 +149,7 @@ class BlockLedger {
   /// Per block: frozen for good (a block in trial is not).
   std::vector<bool> frozen() const {
     std::vector<bool> out;
-    for (auto s : states_) out.push_back(s == BlockState::frozen);
+    for (auto s : states_) out.push_back(meaning(s).frozen_for_good);
     return out;
   }
   /// Leading blocks frozen for good, from the input side: the part of the
@@ -192,8 +198,8 @@ class BlockLedger {
                     " blocks, ", states_.size(), " expected");
     std::vector<BlockState> states;
     for (std::size_t b = 0; b < st.size(); ++b) {
-      detail::require(st[b] >= 0 && st[b] <= 2, "is corrupt: block '", names_[b], "' has state ",
-                      st[b]);
+      detail::require(is_block_state(st[b]), "is corrupt: block '", names_[b], "' has state ",
+                      st[b], " (states are 0 to ", kNumBlockStates - 1, ")");
       states.push_back(static_cast<BlockState>(st[b]));
     }
     Timeline tl = read_timeline(ar);
@@ -202,8 +208,8 @@ class BlockLedger {
   }
 
  private:
-  static bool is_frozen(BlockState s) { return s == BlockState::frozen; }
-  static bool out_of_training(BlockState s) { return s != BlockState::training; }
+  static bool is_frozen(BlockState s) { return meaning(s).frozen_for_good; }
+  static bool out_of_training(BlockState s) { return !meaning(s).trains; }
 
   void record(EventKind kind, std::size_t b, std::int64_t step, const std::string& policy,
               double statistic, std::string detail, const std::string& topic) {
@@ -228,58 +234,74 @@ class BlockLedger {
     return v;
   }
 
-  // The timeline as seven columns (one list per Event field).
+  // The timeline as one column per Event field, listed once here for
+  // write_timeline() and read_timeline(): an archive key and the member.
+  template <class F>
+  static void timeline_columns(F&& f) {
+    f("timeline.step", &Event::step);
+    f("timeline.block", &Event::block);
+    f("timeline.kind", &Event::kind);  // by number: kinds are appended, never renumbered
+    f("timeline.statistic", &Event::statistic);
+    f("timeline.block_name", &Event::block_name);
+    f("timeline.policy", &Event::policy);
+    f("timeline.detail", &Event::detail);
+  }
+  template <class M>
+  using column_type = std::decay_t<decltype(std::declval<Event&>().*std::declval<M>())>;
+
   void write_timeline(torch::serialize::OutputArchive& ar) const {
-    std::vector<std::int64_t> steps, blocks, kinds;
-    std::vector<double> stats;
-    std::vector<std::string> names, policies, details;
-    for (const auto& e : timeline_) {
-      steps.push_back(e.step);
-      blocks.push_back(e.block);
-      kinds.push_back(static_cast<std::int64_t>(e.kind));
-      stats.push_back(e.statistic);
-      names.push_back(e.block_name);
-      policies.push_back(e.policy);
-      details.push_back(e.detail);
-    }
-    ar.write("timeline.step", c10::IValue(steps));
-    ar.write("timeline.block", c10::IValue(blocks));
-    ar.write("timeline.kind", c10::IValue(kinds));
-    ar.write("timeline.statistic", c10::IValue(stats));
-    ar.write("timeline.block_name", c10::IValue(c10::List<std::string>(names)));
-    ar.write("timeline.policy", c10::IValue(c10::List<std::string>(policies)));
-    ar.write("timeline.detail", c10::IValue(c10::List<std::string>(details)));
+    timeline_columns([&](const char* key, auto member) {
+      using T = column_type<decltype(member)>;
+      if constexpr (std::is_same_v<T, std::string>) {
+        c10::List<std::string> col;
+        for (const auto& e : timeline_) col.push_back(e.*member);
+        ar.write(key, c10::IValue(col));
+      } else if constexpr (std::is_same_v<T, double>) {
+        std::vector<double> col;
+        for (const auto& e : timeline_) col.push_back(e.*member);
+        ar.write(key, c10::IValue(col));
+      } else {  // integers and the kind
+        std::vector<std::int64_t> col;
+        for (const auto& e : timeline_) col.push_back(static_cast<std::int64_t>(e.*member));
+        ar.write(key, c10::IValue(col));
+      }
+    });
   }
 
   Timeline read_timeline(torch::serialize::InputArchive& ar) const {
-    const auto steps = read(ar, "timeline.step", &c10::IValue::isIntList).toIntVector();
-    const auto blocks = read(ar, "timeline.block", &c10::IValue::isIntList).toIntVector();
-    const auto kinds = read(ar, "timeline.kind", &c10::IValue::isIntList).toIntVector();
-    const auto stats = read(ar, "timeline.statistic", &c10::IValue::isDoubleList).toDoubleVector();
-    const auto bnames = read(ar, "timeline.block_name", &c10::IValue::isList).toList();
-    const auto policies = read(ar, "timeline.policy", &c10::IValue::isList).toList();
-    const auto details = read(ar, "timeline.detail", &c10::IValue::isList).toList();
-    const std::size_t n = steps.size();
-    detail::require(blocks.size() == n && kinds.size() == n && stats.size() == n &&
-                        bnames.size() == n && policies.size() == n && details.size() == n,
-                    "is corrupt: the timeline's columns differ in length");
     Timeline tl;
-    for (std::size_t i = 0; i < n; ++i) {
-      detail::require(kinds[i] >= 0 && kinds[i] <= kLastEventKind && blocks[i] >= -1 &&
-                          blocks[i] < static_cast<std::int64_t>(states_.size()) &&
-                          bnames.get(i).isString() && policies.get(i).isString() &&
-                          details.get(i).isString(),
+    bool first = true;
+    auto rows = [&](std::size_t n) {  // every column as long as the first
+      if (first) tl.resize(n);
+      first = false;
+      detail::require(n == tl.size(), "is corrupt: the timeline's columns differ in length");
+    };
+    timeline_columns([&](const char* key, auto member) {
+      using T = column_type<decltype(member)>;
+      if constexpr (std::is_same_v<T, std::string>) {
+        const auto col = read(ar, key, &c10::IValue::isList).toList();
+        rows(col.size());
+        for (std::size_t i = 0; i < col.size(); ++i) {
+          detail::require(col.get(i).isString(), "is corrupt: timeline event ", i);
+          tl[i].*member = col.get(i).toStringRef();
+        }
+      } else if constexpr (std::is_same_v<T, double>) {
+        const auto col = read(ar, key, &c10::IValue::isDoubleList).toDoubleVector();
+        rows(col.size());
+        for (std::size_t i = 0; i < col.size(); ++i) tl[i].*member = col[i];
+      } else {
+        const auto col = read(ar, key, &c10::IValue::isIntList).toIntVector();
+        rows(col.size());
+        for (std::size_t i = 0; i < col.size(); ++i) {
+          if constexpr (std::is_enum_v<T>)  // checked before it becomes a kind
+            detail::require(col[i] >= 0 && col[i] <= kLastEventKind, "is corrupt: timeline event ", i);
+          tl[i].*member = static_cast<T>(col[i]);
+        }
+      }
+    });
+    for (std::size_t i = 0; i < tl.size(); ++i)
+      detail::require(tl[i].block >= -1 && tl[i].block < static_cast<std::int64_t>(states_.size()),
                       "is corrupt: timeline event ", i);
-      Event e;
-      e.step = steps[i];
-      e.block = blocks[i];
-      e.kind = static_cast<EventKind>(kinds[i]);
-      e.statistic = stats[i];
-      e.block_name = bnames.get(i).toStringRef();
-      e.policy = policies.get(i).toStringRef();
-      e.detail = details.get(i).toStringRef();
-      tl.push_back(std::move(e));
-    }
     return tl;
   }
 

@@ -52,7 +52,7 @@ class BlockParams {
   /// Block b (`blk`) moves to `to`.
   void enter(const Block& blk, std::size_t b, BlockState to,
              torch::optim::Optimizer& optimizer) const {
-    if (to == BlockState::training) {
+    if (meaning(to).trains) {
       for (std::size_t i = 0; i < blk.params.size(); ++i)
         if (!fixed_[b][i]) blk.params[i].requires_grad_(true);
       return;
@@ -60,7 +60,7 @@ class BlockParams {
     for (auto p : blk.params) {
       p.requires_grad_(false);
       if (p.grad().defined()) p.mutable_grad() = at::Tensor();
-      if (to == BlockState::frozen) detail::drop_state(optimizer, p);
+      if (!meaning(to).keeps_optimizer_state) detail::drop_state(optimizer, p);
     }
   }
 

@@ -17,9 +17,12 @@
 //   (3) "the block is frozen for good (only ctl.unfreeze() trains it again)"
 //
 // Criteria send freeze, trial, revert and commit (frost::Decisions); unfreeze
-// is the user's (ctl.unfreeze). Guards that depend on more than the block's
-// own state (a non-finite statistic, in_order, a schedule that has annealed
-// the block to 0) are the controller's, applied before the table.
+// is the user's (ctl.unfreeze). Every request passes one gate,
+// FreezeController::gate: this table's cell first, then the guards that
+// depend on more than the block's own state (for a criterion's request a
+// non-finite statistic and in_order, BlockLedger::review; for the user's
+// unfreeze a schedule that has annealed the block to 0). What a state means
+// once entered is its row in block_state.hpp.
 #include <cstdint>
 
 #include "frost/block_state.hpp"
@@ -114,7 +117,7 @@ constexpr Transition lifecycle(BlockState from, Request r) {
 /// -> frozen): the controller's guards on non-finite statistics and in_order
 /// apply to these.
 constexpr bool ends_out_of_training(const Transition& t) {
-  return t.moves() && t.to != BlockState::training;
+  return t.moves() && !meaning(t.to).trains;
 }
 
 }  // namespace frost

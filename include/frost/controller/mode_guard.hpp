@@ -95,7 +95,7 @@ class ModeGuard {
   void reapply(const BlockMap& blocks, const std::vector<BlockState>& states) const {
     if (!eval_frozen_) return;
     for (std::size_t b = 0; b < blocks.size(); ++b)
-      if (states[b] != BlockState::training)
+      if (meaning(states[b]).eval_mode)
         for (const auto& m : blocks[b].modules) m->eval();
   }
 
@@ -107,7 +107,7 @@ class ModeGuard {
     if (!eval_frozen_) return std::nullopt;
     std::optional<std::size_t> first;
     for (std::size_t b = 0; b < blocks.size(); ++b) {
-      if (states[b] == BlockState::training) continue;
+      if (!meaning(states[b]).eval_mode) continue;
       const auto& mods = blocks[b].modules;
       if (std::none_of(mods.begin(), mods.end(), [](const auto& m) { return m->is_training(); }))
         continue;

@@ -216,7 +216,7 @@ class AttentionPredictor {
 
   /// A block back in training records a fresh history.
   void on_state_change(std::int64_t block, BlockState, BlockState to) {
-    if (to != BlockState::training || block < 0 || static_cast<std::size_t>(block) >= count_.size())
+    if (!meaning(to).trains || block < 0 || static_cast<std::size_t>(block) >= count_.size())
       return;
     count_[static_cast<std::size_t>(block)] = 0;
     primed_[static_cast<std::size_t>(block)] = 0;

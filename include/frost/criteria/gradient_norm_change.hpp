@@ -419,7 +419,7 @@ class GradientNormChange {
     if (o_.accumulate() == Accumulate::exact) {
       for (std::size_t i = 0; i < bg_.num_params(); ++i) {
         if (static_cast<std::size_t>(bg_.block_of(i)) != b) continue;
-        if (to == BlockState::training) {
+        if (meaning(to).trains) {
           acc_[i] = at::zeros(bg_.param(i).sizes(),
                               at::TensorOptions().dtype(at::kFloat).device(bg_.device()));
           live_[i] = 1;

@@ -197,7 +197,7 @@ class GradientThreshold {
   void on_state_change(std::int64_t block, BlockState, BlockState to) {
     if (block < 0 || static_cast<std::size_t>(block) >= steps_.size()) return;
     staged_.forget_block(static_cast<std::size_t>(block), bg_);
-    if (to != BlockState::training) return;
+    if (!meaning(to).trains) return;
     steps_[static_cast<std::size_t>(block)] = 0;
     at::NoGradGuard ng;
     acc_.select(0, block).zero_();
