@@ -47,6 +47,32 @@ using frost_test::Net;
 
 namespace {
 
+/// A real loop's parts for criterion C: frost_test::Net (seed 5) on `dev`,
+/// its detected blocks, AdamW 3e-3 and a controller whose epoch is `every`
+/// steps (the criteria below decide at its end).
+template <class C>
+struct LoopRig {
+  using Ctl = frost::FreezeController<C, frost::schedules::Constant, frost::stop::Never>;
+  LoopRig(const typename C::Options& copts, std::int64_t every, const at::Device& dev = at::kCPU)
+      : net(seeded_net(dev)),
+        blocks(frost::BlockMap::detect(*net)),
+        opt(frost::param_groups(blocks, *net), torch::optim::AdamWOptions(3e-3)),
+        ctl(net, opt, blocks,
+            typename Ctl::Options()
+                .controller(frost::ControllerOptions().steps_per_epoch(every))
+                .criterion(copts)) {}
+  static frost_test::Net seeded_net(const at::Device& dev) {
+    torch::manual_seed(5);
+    frost_test::Net n;
+    n->to(dev);
+    return n;
+  }
+  frost_test::Net net;
+  frost::BlockMap blocks;
+  torch::optim::AdamW opt;
+  Ctl ctl;
+};
+
 // Blocks b0..b{n-1}, each with parameters w [4] and v [2] (numel 6).
 struct PairImpl : torch::nn::Module {
   PairImpl() {
@@ -1085,16 +1111,8 @@ TEST_SUITE("criteria") {
       auto run = [&](const std::string& what, auto tag, auto copts, bool features) {
         CAPTURE(what);
         using C = typename decltype(tag)::type;
-        using Ctl = frost::FreezeController<C, frost::schedules::Constant, frost::stop::Never>;
-        torch::manual_seed(5);
-        Net net;
-        net->to(dev);
-        auto blocks = frost::BlockMap::detect(*net);
-        torch::optim::AdamW opt(frost::param_groups(blocks, *net), torch::optim::AdamWOptions(3e-3));
-        Ctl ctl(net, opt, blocks,
-                typename Ctl::Options()
-                    .controller(frost::ControllerOptions().steps_per_epoch(every))
-                    .criterion(copts));
+        LoopRig<C> rig(copts, every, dev);
+        auto& [net, blocks, opt, ctl] = rig;
         std::int64_t read_at_points = 0;
         for (std::int64_t s = 0; s < 3 * every; ++s) {
           CAPTURE(s);
@@ -1172,21 +1190,14 @@ TEST_SUITE("criteria") {
     auto run = [&](const std::string& what, auto tag, auto copts, bool features) {
       CAPTURE(what);
       using C = typename decltype(tag)::type;
-      using Ctl = frost::FreezeController<C, frost::schedules::Constant, frost::stop::Never>;
       struct Out {
         frost::Timeline timeline;
         std::string state;
         std::vector<at::Tensor> params;
       };
       auto session = [&](const std::set<std::int64_t>& fail_at) {
-        torch::manual_seed(5);
-        Net net;
-        auto blocks = frost::BlockMap::detect(*net);
-        torch::optim::AdamW opt(frost::param_groups(blocks, *net), torch::optim::AdamWOptions(3e-3));
-        Ctl ctl(net, opt, blocks,
-                typename Ctl::Options()
-                    .controller(frost::ControllerOptions().steps_per_epoch(every))
-                    .criterion(copts));
+        LoopRig<C> rig(copts, every);
+        auto& [net, blocks, opt, ctl] = rig;
         for (std::int64_t s = 0; s < 4 * every; ++s) {
           for (bool fail : {true, false}) {
             if (fail && !fail_at.count(s)) continue;
