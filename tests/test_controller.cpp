@@ -61,7 +61,7 @@ struct ProbeSchedule {
 // A criterion that asks for what the test tells it to (including NaN statistics).
 struct ScriptedOptions {};
 }  // namespace
-BOOST_HANA_ADAPT_STRUCT(ScriptedOptions);
+FROST_REFLECT_NONE(ScriptedOptions);
 namespace {
 struct Scripted {
   using Options = ScriptedOptions;

@@ -223,7 +223,7 @@ TEST_SUITE("controller parts") {
     torch::nn::Sequential two{torch::nn::Linear(2, 2), torch::nn::Linear(2, 2)};
     frost::BlockLedger small(frost::BlockMap::from_prefixes(*two, {"0", "1"}));
     small.enter(0, frost::lifecycle(BlockState::training, Request::freeze), 1, "user", 0, "");
-    CHECK_FROST_ERROR(round_trip(ledger, small), "is corrupt: block states for 3 blocks, 2 expected");
+    CHECK_FROST_ERROR(round_trip(ledger, small), "block states for 3 blocks, 2 expected");
     CHECK(small.state(0) == BlockState::frozen);
     CHECK(small.timeline().size() == 1);
 
@@ -305,7 +305,7 @@ TEST_SUITE("controller parts") {
     m.net->train();
     CHECK(fresh.after_step(m.blocks, states) == std::optional<std::size_t>(1));
     frost::ModeGuard four(true, 4);
-    CHECK_FROST_ERROR(round_trip(guard, four), "block states for 3 blocks, 4 expected");
+    CHECK_FROST_ERROR(round_trip(guard, four), "block modes for 3 blocks, 4 expected");
 
     // Without eval_frozen the guard leaves modes and buffers alone.
     frost::ModeGuard off(/*eval_frozen=*/false, 3);
@@ -367,7 +367,7 @@ TEST_SUITE("controller parts") {
     torch::serialize::InputArchive in;
     read_bytes(in, bytes_of(bad));
     frost::StepClock fresh(4);
-    CHECK_FROST_ERROR(fresh.load(in), "is corrupt: step -2");
+    CHECK_FROST_ERROR(fresh.load(in), "step -2 is negative");
     CHECK(fresh.step() == 0);
   }
 
@@ -619,8 +619,9 @@ TEST_SUITE("controller parts") {
       frost::BlockLedger ledger(m.blocks);
       torch::serialize::InputArchive f;
       read_bytes(f, bytes_of(state));  // no "states"
-      CHECK_FROST_ERROR(frost::detail::load_part(ledger, f, "run.frost"),
-                        "run.frost is corrupt: its frost state has no valid 'states'");
+      CHECK_FROST_ERROR(frost::detail::load_part(ledger, f, "run.frost", "block ledger"),
+                        "run.frost: the block ledger does not load: 'states' is missing or of "
+                        "another kind");
     }
   }
 

@@ -285,8 +285,8 @@ ClippedStep clipped_step(Ctl& ctl, Net& net, const frost::BlockMap& blocks,
 }  // namespace
 
 // Options of the test-only Script criteria (global scope, see options.hpp).
-BOOST_HANA_ADAPT_STRUCT(ScriptOptions<1>);
-BOOST_HANA_ADAPT_STRUCT(ScriptOptions<2>);
+FROST_REFLECT_NONE(ScriptOptions<1>);
+FROST_REFLECT_NONE(ScriptOptions<2>);
 
 TEST_SUITE("criteria") {
   // --- GradientThreshold (DyF) ---------------------------------------------

@@ -51,7 +51,7 @@ namespace {
 // A criterion that asks for the transitions the test scripts.
 struct ActionsOptions {};
 }  // namespace
-BOOST_HANA_ADAPT_STRUCT(ActionsOptions);
+FROST_REFLECT_NONE(ActionsOptions);
 namespace {
 enum class Act { trial, revert, commit, freeze };
 struct Actions {
@@ -81,7 +81,7 @@ struct Actions {
 // A reducer that halves what it is given and counts its calls.
 struct HalvingOptions {};
 }  // namespace
-BOOST_HANA_ADAPT_STRUCT(HalvingOptions);
+FROST_REFLECT_NONE(HalvingOptions);
 namespace {
 struct Halving {
   using Options = HalvingOptions;

@@ -1479,6 +1479,14 @@ TEST_CASE("train: peak memory: each run's CPU tensors count against its own mete
     CHECK(a->peak_bytes() == mib + 4000);
     a->reset_peak();
     CHECK(a->peak_bytes() == 4000);
+    // a scope of none inside a run's (the trainer's evaluation): nobody's
+    {
+      const frost_train::MeterScope scope(a);
+      const frost_train::MeterScope off(nullptr);
+      const auto e = torch::empty({7000}, torch::kUInt8);
+      CHECK(a->live_bytes() == 4000);
+    }
+    CHECK(a->peak_bytes() == 4000);
   }
   CHECK(a->live_bytes() == 0);
   {

@@ -238,7 +238,10 @@ class StrategyRun final : public Run {
       for (const auto& kv : r_.config) c << kv.first << "=" << kv.second << "\n";
       detail::write_text(join(ctx_.out_dir, "config.txt"), c.str());
     }
-    if (r_.completed) r_.test_accuracy = evaluate(*net_, data_.test, device_, world_);
+    if (r_.completed) {
+      const MeterScope off(nullptr);  // evaluation is not the training's memory (device.hpp)
+      r_.test_accuracy = evaluate(*net_, data_.test, device_, world_);
+    }
     if (!r_.evals.empty()) r_.val_accuracy = r_.evals.back().val_accuracy;
     return r_;
   }
@@ -606,7 +609,10 @@ class StrategyRun final : public Run {
   // strategy's measured time when its decisions listen to it.
   void validate() {
     const auto t0 = std::chrono::steady_clock::now();
-    const auto [acc, loss] = detail::validate(*net_, data_.val, device_, world_);
+    const auto [acc, loss] = [&] {
+      const MeterScope off(nullptr);  // evaluation is not the training's memory (device.hpp)
+      return detail::validate(*net_, data_.val, device_, world_);
+    }();
     ctl_.report_validation(loss);
     sync(device_);
     bill_.add_validation(

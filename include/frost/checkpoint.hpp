@@ -181,17 +181,17 @@ inline void check_identity(torch::serialize::InputArchive& f, const std::string&
 }
 
 /// Loads one of the controller's parts (its keys sit in the frost state
-/// itself) into `part`; its error becomes one that names `source`, joined by
-/// `join` (the parts' messages continue the name: "run.frost is corrupt: ...";
-/// the learning-rate book's follow it: "run.frost: it was written for ...").
+/// itself) into `part`; its error (what is wrong) becomes one that names
+/// `source` and the part, as a policy's does (load_policy):
+/// "run.frost: the step clock does not load: step -2 is negative".
 template <class Part>
 void load_part(Part& part, torch::serialize::InputArchive& f, const std::string& source,
-               const char* join = " ") {
+               const char* part_name) {
   static_assert(concepts::check_state<Part>(), "see the message above");
   try {
     part.load(f);
   } catch (const Error& e) {
-    fail(source, join, e.message());
+    fail(source, ": the ", part_name, " does not load: ", e.message());
   }
 }
 
@@ -199,8 +199,8 @@ void load_part(Part& part, torch::serialize::InputArchive& f, const std::string&
 /// controller swaps it in once everything has loaded.
 template <class Part>
 Part loaded(Part part, torch::serialize::InputArchive& f, const std::string& source,
-            const char* join = " ") {
-  load_part(part, f, source, join);
+            const char* part_name) {
+  load_part(part, f, source, part_name);
   return part;
 }
 

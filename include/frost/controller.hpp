@@ -38,7 +38,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -91,7 +90,7 @@ class FreezeController {
     lr_ = LrBook(*optimizer_, blocks_);  // a group's rate follows one block (checked there)
     policies_.setup(run_shape(blocks_, options_.controller()));
     adopt_user_frozen();
-    check_coverage(model);
+    ledger_.check_coverage(blocks_.coverage_of(model), options_.controller().min_coverage());
   }
 
   /// Accepts module holders (`ViT model; FreezeController ctl(model, ...)`).
@@ -312,11 +311,13 @@ class FreezeController {
     detail::check_identity(f, source, composition(), ledger_.names());
     detail::check_model_shape(f, source, shape_, ledger_.names());
     clock_.check_unstarted(source);
-    const StepClock clock = detail::loaded(clock_, f, source);
-    const std::string new_plan = check_run_shape(f, source, clock.step());
-    BlockLedger ledger = detail::loaded(ledger_, f, source);
-    ModeGuard mode = detail::loaded(mode_, f, source);
-    LrBook lr = detail::loaded(lr_, f, source, ": ");
+    const StepClock clock = detail::loaded(clock_, f, source, "step clock");
+    const std::string new_plan = composition_type::resume_plan(
+        detail::read_run_shape(f, source), run_shape(blocks_, options_.controller()), options_,
+        clock.step(), source);
+    BlockLedger ledger = detail::loaded(ledger_, f, source, "block ledger");
+    ModeGuard mode = detail::loaded(mode_, f, source, "mode guard");
+    LrBook lr = detail::loaded(lr_, f, source, "learning-rate book");
     // The policies load last: they swap themselves in when they fitted.
     policies_.load(f, options_, run_shape(blocks_, options_.controller()), source);
     // Everything fitted: apply. A block training before and after is left as it is.
@@ -333,54 +334,11 @@ class FreezeController {
     lr_.reapply();
     mode_.reapply(blocks_, ledger_.states());
     clock_ = clock;
-    finished_ = finished(clock_, source);  // after the ledger: it reads the stop event
+    finished_ = clock_.finished(ledger_.timeline(), concepts::name_of<StopRule>(), source);
     ++generation_;
   }
 
  private:
-  /// The plan a checkpoint (`source`, resumed at `step`) was made for against
-  /// this controller's: the same (or a checkpoint that predates run shapes)
-  /// gives "". Another one is refused, saying what it would do to the
-  /// schedule and the epochs, unless controller.allow_new_run_shape: then
-  /// that is the timeline's warning.
-  std::string check_run_shape(torch::serialize::InputArchive& f, const std::string& source,
-                              std::int64_t step) const {
-    const std::optional<RunShape> was = detail::read_run_shape(f, source);
-    const RunShape now = run_shape(blocks_, options_.controller());
-    if (!was || same_plan(*was, now)) return {};
-    const std::string change = composition_type::run_change(*was, now, options_, step);
-    detail::require(options_.controller().allow_new_run_shape(), source,
-                    " was planned for another run: ", plan_of(*was),
-                    "; this controller is set for ", plan_of(now), ". Resuming at step ", step,
-                    " would change the plan: ", change,
-                    ". Resume with the first run's controller options (the same epochs and batches "
-                    "per epoch), or set controller.allow_new_run_shape(true) to accept the new "
-                    "plan; nothing was loaded");
-    return "resumed " + source + " with a new run shape, " + plan_of(now) + " instead of " +
-           plan_of(*was) + ": " + change;
-  }
-
-  /// Why a loaded run is over ("" when it is not): its stop rule had ended
-  /// it, and the checkpoint was written at an epoch's end (or in a run
-  /// without epochs), where the first run's loop stopped too. One written
-  /// after the stop inside an epoch trains on to the epoch's end, as the
-  /// first run did (the README's epoch loop honours the stop there).
-  std::string finished(const StepClock& c, const std::string& source) const {
-    const std::int64_t spe = options_.controller().steps_per_epoch();
-    if (!c.stopped() || (spe > 0 && c.step() % spe != 0)) return {};
-    std::int64_t ended = c.step();  // the stop event records the last step run
-    for (const auto& e : ledger_.timeline())
-      if (e.kind == EventKind::stop) ended = e.step + 1;
-    return source + " is the checkpoint of a finished run: stop rule " +
-           concepts::name_of<StopRule>() + " ended it after " + std::to_string(ended) + " steps" +
-           (ended == c.step()
-                ? std::string()
-                : " (saved at step " + std::to_string(c.step()) + ", the end of that epoch)") +
-           ", so a step now would train past its end. Check ctl.should_stop() after loading (it "
-           "is true) and leave the training loop out, as the README's resume does; to train "
-           "further, start a new run from the model's weights";
-  }
-
   /// The user's request `r` on a block (policy "user"), checked before
   /// anything changes: a block that exists, a move the table allows (only a
   /// trial of a frozen block is refused), a rate the schedule has not
@@ -514,19 +472,6 @@ class FreezeController {
       else if (params_.num_fixed(b) > 0)
         ledger_.warn(b, 0, "user", static_cast<double>(params_.num_fixed(b)),
                      params_.fixed_note(b));
-  }
-
-  /// A warning (block -1) when the block map holds less of the model than
-  /// controller.min_coverage.
-  void check_coverage(const torch::nn::Module& model) {
-    const BlockMap::Coverage c = blocks_.coverage_of(model);
-    if (c.share() >= options_.controller().min_coverage()) return;
-    ledger_.note(Event{0, -1, "", EventKind::warning, "controller", c.share(),
-                       c.describe() +
-                           "; the rest trains like the head and is never frozen. "
-                           "Check what BlockMap::detect found, or name the blocks (from_prefixes); "
-                           "controller.min_coverage(0) silences this"},
-                 "controller:coverage");
   }
 
   torch::optim::Optimizer* optimizer_;

@@ -13,8 +13,12 @@
 //   FROST_REFLECT(frost::schedules::FreezeOutOptions, t0, warmup);   // global scope
 //
 // Reflected names are the user-facing names (without the storage suffix `_`).
+// FROST_REFLECT lists the fields in declaration order and checks at compile
+// time that they are all the struct holds (its size and alignment); an
+// options struct without fields is reflected with FROST_REFLECT_NONE(Type).
 #include <boost/hana/accessors.hpp>
 #include <boost/hana/adapt_adt.hpp>
+#include <boost/hana/adapt_struct.hpp>
 #include <boost/hana/for_each.hpp>
 #include <boost/hana/first.hpp>
 #include <boost/hana/second.hpp>
@@ -60,11 +64,33 @@
 #define FROST_DETAIL_ACCESSOR(r, data, i, name) \
   BOOST_PP_COMMA_IF(i)(name, [](auto&& o) -> decltype(auto) { return o.name(); })
 
-/// Reflects an options struct declared with FROST_ARG (use at global scope).
-#define FROST_REFLECT(Type, ...) \
-  FROST_DETAIL_ADAPT(            \
-      Type, BOOST_PP_SEQ_FOR_EACH_I(FROST_DETAIL_ACCESSOR, ~, BOOST_PP_VARIADIC_TO_SEQ(__VA_ARGS__)))
+// The type of each listed field, for the layout check below.
+#define FROST_DETAIL_FIELD_TYPE(r, Type, i, name) \
+  BOOST_PP_COMMA_IF(i)::frost::detail::field_t<decltype(std::declval<const Type&>().name())>
+
+/// Reflects an options struct declared with FROST_ARG (use at global scope),
+/// listing its fields in the order they are declared. The two lists (the
+/// FROST_ARGs and this one) are checked against each other at compile time:
+/// a struct laid out from the listed fields alone must have the struct's
+/// size and alignment, so a FROST_ARG left out here (or a list out of
+/// order) does not compile. A field small enough to hide in the struct's
+/// tail padding escapes this check; ctest's docs.options_listed_once
+/// compares the names in every header.
+#define FROST_REFLECT(Type, ...)                                                                \
+  FROST_DETAIL_ADAPT(                                                                           \
+      Type, BOOST_PP_SEQ_FOR_EACH_I(FROST_DETAIL_ACCESSOR, ~, BOOST_PP_VARIADIC_TO_SEQ(__VA_ARGS__))); \
+  static_assert(::frost::detail::laid_out_as<Type, BOOST_PP_SEQ_FOR_EACH_I(                     \
+                    FROST_DETAIL_FIELD_TYPE, Type, BOOST_PP_VARIADIC_TO_SEQ(__VA_ARGS__))>(),   \
+                "frost: FROST_REFLECT(" #Type ", ...) does not list every FROST_ARG of " #Type  \
+                " in declaration order; list each field once, in the order declared")
 #define FROST_DETAIL_ADAPT(Type, ...) BOOST_HANA_ADAPT_ADT(Type, __VA_ARGS__)
+
+/// Reflects an options struct without options (a policy with nothing to
+/// set), so that describe() and set_option() accept it like any other.
+#define FROST_REFLECT_NONE(Type)                                                         \
+  BOOST_HANA_ADAPT_STRUCT(Type);                                                         \
+  static_assert(std::is_empty_v<Type>, "frost: FROST_REFLECT_NONE(" #Type "): " #Type    \
+                " has fields; list them with FROST_REFLECT(" #Type ", field1, field2, ...)")
 
 namespace frost {
 
@@ -73,6 +99,22 @@ namespace frost {
 using OptionList = std::vector<std::pair<std::string, std::string>>;
 
 namespace detail {
+
+/// A reflected field's type (its accessor returns a const reference).
+template <class R>
+using field_t = std::remove_cv_t<std::remove_reference_t<R>>;
+
+/// Whether `Type` is laid out as a struct of exactly the fields `F...` in
+/// this order (the size and alignment the compiler would give them).
+template <class Type, class... F>
+constexpr bool laid_out_as() {
+  std::size_t offset = 0, align = 1;
+  ((offset = (offset + alignof(F) - 1) / alignof(F) * alignof(F) + sizeof(F),
+    align = alignof(F) > align ? alignof(F) : align),
+   ...);
+  offset = (offset + align - 1) / align * align;
+  return offset == sizeof(Type) && align == alignof(Type);
+}
 
 template <class T, class = void>
 struct is_reflected : std::false_type {};

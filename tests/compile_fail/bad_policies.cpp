@@ -4,6 +4,7 @@
 #include "frost/concepts/criterion.hpp"
 #include "frost/concepts/schedule.hpp"
 #include "frost/concepts/stop_rule.hpp"
+#include "frost/options.hpp"
 
 struct EmptyOptions {};
 
@@ -66,5 +67,19 @@ static_assert(frost::concepts::check_stop_rule<StopWithoutOptions>(), "");
 static_assert(frost::concepts::check_criterion<CriterionWithWrongHook>(), "");
 static_assert(frost::concepts::check_stop_rule<StopWithHiddenState>(), "");
 static_assert(frost::concepts::check_criterion<CriterionWithOnFrozen>(), "");
+
+// An option declared but left out of FROST_REFLECT (describe(), set_option()
+// and --set would never see it), and one list out of declaration order.
+struct ForgottenOptionOptions {
+  FROST_ARG(double, threshold) = 1e-3;
+  FROST_ARG(std::int64_t, window) = 20;
+};
+FROST_REFLECT(ForgottenOptionOptions, threshold);
+struct ReorderedOptions {
+  FROST_ARG(bool, on) = true;
+  FROST_ARG(double, rate) = 0.5;
+  FROST_ARG(bool, off) = false;
+};
+FROST_REFLECT(ReorderedOptions, rate, on, off);
 
 int main() {}

@@ -45,7 +45,6 @@
 //   tensor costs a synchronisation per step).
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>  // at::NoGradGuard (ATen.h alone lacks it in LibTorch 2.x)
-#include <boost/hana/adapt_struct.hpp>
 
 #include <cstdint>
 #include <string>

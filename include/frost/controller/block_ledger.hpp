@@ -65,6 +65,18 @@ class BlockLedger {
   const std::vector<std::string>& names() const noexcept { return names_; }
   const Timeline& timeline() const noexcept { return timeline_; }
 
+  /// A warning (block -1) when the block map holds less of the model than
+  /// `min_coverage` (controller.min_coverage).
+  void check_coverage(const BlockMap::Coverage& c, double min_coverage) {
+    if (c.share() >= min_coverage) return;
+    note(Event{0, -1, "", EventKind::warning, "controller", c.share(),
+               c.describe() +
+                   "; the rest trains like the head and is never frozen. "
+                   "Check what BlockMap::detect found, or name the blocks (from_prefixes); "
+                   "controller.min_coverage(0) silences this"},
+         "controller:coverage");
+  }
+
   /// What `r` would do to block b now (nothing changes).
   Transition plan(std::size_t b, Request r) const { return lifecycle(states_.at(b), r); }
 
@@ -190,15 +202,15 @@ class BlockLedger {
   }
   /// Reads states and timeline into this ledger (built over the same block
   /// map; warnings already emitted stay emitted). On any mismatch a
-  /// frost::Error whose message continues the checkpoint's name ("is
-  /// corrupt: ...") and nothing changes.
+  /// frost::Error saying what is wrong (detail::load_part names the file and
+  /// the part) and nothing changes.
   void load(torch::serialize::InputArchive& ar) {
     const auto st = read(ar, "states", &c10::IValue::isIntList).toIntVector();
-    detail::require(st.size() == states_.size(), "is corrupt: block states for ", st.size(),
+    detail::require(st.size() == states_.size(), "block states for ", st.size(),
                     " blocks, ", states_.size(), " expected");
     std::vector<BlockState> states;
     for (std::size_t b = 0; b < st.size(); ++b) {
-      detail::require(is_block_state(st[b]), "is corrupt: block '", names_[b], "' has state ",
+      detail::require(is_block_state(st[b]), "block '", names_[b], "' has state ",
                       st[b], " (states are 0 to ", kNumBlockStates - 1, ")");
       states.push_back(static_cast<BlockState>(st[b]));
     }
@@ -228,9 +240,7 @@ class BlockLedger {
                           bool (c10::IValue::*is_type)() const) {
     c10::IValue v;
     detail::require(ar.try_read(key, v) && (v.*is_type)(),
-                    "is corrupt: its frost state has no "
-                    "valid '",
-                    key, "'");
+                    "'", key, "' is missing or of another kind");
     return v;
   }
 
@@ -274,7 +284,7 @@ class BlockLedger {
     auto rows = [&](std::size_t n) {  // every column as long as the first
       if (first) tl.resize(n);
       first = false;
-      detail::require(n == tl.size(), "is corrupt: the timeline's columns differ in length");
+      detail::require(n == tl.size(), "the timeline's columns differ in length");
     };
     timeline_columns([&](const char* key, auto member) {
       using T = column_type<decltype(member)>;
@@ -282,7 +292,7 @@ class BlockLedger {
         const auto col = read(ar, key, &c10::IValue::isList).toList();
         rows(col.size());
         for (std::size_t i = 0; i < col.size(); ++i) {
-          detail::require(col.get(i).isString(), "is corrupt: timeline event ", i);
+          detail::require(col.get(i).isString(), "timeline event ", i, " holds an impossible value");
           tl[i].*member = col.get(i).toStringRef();
         }
       } else if constexpr (std::is_same_v<T, double>) {
@@ -294,14 +304,14 @@ class BlockLedger {
         rows(col.size());
         for (std::size_t i = 0; i < col.size(); ++i) {
           if constexpr (std::is_enum_v<T>)  // checked before it becomes a kind
-            detail::require(col[i] >= 0 && col[i] <= kLastEventKind, "is corrupt: timeline event ", i);
+            detail::require(col[i] >= 0 && col[i] <= kLastEventKind, "timeline event ", i, " holds an impossible value");
           tl[i].*member = static_cast<T>(col[i]);
         }
       }
     });
     for (std::size_t i = 0; i < tl.size(); ++i)
       detail::require(tl[i].block >= -1 && tl[i].block < static_cast<std::int64_t>(states_.size()),
-                      "is corrupt: timeline event ", i);
+                      "timeline event ", i, " holds an impossible value");
     return tl;
   }
 

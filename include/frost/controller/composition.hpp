@@ -12,9 +12,13 @@
 //   set_option(o, "schedule.t0", "0.5")   one option by its dotted key
 //   run_change(was, now, o, step)   what resuming a run planned as `was`
 //                  under the plan `now` does to the schedule and the epochs
+//   resume_plan(was, now, o, step, source)   whether a checkpoint planned
+//                  as `was` may resume under `now`: "" (the same plan), a
+//                  frost::Error, or the warning the timeline records
 // and run_shape(): what the policies are told about the run (RunShape).
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -166,6 +170,26 @@ struct Composition {
              "), and the criterion and the stop rule count epochs of the new length";
     }
     return out;
+  }
+
+  /// A checkpoint (`source`, resumed at `step`) planned as `was` against
+  /// this run's plan `now`: the same plan (or a checkpoint that predates run
+  /// shapes) gives "". Another one is refused, saying what it would do to
+  /// the schedule and the epochs, unless controller.allow_new_run_shape:
+  /// then the returned text is the timeline's warning.
+  static std::string resume_plan(const std::optional<RunShape>& was, const RunShape& now,
+                                 const Options& o, std::int64_t step, const std::string& source) {
+    if (!was || same_plan(*was, now)) return {};
+    const std::string change = run_change(*was, now, o, step);
+    detail::require(o.controller().allow_new_run_shape(), source,
+                    " was planned for another run: ", plan_of(*was),
+                    "; this controller is set for ", plan_of(now), ". Resuming at step ", step,
+                    " would change the plan: ", change,
+                    ". Resume with the first run's controller options (the same epochs and batches "
+                    "per epoch), or set controller.allow_new_run_shape(true) to accept the new "
+                    "plan; nothing was loaded");
+    return "resumed " + source + " with a new run shape, " + plan_of(now) + " instead of " +
+           plan_of(*was) + ": " + change;
   }
 
   static void set_option(Options& o, const std::string& key, const std::string& value) {

@@ -221,7 +221,7 @@ class LrBook {
   void load(torch::serialize::InputArchive& ar) {
     std::vector<double> base = rates(ar, "base_lr", true), scale = rates(ar, "lr_scale", true);
     std::vector<double> set = rates(ar, "lr_set", false), now = rates(ar, "lr_now", false);
-    detail::require(set.empty() == now.empty(), "its frost state has '",
+    detail::require(set.empty() == now.empty(), "it has '",
                     set.empty() ? "lr_now" : "lr_set", "' without '",
                     set.empty() ? "lr_set" : "lr_now", "'");
     base_ = std::move(base);
@@ -237,7 +237,7 @@ class LrBook {
                             bool required) const {
     c10::IValue v;
     if (!ar.try_read(key, v) && !required) return {};
-    detail::require(v.isDoubleList(), "its frost state has no valid '", key, "'");
+    detail::require(v.isDoubleList(), "'", key, "' is missing or of another kind");
     std::vector<double> r = v.toDoubleVector();
     detail::require(r.size() == base_.size(), "it was written for an optimizer with ", r.size(),
                     " param groups; this one has ", base_.size());

@@ -31,10 +31,13 @@
 #include "frost/block_map.hpp"
 #include "frost/block_state.hpp"
 #include "frost/error.hpp"
+#include "frost/state_fields.hpp"
 
 namespace frost {
 
 class ModeGuard {
+  FROST_STATE(was_training)  // the key "was_training" (before save/load; "mode_warned" by hand)
+
  public:
   ModeGuard() = default;
   ModeGuard(bool eval_frozen, std::size_t blocks)
@@ -137,22 +140,20 @@ class ModeGuard {
   // once the warning was given, so an absent key means "not warned yet" and
   // checkpoints written before it existed load, and save again, unchanged.
   void save(torch::serialize::OutputArchive& ar) const {
-    const std::vector<std::int64_t> wt(was_training_.begin(), was_training_.end());
-    ar.write("was_training", c10::IValue(wt));
+    save_fields(ar, state_fields());
     if (warned_) ar.write("mode_warned", c10::IValue(true));
   }
   void load(torch::serialize::InputArchive& ar) {
-    c10::IValue v, w;
-    detail::require(ar.try_read("was_training", v) && v.isIntList(),
-                    "is corrupt: its frost state has no valid 'was_training'");
-    const auto wt = v.toIntVector();
-    detail::require(wt.size() == was_training_.size(), "is corrupt: block states for ", wt.size(),
-                    " blocks, ", was_training_.size(), " expected");
+    ModeGuard g = *this;
+    load_fields(ar, g.state_fields());
+    detail::require(g.was_training_.size() == was_training_.size(), "block modes for ",
+                    g.was_training_.size(), " blocks, ", was_training_.size(), " expected");
+    c10::IValue w;
     const bool has_warned = ar.try_read("mode_warned", w);
-    detail::require(!has_warned || w.isBool(),
-                    "is corrupt: its frost state's 'mode_warned' is not a bool");
-    for (std::size_t b = 0; b < wt.size(); ++b) was_training_[b] = static_cast<char>(wt[b] != 0);
-    warned_ = has_warned && w.toBool();
+    detail::require(!has_warned || w.isBool(), "'mode_warned' is not a bool");
+    for (auto& t : g.was_training_) t = static_cast<char>(t != 0);
+    g.warned_ = has_warned && w.toBool();
+    *this = std::move(g);
   }
 
  private:

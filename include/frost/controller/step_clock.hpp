@@ -10,9 +10,9 @@
 //   last_done()  the last completed step (StopState: stop rules, after
 //                after_step() has advanced the clock).
 //
-// Saved and loaded with the same contract as the policies (keys "step" and
-// "stopped"; where the loop is inside a step is not state: a checkpoint is
-// written between steps).
+// Saved and loaded with the same contract as the policies, its state listed
+// once (FROST_STATE: keys "step" and "stopped"; where the loop is inside a
+// step is not state: a checkpoint is written between steps).
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
@@ -24,10 +24,14 @@
 #include "frost/concepts/criterion.hpp"
 #include "frost/concepts/stop_rule.hpp"
 #include "frost/error.hpp"
+#include "frost/state_fields.hpp"
+#include "frost/timeline.hpp"
 
 namespace frost {
 
 class StepClock {
+  FROST_STATE(step, stopped)  // the checkpoint's keys "step" and "stopped" (before save/load)
+
  public:
   StepClock() = default;
   explicit StepClock(std::int64_t steps_per_epoch) : steps_per_epoch_(steps_per_epoch) {}
@@ -102,6 +106,27 @@ class StepClock {
     return st;
   }
 
+  /// Why a loaded run is over ("" when it is not): its stop rule (named
+  /// `stop_rule`) had ended it, and the checkpoint `source` was written at an
+  /// epoch's end (or in a run without epochs), where the first run's loop
+  /// stopped too. One written after the stop inside an epoch trains on to the
+  /// epoch's end, as the first run did (the README's epoch loop honours the
+  /// stop there). `timeline` holds the stop event (the last step run).
+  std::string finished(const Timeline& timeline, const std::string& stop_rule,
+                       const std::string& source) const {
+    if (!stopped_ || (steps_per_epoch_ > 0 && step_ % steps_per_epoch_ != 0)) return {};
+    std::int64_t ended = step_;
+    for (const auto& e : timeline)
+      if (e.kind == EventKind::stop) ended = e.step + 1;
+    return source + " is the checkpoint of a finished run: stop rule " + stop_rule +
+           " ended it after " + std::to_string(ended) + " steps" +
+           (ended == step_ ? std::string()
+                           : " (saved at step " + std::to_string(step_) + ", the end of that epoch)") +
+           ", so a step now would train past its end. Check ctl.should_stop() after loading (it "
+           "is true) and leave the training loop out, as the README's resume does; to train "
+           "further, start a new run from the model's weights";
+  }
+
   // --- checkpoint: keys "step" and "stopped" -------------------------------
   /// A checkpoint (`source`) may be loaded: the run has not begun.
   void check_unstarted(const std::string& source) const {
@@ -109,22 +134,15 @@ class StepClock {
                     " into a controller that has already stepped (step ", step_,
                     "); load right after building the controller, before the first before_step()");
   }
-  void save(torch::serialize::OutputArchive& ar) const {
-    ar.write("step", c10::IValue(step_));
-    ar.write("stopped", c10::IValue(stopped_));
-  }
-  /// Reads into this clock (the loop between steps); a frost::Error whose
-  /// message continues the checkpoint's name on a corrupt value.
+  void save(torch::serialize::OutputArchive& ar) const { save_fields(ar, state_fields()); }
+  /// Reads into this clock (the loop between steps); on a missing or
+  /// impossible value a frost::Error saying which, and the clock unchanged.
   void load(torch::serialize::InputArchive& ar) {
-    c10::IValue step, stopped;
-    detail::require(ar.try_read("step", step) && step.isInt(),
-                    "is corrupt: its frost state has no valid 'step'");
-    detail::require(step.toInt() >= 0, "is corrupt: step ", step.toInt());
-    detail::require(ar.try_read("stopped", stopped) && stopped.isBool(),
-                    "is corrupt: its frost state has no valid 'stopped'");
-    step_ = step.toInt();
-    stopped_ = stopped.toBool();
-    phase_ = Phase::idle;
+    StepClock c = *this;
+    load_fields(ar, c.state_fields());
+    detail::require(c.step_ >= 0, "step ", c.step_, " is negative");
+    c.phase_ = Phase::idle;
+    *this = c;
   }
 
  private:

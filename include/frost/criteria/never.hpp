@@ -22,4 +22,4 @@ class Never {
 
 }  // namespace frost::criteria
 
-BOOST_HANA_ADAPT_STRUCT(frost::criteria::NeverOptions);
+FROST_REFLECT_NONE(frost::criteria::NeverOptions);

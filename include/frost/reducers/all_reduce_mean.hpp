@@ -20,13 +20,13 @@
 // construction; with neither (a single-process run) the reducer is the
 // identity. Stateless: a checkpoint taken on N ranks resumes on one and back.
 #include <ATen/ATen.h>
-#include <boost/hana/adapt_struct.hpp>
 
 #include <cstdint>
 #include <memory>
 #include <string>
 
 #include "frost/concepts/reducer.hpp"
+#include "frost/options.hpp"
 #include "frost/distributed/group.hpp"
 
 namespace frost::reducers {
@@ -73,4 +73,8 @@ class AllReduceMean {
 
 }  // namespace frost::reducers
 
+// Reflected without its one field, on purpose: `group` is a live object (the
+// ranks' process group), not a value describe() can print or set_option()
+// parse; it is given in code only. (FROST_REFLECT_NONE refuses a struct with
+// fields, so this is the one bare adaptation.)
 BOOST_HANA_ADAPT_STRUCT(frost::reducers::AllReduceMeanOptions);

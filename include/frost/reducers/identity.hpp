@@ -1,9 +1,9 @@
 #pragma once
 // reducers::Identity — the default reducer: one process, nothing to combine.
 #include <ATen/core/Tensor.h>
-#include <boost/hana/adapt_struct.hpp>
 
 #include "frost/concepts/reducer.hpp"
+#include "frost/options.hpp"
 
 namespace frost::reducers {
 
@@ -21,4 +21,4 @@ class Identity {
 
 }  // namespace frost::reducers
 
-BOOST_HANA_ADAPT_STRUCT(frost::reducers::IdentityOptions);
+FROST_REFLECT_NONE(frost::reducers::IdentityOptions);

@@ -6,7 +6,6 @@
 // total_steps (0 = unknown is fine).
 #include <cstdint>
 
-#include <boost/hana/adapt_struct.hpp>
 
 #include "frost/concepts/schedule.hpp"
 #include "frost/error.hpp"
@@ -47,4 +46,4 @@ class Constant {
 
 }  // namespace frost::schedules
 
-BOOST_HANA_ADAPT_STRUCT(frost::schedules::ConstantOptions);
+FROST_REFLECT_NONE(frost::schedules::ConstantOptions);

@@ -18,4 +18,4 @@ class Never {
 
 }  // namespace frost::stop
 
-BOOST_HANA_ADAPT_STRUCT(frost::stop::NeverOptions);
+FROST_REFLECT_NONE(frost::stop::NeverOptions);
