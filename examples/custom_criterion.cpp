@@ -12,10 +12,10 @@
 // Every `every` steps, freeze the first training block if its gradient norm
 // at that step is below `threshold`. It keeps nothing between steps.
 struct SmallGradientOptions {
-  FROST_ARG(std::int64_t, every) = 100;
-  FROST_ARG(double, threshold) = 1e-3;
+  FROST_OPTIONS(
+      (std::int64_t, every, 100),
+      (double, threshold, 1e-3));
 };
-FROST_REFLECT(SmallGradientOptions, every, threshold);  // at global scope
 
 class SmallGradient {
  public:

@@ -1,6 +1,6 @@
 // frost-reference: prints the generated part of docs/reference.md, one table
 // per policy of every option with its default and type, read from the
-// options' reflection (FROST_REFLECT), so that the reference cannot list an
+// options' reflection (FROST_OPTIONS), so that the reference cannot list an
 // option the code lacks or miss one it has.
 //
 //   frost-reference                          the tables, to stdout

@@ -1,12 +1,13 @@
-# ctest docs.options_listed_once (cmake -P): an options struct is declared
-# with FROST_ARG and reflected again with FROST_REFLECT, two lists that the
-# compiler does not compare (a name left out of FROST_REFLECT silently drops
-# out of describe(), set_option() and frost-train's --set; issue 31). This
-# check compares them in every header of include/frost, and checks that every
-# reflected options struct has its table in docs/reference.md.
+# ctest docs.options_listed_once (cmake -P): frost's own options are declared
+# once, with FROST_OPTIONS inside the struct (issue 31), so that no name can be
+# declared and left out of describe(), set_option() and frost-train's --set.
+# This check fails on a two-list declaration (FROST_REFLECT) in a header of
+# include/frost, and checks that every options struct declared with
+# FROST_OPTIONS has its table in docs/reference.md (the composition's own
+# Options, a template, is the one exception: its parts have theirs).
 #
 #   cmake -DROOT=<source dir> -P tests/options_lists.cmake
-cmake_minimum_required(VERSION 3.16)  # IN_LIST, list(POP_FRONT)
+cmake_minimum_required(VERSION 3.16)
 if(NOT ROOT)
   message(FATAL_ERROR "options_lists.cmake: give -DROOT=<frost's source directory>")
 endif()
@@ -14,45 +15,22 @@ endif()
 file(GLOB_RECURSE headers "${ROOT}/include/frost/*.hpp")
 file(READ "${ROOT}/docs/reference.md" reference)
 set(problems "")
-set(reflected_count 0)
+set(count 0)
 
 foreach(h IN LISTS headers)
   file(READ "${h}" text)
   file(RELATIVE_PATH rel "${ROOT}" "${h}")
-  # FROST_REFLECT(ns::Type, a, b, c); possibly over several lines
-  string(REGEX MATCHALL "\nFROST_REFLECT\\([^;]*\\)" reflects "${text}")
-  foreach(r IN LISTS reflects)
-    string(REGEX REPLACE "[ \t\r\n]" "" r "${r}")
-    string(REGEX REPLACE "^FROST_REFLECT\\((.*)\\)$" "\\1" r "${r}")
-    string(REPLACE "," ";" items "${r}")
-    list(POP_FRONT items type)
-    string(REGEX REPLACE ".*::" "" short "${type}")
-    math(EXPR reflected_count "${reflected_count} + 1")
-    # The struct's own body: from "struct Short {" to the first "\n};" after it.
-    string(FIND "${text}" "struct ${short} {" at)
-    if(at EQUAL -1)
-      list(APPEND problems "${rel}: FROST_REFLECT(${type}) but no 'struct ${short} {' in the same header")
+  if(text MATCHES "\nFROST_REFLECT\\(([^,;]*)")
+    list(APPEND problems "${rel}: FROST_REFLECT(${CMAKE_MATCH_1}, ...) lists the options a second time; declare them once with FROST_OPTIONS((type, name, default), ...) inside the struct")
+  endif()
+  # "struct Name {" followed (comments aside) by FROST_OPTIONS(
+  string(REGEX MATCHALL "struct [A-Za-z_0-9]+ {\n[ \t]*FROST_OPTIONS\\(" decls "${text}")
+  foreach(d IN LISTS decls)
+    string(REGEX REPLACE "^struct ([A-Za-z_0-9]+) .*" "\\1" short "${d}")
+    math(EXPR count "${count} + 1")
+    if(short STREQUAL "Options")
       continue()
     endif()
-    string(SUBSTRING "${text}" ${at} -1 body)
-    string(FIND "${body}" "\n};" end)
-    string(SUBSTRING "${body}" 0 ${end} body)
-    string(REGEX MATCHALL "FROST_ARG\\([^,]+,[ \t]*[A-Za-z_0-9]+\\)" args "${body}")
-    set(declared "")
-    foreach(a IN LISTS args)
-      string(REGEX REPLACE ".*,[ \t]*([A-Za-z_0-9]+)\\)$" "\\1" name "${a}")
-      list(APPEND declared "${name}")
-    endforeach()
-    foreach(name IN LISTS declared)
-      if(NOT name IN_LIST items)
-        list(APPEND problems "${rel}: ${short} declares FROST_ARG ${name} but FROST_REFLECT(${type}, ...) does not list it: add ${name} to that list, or describe(), set_option() and --set never see it")
-      endif()
-    endforeach()
-    foreach(name IN LISTS items)
-      if(NOT name IN_LIST declared)
-        list(APPEND problems "${rel}: FROST_REFLECT(${type}, ...) lists ${name}, which ${short} does not declare with FROST_ARG")
-      endif()
-    endforeach()
     string(FIND "${reference}" "${short}`" documented)
     if(documented EQUAL -1)
       list(APPEND problems "${rel}: ${short} is reflected but docs/reference.md has no table for it: add an entry to examples/reference.cpp and run build/examples/frost-reference --write docs/reference.md")
@@ -60,11 +38,11 @@ foreach(h IN LISTS headers)
   endforeach()
 endforeach()
 
-if(reflected_count LESS 10)
-  list(APPEND problems "found only ${reflected_count} FROST_REFLECT lists under ${ROOT}/include/frost: is ROOT right?")
+if(count LESS 10)
+  list(APPEND problems "found only ${count} FROST_OPTIONS declarations under ${ROOT}/include/frost: is ROOT right?")
 endif()
 if(problems)
   list(JOIN problems "\n  " text)
-  message(FATAL_ERROR "options listed twice disagree:\n  ${text}")
+  message(FATAL_ERROR "options are not listed once:\n  ${text}")
 endif()
-message(STATUS "${reflected_count} options structs: FROST_ARG and FROST_REFLECT list the same names, each has its table in docs/reference.md")
+message(STATUS "${count} options structs declared once with FROST_OPTIONS, each has its table in docs/reference.md")

@@ -34,11 +34,11 @@ namespace {
 // below check the controller's wiring (which group gets which rate) and not
 // a schedule's formula (tests/test_schedules.cpp does that).
 struct ProbeScheduleOptions {
-  FROST_ARG(double, head) = 0.5;
-  FROST_ARG(std::int64_t, freeze3_at) = 6;  ///< -1: block 3 is never frozen by the schedule
+  FROST_OPTIONS(
+      (double, head, 0.5),
+      (std::int64_t, freeze3_at, 6));  ///< -1: block 3 is never frozen by the schedule
 };
 }  // namespace
-FROST_REFLECT(ProbeScheduleOptions, head, freeze3_at);
 namespace {
 struct ProbeSchedule {
   using Options = ProbeScheduleOptions;

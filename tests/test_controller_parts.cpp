@@ -140,14 +140,19 @@ TEST_SUITE("controller parts") {
     CHECK(ledger.count(BlockState::training) == 3);
 
     // A verdict is the table's cell, plus the guards on moves out of training.
+    constexpr auto C = frost::Source::criterion;
     const double nan = std::numeric_limits<double>::quiet_NaN();
-    CHECK_FALSE(ledger.review(0, Request::freeze, 0.5, false).refused());
-    CHECK(ledger.review(0, Request::freeze, nan, false).refusal == "the statistic is not finite");
-    CHECK(ledger.review(0, Request::revert, nan, false).refusal.empty());  // stays: no guard
-    CHECK(ledger.review(1, Request::trial, 0.5, /*in_order=*/true).refusal ==
+    CHECK_FALSE(ledger.review(0, Request::freeze, 0.5, C, false).refused());
+    CHECK(ledger.review(0, Request::freeze, nan, C, false).refusal == "the statistic is not finite");
+    CHECK(ledger.review(0, Request::revert, nan, C, false).refusal.empty());  // stays: no guard
+    CHECK(ledger.review(1, Request::trial, 0.5, C, /*in_order=*/true).refusal ==
           "in_order: block 0 (0) before it is not frozen for good");
-    CHECK_FALSE(ledger.review(0, Request::trial, 0.5, /*in_order=*/true).refused());
-    CHECK(ledger.review(0, Request::commit, 0.5, false).refusal == "the block is not in trial");
+    CHECK_FALSE(ledger.review(0, Request::trial, 0.5, C, /*in_order=*/true).refused());
+    CHECK(ledger.review(0, Request::commit, 0.5, C, false).refusal == "the block is not in trial");
+    // The same gate for the schedule (the table alone) and the user (a refusal throws).
+    CHECK_FALSE(ledger.review(1, Request::freeze, nan, frost::Source::schedule, true).refused());
+    CHECK_FROST_ERROR(ledger.review(0, Request::commit, 0.0, frost::Source::user, false),
+                      "commit(");
 
     // enter() records the table's event for the move; the states follow.
     ledger.enter(0, frost::lifecycle(BlockState::training, Request::freeze), 3, "criterion:X", 0.1,
@@ -467,13 +472,7 @@ TEST_SUITE("controller parts") {
     CHECK(r.stop.reports_without_improvement() == 0);
   }
 
-  TEST_CASE("the parts' small helpers: request_of, a refusal's warning, block order, coverage") {
-    using A = frost::Decisions::Action;
-    CHECK(frost::request_of(A::freeze) == Request::freeze);
-    CHECK(frost::request_of(A::trial) == Request::trial);
-    CHECK(frost::request_of(A::revert) == Request::revert);
-    CHECK(frost::request_of(A::commit) == Request::commit);
-
+  TEST_CASE("the parts' small helpers: a decision's request, a refusal's warning, block order") {
     frost::Decisions d;
     d.freeze(2, 0.1, "a");
     d.trial(0, 0.2, "b");
@@ -486,12 +485,20 @@ TEST_SUITE("controller parts") {
     CHECK(sorted[2].detail == "a");  // stable within a block
     CHECK(sorted[3].detail == "c");
     CHECK(d.items()[0].detail == "a");  // the decisions themselves unchanged
+    // One enum for what is asked: a decision carries a Request, a warning none.
+    CHECK(d.items()[0].request == Request::freeze);
+    CHECK(d.items()[1].request == Request::trial);
+    CHECK(d.items()[2].is_warning());
+    CHECK(std::string(d.items()[2].what()) == "warn");
+    CHECK(std::string(d.items()[3].what()) == "commit");
+    d.ask(Request::revert, 1, 0.5, "e");
+    CHECK(d.items().back().request == Request::revert);
 
     Model m;
     frost::BlockLedger ledger(m.blocks);
-    const frost::Verdict v = ledger.review(0, Request::commit, 0.5, false);
+    const frost::Verdict v = ledger.review(0, Request::commit, 0.5, frost::Source::criterion, false);
     REQUIRE(v.refused());
-    ledger.refused(0, 7, "criterion:X", frost::Decisions::Item{0, 0.5, "why", A::commit}, v);
+    ledger.refused(0, 7, "criterion:X", frost::Decisions::Item{0, 0.5, "why", Request::commit}, v);
     const auto& e = ledger.timeline().back();
     CHECK(e.kind == EventKind::warning);
     CHECK(e.step == 7);

@@ -130,7 +130,7 @@ struct Driver {
     crit.observe(state());
     frost_test::decide_as_controller(crit, state(), d);
     for (const auto& it : d.items())
-      if (it.action == frost::Decisions::Action::freeze && std::isfinite(it.statistic) &&
+      if (it.request == frost::Request::freeze && std::isfinite(it.statistic) &&
           !frozen[it.block]) {
         freeze(it.block);
       }
@@ -168,13 +168,13 @@ const double kNaN = std::numeric_limits<double>::quiet_NaN();
 std::set<std::int64_t> freezes(const std::vector<frost::Decisions::Item>& items) {
   std::set<std::int64_t> s;
   for (const auto& it : items)
-    if (it.action == frost::Decisions::Action::freeze) s.insert(it.block);
+    if (it.request == frost::Request::freeze) s.insert(it.block);
   return s;
 }
 std::set<std::int64_t> warnings(const std::vector<frost::Decisions::Item>& items) {
   std::set<std::int64_t> s;
   for (const auto& it : items)
-    if (it.action == frost::Decisions::Action::warn) s.insert(it.block);
+    if (it.is_warning()) s.insert(it.block);
   return s;
 }
 

@@ -688,11 +688,11 @@ TEST_SUITE("predictor") {
       d.crit.decide(d.state(3), frost::HostValues(p), out);
       REQUIRE(out.items().size() == 2);
       CHECK(out.items()[0].block == 0);
-      CHECK(out.items()[0].action == frost::Decisions::Action::freeze);
+      CHECK(out.items()[0].request == frost::Request::freeze);
       CHECK(out.items()[0].statistic == 0.7);
       CHECK(contains(out.items()[0].detail, "P(freeze) 0.7 > 0.6"));
       CHECK(out.items()[1].block == 3);
-      CHECK(out.items()[1].action == frost::Decisions::Action::warn);
+      CHECK(out.items()[1].is_warning());
       CHECK(contains(out.items()[1].detail, "not finite"));
       const auto& pr = d.crit.probabilities();
       CHECK(pr[0] == 0.7);

@@ -80,13 +80,13 @@ struct Sim {
     frost::Decisions d;
     frost_test::decide_as_controller(crit, state(), d);
     {
-      using A = frost::Decisions::Action;
+      using R = frost::Request;
       for (const auto& it : d.items()) {
         auto& st = states[static_cast<std::size_t>(it.block)];
-        if (it.action == A::trial) st = BlockState::trial, acts.emplace_back(step, it.block, "trial");
-        if (it.action == A::revert) st = BlockState::training, acts.emplace_back(step, it.block, "revert");
-        if (it.action == A::commit) st = BlockState::frozen, acts.emplace_back(step, it.block, "commit");
-        if (it.action == A::warn) acts.emplace_back(step, it.block, "warn");
+        if (it.request == R::trial) st = BlockState::trial;
+        if (it.request == R::revert) st = BlockState::training;
+        if (it.request == R::commit) st = BlockState::frozen;
+        acts.emplace_back(step, it.block, it.what());
         details.push_back(it.detail);
       }
     }

@@ -24,7 +24,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -319,6 +321,23 @@ inline std::vector<BlockSpec> detected_specs(const std::vector<std::string>& nam
   return specs;
 }
 }  // namespace detail
+
+/// A block named by its index or by its name, for the calls that take
+/// either: ctl.freeze(2), ctl.freeze("encoder.layers.2").
+class BlockRef {
+ public:
+  template <class I, std::enable_if_t<std::is_integral_v<I>, int> = 0>
+  BlockRef(I index) : index_(static_cast<std::int64_t>(index)) {}  // NOLINT: implicit on purpose
+  BlockRef(std::string name) : name_(std::move(name)) {}           // NOLINT
+  BlockRef(const char* name) : name_(std::string(name)) {}         // NOLINT
+
+  std::int64_t index() const noexcept { return index_; }
+  const std::optional<std::string>& name() const noexcept { return name_; }
+
+ private:
+  std::int64_t index_ = -1;
+  std::optional<std::string> name_;
+};
 
 class BlockMap {
  public:
@@ -624,6 +643,15 @@ class BlockMap {
   Block& operator[](std::size_t i) { return blocks_.at(i); }
   auto begin() const noexcept { return blocks_.begin(); }
   auto end() const noexcept { return blocks_.end(); }
+
+  /// The index of `block` (an index or a name) for the call `call`; throws
+  /// naming the call when there is no such block.
+  std::size_t index_of(const BlockRef& block, const char* call) const {
+    if (block.name()) return index_of(*block.name());
+    detail::require(block.index() >= 0 && block.index() < static_cast<std::int64_t>(size()), call,
+                    "(", block.index(), "): there are only ", size(), " blocks");
+    return static_cast<std::size_t>(block.index());
+  }
 
   /// Index of the block called `name`; throws with the known names otherwise.
   std::size_t index_of(const std::string& name) const {

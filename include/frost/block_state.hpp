@@ -28,16 +28,22 @@
 // What each state *means* is one row of kStateMeanings below, read by every
 // part that acts on a state (BlockParams: gradients and optimizer state;
 // ModeGuard: eval mode; the controller: learning rates; BlockLedger and
-// StepState: what counts as frozen, which blocks train): a new state is an
-// enumerator, its row here, and its row and column in
-// controller/lifecycle.hpp's table of moves (plus an EventKind, appended,
-// for the move into it).
+// StepState: what counts as frozen, which blocks train). A new state is, and
+// only is (ctest lifecycle.extra_state adds one to a copy of the headers and
+// trains with it):
+//   * its enumerator and its row of kStateMeanings, here;
+//   * its rows in controller/lifecycle.hpp's table of moves (the moves out of
+//     it, and the move into it);
+//   * an EventKind and its name (frost/timeline.hpp), for the move into it;
+//   * a Request and its name, here, when no request leads into it yet.
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <string>
 
 namespace frost {
 
+// The values are stored in checkpoints: new states are appended.
 enum class BlockState : std::uint8_t {
   training = 0,
   trial = 1,
@@ -46,6 +52,7 @@ enum class BlockState : std::uint8_t {
 
 /// What a block state means, for every part of frost that acts on one.
 struct StateMeaning {
+  BlockState state;
   const char* name;
   bool trains;                 ///< requires_grad on, gradients read by the criteria, the
                                ///< schedule's learning rate (else rate 0, no gradient)
@@ -58,24 +65,31 @@ struct StateMeaning {
 // clang-format off
 /// One row per state, in the enumerators' order.
 inline constexpr StateMeaning kStateMeanings[] = {
-  //  name        trains  keeps optimizer state  frozen for good  eval mode
-    {"training",  true,   true,                  false,           false},
-    {"trial",     false,  true,                  false,           true},
-    {"frozen",    false,  false,                 true,            true},
+  //  state                 name        trains  keeps optimizer state  frozen for good  eval mode
+    {BlockState::training,  "training",  true,   true,                  false,           false},
+    {BlockState::trial,     "trial",     false,  true,                  false,           true},
+    {BlockState::frozen,    "frozen",    false,  false,                 true,            true},
 };
 // clang-format on
 inline constexpr std::size_t kNumBlockStates = sizeof(kStateMeanings) / sizeof(kStateMeanings[0]);
+
+namespace detail {
+/// Whether row i of a table of rows that name their enumerator names the
+/// i-th one: the rows are in the enumerators' order, one per enumerator.
+template <class Row, std::size_t N, class Enum>
+constexpr bool rows_in_order(const Row (&rows)[N], Enum Row::*value) {
+  for (std::size_t i = 0; i < N; ++i)
+    if (static_cast<std::size_t>(rows[i].*value) != i) return false;
+  return true;
+}
+}  // namespace detail
+static_assert(detail::rows_in_order(kStateMeanings, &StateMeaning::state),
+              "frost: kStateMeanings' rows must be in the enumerators' order, one per BlockState");
 
 /// The row of state `s`.
 constexpr const StateMeaning& meaning(BlockState s) {
   return kStateMeanings[static_cast<std::size_t>(s)];
 }
-static_assert(kNumBlockStates == static_cast<std::size_t>(BlockState::frozen) + 1,
-              "frost: a BlockState without its row in kStateMeanings");
-static_assert(meaning(BlockState::training).trains && !meaning(BlockState::trial).trains &&
-                  meaning(BlockState::trial).keeps_optimizer_state &&
-                  meaning(BlockState::frozen).frozen_for_good,
-              "frost: kStateMeanings' rows are out of the enumerators' order");
 
 /// Whether `code` (a saved state's number) names a state.
 constexpr bool is_block_state(std::int64_t code) {
@@ -87,9 +101,40 @@ inline const char* to_string(BlockState s) {
 }
 
 inline bool from_string(const std::string& text, BlockState& s) {
-  for (std::size_t i = 0; i < kNumBlockStates; ++i)
-    if (text == kStateMeanings[i].name) return (s = static_cast<BlockState>(i)), true;
+  for (const StateMeaning& m : kStateMeanings)
+    if (text == m.name) return (s = m.state), true;
   return false;
+}
+
+/// What someone asks of a block: a criterion (frost::Decisions), the schedule
+/// (freeze), the user (ctl.freeze, ctl.trial, ctl.unfreeze). What each does
+/// in each state is controller/lifecycle.hpp's table.
+enum class Request : std::uint8_t {
+  freeze,    ///< to frozen for good (from training or trial)
+  trial,     ///< training -> trial
+  revert,    ///< trial -> training
+  commit,    ///< trial -> frozen for good
+  unfreeze,  ///< back to training from trial or frozen (the user's)
+};
+
+struct RequestName {
+  Request request;
+  const char* name;
+};
+/// One row per request, in the enumerators' order.
+inline constexpr RequestName kRequestNames[] = {
+    {Request::freeze, "freeze"},
+    {Request::trial, "trial"},
+    {Request::revert, "revert"},
+    {Request::commit, "commit"},
+    {Request::unfreeze, "unfreeze"},
+};
+static_assert(detail::rows_in_order(kRequestNames, &RequestName::request),
+              "frost: kRequestNames' rows must be in the enumerators' order, one per Request");
+
+inline const char* to_string(Request r) {
+  const auto i = static_cast<std::size_t>(r);
+  return i < std::size(kRequestNames) ? kRequestNames[i].name : "?";
 }
 
 }  // namespace frost

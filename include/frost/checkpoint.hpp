@@ -367,6 +367,16 @@ inline void check_model_shape(torch::serialize::InputArchive& f, const std::stri
        "was loaded");
 }
 
+/// Opens a controller checkpoint's envelope from `ar` into `f` and checks
+/// that it was written for this composition, these blocks and this model.
+inline void open_checked(torch::serialize::InputArchive& ar, torch::serialize::InputArchive& f,
+                         const std::string& source, const std::string& composition,
+                         const ModelShape& mine, const std::vector<std::string>& blocks) {
+  open_envelope(ar, f, source);
+  check_identity(f, source, composition, blocks);
+  check_model_shape(f, source, mine, blocks);
+}
+
 /// Keys "run.total_steps", "run.steps_per_epoch", "run.warmup_steps": the
 /// run shape the checkpoint's run was planned for.
 inline void write_run_shape(torch::serialize::OutputArchive& f, const RunShape& r) {

@@ -58,7 +58,8 @@
 namespace frost {
 
 template <class Criterion, class Schedule, class StopRule, class... Extras>
-class FreezeController {
+class FreezeController
+    : private Composition<Criterion, Schedule, StopRule, extras::reducer_t<Extras...>> {
   static_assert(concepts::check_criterion<Criterion>(), "see the message above");
   static_assert(concepts::check_schedule<Schedule>(), "see the message above");
   static_assert(concepts::check_stop_rule<StopRule>(), "see the message above");
@@ -68,8 +69,7 @@ class FreezeController {
   using criterion_type = Criterion;
   using schedule_type = Schedule;
   using stop_type = StopRule;
-  using reducer_type =
-      typename extras::find<extras::reducer_tag, reducers::Identity, Extras...>::type;
+  using reducer_type = extras::reducer_t<Extras...>;
   using composition_type = Composition<Criterion, Schedule, StopRule, reducer_type>;
   /// The whole configuration: the controller's and each policy's options.
   using Options = typename composition_type::Options;
@@ -190,27 +190,18 @@ class FreezeController {
 
   // --- state changes by hand (recorded with policy "user") -------------------
 
-  /// Freezes a block for good (from training or trial).
-  void freeze(std::size_t block, const std::string& reason = "frozen by the user") {
+  /// Freezes a block (its index or its name) for good, from training or trial.
+  void freeze(const BlockRef& block, const std::string& reason = "frozen by the user") {
     by_hand(block, Request::freeze, reason);
   }
-  void freeze(const std::string& block_name, const std::string& reason = "frozen by the user") {
-    freeze(blocks_.index_of(block_name), reason);
-  }
   /// Puts a training block in trial: no gradient, optimizer state kept.
-  void trial(std::size_t block, const std::string& reason = "trial by the user") {
+  void trial(const BlockRef& block, const std::string& reason = "trial by the user") {
     by_hand(block, Request::trial, reason);
-  }
-  void trial(const std::string& block_name, const std::string& reason = "trial by the user") {
-    trial(blocks_.index_of(block_name), reason);
   }
   /// Back to training: a trial block trains on from its optimizer state; a
   /// frozen block trains again with fresh optimizer state (gradual unfreezing).
-  void unfreeze(std::size_t block, const std::string& reason = "unfrozen by the user") {
+  void unfreeze(const BlockRef& block, const std::string& reason = "unfrozen by the user") {
     by_hand(block, Request::unfreeze, reason);
-  }
-  void unfreeze(const std::string& block_name, const std::string& reason = "unfrozen by the user") {
-    unfreeze(blocks_.index_of(block_name), reason);
   }
 
   /// Sets the base learning rate of every param group (or one group): the
@@ -225,9 +216,8 @@ class FreezeController {
 
   // --- queries --------------------------------------------------------------
 
-  BlockState block_state(std::size_t block) const { return ledger_.state(block); }
-  BlockState block_state(const std::string& block_name) const {
-    return ledger_.state(blocks_.index_of(block_name));
+  BlockState block_state(const BlockRef& block) const {
+    return ledger_.state(blocks_.index_of(block, "block_state"));
   }
   const std::vector<BlockState>& block_states() const noexcept { return ledger_.states(); }
   /// Frozen for good (a block in trial is not).
@@ -263,18 +253,12 @@ class FreezeController {
 
   /// "criterion=...;schedule=...;stop=..." (stored in checkpoints and checked on load).
   static std::string composition() { return composition_type::name(); }
-  /// The whole configuration, one `key=value` per option, keys prefixed with
-  /// the part they configure ("controller.", "criterion.", "schedule.", "stop.",
-  /// "reducer.").
+  /// The whole configuration, one `key=value` per option (Composition::describe);
+  /// describe(options) and set_option(options, "schedule.t0", "0.5") do the
+  /// same for options not (yet) given to a controller.
   OptionList describe() const { return describe(options_); }
-  /// The same for options not (yet) given to a controller, e.g. to list what
-  /// a composition can be configured with.
-  static OptionList describe(const Options& o) { return composition_type::describe(o); }
-  /// Sets one option of a (not yet constructed) controller's Options by its
-  /// dotted key, e.g. set_option(opts, "schedule.t0", "0.5").
-  static void set_option(Options& o, const std::string& key, const std::string& value) {
-    composition_type::set_option(o, key, value);
-  }
+  using composition_type::describe;
+  using composition_type::set_option;
 
   // --- checkpointing (frost/checkpoint.hpp wraps these) -----------------------
 
@@ -307,19 +291,17 @@ class FreezeController {
   /// checkpoint of a data-parallel run resumes on one process and back.
   void load(torch::serialize::InputArchive& ar, const std::string& source = "the checkpoint") {
     torch::serialize::InputArchive f;
-    detail::open_envelope(ar, f, source);
-    detail::check_identity(f, source, composition(), ledger_.names());
-    detail::check_model_shape(f, source, shape_, ledger_.names());
+    detail::open_checked(ar, f, source, composition(), shape_, ledger_.names());
     clock_.check_unstarted(source);
     const StepClock clock = detail::loaded(clock_, f, source, "step clock");
-    const std::string new_plan = composition_type::resume_plan(
-        detail::read_run_shape(f, source), run_shape(blocks_, options_.controller()), options_,
-        clock.step(), source);
+    const RunShape shape = run_shape(blocks_, options_.controller());
+    const std::string new_plan = composition_type::resume_plan(detail::read_run_shape(f, source),
+                                                               shape, options_, clock.step(), source);
     BlockLedger ledger = detail::loaded(ledger_, f, source, "block ledger");
     ModeGuard mode = detail::loaded(mode_, f, source, "mode guard");
     LrBook lr = detail::loaded(lr_, f, source, "learning-rate book");
     // The policies load last: they swap themselves in when they fitted.
-    policies_.load(f, options_, run_shape(blocks_, options_.controller()), source);
+    policies_.load(f, options_, shape, source);
     // Everything fitted: apply. A block training before and after is left as it is.
     if (!new_plan.empty())
       ledger.note(Event{clock.step(), -1, "", EventKind::warning, "controller",
@@ -339,41 +321,25 @@ class FreezeController {
   }
 
  private:
-  /// The user's request `r` on a block (policy "user"), checked before
-  /// anything changes: a block that exists, a move the table allows (only a
-  /// trial of a frozen block is refused), a rate the schedule has not
-  /// annealed to 0 for good (unfreeze).
-  void by_hand(std::size_t block, Request r, const std::string& reason) {
-    detail::require(block < blocks_.size(), to_string(r), "(", block, "): there are only ",
-                    blocks_.size(), " blocks");
+  /// The user's request `r` on a block (policy "user"): a block that exists,
+  /// then the gate, which throws where it refuses.
+  void by_hand(const BlockRef& ref, Request r, const std::string& reason) {
+    const std::size_t block = blocks_.index_of(ref, to_string(r));
     const Verdict v = gate(block, r, 0.0, Source::user);  // throws where it refuses
     if (!v.cell.moves()) return;
     adopt_lr();
     carry_out(block, v, "user", 0.0, reason);
   }
 
-  /// Who asks: the guards differ (gate()).
-  enum class Source { criterion, schedule, user };
-
-  /// The one gate every request passes, before anything changes: the cell of
-  /// the lifecycle table (controller/lifecycle.hpp), then the guards that
-  /// need more than the block's state. A criterion's request is refused (a
-  /// warning in the timeline, BlockLedger::review) on a statistic that is
-  /// not finite or against in_order; the schedule's is the table's alone;
-  /// the user's is refused with a frost::Error, and an unfreeze also where
-  /// the schedule has annealed the block to 0 for good. carry_out() executes
-  /// the verdict's cell as it is (the table is not consulted twice).
+  /// The one gate every request passes, before anything changes:
+  /// BlockLedger::review (the lifecycle table's cell, then the guards of who
+  /// asks), and for the user's move back into training the schedule's
+  /// check that it has not annealed the block to 0 for good. carry_out()
+  /// executes the verdict's cell as it is (the table is not consulted twice).
   Verdict gate(std::size_t b, Request r, double statistic, Source who) const {
-    if (who == Source::criterion)
-      return ledger_.review(b, r, statistic, options_.controller().in_order());
-    Verdict v{ledger_.plan(b, r), {}};
-    if (v.cell.refused()) v.refusal = v.cell.refusal;
-    if (who == Source::user) {
-      detail::require(!v.refused(), to_string(r), "(", blocks_[b].name, "): ", v.refusal,
-                      "; call ctl.unfreeze() first");
-      if (r == Request::unfreeze && v.cell.moves())
-        policies_.check_can_train(clock_.step(), b, blocks_[b].name);
-    }
+    Verdict v = ledger_.review(b, r, statistic, who, options_.controller().in_order());
+    if (who == Source::user && v.cell.moves() && meaning(v.cell.to).trains)
+      policies_.check_can_train(clock_.step(), b, blocks_[b].name);
     return v;
   }
 
@@ -401,11 +367,11 @@ class FreezeController {
       detail::require(it.block >= 0 && static_cast<std::size_t>(it.block) < blocks_.size(), policy,
                       " named block ", it.block, " but there are ", blocks_.size(), " blocks");
       const auto b = static_cast<std::size_t>(it.block);
-      if (it.action == Decisions::Action::warn) {
+      if (it.is_warning()) {
         ledger_.warn(b, clock_.step(), policy, it.statistic, it.detail);
         continue;
       }
-      const Verdict v = gate(b, request_of(it.action), it.statistic, Source::criterion);
+      const Verdict v = gate(b, *it.request, it.statistic, Source::criterion);
       if (v.refused())
         ledger_.refused(b, clock_.step(), policy, it, v);
       else

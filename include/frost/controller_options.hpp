@@ -34,42 +34,43 @@ inline bool from_string(const std::string& s, LrChanges& c) {
 }
 
 struct ControllerOptions {
-  /// N: training steps in the whole run, warm-up included. Annealing schedules
-  /// (FreezeOut, Cosine) need it; adaptive criteria with a Constant schedule do not.
-  FROST_ARG(std::int64_t, total_steps) = 0;
-  /// W: linear warm-up steps at the start of the run.
-  FROST_ARG(std::int64_t, warmup_steps) = 0;
-  /// Steps per epoch; criteria that evaluate "per epoch" need it (0 = unknown).
-  FROST_ARG(std::int64_t, steps_per_epoch) = 0;
-  /// Put the modules of a frozen (or trial) block in eval mode: dropout off,
-  /// batch-norm running statistics no longer updated, as both original
-  /// FreezeOut codebases do with frozen layers. Re-applied before every step,
-  /// so a `model->train()` in the user's loop does not undo it; a revert or an
-  /// unfreeze gives the block back the mode it had when it left training.
-  FROST_ARG(bool, eval_frozen) = true;
-  /// Refuse a criterion's request to take a block out of training (trial or
-  /// freeze) while a block before it is not frozen for good (the request is
-  /// recorded as a warning; the criterion may ask again later).
-  /// Schedule-driven freezing is in order by construction.
-  FROST_ARG(bool, in_order) = false;
-  /// Below this share of the model's parameters in the block map, the
-  /// controller records a warning in the timeline at step 0 (most of the model
-  /// would then train like the head). 0 silences it.
-  FROST_ARG(double, min_coverage) = 0.5;
-  /// A change of the learning rate of only some param groups between steps
-  /// (e.g. `optimizer.param_groups().front()` with frost's one group per
-  /// block) is a frost::Error instead of a warning (frost/controller/lr_book.hpp).
-  FROST_ARG(bool, strict_lr) = false;
-  /// Resume a checkpoint planned for another run shape (total_steps,
-  /// steps_per_epoch, warmup_steps: another data set size, more epochs).
-  /// By default that is a frost::Error naming both plans, since the
-  /// schedule's timetable and the epochs change; with true it is accepted and
-  /// the timeline records a warning saying what changed (frost/checkpoint.hpp).
-  FROST_ARG(bool, allow_new_run_shape) = false;
-  /// How to read a change of every group's rate that fits both a rescale and
-  /// a new rate (see LrChanges): by default such a change is refused, so the
-  /// same code never means two things.
-  FROST_ARG(LrChanges, lr_changes) = LrChanges::detect;
+  FROST_OPTIONS(
+      /// N: training steps in the whole run, warm-up included. Annealing schedules
+      /// (FreezeOut, Cosine) need it; adaptive criteria with a Constant schedule do not.
+      (std::int64_t, total_steps, 0),
+      /// W: linear warm-up steps at the start of the run.
+      (std::int64_t, warmup_steps, 0),
+      /// Steps per epoch; criteria that evaluate "per epoch" need it (0 = unknown).
+      (std::int64_t, steps_per_epoch, 0),
+      /// Put the modules of a frozen (or trial) block in eval mode: dropout off,
+      /// batch-norm running statistics no longer updated, as both original
+      /// FreezeOut codebases do with frozen layers. Re-applied before every step,
+      /// so a `model->train()` in the user's loop does not undo it; a revert or an
+      /// unfreeze gives the block back the mode it had when it left training.
+      (bool, eval_frozen, true),
+      /// Refuse a criterion's request to take a block out of training (trial or
+      /// freeze) while a block before it is not frozen for good (the request is
+      /// recorded as a warning; the criterion may ask again later).
+      /// Schedule-driven freezing is in order by construction.
+      (bool, in_order, false),
+      /// Below this share of the model's parameters in the block map, the
+      /// controller records a warning in the timeline at step 0 (most of the model
+      /// would then train like the head). 0 silences it.
+      (double, min_coverage, 0.5),
+      /// A change of the learning rate of only some param groups between steps
+      /// (e.g. `optimizer.param_groups().front()` with frost's one group per
+      /// block) is a frost::Error instead of a warning (frost/controller/lr_book.hpp).
+      (bool, strict_lr, false),
+      /// Resume a checkpoint planned for another run shape (total_steps,
+      /// steps_per_epoch, warmup_steps: another data set size, more epochs).
+      /// By default that is a frost::Error naming both plans, since the
+      /// schedule's timetable and the epochs change; with true it is accepted and
+      /// the timeline records a warning saying what changed (frost/checkpoint.hpp).
+      (bool, allow_new_run_shape, false),
+      /// How to read a change of every group's rate that fits both a rescale and
+      /// a new rate (see LrChanges): by default such a change is refused, so the
+      /// same code never means two things.
+      (LrChanges, lr_changes, LrChanges::detect));
 
  public:
   /// An epoch loop: `epochs` epochs of `batches_per_epoch` optimizer steps
@@ -131,6 +132,3 @@ std::int64_t next_epoch(const Controller& ctl) {
 }
 
 }  // namespace frost
-
-FROST_REFLECT(frost::ControllerOptions, total_steps, warmup_steps, steps_per_epoch, eval_frozen,
-              in_order, min_coverage, strict_lr, allow_new_run_shape, lr_changes);

@@ -46,6 +46,10 @@ struct find<Tag, Default, E, Es...> {
                                   typename find<Tag, Default, Es...>::type>;
 };
 
+/// The reducer among `Es` (frost::with_reducer<R>), or reducers::Identity.
+template <class... Es>
+using reducer_t = typename find<reducer_tag, reducers::Identity, Es...>::type;
+
 template <class Tag, class... Es>
 inline constexpr int count = (0 + ... + (std::is_same_v<typename Es::extra_tag, Tag> ? 1 : 0));
 

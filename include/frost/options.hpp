@@ -4,18 +4,25 @@
 // can print its whole configuration and a command line can set any field by
 // name (`frost::set_option(opts, "t0", "0.8")`).
 //
-// A policy's options are declared as
+// A policy's options are declared once, in one list (as
+// BOOST_HANA_DEFINE_STRUCT declares members), inside the struct:
 //
 //   struct FreezeOutOptions {
-//     FROST_ARG(double, t0) = 0.0;
-//     FROST_ARG(int64_t, warmup) = 0;
+//     FROST_OPTIONS(
+//         /// t0: the share of the run before the first block freezes.
+//         (double, t0, 0.0),
+//         (std::int64_t, warmup, 0));
 //   };
-//   FROST_REFLECT(frost::schedules::FreezeOutOptions, t0, warmup);   // global scope
 //
-// Reflected names are the user-facing names (without the storage suffix `_`).
-// FROST_REFLECT lists the fields in declaration order and checks at compile
-// time that they are all the struct holds (its size and alignment); an
+// Each entry is (type, name, default): a field with TORCH_ARG's setter and
+// getters, and the name describe() and set_option() use. A default may hold
+// commas (`{1, 2}`); a type may not (name it with `using` first). Reflected
+// names are the user-facing names (without the storage suffix `_`). An
 // options struct without fields is reflected with FROST_REFLECT_NONE(Type).
+//
+// The older two-list form (FROST_ARG fields, then FROST_REFLECT(Type, ...)
+// at global scope) still works for options a user cannot declare in one
+// list; the compiler checks that its list names every FROST_ARG in order.
 #include <boost/hana/accessors.hpp>
 #include <boost/hana/adapt_adt.hpp>
 #include <boost/hana/adapt_struct.hpp>
@@ -23,8 +30,11 @@
 #include <boost/hana/first.hpp>
 #include <boost/hana/second.hpp>
 #include <boost/hana/concept/struct.hpp>
+#include <boost/hana/pair.hpp>
 #include <boost/hana/string.hpp>
+#include <boost/hana/tuple.hpp>
 #include <boost/preprocessor/punctuation/comma_if.hpp>
+#include <boost/preprocessor/seq/for_each.hpp>
 #include <boost/preprocessor/seq/for_each_i.hpp>
 #include <boost/preprocessor/variadic/to_seq.hpp>
 
@@ -58,6 +68,30 @@
                                                              \
  private:                                                    \
   T name##_
+
+/// Declares every option of a struct in one list, inside the struct:
+/// `FROST_OPTIONS((double, t0, 0.0), (std::int64_t, warmup, 0));`. Each
+/// entry becomes a FROST_ARG with its default, and the struct is reflected
+/// (Boost.Hana's nested accessors, as BOOST_HANA_DEFINE_STRUCT does) from the
+/// same list, so a field cannot be declared and left out of describe(),
+/// set_option() or frost-train's --set. Members after it are public.
+#define FROST_OPTIONS(...)                                                             \
+  BOOST_PP_SEQ_FOR_EACH(FROST_DETAIL_DECLARE, ~, BOOST_PP_VARIADIC_TO_SEQ(__VA_ARGS__)) \
+ public:                                                                               \
+  struct hana_accessors_impl {                                                         \
+    static constexpr auto apply() {                                                    \
+      return ::boost::hana::make_tuple(BOOST_PP_SEQ_FOR_EACH_I(                        \
+          FROST_DETAIL_NAMED_ACCESSOR, ~, BOOST_PP_VARIADIC_TO_SEQ(__VA_ARGS__)));      \
+    }                                                                                  \
+  }
+// One entry (type, name, default...): the field, and its (name, accessor) pair.
+#define FROST_DETAIL_DECLARE(r, data, entry) FROST_DETAIL_DECLARE_I entry
+#define FROST_DETAIL_DECLARE_I(T, name, ...) FROST_ARG(T, name) = __VA_ARGS__;
+#define FROST_DETAIL_NAMED_ACCESSOR(r, data, i, entry) \
+  BOOST_PP_COMMA_IF(i) FROST_DETAIL_NAMED_ACCESSOR_I entry
+#define FROST_DETAIL_NAMED_ACCESSOR_I(T, name, ...)  \
+  ::boost::hana::make_pair(BOOST_HANA_STRING(#name), \
+                           [](auto&& o) -> decltype(auto) { return o.name(); })
 
 // Reflection goes through the public accessors (the fields are private):
 // (name, [](auto&& o) -> decltype(auto) { return o.name(); }) for every field.
@@ -223,8 +257,9 @@ void visit_fields(Opts& opts, const std::string& prefix, F&& f) {
     });
   } else {
     static_assert(is_reflected<O>::value || is_tuple<O>::value,
-                  "frost: this Options type is not reflected; add "
-                  "FROST_REFLECT(YourOptions, field1, field2, ...) at global scope");
+                  "frost: this Options type is not reflected; declare its fields with "
+                  "FROST_OPTIONS((type, name, default), ...) inside the struct "
+                  "(FROST_REFLECT_NONE(YourOptions) at global scope when it has none)");
   }
 }
 }  // namespace detail

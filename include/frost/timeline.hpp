@@ -4,9 +4,12 @@
 // froze at step 1200 because its gradient-norm change fell to 0.004") and what
 // the example trainer draws.
 #include <cstdint>
+#include <iterator>
 #include <ostream>
 #include <string>
 #include <vector>
+
+#include "frost/block_state.hpp"  // detail::rows_in_order
 
 namespace frost {
 
@@ -20,19 +23,29 @@ enum class EventKind {
   commit = 5,    ///< trial -> frozen (for good)
   unfreeze = 6,  ///< frozen -> training (fresh optimizer state)
 };
-inline constexpr int kLastEventKind = 6;
+
+struct EventKindName {
+  EventKind kind;
+  const char* name;
+};
+/// One row per kind, in the enumerators' order (block_state.hpp checks it).
+inline constexpr EventKindName kEventKindNames[] = {
+    {EventKind::freeze, "freeze"},
+    {EventKind::warning, "warning"},
+    {EventKind::stop, "stop"},
+    {EventKind::trial, "trial"},
+    {EventKind::revert, "revert"},
+    {EventKind::commit, "commit"},
+    {EventKind::unfreeze, "unfreeze"},
+};
+static_assert(detail::rows_in_order(kEventKindNames, &EventKindName::kind),
+              "frost: kEventKindNames' rows must be in the enumerators' order, one per EventKind");
+/// The largest value a saved event kind may hold.
+inline constexpr int kLastEventKind = static_cast<int>(std::size(kEventKindNames)) - 1;
 
 inline const char* to_string(EventKind k) {
-  switch (k) {
-    case EventKind::freeze: return "freeze";
-    case EventKind::warning: return "warning";
-    case EventKind::stop: return "stop";
-    case EventKind::trial: return "trial";
-    case EventKind::revert: return "revert";
-    case EventKind::commit: return "commit";
-    case EventKind::unfreeze: return "unfreeze";
-  }
-  return "?";
+  const auto i = static_cast<std::size_t>(k);
+  return i < std::size(kEventKindNames) ? kEventKindNames[i].name : "?";
 }
 
 struct Event {

@@ -74,14 +74,15 @@ inline bool from_string(const std::string& t, Storage& s) {
 }
 
 struct ActivationCacheOptions {
-  /// Memory for the entries, MiB.
-  FROST_ARG(double, budget_mb) = 1024.0;
-  FROST_ARG(Storage, storage) = Storage::device;
-  /// Whether the inputs are augmented (a new random view every epoch): then
-  /// there is nothing to cache and the cache refuses.
-  FROST_ARG(bool, augmented_inputs) = false;
-  /// Samples advanced at once when the frozen prefix grows.
-  FROST_ARG(std::int64_t, advance_chunk) = 512;
+  FROST_OPTIONS(
+      /// Memory for the entries, MiB.
+      (double, budget_mb, 1024.0),
+      (Storage, storage, Storage::device),
+      /// Whether the inputs are augmented (a new random view every epoch): then
+      /// there is nothing to cache and the cache refuses.
+      (bool, augmented_inputs, false),
+      /// Samples advanced at once when the frozen prefix grows.
+      (std::int64_t, advance_chunk, 512));
 };
 
 /// What the cache holds and did (counts since construction).
@@ -313,6 +314,3 @@ class ActivationCache {
 };
 
 }  // namespace frost::cache
-
-FROST_REFLECT(frost::cache::ActivationCacheOptions, budget_mb, storage, augmented_inputs,
-              advance_chunk);

@@ -2,7 +2,7 @@
 // The Criterion concept: decides *when* a block changes state.
 //
 //   struct MyCriterion {
-//     using Options = MyCriterionOptions;                 // FROST_REFLECT'ed
+//     using Options = MyCriterionOptions;                 // FROST_OPTIONS
 //     static constexpr const char* name = "MyCriterion";
 //     explicit MyCriterion(const Options&);
 //     void setup(const frost::CriterionSetup&);          // validate, allocate device buffers
@@ -68,6 +68,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -108,39 +109,43 @@ using HostValues = c10::ArrayRef<double>;
 /// training is refused and recorded as a warning: a NaN never freezes a block.
 class Decisions {
  public:
-  enum class Action : std::uint8_t {
-    warn,    ///< record only
-    freeze,  ///< training (or trial) -> frozen
-    trial,   ///< training -> trial
-    revert,  ///< trial -> training
-    commit,  ///< trial -> frozen
-  };
+  /// One request (or, without one, a warning) about a block.
   struct Item {
     std::int64_t block;
     double statistic;
     std::string detail;
-    Action action;
+    std::optional<Request> request;  ///< what is asked of the block; none: a warning only
+
+    bool is_warning() const noexcept { return !request; }
+    /// "freeze", "trial", ..., or "warn".
+    const char* what() const noexcept { return request ? to_string(*request) : "warn"; }
   };
 
+  /// Asks `r` of `block` (frost/block_state.hpp's Request; what it does in
+  /// each state is controller/lifecycle.hpp's table); `statistic` is the
+  /// value that triggered it.
+  void ask(Request r, std::int64_t block, double statistic, std::string detail = {}) {
+    items_.push_back({block, statistic, std::move(detail), r});
+  }
   /// Freeze `block` for good; `statistic` is the value that triggered it.
   void freeze(std::int64_t block, double statistic, std::string detail = {}) {
-    items_.push_back({block, statistic, std::move(detail), Action::freeze});
+    ask(Request::freeze, block, statistic, std::move(detail));
   }
   /// Put a training block in trial (no gradient, optimizer state kept).
   void trial(std::int64_t block, double statistic, std::string detail = {}) {
-    items_.push_back({block, statistic, std::move(detail), Action::trial});
+    ask(Request::trial, block, statistic, std::move(detail));
   }
   /// Take a block in trial back to training (its optimizer state intact).
   void revert(std::int64_t block, double statistic, std::string detail = {}) {
-    items_.push_back({block, statistic, std::move(detail), Action::revert});
+    ask(Request::revert, block, statistic, std::move(detail));
   }
   /// Freeze a block in trial for good (its optimizer state released).
   void commit(std::int64_t block, double statistic, std::string detail = {}) {
-    items_.push_back({block, statistic, std::move(detail), Action::commit});
+    ask(Request::commit, block, statistic, std::move(detail));
   }
   /// Record a warning (for example a non-finite statistic that was skipped).
   void warn(std::int64_t block, double statistic, std::string detail) {
-    items_.push_back({block, statistic, std::move(detail), Action::warn});
+    items_.push_back({block, statistic, std::move(detail), std::nullopt});
   }
 
   const std::vector<Item>& items() const noexcept { return items_; }
@@ -163,17 +168,6 @@ class Decisions {
  private:
   std::vector<Item> items_;
 };
-
-inline const char* to_string(Decisions::Action a) {
-  switch (a) {
-    case Decisions::Action::warn: return "warn";
-    case Decisions::Action::freeze: return "freeze";
-    case Decisions::Action::trial: return "trial";
-    case Decisions::Action::revert: return "revert";
-    case Decisions::Action::commit: return "commit";
-  }
-  return "?";
-}
 
 namespace concepts {
 namespace ops {

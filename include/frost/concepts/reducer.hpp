@@ -3,7 +3,7 @@
 // validation losses) between the device and the host, at decision points only.
 //
 //   struct MyReducer {
-//     using Options = MyReducerOptions;              // FROST_REFLECT'ed
+//     using Options = MyReducerOptions;              // FROST_OPTIONS
 //     static constexpr const char* name = "MyReducer";
 //     static constexpr bool stateless = true;        // required: a checkpoint resumes
 //                                                    // with any reducer (1 or N ranks)

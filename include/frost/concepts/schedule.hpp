@@ -3,7 +3,7 @@
 // own freezing times (FreezeOut freezes a block once its rate reaches zero).
 //
 //   struct MySchedule {
-//     using Options = MyScheduleOptions;              // FROST_REFLECT'ed
+//     using Options = MyScheduleOptions;              // FROST_OPTIONS
 //     static constexpr const char* name = "MySchedule";
 //     explicit MySchedule(const Options&);
 //     void setup(const frost::ScheduleSetup&);       // validate, precompute; throw frost::Error

@@ -2,7 +2,7 @@
 // The StopRule concept: decides when training should end.
 //
 //   struct MyStop {
-//     using Options = MyStopOptions;                 // FROST_REFLECT'ed
+//     using Options = MyStopOptions;                 // FROST_OPTIONS
 //     static constexpr const char* name = "MyStop";
 //     explicit MyStop(const Options&);
 //     bool should_stop(const frost::StopState&);      // after each step (host only)

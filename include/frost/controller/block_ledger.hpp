@@ -30,21 +30,15 @@
 
 namespace frost {
 
+/// Who asks: the guards differ (BlockLedger::review).
+enum class Source : std::uint8_t { criterion, schedule, user };
+
 /// What a policy's request comes to: the lifecycle table's cell, or a refusal.
 struct Verdict {
   Transition cell;
   std::string refusal;  ///< why it is refused; empty when it is not
   bool refused() const noexcept { return !refusal.empty(); }
 };
-
-/// The request a criterion's action makes (a warning makes none).
-inline Request request_of(Decisions::Action a) {
-  using A = Decisions::Action;
-  return a == A::trial    ? Request::trial
-         : a == A::revert ? Request::revert
-         : a == A::commit ? Request::commit
-                          : Request::freeze;
-}
 
 class BlockLedger {
  public:
@@ -100,7 +94,7 @@ class BlockLedger {
   void refused(std::size_t b, std::int64_t step, const std::string& policy,
                const Decisions::Item& it, const Verdict& v) {
     warn(b, step, policy, it.statistic,
-         std::string(to_string(it.action)) + " refused: " + v.refusal +
+         std::string(it.what()) + " refused: " + v.refusal +
              (it.detail.empty() ? std::string() : " (" + it.detail + ")"),
          policy + ":refused");
   }
@@ -123,14 +117,19 @@ class BlockLedger {
     timeline_.push_back(std::move(e));
   }
 
-  /// What a policy's request does to block b: the table's cell, also refused
-  /// when it would end out of training on a statistic that is not finite, or
-  /// (with `in_order`) while a block before b is not frozen for good.
-  Verdict review(std::size_t b, Request r, double statistic, bool in_order) const {
+  /// The one review every request gets, before anything changes: the cell
+  /// of the lifecycle table for `r` on block b, then the guards that need
+  /// more than the block's state. A criterion's move out of training is
+  /// refused (a warning, the run goes on) on a statistic that is not finite
+  /// or, with `in_order`, while a block before b is not frozen for good; the
+  /// schedule's request is the table's alone; a refusal of the user's
+  /// request is a frost::Error (the controller adds the schedule's check on
+  /// a user's move back into training, which only the schedule can answer).
+  Verdict review(std::size_t b, Request r, double statistic, Source who, bool in_order) const {
     Verdict v{plan(b, r), {}};
     if (v.cell.refused()) {
       v.refusal = v.cell.refusal;
-    } else if (ends_out_of_training(v.cell)) {
+    } else if (who == Source::criterion && ends_out_of_training(v.cell)) {
       const std::int64_t prefix = frozen_prefix();
       if (!std::isfinite(statistic))
         v.refusal = "the statistic is not finite";
@@ -138,6 +137,8 @@ class BlockLedger {
         v.refusal = "in_order: block " + std::to_string(prefix) + " (" +
                     names_[static_cast<std::size_t>(prefix)] + ") before it is not frozen for good";
     }
+    detail::require(who != Source::user || !v.refused(), to_string(r), "(", names_.at(b), "): ",
+                    v.refusal, "; call ctl.unfreeze() first");
     return v;
   }
 

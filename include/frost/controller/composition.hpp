@@ -118,11 +118,12 @@ template <class Criterion, class Schedule, class StopRule, class Reducer>
 struct Composition {
   /// The whole configuration: the controller's and each policy's options.
   struct Options {
-    FROST_ARG(ControllerOptions, controller) = {};
-    FROST_ARG(typename Criterion::Options, criterion) = concepts::default_options<Criterion>();
-    FROST_ARG(typename Schedule::Options, schedule) = concepts::default_options<Schedule>();
-    FROST_ARG(typename StopRule::Options, stop) = concepts::default_options<StopRule>();
-    FROST_ARG(typename Reducer::Options, reducer) = concepts::default_options<Reducer>();
+    FROST_OPTIONS(
+        (ControllerOptions, controller, {}),
+        (typename Criterion::Options, criterion, concepts::default_options<Criterion>()),
+        (typename Schedule::Options, schedule, concepts::default_options<Schedule>()),
+        (typename StopRule::Options, stop, concepts::default_options<StopRule>()),
+        (typename Reducer::Options, reducer, concepts::default_options<Reducer>()));
   };
 
   static std::string name() {
@@ -130,20 +131,14 @@ struct Composition {
            ";schedule=" + concepts::name_of<Schedule>() + ";stop=" + concepts::name_of<StopRule>();
   }
 
+  /// The policies' names, then every option with its part's prefix
+  /// ("controller.total_steps", "criterion.threshold", ...).
   static OptionList describe(const Options& o) {
-    OptionList out;
-    out.emplace_back("criterion", concepts::name_of<Criterion>());
-    out.emplace_back("schedule", concepts::name_of<Schedule>());
-    out.emplace_back("stop", concepts::name_of<StopRule>());
-    out.emplace_back("reducer", concepts::name_of<Reducer>());
-    auto append = [&out](const std::string& prefix, const OptionList& in) {
-      for (const auto& kv : in) out.emplace_back(prefix + kv.first, kv.second);
-    };
-    append("controller.", frost::describe(o.controller()));
-    append("criterion.", frost::describe(o.criterion()));
-    append("schedule.", frost::describe(o.schedule()));
-    append("stop.", frost::describe(o.stop()));
-    append("reducer.", frost::describe(o.reducer()));
+    OptionList out{{"criterion", concepts::name_of<Criterion>()},
+                   {"schedule", concepts::name_of<Schedule>()},
+                   {"stop", concepts::name_of<StopRule>()},
+                   {"reducer", concepts::name_of<Reducer>()}};
+    for (auto& kv : frost::describe(o)) out.push_back(std::move(kv));
     return out;
   }
 
@@ -192,17 +187,22 @@ struct Composition {
            plan_of(*was) + ": " + change;
   }
 
+  /// Sets "part.option" (controller., criterion., schedule., stop. or
+  /// reducer.), naming the part in its errors.
   static void set_option(Options& o, const std::string& key, const std::string& value) {
     const auto dot = key.find('.');
     const std::string part = key.substr(0, dot);
     const std::string rest = dot == std::string::npos ? "" : key.substr(dot + 1);
-    if (part == "controller") return frost::set_option(o.controller(), rest, value, "controller.");
-    if (part == "criterion") return frost::set_option(o.criterion(), rest, value, "criterion.");
-    if (part == "schedule") return frost::set_option(o.schedule(), rest, value, "schedule.");
-    if (part == "stop") return frost::set_option(o.stop(), rest, value, "stop.");
-    if (part == "reducer") return frost::set_option(o.reducer(), rest, value, "reducer.");
-    detail::fail("unknown option '", key,
-                 "'; options start with controller., criterion., schedule., stop. or reducer.");
+    bool found = false;
+    std::string parts;
+    boost::hana::for_each(boost::hana::accessors<Options>(), [&](auto pair) {
+      const std::string name = boost::hana::to<char const*>(boost::hana::first(pair));
+      parts += (parts.empty() ? "" : ", ") + name + ".";
+      if (name != part) return;
+      frost::set_option(boost::hana::second(pair)(o), rest, value, name + ".");
+      found = true;
+    });
+    if (!found) detail::fail("unknown option '", key, "'; options start with ", parts);
   }
 };
 

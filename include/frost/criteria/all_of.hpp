@@ -134,14 +134,11 @@ class AllOf : public Forwarding<Cs...> {
     bool any = false;
     const std::string who = M::member_names()[k] + ": ";
     for (const auto& it : mine.items()) {
-      using A = Decisions::Action;
-      if (it.action == A::warn) {
+      if (it.is_warning()) {
         out.warn(it.block, it.statistic, who + it.detail);
-      } else if (it.action != A::freeze) {
+      } else if (*it.request != Request::freeze) {
         // trial / revert / commit: the member's own protocol, passed through
-        if (it.action == A::trial) out.trial(it.block, it.statistic, who + it.detail);
-        if (it.action == A::revert) out.revert(it.block, it.statistic, who + it.detail);
-        if (it.action == A::commit) out.commit(it.block, it.statistic, who + it.detail);
+        out.ask(*it.request, it.block, it.statistic, who + it.detail);
       } else if (!std::isfinite(it.statistic)) {
         out.warn(it.block, it.statistic,
                  who + "freeze request with a non-finite statistic is not a vote" +

@@ -16,8 +16,9 @@
 namespace frost::criteria {
 
 struct AtStepsOptions {
-  FROST_ARG(std::vector<std::int64_t>, blocks) = {};  ///< block indices (input side = 0)
-  FROST_ARG(std::vector<std::int64_t>, steps) = {};   ///< the step each one is frozen from
+  FROST_OPTIONS(
+      (std::vector<std::int64_t>, blocks, {}),  ///< block indices (input side = 0)
+      (std::vector<std::int64_t>, steps, {}));  ///< the step each one is frozen from
 
  public:
 
@@ -71,5 +72,3 @@ class AtSteps {
 };
 
 }  // namespace frost::criteria
-
-FROST_REFLECT(frost::criteria::AtStepsOptions, blocks, steps);

@@ -59,18 +59,19 @@
 namespace frost::criteria {
 
 struct AttentionPredictorOptions {
-  /// The predictor file; empty: the shipped one (predictor::default_path()).
-  FROST_ARG(std::string, predictor) = "";
-  /// Steps between records; 0: the cadence the predictor was trained with.
-  FROST_ARG(std::int64_t, record_every) = 0;
-  /// Steps between freezing stages; 0: at each epoch's end (needs controller.steps_per_epoch).
-  FROST_ARG(std::int64_t, every) = 0;
-  /// Freeze when the predictor's P(freeze) is above this (0.5: eq. 4's argmax).
-  FROST_ARG(double, threshold) = 0.5;
-  /// Records a block needs before it is judged; 0: a full window.
-  FROST_ARG(std::int64_t, min_records) = 0;
-  /// Seed of the tailored subsets (the same seed samples the same weights).
-  FROST_ARG(std::int64_t, seed) = 0;
+  FROST_OPTIONS(
+      /// The predictor file; empty: the shipped one (predictor::default_path()).
+      (std::string, predictor, ""),
+      /// Steps between records; 0: the cadence the predictor was trained with.
+      (std::int64_t, record_every, 0),
+      /// Steps between freezing stages; 0: at each epoch's end (needs controller.steps_per_epoch).
+      (std::int64_t, every, 0),
+      /// Freeze when the predictor's P(freeze) is above this (0.5: eq. 4's argmax).
+      (double, threshold, 0.5),
+      /// Records a block needs before it is judged; 0: a full window.
+      (std::int64_t, min_records, 0),
+      /// Seed of the tailored subsets (the same seed samples the same weights).
+      (std::int64_t, seed, 0));
 };
 
 class AttentionPredictor {
@@ -308,6 +309,3 @@ class AttentionPredictor {
 };
 
 }  // namespace frost::criteria
-
-FROST_REFLECT(frost::criteria::AttentionPredictorOptions, predictor, record_every, every, threshold,
-              min_records, seed);

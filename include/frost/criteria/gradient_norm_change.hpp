@@ -147,23 +147,24 @@ inline bool from_string(const std::string& s, Accumulate& a) {
 }
 
 struct GradientNormChangeOptions {
-  /// N: the percentile of eta over the active blocks that is the bar (AutoFreeze: 50).
-  FROST_ARG(double, percentile) = 50.0;
-  /// Evaluations per epoch (4: SmartFRZ's appendix, for its AutoFreeze baseline);
-  /// needs controller.steps_per_epoch, and at most one per step.
-  FROST_ARG(std::int64_t, evals_per_epoch) = 4;
-  /// T in steps; 0 = use evals_per_epoch.
-  FROST_ARG(std::int64_t, interval) = 0;
-  FROST_ARG(FreezeMode, mode) = FreezeMode::sequential;
-  FROST_ARG(GradNorm, norm) = GradNorm::l1;
-  FROST_ARG(Accumulate, accumulate) = Accumulate::exact;
-  /// No freeze before this many epochs have run (needs controller.steps_per_epoch:
-  /// above 0 without it, the controller refuses to start). Evaluations before still record each
-  /// block's norm, so the first decision after the guard has an eta to judge.
-  /// 1 (frost's guard): trained from scratch, AutoFreeze's test froze most of a
-  /// ResNet within the first epoch at a cost in accuracy (docs/from-scratch.md).
-  /// 0: AutoFreeze's own behaviour, decisions from the second evaluation on.
-  FROST_ARG(double, min_epochs) = 1.0;
+  FROST_OPTIONS(
+      /// N: the percentile of eta over the active blocks that is the bar (AutoFreeze: 50).
+      (double, percentile, 50.0),
+      /// Evaluations per epoch (4: SmartFRZ's appendix, for its AutoFreeze baseline);
+      /// needs controller.steps_per_epoch, and at most one per step.
+      (std::int64_t, evals_per_epoch, 4),
+      /// T in steps; 0 = use evals_per_epoch.
+      (std::int64_t, interval, 0),
+      (FreezeMode, mode, FreezeMode::sequential),
+      (GradNorm, norm, GradNorm::l1),
+      (Accumulate, accumulate, Accumulate::exact),
+      /// No freeze before this many epochs have run (needs controller.steps_per_epoch:
+      /// above 0 without it, the controller refuses to start). Evaluations before still record each
+      /// block's norm, so the first decision after the guard has an eta to judge.
+      /// 1 (frost's guard): trained from scratch, AutoFreeze's test froze most of a
+      /// ResNet within the first epoch at a cost in accuracy (docs/from-scratch.md).
+      /// 0: AutoFreeze's own behaviour, decisions from the second evaluation on.
+      (double, min_epochs, 1.0));
 };
 
 class GradientNormChange {
@@ -543,6 +544,3 @@ class GradientNormChange {
 };
 
 }  // namespace frost::criteria
-
-FROST_REFLECT(frost::criteria::GradientNormChangeOptions, percentile, evals_per_epoch, interval,
-              mode, norm, accumulate, min_epochs);

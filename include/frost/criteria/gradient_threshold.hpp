@@ -72,18 +72,19 @@ inline bool from_string(const std::string& s, Reference& r) {
 }
 
 struct GradientThresholdOptions {
-  /// Freeze a block when its window-average mean |grad| is <= this (DyF: 0.001).
-  FROST_ARG(double, threshold) = 0.001;
-  /// Evaluation window in steps; 0 = one epoch (needs controller.steps_per_epoch).
-  FROST_ARG(std::int64_t, window) = 0;
-  /// 0 = off; r in (0, 1): per-block threshold r * the block's first-window average.
-  FROST_ARG(double, relative) = 0.0;
-  /// With `relative`: the block's first-window average (default) or its peak.
-  FROST_ARG(Reference, reference) = Reference::first;
-  /// No freeze before this many epochs have run (needs controller.steps_per_epoch:
-  /// above 0 without it, the controller refuses to start); windows before still set the relative
-  /// threshold's reference. 0: DyF's behaviour. See docs/from-scratch.md.
-  FROST_ARG(double, min_epochs) = 0.0;
+  FROST_OPTIONS(
+      /// Freeze a block when its window-average mean |grad| is <= this (DyF: 0.001).
+      (double, threshold, 0.001),
+      /// Evaluation window in steps; 0 = one epoch (needs controller.steps_per_epoch).
+      (std::int64_t, window, 0),
+      /// 0 = off; r in (0, 1): per-block threshold r * the block's first-window average.
+      (double, relative, 0.0),
+      /// With `relative`: the block's first-window average (default) or its peak.
+      (Reference, reference, Reference::first),
+      /// No freeze before this many epochs have run (needs controller.steps_per_epoch:
+      /// above 0 without it, the controller refuses to start); windows before still set the relative
+      /// threshold's reference. 0: DyF's behaviour. See docs/from-scratch.md.
+      (double, min_epochs, 0.0));
 };
 
 class GradientThreshold {
@@ -261,6 +262,3 @@ class GradientThreshold {
 };
 
 }  // namespace frost::criteria
-
-FROST_REFLECT(frost::criteria::GradientThresholdOptions, threshold, window, relative, reference,
-              min_epochs);

@@ -58,14 +58,15 @@
 namespace frost::dist {
 
 struct GradientSyncOptions {
-  /// Size of one bucket (one all-reduce); DDP's default.
-  FROST_ARG(double, bucket_cap_mb) = 25.0;
-  /// Launch each bucket from backward as soon as its gradients are ready.
-  FROST_ARG(bool, overlap) = true;
-  /// Baseline only: all-reduce every parameter, frozen ones as zeros.
-  FROST_ARG(bool, communicate_frozen) = false;
-  /// Copy rank 0's parameters and buffers to every rank at construction.
-  FROST_ARG(bool, broadcast_parameters) = true;
+  FROST_OPTIONS(
+      /// Size of one bucket (one all-reduce); DDP's default.
+      (double, bucket_cap_mb, 25.0),
+      /// Launch each bucket from backward as soon as its gradients are ready.
+      (bool, overlap, true),
+      /// Baseline only: all-reduce every parameter, frozen ones as zeros.
+      (bool, communicate_frozen, false),
+      /// Copy rank 0's parameters and buffers to every rank at construction.
+      (bool, broadcast_parameters, true));
 };
 
 namespace detail {
@@ -416,6 +417,3 @@ class GradientSync {
 };
 
 }  // namespace frost::dist
-
-FROST_REFLECT(frost::dist::GradientSyncOptions, bucket_cap_mb, overlap, communicate_frozen,
-              broadcast_parameters);

@@ -74,20 +74,21 @@ inline bool from_string(const std::string& s, Backend& b) {
 /// Where this rank is and how long it waits for the others. The defaults are
 /// torchrun's; from_env() reads what torchrun (or scripts/launch.sh) sets.
 struct GroupOptions {
-  FROST_ARG(int, rank) = 0;
-  FROST_ARG(int, world_size) = 1;
-  FROST_ARG(std::string, master_addr) = "127.0.0.1";
-  FROST_ARG(int, master_port) = 29500;
-  /// Index of this rank's GPU on its machine (LOCAL_RANK); "cuda" devices
-  /// become cuda:<local_rank>.
-  FROST_ARG(int, local_rank) = 0;
-  /// How long a rank waits for another one (to join, in a collective) before
-  /// it fails naming it. A few minutes by default: a slow first step (data
-  /// loading, a cold cache) must not look like a dead rank.
-  FROST_ARG(double, timeout_s) = 300.0;
-  FROST_ARG(Backend, backend) = Backend::automatic;
-  /// The device the collectives run on: "cpu" or "cuda".
-  FROST_ARG(std::string, device) = "cpu";
+  FROST_OPTIONS(
+      (int, rank, 0),
+      (int, world_size, 1),
+      (std::string, master_addr, "127.0.0.1"),
+      (int, master_port, 29500),
+      /// Index of this rank's GPU on its machine (LOCAL_RANK); "cuda" devices
+      /// become cuda:<local_rank>.
+      (int, local_rank, 0),
+      /// How long a rank waits for another one (to join, in a collective) before
+      /// it fails naming it. A few minutes by default: a slow first step (data
+      /// loading, a cold cache) must not look like a dead rank.
+      (double, timeout_s, 300.0),
+      (Backend, backend, Backend::automatic),
+      /// The device the collectives run on: "cpu" or "cuda".
+      (std::string, device, "cpu"));
 
  public:
   /// RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK,
@@ -509,6 +510,3 @@ inline std::shared_ptr<Group> default_group() { return detail::default_slot(); }
 inline void shutdown() { detail::default_slot().reset(); }
 
 }  // namespace frost::dist
-
-FROST_REFLECT(frost::dist::GroupOptions, rank, world_size, master_addr, master_port, local_rank,
-              timeout_s, backend, device);

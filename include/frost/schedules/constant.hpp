@@ -6,7 +6,6 @@
 // total_steps (0 = unknown is fine).
 #include <cstdint>
 
-
 #include "frost/concepts/schedule.hpp"
 #include "frost/error.hpp"
 #include "frost/options.hpp"

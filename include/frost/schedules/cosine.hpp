@@ -19,8 +19,9 @@
 namespace frost::schedules {
 
 struct CosineOptions {
-  /// Multiplier the cosine anneals down to, in [0, 1] (0 = to zero).
-  FROST_ARG(double, min_scale) = 0.0;
+  FROST_OPTIONS(
+      /// Multiplier the cosine anneals down to, in [0, 1] (0 = to zero).
+      (double, min_scale, 0.0));
 };
 
 class Cosine {
@@ -64,5 +65,3 @@ class Cosine {
 };
 
 }  // namespace frost::schedules
-
-FROST_REFLECT(frost::schedules::CosineOptions, min_scale);

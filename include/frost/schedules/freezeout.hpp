@@ -44,11 +44,12 @@
 namespace frost::schedules {
 
 struct FreezeOutOptions {
-  /// Linear freezing time of the first block, as a fraction of the steps after
-  /// warm-up; in (0, 1], or 0 for the spacing's default (0.5 Linear, 0.8 Cubic:
-  /// with Cubic spacing the first block then freezes at 0.8^3 = 0.512). t0 = 1
-  /// anneals every block over the whole run (no freezing before the end).
-  FROST_ARG(double, t0) = 0.0;
+  FROST_OPTIONS(
+      /// Linear freezing time of the first block, as a fraction of the steps after
+      /// warm-up; in (0, 1], or 0 for the spacing's default (0.5 Linear, 0.8 Cubic:
+      /// with Cubic spacing the first block then freezes at 0.8^3 = 0.512). t0 = 1
+      /// anneals every block over the whole run (no freezing before the end).
+      (double, t0, 0.0));
 };
 
 }  // namespace frost::schedules
@@ -186,5 +187,3 @@ class FreezeOut : public frost::detail::FreezeOutFamily<FreezeOutOptions> {
 };
 
 }  // namespace frost::schedules
-
-FROST_REFLECT(frost::schedules::FreezeOutOptions, t0);

@@ -25,11 +25,12 @@
 namespace frost::schedules {
 
 struct LayerWiseOptions {
-  /// As FreezeOut's t0: linear freezing time of the first block, in (0, 1],
-  /// or 0 for the spacing's default (0.5 Linear, 0.8 Cubic).
-  FROST_ARG(double, t0) = 0.0;
-  /// The power p in s_i = t_i^(-p) (1 = FreezeOut's Scaled, 0 = Unscaled).
-  FROST_ARG(double, p) = 0.7;
+  FROST_OPTIONS(
+      /// As FreezeOut's t0: linear freezing time of the first block, in (0, 1],
+      /// or 0 for the spacing's default (0.5 Linear, 0.8 Cubic).
+      (double, t0, 0.0),
+      /// The power p in s_i = t_i^(-p) (1 = FreezeOut's Scaled, 0 = Unscaled).
+      (double, p, 0.7));
 };
 
 template <class Spacing>
@@ -58,5 +59,3 @@ class LayerWise : public frost::detail::FreezeOutFamily<LayerWiseOptions> {
 };
 
 }  // namespace frost::schedules
-
-FROST_REFLECT(frost::schedules::LayerWiseOptions, t0, p);

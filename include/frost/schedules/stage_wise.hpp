@@ -34,16 +34,18 @@ namespace frost::schedules {
 
 /// Options of StageWise<FreezeOut<...>>.
 struct StageWiseOptions {
-  /// The power p of f(s, S, p) = (1 / (S - s + 1))^p (0 = no reduction).
-  FROST_ARG(double, p) = 0.8;
-  /// The wrapped FreezeOut schedule's options.
-  FROST_ARG(FreezeOutOptions, inner) = {};
+  FROST_OPTIONS(
+      /// The power p of f(s, S, p) = (1 / (S - s + 1))^p (0 = no reduction).
+      (double, p, 0.8),
+      /// The wrapped FreezeOut schedule's options.
+      (FreezeOutOptions, inner, {}));
 };
 
 /// Options of StageWise<LayerWise<...>> (SR-LR combined with LR-LR).
 struct StageWiseLayerWiseOptions {
-  FROST_ARG(double, p) = 0.8;
-  FROST_ARG(LayerWiseOptions, inner) = {};
+  FROST_OPTIONS(
+      (double, p, 0.8),
+      (LayerWiseOptions, inner, {}));
 };
 
 /// Maps the inner schedule's Options to StageWise's (reflected options must be
@@ -135,6 +137,3 @@ class StageWise {
 };
 
 }  // namespace frost::schedules
-
-FROST_REFLECT(frost::schedules::StageWiseOptions, p, inner);
-FROST_REFLECT(frost::schedules::StageWiseLayerWiseOptions, p, inner);

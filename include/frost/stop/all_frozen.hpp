@@ -24,11 +24,12 @@
 namespace frost::stop {
 
 struct AllFrozenOptions {
-  /// Stop only at the end of an epoch (DyF evaluates per epoch), rather than at
-  /// the step the last block froze.
-  FROST_ARG(bool, at_epoch_end) = false;
-  /// Epochs to train on (the head only) once every block is frozen (DyF: 1).
-  FROST_ARG(std::int64_t, extra_epochs) = 0;
+  FROST_OPTIONS(
+      /// Stop only at the end of an epoch (DyF evaluates per epoch), rather than at
+      /// the step the last block froze.
+      (bool, at_epoch_end, false),
+      /// Epochs to train on (the head only) once every block is frozen (DyF: 1).
+      (std::int64_t, extra_epochs, 0));
 };
 
 class AllFrozen {
@@ -87,5 +88,3 @@ class AllFrozen {
 };
 
 }  // namespace frost::stop
-
-FROST_REFLECT(frost::stop::AllFrozenOptions, at_epoch_end, extra_epochs);

@@ -9,7 +9,8 @@
 namespace frost::stop {
 
 struct MaxStepsOptions {
-  FROST_ARG(std::int64_t, steps) = 0;  ///< required: the number of steps to run
+  FROST_OPTIONS(
+      (std::int64_t, steps, 0));  ///< required: the number of steps to run
 };
 
 class MaxSteps {
@@ -30,5 +31,3 @@ class MaxSteps {
 };
 
 }  // namespace frost::stop
-
-FROST_REFLECT(frost::stop::MaxStepsOptions, steps);

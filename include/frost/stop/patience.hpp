@@ -19,8 +19,9 @@
 namespace frost::stop {
 
 struct PatienceOptions {
-  FROST_ARG(std::int64_t, patience) = 3;
-  FROST_ARG(double, min_delta) = 0.0;
+  FROST_OPTIONS(
+      (std::int64_t, patience, 3),
+      (double, min_delta, 0.0));
 };
 
 class Patience {
@@ -65,5 +66,3 @@ class Patience {
 };
 
 }  // namespace frost::stop
-
-FROST_REFLECT(frost::stop::PatienceOptions, patience, min_delta);
