@@ -450,6 +450,12 @@ TEST_SUITE("protocol") {
     ctl.trial(2);
     CHECK(ctl.block_state(2) == BlockState::trial);
     CHECK(ctl.block_state("blocks.1") == BlockState::trial);
+    // A block by index or name (BlockRef); one that does not exist is named.
+    CHECK(ctl.block_state(std::int64_t{2}) == BlockState::trial);
+    CHECK(ctl.block_state(std::string("blocks.1")) == BlockState::trial);
+    CHECK_FROST_ERROR(ctl.freeze(-1), "freeze(-1): there are only 4 blocks");
+    CHECK_FROST_ERROR(ctl.unfreeze(9), "unfreeze(9): there are only 4 blocks");
+    CHECK_FROST_ERROR(ctl.trial("blocks.9"), "no block named 'blocks.9'");
     CHECK_FALSE(p.requires_grad());
     CHECK_FALSE(p.grad().defined());
     CHECK(opt.param_groups()[2].options().get_lr() == 0.0);

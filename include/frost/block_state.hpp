@@ -38,7 +38,6 @@
 //   * a Request and its name, here, when no request leads into it yet.
 #include <cstddef>
 #include <cstdint>
-#include <iterator>
 #include <string>
 
 namespace frost {
@@ -82,7 +81,20 @@ constexpr bool rows_in_order(const Row (&rows)[N], Enum Row::*value) {
     if (static_cast<std::size_t>(rows[i].*value) != i) return false;
   return true;
 }
+/// The name in row `v` of such a table, "?" for a value it lacks.
+template <class Row, std::size_t N, class Enum>
+constexpr const char* name_in(const Row (&rows)[N], Enum v) {
+  const auto i = static_cast<std::size_t>(v);
+  return i < N ? rows[i].name : "?";
+}
 }  // namespace detail
+
+/// A row of an enum's table of names (Request, EventKind).
+template <class Enum>
+struct EnumName {
+  Enum value;
+  const char* name;
+};
 static_assert(detail::rows_in_order(kStateMeanings, &StateMeaning::state),
               "frost: kStateMeanings' rows must be in the enumerators' order, one per BlockState");
 
@@ -96,9 +108,7 @@ constexpr bool is_block_state(std::int64_t code) {
   return code >= 0 && static_cast<std::size_t>(code) < kNumBlockStates;
 }
 
-inline const char* to_string(BlockState s) {
-  return is_block_state(static_cast<std::int64_t>(s)) ? meaning(s).name : "?";
-}
+inline const char* to_string(BlockState s) { return detail::name_in(kStateMeanings, s); }
 
 inline bool from_string(const std::string& text, BlockState& s) {
   for (const StateMeaning& m : kStateMeanings)
@@ -117,24 +127,17 @@ enum class Request : std::uint8_t {
   unfreeze,  ///< back to training from trial or frozen (the user's)
 };
 
-struct RequestName {
-  Request request;
-  const char* name;
-};
 /// One row per request, in the enumerators' order.
-inline constexpr RequestName kRequestNames[] = {
+inline constexpr EnumName<Request> kRequestNames[] = {
     {Request::freeze, "freeze"},
     {Request::trial, "trial"},
     {Request::revert, "revert"},
     {Request::commit, "commit"},
     {Request::unfreeze, "unfreeze"},
 };
-static_assert(detail::rows_in_order(kRequestNames, &RequestName::request),
+static_assert(detail::rows_in_order(kRequestNames, &EnumName<Request>::value),
               "frost: kRequestNames' rows must be in the enumerators' order, one per Request");
 
-inline const char* to_string(Request r) {
-  const auto i = static_cast<std::size_t>(r);
-  return i < std::size(kRequestNames) ? kRequestNames[i].name : "?";
-}
+inline const char* to_string(Request r) { return detail::name_in(kRequestNames, r); }
 
 }  // namespace frost

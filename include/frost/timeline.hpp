@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "frost/block_state.hpp"  // detail::rows_in_order
+#include "frost/block_state.hpp"  // EnumName, detail::rows_in_order
 
 namespace frost {
 
@@ -24,12 +24,8 @@ enum class EventKind {
   unfreeze = 6,  ///< frozen -> training (fresh optimizer state)
 };
 
-struct EventKindName {
-  EventKind kind;
-  const char* name;
-};
 /// One row per kind, in the enumerators' order (block_state.hpp checks it).
-inline constexpr EventKindName kEventKindNames[] = {
+inline constexpr EnumName<EventKind> kEventKindNames[] = {
     {EventKind::freeze, "freeze"},
     {EventKind::warning, "warning"},
     {EventKind::stop, "stop"},
@@ -38,15 +34,12 @@ inline constexpr EventKindName kEventKindNames[] = {
     {EventKind::commit, "commit"},
     {EventKind::unfreeze, "unfreeze"},
 };
-static_assert(detail::rows_in_order(kEventKindNames, &EventKindName::kind),
+static_assert(detail::rows_in_order(kEventKindNames, &EnumName<EventKind>::value),
               "frost: kEventKindNames' rows must be in the enumerators' order, one per EventKind");
 /// The largest value a saved event kind may hold.
 inline constexpr int kLastEventKind = static_cast<int>(std::size(kEventKindNames)) - 1;
 
-inline const char* to_string(EventKind k) {
-  const auto i = static_cast<std::size_t>(k);
-  return i < std::size(kEventKindNames) ? kEventKindNames[i].name : "?";
-}
+inline const char* to_string(EventKind k) { return detail::name_in(kEventKindNames, k); }
 
 struct Event {
   std::int64_t step = 0;    ///< the 0-based training step at which it happened (for a
