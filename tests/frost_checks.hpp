@@ -34,8 +34,9 @@ inline std::string temp_dir(const std::string& prefix) {
       (void)(expr);                                                               \
     } catch (const frost::Error& e) {                                             \
       thrown_ = true;                                                             \
-      DOCTEST_INFO("message: " << e.what());                                              \
-      DOCTEST_CHECK(frost_test::contains(e.what(), part));                                \
+      const std::string message_ = e.what(); /* INFO captures by reference */            \
+      DOCTEST_INFO("message: " << message_);                                              \
+      DOCTEST_CHECK(frost_test::contains(message_, part));                                \
     }                                                                             \
     DOCTEST_CHECK_MESSAGE(thrown_, "expected frost::Error containing '" << part << "'"); \
   } while (0)

@@ -103,7 +103,7 @@ TEST_CASE("activation cache: same losses and gradients, prefix grown mid-epoch")
   CHECK(st.bytes == 40 * 17 * 32 * 4);  // 17 tokens of width 32, float
 }
 
-TEST_CASE("activation cache: the budget bounds the entries; the rest run the prefix") {
+TEST_CASE("activation cache: the budget bounds the entries, the rest run the prefix") {
   const std::int64_t per_sample = 17 * 32 * 4;
   const double budget_mb = 10.0 * static_cast<double>(per_sample) / (1024.0 * 1024.0);
   const Trace plain = train(false);
@@ -120,7 +120,7 @@ TEST_CASE("activation cache: the budget bounds the entries; the rest run the pre
   CHECK(none.losses.back() == doctest::Approx(plain.losses.back()).epsilon(1e-5));
 }
 
-TEST_CASE("activation cache: refuses augmented inputs; bad indices; a shrinking prefix clears") {
+TEST_CASE("activation cache: refuses augmented inputs, bad indices, a shrinking prefix clears") {
   CHECK_THROWS_WITH_AS(ActivationCache(10, ActivationCacheOptions().augmented_inputs(true)),
                        doctest::Contains("one random view"), frost::Error);
   CHECK_THROWS_WITH_AS(ActivationCache(0), doctest::Contains("num_samples is 0"), frost::Error);

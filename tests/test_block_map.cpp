@@ -531,7 +531,7 @@ TEST_SUITE("block map") {
     CHECK_FALSE(at::equal(blocks[0].params[0], stem[0]));
   }
 
-  TEST_CASE("warnings: with c10's default handler on std::cerr (not glog); else to the handler") {
+  TEST_CASE("warnings: with c10's default handler on std::cerr (not glog), else to the handler") {
     Net net;
     // blocks.0 alone holds little of the model: the coverage warning at construction
     auto blocks = frost::BlockMap::from_prefixes(*net, {"blocks.0"});
@@ -554,7 +554,7 @@ TEST_SUITE("block map") {
     CHECK(frost_test::contains(kept.messages[0], "frost: step 0, controller: the block map holds"));
   }
 
-  TEST_CASE("a ResNet under the controller: every stage is judged; frozen batch norms stop moving") {
+  TEST_CASE("a ResNet under the controller: every stage is judged, frozen batch norms stop moving") {
     torch::manual_seed(3);
     ResNet net(std::vector<int64_t>{2, 2, 2});
     auto blocks = frost::BlockMap::detect(*net);

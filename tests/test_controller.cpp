@@ -424,7 +424,7 @@ TEST_SUITE("controller") {
     CHECK(contains(keep.messages[2], "model->train()"));
   }
 
-  TEST_CASE("freezing a prefix: no grads, no updates, no optimizer state, no graph; head trains") {
+  TEST_CASE("freezing a prefix: no grads, no updates, no optimizer state, no graph, head trains") {
     for (const auto& device : frost_test::devices()) {
       CAPTURE(device);
       torch::manual_seed(1);
@@ -495,7 +495,7 @@ TEST_SUITE("controller") {
     }
   }
 
-  TEST_CASE("AllFrozen stops once every block is frozen; timeline records the stop") {
+  TEST_CASE("AllFrozen stops once every block is frozen, timeline records the stop") {
     Net net;
     auto task = frost_test::make_task(32, at::kCPU);
     auto blocks = frost::BlockMap::detect(*net);
@@ -514,7 +514,7 @@ TEST_SUITE("controller") {
     CHECK(ctl.timeline().back().step == 6);
   }
 
-  TEST_CASE("never freeze on a non-finite statistic; in_order refuses out-of-order requests") {
+  TEST_CASE("never freeze on a non-finite statistic, in_order refuses out-of-order requests") {
     Net net;
     auto task = frost_test::make_task(32, at::kCPU);
     auto blocks = frost::BlockMap::detect(*net);
@@ -662,7 +662,7 @@ TEST_SUITE("controller") {
     CHECK_FALSE(bn0->running_mean.equal(mean0));
   }
 
-  TEST_CASE("abort_step abandons a step: no decision, no count; the same step begins again") {
+  TEST_CASE("abort_step abandons a step: no decision, no count, the same step begins again") {
     Net net;
     auto task = frost_test::make_task(32, at::kCPU);
     auto blocks = frost::BlockMap::detect(*net);
@@ -688,7 +688,7 @@ TEST_SUITE("controller") {
     CHECK_FROST_ERROR(ctl.after_step(), "without before_step()");
   }
 
-  TEST_CASE("a block may span several param groups (weight decay split); a group may not span blocks") {
+  TEST_CASE("a block may span several param groups (weight decay split), a group may not span blocks") {
     Net net;
     auto blocks = frost::BlockMap::detect(*net);
     auto make_groups = [&] {  // the README's example: decayed weights, then biases, per block
@@ -780,7 +780,7 @@ TEST_SUITE("controller") {
     CHECK_FROST_ERROR(ctl.before_step(), "twice");
   }
 
-  TEST_CASE("describe() prints the whole configuration; set_option sets it by key") {
+  TEST_CASE("describe() prints the whole configuration, set_option sets it by key") {
     using Ctl = frost::FreezeController<frost::criteria::AtSteps, ProbeSchedule,
                                         frost::stop::AnyOf<frost::stop::Patience, frost::stop::MaxSteps>>;
     Ctl::Options o;
@@ -842,7 +842,7 @@ TEST_SUITE("controller") {
 }
 
 TEST_SUITE("stop") {
-  TEST_CASE("Patience counts reports without improvement; NaN never improves") {
+  TEST_CASE("Patience counts reports without improvement, NaN never improves") {
     frost::stop::Patience p(frost::stop::PatienceOptions().patience(3).min_delta(0.01));
     frost::StopState s;
     for (double loss : {1.0, 0.9, 0.895, 0.92}) p.on_validation(loss, s);
@@ -1011,7 +1011,7 @@ TEST_SUITE("resume") {
     }
   }
 
-  TEST_CASE("resume: another run shape is refused; allow_new_run_shape accepts it and says so") {
+  TEST_CASE("resume: another run shape is refused, allow_new_run_shape accepts it and says so") {
     using Ctl = frost::FreezeController<frost::criteria::Never,
                                         frost::schedules::FreezeOut<frost::Linear, frost::Scaled>,
                                         frost::stop::Never>;
@@ -1054,7 +1054,7 @@ TEST_SUITE("resume") {
     CHECK(accepted.ctl.lr_scale(3, 0) != first.ctl.lr_scale(3, 0));
   }
 
-  TEST_CASE("resume: a checkpoint from before shapes were recorded loads; saved again, it has them") {
+  TEST_CASE("resume: a checkpoint from before shapes were recorded loads, saved again, it has them") {
     // tests/data/checkpoints (format 2, frost at 0b90791): no 'model.*', no
     // 'run.*', so nothing to compare; written again, the next resume is checked.
     namespace c = frost::criteria;
@@ -1083,7 +1083,7 @@ TEST_SUITE("resume") {
     CHECK_FROST_ERROR(load_saved(longer.ctl, bytes), "was planned for another run");
   }
 
-  TEST_CASE("resume: a finished run (AllFrozen) loads finished; no step trains past its end") {
+  TEST_CASE("resume: a finished run (AllFrozen) loads finished, no step trains past its end") {
     using Ctl = frost::FreezeController<frost::criteria::AtSteps, ProbeSchedule,
                                         frost::stop::AllFrozen>;
     // blocks 0, 1, 2, 4 frozen at steps 0-3, block 3 by the schedule at step 6: the stop after 7

@@ -199,7 +199,7 @@ TEST_SUITE("controller parts") {
     CHECK(stop.detail == "after 6 steps; 1 of 3 blocks frozen");
   }
 
-  TEST_CASE("block ledger: save/load gives back states and timeline; corrupt ones change nothing") {
+  TEST_CASE("block ledger: save/load gives back states and timeline, corrupt ones change nothing") {
     Model m;
     frost::BlockLedger ledger(m.blocks);
     ledger.enter(2, frost::lifecycle(BlockState::training, Request::trial), 7, "user", 0.0,
@@ -404,7 +404,7 @@ TEST_SUITE("controller parts") {
     CHECK_FALSE(m.net[2]->as<torch::nn::Linear>()->bias.requires_grad());  // stays fixed
   }
 
-  TEST_CASE("policies: built from the options, set up, saved and loaded as one; a failed load changes none") {
+  TEST_CASE("policies: built from the options, set up, saved and loaded as one, a failed load changes none") {
     using frost::criteria::GradientThreshold;
     using FreezeOut = frost::schedules::FreezeOut<frost::Linear, frost::Unscaled>;
     using frost::stop::Patience;

@@ -312,7 +312,7 @@ TEST_SUITE("criteria") {
     for (const auto& it : items) CHECK(contains(it.detail, "<= threshold"));
   }
 
-  TEST_CASE("GradientThreshold: the window defaults to an epoch; unknown epoch is an error") {
+  TEST_CASE("GradientThreshold: the window defaults to an epoch, unknown epoch is an error") {
     Toy toy(2);
     Driver<GradientThreshold> d(GradientThreshold(GradientThresholdOptions().threshold(0.1)),
                                 toy.blocks(), /*steps_per_epoch=*/3);
@@ -754,7 +754,7 @@ TEST_SUITE("criteria") {
     for (const auto& it : items) CHECK(it.block != 1);
   }
 
-  TEST_CASE("invalid options throw frost::Error; options are reflected") {
+  TEST_CASE("invalid options throw frost::Error, options are reflected") {
     CHECK_FROST_ERROR(GradientThreshold(GradientThresholdOptions().threshold(-1)), "threshold");
     CHECK_FROST_ERROR(GradientThreshold(GradientThresholdOptions().threshold(kNaN)), "threshold");
     CHECK_FROST_ERROR(GradientThreshold(GradientThresholdOptions().window(-2)), "window");
@@ -785,7 +785,7 @@ TEST_SUITE("criteria") {
   }
 
   // --- combinators ----------------------------------------------------------
-  TEST_CASE("AnyOf: any member's request freezes; every call reaches every member") {
+  TEST_CASE("AnyOf: any member's request freezes, every call reaches every member") {
     using A = frost::criteria::AnyOf<Script<1>, Script<2>>;
     CHECK(A::name() == "AnyOf<S1,S2>");
     Toy toy(3);
@@ -879,7 +879,7 @@ TEST_SUITE("criteria") {
     FROST_STATE(n, x, flag, text, mode, ints, reals, flags, words, t)
   };
 
-  TEST_CASE("FROST_STATE: one list saves and loads every field kind; missing or mistyped keys named") {
+  TEST_CASE("FROST_STATE: one list saves and loads every field kind, missing or mistyped keys named") {
     Fields a;
     a.n_ = -3;
     a.x_ = 2.5;
@@ -939,7 +939,7 @@ TEST_SUITE("criteria") {
                          doctest::Contains("no 'missing'"), frost::Error);
   }
 
-  TEST_CASE("AllOf: sticky votes; the completing vote's statistic; NaN is not a vote") {
+  TEST_CASE("AllOf: sticky votes, the completing vote's statistic, NaN is not a vote") {
     using A = frost::criteria::AllOf<Script<1>, Script<2>>;
     CHECK(A::name() == "AllOf<S1,S2>");
     Toy toy(3);

@@ -415,7 +415,7 @@ TEST_SUITE("predictor") {
     CHECK_FROST_ERROR(fp::sample_indices(4, 0, 1), "cannot sample");
   }
 
-  TEST_CASE("Tailor: gather() is the indexed weights; seeds; encode") {
+  TEST_CASE("Tailor: gather() is the indexed weights, seeds, encode") {
     torch::manual_seed(4);
     frost_test::Net net(8, 4, 2, 3);  // blocks of 36 (embed) and 28 weights
     const auto map = frost::BlockMap::detect(*net);
@@ -472,7 +472,7 @@ TEST_SUITE("predictor") {
   }
 
   // ===========================================================================
-  TEST_CASE("FreezePredictor: forward_sequence is forward on each window; masking truncates") {
+  TEST_CASE("FreezePredictor: forward_sequence is forward on each window, masking truncates") {
     torch::manual_seed(6);
     fp::FreezePredictor p(small().record_every(3));
     {

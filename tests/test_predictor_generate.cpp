@@ -191,7 +191,7 @@ TEST_SUITE("predictor") {
     CHECK(parse({"--help"}).rc == 0);
   }
 
-  TEST_CASE("frost-predictor train: histories of the main job are refused; --allow-main-job is an experiment") {
+  TEST_CASE("frost-predictor train: histories of the main job are refused, --allow-main-job is an experiment") {
     struct Tmp {  // removed at the end, files first
       std::string path = frost_test::temp_dir("frost-predictor-train-test");
       ~Tmp() {

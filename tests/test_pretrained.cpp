@@ -175,7 +175,7 @@ TEST_SUITE("pretrained") {
     CHECK(other.tensors[0].second[1].item<int>() == -1);
   }
 
-  TEST_CASE("load_state_dict: parameters and batch-norm buffers, bit for bit; renamed keys through the hook") {
+  TEST_CASE("load_state_dict: parameters and batch-norm buffers, bit for bit, renamed keys through the hook") {
     torch::manual_seed(1);
     Tiny src, dst;
     const std::string path = temp_path("tiny.safetensors");
@@ -207,7 +207,7 @@ TEST_SUITE("pretrained") {
     CHECK(same_state(*fresh, snapshot(*src)));
   }
 
-  TEST_CASE("load_state_dict: non-strict reports missing, unexpected and skipped; allow_missing") {
+  TEST_CASE("load_state_dict: non-strict reports missing, unexpected and skipped, allow_missing") {
     torch::manual_seed(2);
     Tiny src, dst;
     Named file;
@@ -239,7 +239,7 @@ TEST_SUITE("pretrained") {
     CHECK(r3.missing.empty());
   }
 
-  TEST_CASE("load_state_dict refuses, naming the file, the key and the fix; the module is unchanged") {
+  TEST_CASE("load_state_dict refuses, naming the file, the key and the fix, the module is unchanged") {
     torch::manual_seed(3);
     Tiny src, dst;
     const Named before = snapshot(*dst);
@@ -343,7 +343,7 @@ TEST_SUITE("pretrained") {
   // The format indexes every byte of the data buffer: bytes that belong to no
   // tensor are where a polyglot file (one that is also a zip, a PDF, ...) keeps
   // its other content, so the reference reader refuses them and so does frost.
-  TEST_CASE("safetensors: the tensors must tile the data buffer; a hole before or between them is refused") {
+  TEST_CASE("safetensors: the tensors must tile the data buffer, a hole before or between them is refused") {
     const std::string path = temp_path("holes.safetensors");
     auto f32 = [](const std::string& name, int begin, int end) {
       return "\"" + name + "\": {\"dtype\": \"F32\", \"shape\": [" + std::to_string((end - begin) / 4) +
@@ -383,7 +383,7 @@ TEST_SUITE("pretrained") {
   }
 
   // --- the model ----------------------------------------------------------------
-  TEST_CASE("EfficientNet-Lite0: the pretrained file's 296 names and 4,694,073 values; 17 blocks") {
+  TEST_CASE("EfficientNet-Lite0: the pretrained file's 296 names and 4,694,073 values, 17 blocks") {
     fx::EfficientNet m;  // 1000 classes, 3 channels: the file's shapes
     const auto state = frost::detail::named_state(*m);
     CHECK(state.size() == 296);
@@ -419,7 +419,7 @@ TEST_SUITE("pretrained") {
     CHECK(m->forward_features(at::zeros({1, 3, 33, 47})).sizes() == at::IntArrayRef({1, 320, 2, 2}));
   }
 
-  TEST_CASE("EfficientNet: a file written from one model loads into another bit for bit; new head kept") {
+  TEST_CASE("EfficientNet: a file written from one model loads into another bit for bit, new head kept") {
     torch::manual_seed(4);
     fx::EfficientNet a{fx::EfficientNetOptions()}, b{fx::EfficientNetOptions()};
     {  // batch-norm statistics that are not the defaults
@@ -538,7 +538,7 @@ TEST_SUITE("pretrained") {
     }
   }
 
-  TEST_CASE("criteria on the CNN: FreezeOut freezes its 17 blocks front to back; AttentionPredictor judges them") {
+  TEST_CASE("criteria on the CNN: FreezeOut freezes its 17 blocks front to back, AttentionPredictor judges them") {
     torch::manual_seed(6);
     fx::EfficientNet m(small_effnet());
     const auto blocks = frost::BlockMap::detect(*m);
@@ -779,7 +779,7 @@ TEST_SUITE("pretrained") {
   // The fixtures are made by scripts/minilm_reference.py (pip's torch, plain
   // functional ops, float64): a tiny BERT under the real checkpoint's names and
   // its outputs on three inputs padded to one length.
-  TEST_CASE("BERT: the tiny fixture loads by the real names; outputs equal the independent Python reference") {
+  TEST_CASE("BERT: the tiny fixture loads by the real names, outputs equal the independent Python reference") {
     fx::BertModel m(tiny_bert());
     const auto r = fx::load_bert(*m, bert_fixture("minilm-tiny.safetensors"));
     CHECK(r.loaded.size() == 38);  // 5 embedding tensors + position_ids + 16 per layer
@@ -817,7 +817,7 @@ TEST_SUITE("pretrained") {
     }
   }
 
-  TEST_CASE("BERT: a random tiny BERT round-trips through safetensors bit for bit; blocks = embeddings + layers") {
+  TEST_CASE("BERT: a random tiny BERT round-trips through safetensors bit for bit, blocks = embeddings + layers") {
     torch::manual_seed(33);
     fx::BertModel a(tiny_bert().num_classes(5)), b(tiny_bert().num_classes(5));
     const std::string path = temp_path("bert-roundtrip.safetensors");
@@ -859,7 +859,7 @@ TEST_SUITE("pretrained") {
     CHECK(macs[1] == doctest::Approx(16.0 * (4 * 384.0 * 384 + 2 * 384.0 * 1536) + 2 * 16.0 * 16 * 384));
   }
 
-  TEST_CASE("BERT: forward_range carries the padding mask in the state; the activation cache's steps equal the plain ones") {
+  TEST_CASE("BERT: forward_range carries the padding mask in the state, the activation cache's steps equal the plain ones") {
     torch::manual_seed(7);
     fx::BertModel m(tiny_bert().num_classes(3));
     m->eval();
@@ -892,7 +892,7 @@ TEST_SUITE("pretrained") {
     CHECK(cache.stats().advanced == 6);
   }
 
-  TEST_CASE("BERT: load_bert refuses another BERT size, another vocabulary, a truncated file; the model is unchanged") {
+  TEST_CASE("BERT: load_bert refuses another BERT size, another vocabulary, a truncated file, the model is unchanged") {
     torch::manual_seed(5);
     fx::BertModel dst(tiny_bert());
     const Named before = snapshot(*dst);
@@ -950,7 +950,7 @@ TEST_SUITE("pretrained") {
   // them in the cache: every name and size, and two sentences' embeddings
   // against tests/data/minilm-l6-real-reference.safetensors (scripts/
   // minilm_reference.py --real: the same file through plain torch ops).
-  TEST_CASE("MiniLM-L6: the real weights load as they are; embeddings equal the Python reference") {
+  TEST_CASE("MiniLM-L6: the real weights load as they are, embeddings equal the Python reference") {
     const std::string path = fx::minilm_weights_path();
     if (!fs::exists(path)) {
       MESSAGE("skipped: no MiniLM-L6 weights at " << path

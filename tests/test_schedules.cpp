@@ -127,7 +127,7 @@ RateTrace trace_rates(const typename Ctl::Options& options, std::int64_t steps, 
 
 }  // namespace
 
-TEST_CASE("the quick start's composition anneals every rate and ends the run; Constant + Never "
+TEST_CASE("the quick start's composition anneals every rate and ends the run, Constant + Never "
           "keep the program's own") {
   const double lr = 2e-3;
   const std::int64_t steps = 60;
@@ -340,7 +340,7 @@ TEST_CASE("FreezeOut with t0 = 1 anneals every block over the whole run") {
   }
 }
 
-TEST_CASE("LayerWise (LR-LR): s_i = t_i^-p; p = 1 is Scaled, p = 0 is Unscaled") {
+TEST_CASE("LayerWise (LR-LR): s_i = t_i^-p, p = 1 is Scaled, p = 0 is Unscaled") {
   const auto ss = make_setup(6, 90, 9);
   fs::FreezeOut<frost::Cubic, frost::Scaled> scaled;
   fs::FreezeOut<frost::Cubic, frost::Unscaled> unscaled;

@@ -149,7 +149,7 @@ TEST_SUITE("token similarity") {
     CHECK(sim.acts.size() == want.size());
   }
 
-  TEST_CASE("TokenSimilarity: per-block history; rising then flat similarity") {
+  TEST_CASE("TokenSimilarity: per-block history, rising then flat similarity") {
     SUBCASE("per_block: each block's first comparison never freezes") {
       Sim sim(opts(History::per_block), 2);
       drive(sim, {0.9, 0.95, 0.95, 0.9, 0.99, 0.98});

@@ -1286,7 +1286,7 @@ TEST_CASE("train: the frontier: interpolation, envelope, and a strategy's place 
   CHECK(has(svg, "<title>freeze: vs frontier +1.00 [-5.35, +7.35] (95 %)</title>"));
 }
 
-TEST_CASE("train: the study: one seed has no side of the frontier; an interval on fewer seeds says so") {
+TEST_CASE("train: the study: one seed has no side of the frontier, an interval on fewer seeds says so") {
   using frost_train::RunResult;
   const auto run = completed_run;
   // One seed: at 25 s the frontier is 90 + (93 - 90) / 2 = 91.5; "same" is
@@ -1500,7 +1500,7 @@ TEST_CASE("train: peak memory: each run's CPU tensors count against its own mete
 }
 
 TEST_CASE("train: a batch whose loss is not finite is skipped before the criterion or the "
-          "optimizer sees it; the run completes, finite") {
+          "optimizer sees it, the run completes, finite") {
   const std::string data = fashion_mnist_dir();
   if (data.empty()) return;
   const std::string dir = temp_dir();
@@ -1645,7 +1645,7 @@ TEST_CASE("train: a real run counts its catch-up passes, the validation its earl
                     doctest::Contains(("cannot read " + dir + "/nothing/results.csv").c_str()));
 }
 
-TEST_CASE("train: effnet-lite0 fine-tunes from a weights file; frozen blocks keep their batch-norm "
+TEST_CASE("train: effnet-lite0 fine-tunes from a weights file, frozen blocks keep their batch-norm "
           "statistics") {
   // The effnet path of frost-train without the real ImageNet weights: a
   // randomly initialised EfficientNet-Lite0 of the file's shape (1000
@@ -1740,7 +1740,7 @@ TEST_CASE("train: effnet-lite0 fine-tunes from a weights file; frozen blocks kee
   CHECK(moved > 0);
 }
 
-TEST_CASE("train: the probe keeps the body bit for bit, batch-norm statistics included; LP-FT's "
+TEST_CASE("train: the probe keeps the body bit for bit, batch-norm statistics included, LP-FT's "
           "second phase trains it") {
   // issue 32: the probe and LP-FT arms (strategies.hpp) on a randomly
   // initialised EfficientNet-Lite0 (batch norm in every block) at 32x32:
